@@ -1,0 +1,343 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+// Hook tier "cgroup": for kernels without kprobes or BPF trampolines (the
+// development and CI machine among them; see shared/KERNELS.md).
+//
+//   cgroup_skb egress/ingress   the DNS bytes of every message, both ways,
+//                               attached at the cgroup v2 root
+//   cgroup sock_addr hooks      connect/sendmsg/recvmsg run in the socket
+//                               user's own context: they remember the owner
+//                               of each DNS socket by socket cookie
+//   tp_btf sched_process_*      the process table (common.h)
+//
+// Identity of a message:
+//   - UDP send: the cgroup egress hook runs synchronously inside sendmsg, so
+//     current is the sender.
+//   - TCP send and every receive: the socket cookie is looked up in
+//     sock_owner. In ingress, current is whoever was running when the packet
+//     arrived (on loopback: the sender), never the receiver.
+//   - A socket that received before its owner was known (a server bound
+//     before recording started) is announced with EV_OWNER from recvmsg, and
+//     user space attaches the owner to the messages it is holding.
+#include "common.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+// Wire headers, declared here rather than taken from vmlinux.h so that no
+// CO-RE relocation is applied to on-stack copies of packet bytes.
+struct wire_ip4 {
+	__u8 vihl;
+	__u8 tos;
+	__u16 tot_len;
+	__u16 id;
+	__u16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__u8 saddr[4];
+	__u8 daddr[4];
+};
+
+struct wire_ip6 {
+	__u32 vtcfl;
+	__u16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct wire_udp {
+	__u16 sport;
+	__u16 dport;
+	__u16 len;
+	__u16 check;
+};
+
+struct wire_tcp {
+	__u16 sport;
+	__u16 dport;
+	__u32 seq;
+	__u32 ack;
+	__u8 doff_res; // data offset in the high nibble
+	__u8 flags;
+	__u16 window;
+	__u16 check;
+	__u16 urg;
+};
+
+// pkt is what parse learns from the headers, kept on the stack until the
+// record's size class is known.
+struct pkt {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 poff; // payload offset from the network header
+	__u32 plen; // payload length
+	__u32 seq;
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+};
+
+// parse returns 1 if skb is DNS on one of our ports with a non-empty payload.
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	__u32 off;
+	__u8 l4;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct wire_ip4 ip;
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 0;
+		if ((ip.vihl >> 4) != 4 || (ip.vihl & 0xf) < 5)
+			return 0;
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return 0; // later fragments carry no ports
+		off = (ip.vihl & 0xf) * 4;
+		l4 = ip.protocol;
+		p->family = 4;
+		__builtin_memcpy(p->saddr, ip.saddr, 4);
+		__builtin_memcpy(p->daddr, ip.daddr, 4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct wire_ip6 ip6;
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 0;
+		off = sizeof(ip6);
+		l4 = ip6.nexthdr; // extension headers are not followed
+		p->family = 6;
+		__builtin_memcpy(p->saddr, ip6.saddr, 16);
+		__builtin_memcpy(p->daddr, ip6.daddr, 16);
+	} else {
+		return 0;
+	}
+
+	if (l4 == IPPROTO_UDP) {
+		struct wire_udp uh;
+		if (bpf_skb_load_bytes(skb, off, &uh, sizeof(uh)))
+			return 0;
+		p->sport = bpf_ntohs(uh.sport);
+		p->dport = bpf_ntohs(uh.dport);
+		p->poff = off + sizeof(uh);
+		__u32 ulen = bpf_ntohs(uh.len);
+		if (ulen <= sizeof(uh))
+			return 0;
+		p->plen = ulen - sizeof(uh);
+		p->seq = 0;
+	} else if (l4 == IPPROTO_TCP) {
+		struct wire_tcp th;
+		if (bpf_skb_load_bytes(skb, off, &th, sizeof(th)))
+			return 0;
+		p->sport = bpf_ntohs(th.sport);
+		p->dport = bpf_ntohs(th.dport);
+		p->poff = off + (th.doff_res >> 4) * 4;
+		// skb->len, not the IP length field: an egress GSO packet's
+		// header describes only its first segment.
+		if (skb->len <= p->poff)
+			return 0; // handshake, pure ACK, FIN
+		p->plen = skb->len - p->poff;
+		p->seq = bpf_ntohl(th.seq);
+	} else {
+		return 0;
+	}
+	p->proto = l4;
+	return is_dns_port(p->sport) || is_dns_port(p->dport);
+}
+
+// fill writes one DNS record in place: header, identity, cap payload bytes.
+static __always_inline void fill(struct __sk_buff *skb, struct pkt *p, __u8 dir,
+				 struct dns_event *ev, __u8 *data, __u64 cap, __u64 max)
+{
+	ev->kind = EV_DNS;
+	ev->dir = dir;
+	ev->proto = p->proto;
+	ev->family = p->family;
+	ev->flags = 0;
+	ev->_pad1 = 0;
+	ev->sport = p->sport;
+	ev->dport = p->dport;
+	ev->_pad2 = 0;
+	ev->orig_len = p->plen;
+	ev->tcp_seq = p->seq;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	ev->cookie = bpf_get_socket_cookie(skb);
+	__builtin_memcpy(ev->saddr, p->saddr, 16);
+	__builtin_memcpy(ev->daddr, p->daddr, 16);
+	ev->ifindex = skb->ifindex;
+	ev->_pad3 = 0;
+
+	if (dir == DIR_SEND && p->proto == IPPROTO_UDP) {
+		fill_ident(&ev->id);
+		ev->flags = F_IDENT | F_IDENT_CURRENT;
+		__u64 cookie = ev->cookie; // on the stack: one ring buffer argument per helper call
+		bpf_map_update_elem(&sock_owner, &cookie, &ev->id, BPF_ANY);
+	} else {
+		__u64 cookie = ev->cookie;
+		struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
+		if (o) {
+			__builtin_memcpy(&ev->id, o, sizeof(*o));
+			ev->flags = F_IDENT;
+		} else {
+			__builtin_memset(&ev->id, 0, sizeof(ev->id));
+		}
+	}
+
+	// Re-clamp after a barrier, in 64 bits: clang would otherwise reuse
+	// the unclamped register, or zero-extend it and lose the verifier's
+	// bounds, and the copy would look larger than the record.
+	barrier_var(cap);
+	if (cap > max)
+		cap = max;
+	if (cap == 0)
+		cap = 1;
+	if (bpf_skb_load_bytes(skb, p->poff, data, cap))
+		cap = 0;
+	ev->cap_len = cap;
+}
+
+// Records are reserved in three size classes, because bpf_ringbuf_reserve
+// takes only a constant size and most DNS messages are small.
+#define EMIT_CLASS(N)                                                              \
+	if (cap <= N) {                                                            \
+		struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + N, 0); \
+		if (!ev) {                                                         \
+			count_drop();                                              \
+			return;                                                    \
+		}                                                                  \
+		fill(skb, &p, dir, ev, (__u8 *)(ev + 1), cap, N);                  \
+		bpf_ringbuf_submit(ev, 0);                                         \
+		return;                                                            \
+	}
+
+static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
+{
+	struct pkt p = {};
+	if (!parse(skb, &p))
+		return;
+
+	__u64 cap = p.plen;
+	if (cap > snaplen)
+		cap = snaplen;
+	if (cap > MAX_SNAP)
+		cap = MAX_SNAP;
+	if (cap == 0)
+		cap = 1; // Go refuses --snaplen 0; keep the verifier's range non-empty
+	EMIT_CLASS(512)
+	EMIT_CLASS(2048)
+	EMIT_CLASS(MAX_SNAP)
+}
+
+SEC("cgroup_skb/egress")
+int dns_egress(struct __sk_buff *skb)
+{
+	capture(skb, DIR_SEND);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int dns_ingress(struct __sk_buff *skb)
+{
+	capture(skb, DIR_RECV);
+	return 1;
+}
+
+// remember_owner records current as the owner of ctx's socket, writing the
+// identity straight into the map value (it is too big for the BPF stack).
+// With announce set, an EV_OWNER record tells user space about a socket whose
+// owner was not known before, or changed, so that it can attribute the
+// received messages it is holding.
+static const struct ident zero_ident;
+
+static __always_inline void remember_owner(struct bpf_sock_addr *ctx, int announce)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
+	if (!o) {
+		bpf_map_update_elem(&sock_owner, &cookie, &zero_ident, BPF_NOEXIST);
+		o = bpf_map_lookup_elem(&sock_owner, &cookie);
+		if (!o)
+			return;
+	} else if (announce && o->pid == (bpf_get_current_pid_tgid() >> 32)) {
+		return;
+	}
+	fill_ident(o);
+	if (!announce)
+		return;
+
+	struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop();
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev) - sizeof(ev->id));
+	ev->kind = EV_OWNER;
+	ev->dir = DIR_RECV;
+	ev->flags = F_IDENT | F_IDENT_CURRENT;
+	ev->cookie = cookie;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	__builtin_memcpy(&ev->id, o, sizeof(*o));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline int dns_peer(struct bpf_sock_addr *ctx)
+{
+	return is_dns_port(bpf_ntohs((__u16)ctx->user_port));
+}
+
+SEC("cgroup/connect4")
+int dns_connect4(struct bpf_sock_addr *ctx)
+{
+	if (dns_peer(ctx))
+		remember_owner(ctx, 0);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int dns_connect6(struct bpf_sock_addr *ctx)
+{
+	if (dns_peer(ctx))
+		remember_owner(ctx, 0);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int dns_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	if (dns_peer(ctx))
+		remember_owner(ctx, 0);
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int dns_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	if (dns_peer(ctx))
+		remember_owner(ctx, 0);
+	return 1;
+}
+
+// recvmsg hooks run in the reader's context after a datagram was dequeued;
+// user_port is the datagram's source port.
+static __always_inline int dns_local(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	return sk && is_dns_port(sk->src_port);
+}
+
+SEC("cgroup/recvmsg4")
+int dns_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	if (dns_peer(ctx) || dns_local(ctx))
+		remember_owner(ctx, 1);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int dns_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	if (dns_peer(ctx) || dns_local(ctx))
+		remember_owner(ctx, 1);
+	return 1;
+}

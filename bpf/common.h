@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: GPL-2.0
+// Shared by every hook tier: the event layout that user space decodes, the
+// maps, process identity collection and the process-table programs
+// (sched_process_exec / sched_process_exit), which use tp_btf and therefore
+// run on every kernel dnsrec supports.
+//
+// Rules for the kernel side (see ../README.md, "Architecture"):
+//   - filter by port, copy the DNS bytes and the identity, count drops;
+//   - never parse DNS here: Go does that;
+//   - never block traffic: every cgroup program returns 1 (allow).
+#pragma once
+
+#include "headers/vmlinux.h"
+#include "headers/bpf_helpers.h"
+#include "headers/bpf_core_read.h"
+#include "headers/bpf_endian.h"
+#include "headers/bpf_tracing.h"
+
+char __license[] SEC("license") = "GPL";
+
+#define MAX_ANCESTORS 16   // parent chain depth kept per message
+#define MAX_PORTS 8        // DNS ports to capture (--port)
+#define MAX_SNAP 8192      // upper bound for --snaplen
+#define NAME_SLOT 128      // one exe path component, NUL included
+#define PATH_DEPTH 32      // components (and mount crossings) walked per exe path
+#define ARGS_MAX 2048      // argv bytes kept per exec
+
+// Event kinds: the first byte of every ring buffer record.
+enum event_kind {
+	EV_DNS = 1,   // struct dns_event + DNS payload
+	EV_EXEC = 2,  // struct exec_event + path components + argv
+	EV_EXIT = 3,  // struct exec_event, no data
+	EV_OWNER = 4, // struct dns_event, no payload: a socket's owner became known
+};
+
+// dns_event.flags
+enum dns_flags {
+	F_IDENT = 1,         // id holds the owning process
+	F_IDENT_CURRENT = 2, // id was read from current (process context), not from the socket map
+};
+
+enum direction {
+	DIR_SEND = 0,
+	DIR_RECV = 1,
+};
+
+struct ancestor {
+	__u64 start_ns; // start_boottime of the thread group leader
+	__u32 pid;      // tgid
+	char comm[16];  // comm of the thread group leader
+	__u32 _pad;
+};
+
+// Who a message belongs to. Read in the owner's own context, so it stays
+// true even if the process exits before user space sees the event.
+struct ident {
+	__u64 start_ns;  // start_boottime of the thread group leader
+	__u64 cgroup_id; // cgroup v2 id
+	__u32 pid;       // tgid
+	__u32 tid;
+	__u32 uid;
+	__u32 gid;
+	__u32 mntns;
+	__u32 netns;
+	__u32 pidns;
+	__u32 nspid; // pid inside the process's own pid namespace
+	char comm[16]; // thread comm
+	__u32 depth;   // valid entries in anc
+	__u32 _pad;
+	struct ancestor anc[MAX_ANCESTORS];
+};
+
+struct dns_event {
+	__u8 kind;
+	__u8 dir;
+	__u8 proto;  // IPPROTO_UDP or IPPROTO_TCP
+	__u8 family; // 4 or 6
+	__u8 flags;
+	__u8 _pad1;
+	__u16 sport; // host byte order
+	__u16 dport;
+	__u16 _pad2;
+	__u32 orig_len; // transport payload length
+	__u32 cap_len;  // payload bytes that follow this header
+	__u32 tcp_seq;  // TCP sequence number of the first payload byte
+	__u64 boot_ns;
+	__u64 cookie;   // socket cookie
+	__u8 saddr[16]; // IPv4 in the first 4 bytes
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u32 _pad3;
+	struct ident id;
+};
+
+struct exec_event {
+	__u8 kind;
+	__u8 flags; // 1: path truncated, 2: argv truncated
+	__u16 path_len; // exe path slots used
+	__u16 args_len;
+	__u16 _pad;
+	__u32 pid;
+	__u32 ppid;
+	__u64 boot_ns;
+	__u64 start_ns;
+	__u64 pstart_ns;
+	__u64 cgroup_id;
+	__u32 uid;
+	__u32 gid;
+	char comm[16];
+};
+
+// An exec record: header, argv (args_len bytes at data[0]), then the exe
+// path's components (path_len slots of NAME_SLOT bytes at data[ARGS_MAX]).
+struct exec_record {
+	struct exec_event ev;
+	__u8 data[ARGS_MAX + PATH_DEPTH * NAME_SLOT];
+};
+
+// Records are reserved in the ring buffer and filled in place. A per-CPU
+// scratch map would be smaller to write but is not safe: a preemptible
+// process-context program and a softirq ingress program can share a CPU.
+
+// Set from Go through CollectionSpec.Variables before load.
+volatile const __u16 dns_ports[MAX_PORTS] = {53};
+volatile const __u32 snaplen = 4096;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); // resized from Go (--ringbuf-size)
+} events SEC(".maps");
+
+// Ring buffer records that could not be written, per CPU.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ringbuf_drops SEC(".maps");
+
+// Socket cookie -> the process that last used the socket for DNS in its own
+// context. This is how a received message finds its receiver: in cgroup_skb
+// ingress, current is whoever happened to be running.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ident);
+} sock_owner SEC(".maps");
+
+static __always_inline void count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&ringbuf_drops, &zero);
+	if (n)
+		*n += 1; // per-CPU slot: no atomics needed
+}
+
+static __always_inline int is_dns_port(__u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++) {
+		if (dns_ports[i] != 0 && dns_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u64 leader_start(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, group_leader, start_boottime);
+}
+
+// fill_ident describes the current task. Only call it where current is the
+// process that owns the traffic (process-context hooks).
+static __always_inline void fill_ident(struct ident *id)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(t, group_leader);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	id->pid = pid_tgid >> 32;
+	id->tid = (__u32)pid_tgid;
+	id->uid = BPF_CORE_READ(t, cred, uid.val);
+	id->gid = BPF_CORE_READ(t, cred, gid.val);
+	id->start_ns = BPF_CORE_READ(leader, start_boottime);
+	id->cgroup_id = bpf_get_current_cgroup_id();
+	id->mntns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+	id->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
+	BPF_CORE_READ_STR_INTO(&id->comm, t, comm);
+
+	// The pid namespace the process lives in is the last level of its
+	// struct pid; numbers[level].nr is its pid as seen from inside.
+	struct pid *p = BPF_CORE_READ(leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(p, level);
+	struct upid up = {};
+	bpf_probe_read_kernel(&up, sizeof(up), &p->numbers[level & 31]);
+	id->nspid = up.nr;
+	id->pidns = BPF_CORE_READ(up.ns, ns.inum);
+
+	struct task_struct *cur = leader;
+	__u32 depth = 0;
+	for (int i = 0; i < MAX_ANCESTORS; i++) {
+		struct task_struct *parent = BPF_CORE_READ(cur, real_parent);
+		if (!parent)
+			break;
+		struct task_struct *pl = BPF_CORE_READ(parent, group_leader);
+		__u32 ppid = BPF_CORE_READ(pl, tgid);
+		if (ppid == 0 || pl == cur)
+			break;
+		id->anc[i].pid = ppid;
+		id->anc[i].start_ns = BPF_CORE_READ(pl, start_boottime);
+		BPF_CORE_READ_STR_INTO(&id->anc[i].comm, pl, comm);
+		depth = i + 1;
+		if (ppid == 1)
+			break;
+		cur = pl;
+	}
+	id->depth = depth;
+}
+
+// exe_path writes the components of f's path leaf first into fixed slots of
+// NAME_SLOT bytes (NUL-terminated; an empty slot marks a mount crossing) and
+// returns how many slots it used; user space reverses them. Fixed slots keep
+// every offset constant, which lets the verifier prune the loop: a running
+// offset made it explore past its 1M-instruction budget. bpf_d_path would
+// be simpler but is only allowed in a few fentry/LSM attach points.
+static __always_inline __u32 exe_path(struct file *f, __u8 *buf, __u8 *flags)
+{
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *mnt = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+
+	for (int i = 0; i < PATH_DEPTH; i++) {
+		__u8 *slot = &buf[i * NAME_SLOT];
+		slot[0] = 0;
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		struct dentry *root = BPF_CORE_READ(vm, mnt_root);
+		if (d == root || d == parent) {
+			struct mount *pm = BPF_CORE_READ(mnt, mnt_parent);
+			if (d != root || pm == mnt)
+				return i; // reached the real root
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = pm;
+			vm = (struct vfsmount *)((void *)pm + bpf_core_field_offset(struct mount, mnt));
+			continue;
+		}
+		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		if (bpf_probe_read_kernel_str(slot, NAME_SLOT, name) == NAME_SLOT)
+			*flags |= 1; // component longer than a slot: cut
+		d = parent;
+	}
+	*flags |= 1;
+	return PATH_DEPTH;
+}
+
+static __always_inline void exec_header(struct exec_event *ev, struct task_struct *t, __u8 kind)
+{
+	struct task_struct *leader = BPF_CORE_READ(t, group_leader);
+	struct task_struct *parent = BPF_CORE_READ(leader, real_parent, group_leader);
+	ev->kind = kind;
+	ev->flags = 0;
+	ev->path_len = 0;
+	ev->args_len = 0;
+	ev->_pad = 0;
+	ev->pid = BPF_CORE_READ(leader, tgid);
+	ev->ppid = BPF_CORE_READ(parent, tgid);
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	ev->start_ns = BPF_CORE_READ(leader, start_boottime);
+	ev->pstart_ns = BPF_CORE_READ(parent, start_boottime);
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->uid = BPF_CORE_READ(t, cred, uid.val);
+	ev->gid = BPF_CORE_READ(t, cred, gid.val);
+	BPF_CORE_READ_STR_INTO(&ev->comm, leader, comm);
+}
+
+// Every exec, so that a process that resolves a name and exits at once still
+// has its exe path and argv: they are captured here, in the kernel, before
+// the process can disappear.
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct exec_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_drop();
+		return 0;
+	}
+	exec_header(&r->ev, p, EV_EXEC);
+
+	// argv first, at a fixed offset, so that both copies have constant
+	// bounds the verifier can follow: data = argv[ARGS_MAX] path[...].
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u32 alen = 0;
+	if (end > start) {
+		unsigned long n = end - start;
+		if (n > ARGS_MAX) {
+			n = ARGS_MAX;
+			r->ev.flags |= 2;
+		}
+		alen = n;
+		// The new image's argument pages were just written by exec, so
+		// they are resident and a non-faulting read succeeds.
+		if (bpf_probe_read_user(r->data, alen, (void *)start) != 0)
+			alen = 0;
+	}
+	r->ev.path_len = exe_path(BPF_CORE_READ(bprm, file), &r->data[ARGS_MAX], &r->ev.flags);
+	r->ev.args_len = alen;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	// One event per process, when its thread group leader exits.
+	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+		return 0;
+	struct exec_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop();
+		return 0;
+	}
+	exec_header(ev, p, EV_EXIT);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+// Referenced so that the types reach BTF and bpf2go can emit Go twins.
+const struct dns_event *unused_dns_event __attribute__((unused));
+const struct exec_event *unused_exec_event __attribute__((unused));

@@ -1,0 +1,208 @@
+//go:build linux
+
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// Tier names a set of hook points. See doc.go.
+type Tier string
+
+// Tiers, best first.
+const (
+	TierCgroup Tier = "cgroup"
+)
+
+// Tiers lists every tier this build knows, best first.
+var Tiers = []Tier{TierCgroup}
+
+// Config is what the kernel programs are told before they are loaded.
+type Config struct {
+	// Ports are the DNS ports to capture; at most MaxPorts.
+	Ports []uint16
+	// Snaplen is the most payload bytes kept per message, 1..MaxSnaplen.
+	Snaplen uint32
+	// RingBytes is the ring buffer size: a power of two, at least a page.
+	RingBytes uint32
+}
+
+// Validate reports a configuration the programs cannot take.
+func (c Config) Validate() error {
+	if len(c.Ports) == 0 || len(c.Ports) > MaxPorts {
+		return fmt.Errorf("between 1 and %d ports can be captured, got %d", MaxPorts, len(c.Ports))
+	}
+	for _, p := range c.Ports {
+		if p == 0 {
+			return errors.New("port 0 cannot be captured")
+		}
+	}
+	if c.Snaplen == 0 || c.Snaplen > MaxSnaplen {
+		return fmt.Errorf("snaplen must be 1..%d, got %d", MaxSnaplen, c.Snaplen)
+	}
+	page := uint32(os.Getpagesize())
+	if c.RingBytes < page || c.RingBytes&(c.RingBytes-1) != 0 {
+		return fmt.Errorf("ring buffer size must be a power of two of at least %d bytes, got %d", page, c.RingBytes)
+	}
+	return nil
+}
+
+// Capture is a loaded and attached tier.
+type Capture struct {
+	// Tier is the tier that is running.
+	Tier Tier
+	// Events is the ring buffer every record arrives on.
+	Events *ebpf.Map
+
+	drops   *ebpf.Map
+	coll    *ebpf.Collection
+	links   []link.Link
+	cleanup func() error
+}
+
+// Open loads tier with cfg and attaches all of its programs. On any failure
+// it releases what it had already set up.
+func Open(tier Tier, cfg Config) (c *Capture, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock limit: %w", err)
+	}
+	var spec *ebpf.CollectionSpec
+	switch tier {
+	case TierCgroup:
+		spec, err = loadCgroup()
+	default:
+		return nil, fmt.Errorf("unknown hook tier %q", tier)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s tier objects: %w", tier, err)
+	}
+	if err := configure(spec, cfg); err != nil {
+		return nil, fmt.Errorf("configure %s tier: %w", tier, err)
+	}
+
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			// The full log is what a user will send us.
+			return nil, fmt.Errorf("load %s tier: verifier rejected a program: %+v", tier, ve)
+		}
+		return nil, fmt.Errorf("load %s tier: %w", tier, err)
+	}
+	c = &Capture{Tier: tier, Events: coll.Maps["events"], drops: coll.Maps["ringbuf_drops"], coll: coll}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.Close())
+			c = nil
+		}
+	}()
+
+	switch tier {
+	case TierCgroup:
+		err = c.attachCgroupTier(spec)
+	}
+	return c, err
+}
+
+func configure(spec *ebpf.CollectionSpec, cfg Config) error {
+	var ports [MaxPorts]uint16
+	copy(ports[:], cfg.Ports)
+	if err := spec.Variables["dns_ports"].Set(ports); err != nil {
+		return fmt.Errorf("set ports: %w", err)
+	}
+	if err := spec.Variables["snaplen"].Set(cfg.Snaplen); err != nil {
+		return fmt.Errorf("set snaplen: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = cfg.RingBytes
+	return nil
+}
+
+// attachTracing attaches the process-table programs every tier shares.
+func (c *Capture) attachTracing() error {
+	for _, name := range []string{"on_exec", "on_exit"} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: c.coll.Programs[name]})
+		if err != nil {
+			return fmt.Errorf("attach %s (tp_btf): %w", name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return nil
+}
+
+func (c *Capture) attachCgroupTier(spec *ebpf.CollectionSpec) error {
+	if err := c.attachTracing(); err != nil {
+		return err
+	}
+	root, cleanup, err := CgroupV2Root()
+	if err != nil {
+		return err
+	}
+	c.cleanup = cleanup
+	// Owner-tracking hooks before the packet hooks, so that the first
+	// packets already find their sockets' owners.
+	for _, name := range []string{
+		"dns_connect4", "dns_connect6", "dns_sendmsg4", "dns_sendmsg6",
+		"dns_recvmsg4", "dns_recvmsg6", "dns_egress", "dns_ingress",
+	} {
+		l, err := link.AttachCgroup(link.CgroupOptions{
+			Path:    root,
+			Attach:  spec.Programs[name].AttachType,
+			Program: c.coll.Programs[name],
+		})
+		if err != nil {
+			return fmt.Errorf("attach %s to cgroup %s: %w", name, root, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return nil
+}
+
+// Drops returns the ring buffer records the kernel could not write, summed
+// over CPUs.
+func (c *Capture) Drops() (uint64, error) {
+	var perCPU []uint64
+	if err := c.drops.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read drop counters: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Detach removes every hook, so no new records arrive; the ring buffer and
+// counters stay readable until Close.
+func (c *Capture) Detach() error {
+	var errs []error
+	for i := len(c.links) - 1; i >= 0; i-- {
+		if err := c.links[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach: %w", err))
+		}
+	}
+	c.links = nil
+	return errors.Join(errs...)
+}
+
+// Close detaches and releases everything.
+func (c *Capture) Close() error {
+	errs := []error{c.Detach()}
+	if c.coll != nil {
+		c.coll.Close()
+		c.coll = nil
+	}
+	if c.cleanup != nil {
+		errs = append(errs, c.cleanup())
+		c.cleanup = nil
+	}
+	return errors.Join(errs...)
+}
