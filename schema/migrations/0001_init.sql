@@ -34,7 +34,7 @@ CREATE TABLE processes (
     parent_id    INTEGER REFERENCES processes(id),
     comm         TEXT,
     exe          TEXT,                        -- absolute path of the executable, NULL if unknown
-    argv         TEXT,                        -- arguments, NUL-separated as in /proc/PID/cmdline
+    argv         TEXT,                        -- arguments as a JSON array of strings, e.g. ["dig","evil.com"]
     uid          INTEGER,
     gid          INTEGER,
     cgroup_id    INTEGER,

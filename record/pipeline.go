@@ -1,0 +1,512 @@
+//go:build linux
+
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/dnsrec/dnsrec/bpf"
+)
+
+// Options configure one recording.
+type Options struct {
+	Output    string   // evidence file to create
+	Force     bool     // replace an existing output file
+	Hook      bpf.Tier // hook tier to load
+	Ports     []uint16 // DNS ports; 53 if empty
+	Snaplen   uint32   // payload bytes kept per message
+	RingBytes uint32   // ring buffer size
+
+	// A batch is committed after BatchSize messages or BatchInterval,
+	// whichever comes first.
+	BatchSize     int
+	BatchInterval time.Duration
+	// OwnerWait is how long a received message whose socket owner is not
+	// yet known is held for its owner to show itself (see bpf/cgroup.c).
+	OwnerWait time.Duration
+
+	Version string // dnsrec version, for the sessions row
+	Cmdline string // how the recorder was invoked
+
+	Logger *slog.Logger
+	// Started, if set, is called once capture is running.
+	Started func(Started)
+}
+
+// Started describes a running capture.
+type Started struct {
+	Output string
+	Hook   bpf.Tier
+	Ports  []uint16
+}
+
+// Defaults for Options' zero values.
+const (
+	DefaultSnaplen       = 4096
+	DefaultRingBytes     = 16 << 20
+	DefaultBatchSize     = 1000
+	DefaultBatchInterval = 200 * time.Millisecond
+	DefaultOwnerWait     = time.Second
+)
+
+func (o *Options) setDefaults() {
+	if len(o.Ports) == 0 {
+		o.Ports = []uint16{53}
+	}
+	if o.Snaplen == 0 {
+		o.Snaplen = DefaultSnaplen
+	}
+	if o.RingBytes == 0 {
+		o.RingBytes = DefaultRingBytes
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.BatchInterval <= 0 {
+		o.BatchInterval = DefaultBatchInterval
+	}
+	if o.OwnerWait <= 0 {
+		o.OwnerWait = DefaultOwnerWait
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Hook == "" {
+		o.Hook = bpf.TierCgroup
+	}
+}
+
+// Run records until ctx is cancelled, then detaches, drains the ring buffer,
+// commits and closes the file. Everything committed before an error stays in
+// the file.
+func Run(ctx context.Context, opts Options) (sum Summary, err error) {
+	opts.setDefaults()
+	cfg := bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes}
+	if err := cfg.Validate(); err != nil {
+		return sum, err
+	}
+	store, err := Create(ctx, opts.Output, opts.Force)
+	if err != nil {
+		return sum, err
+	}
+	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}}
+	p.anchorWall, p.anchorBoot = clockAnchor()
+
+	capture, err := bpf.Open(opts.Hook, cfg)
+	if err != nil {
+		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		os.Remove(opts.Output) // nothing was recorded: leave no empty evidence behind
+		return sum, errors.Join(err, ferr)
+	}
+	p.capture = capture
+	defer func() { err = errors.Join(err, capture.Close()) }()
+
+	if err := store.BeginSession(ctx, p.session()); err != nil {
+		return sum, err
+	}
+	rd, err := ringbuf.NewReader(capture.Events)
+	if err != nil {
+		return sum, fmt.Errorf("open ring buffer: %w", err)
+	}
+	defer rd.Close()
+
+	if err := p.procs.scan(); err != nil {
+		opts.Logger.Warn("process scan failed; processes started before recording lack exe and argv", "err", err)
+	}
+
+	events := make(chan any, 4096)
+	go p.read(rd, events)
+	if opts.Started != nil {
+		opts.Started(Started{Output: opts.Output, Hook: capture.Tier, Ports: opts.Ports})
+	}
+	runErr := p.loop(ctx, rd, events)
+	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	return sum, errors.Join(runErr, finErr)
+}
+
+type streamKey struct {
+	cookie uint64
+	dir    uint8
+}
+
+type pending struct {
+	pkt      *Packet
+	deadline time.Time
+}
+
+type pipeline struct {
+	opts       Options
+	store      *Store
+	capture    *bpf.Capture
+	procs      *procTable
+	streams    map[streamKey]*tcpStream
+	held       []pending // received packets waiting for their socket's owner
+	anchorWall int64
+	anchorBoot int64
+
+	decodeErrors atomic.Uint64
+	unattributed uint64
+	lastLoss     Loss
+	batched      int
+	lastBootNs   uint64
+}
+
+// read is the one goroutine on the ring buffer. It copies each record out of
+// the reused Record, decodes it and hands it on; it ends after a Flush has
+// returned everything that was in the ring, or when the reader is closed.
+func (p *pipeline) read(rd *ringbuf.Reader, out chan<- any) {
+	defer close(out)
+	var rec ringbuf.Record
+	for {
+		err := rd.ReadInto(&rec)
+		if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrClosed) {
+			return
+		}
+		if err != nil {
+			p.decodeErrors.Add(1)
+			p.opts.Logger.Error("read ring buffer", "err", err)
+			continue
+		}
+		ev, err := Decode(slices.Clone(rec.RawSample))
+		if err != nil {
+			p.decodeErrors.Add(1)
+			p.opts.Logger.Debug("undecodable record", "err", err)
+			continue
+		}
+		out <- ev
+	}
+}
+
+func (p *pipeline) loop(ctx context.Context, rd *ringbuf.Reader, events <-chan any) error {
+	tick := time.NewTicker(p.opts.BatchInterval)
+	defer tick.Stop()
+	done := ctx.Done()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				// Drained: attribute what is still held, as far as known.
+				p.releaseHeld(time.Time{}, true)
+				return p.commit(ctx)
+			}
+			if err := p.handle(ctx, ev); err != nil {
+				return p.fail(err)
+			}
+			if p.batched >= p.opts.BatchSize {
+				if err := p.commit(ctx); err != nil {
+					return p.fail(err)
+				}
+			}
+		case <-tick.C:
+			if err := p.releaseHeld(time.Now(), false); err != nil {
+				return p.fail(err)
+			}
+			if err := p.commit(ctx); err != nil {
+				return p.fail(err)
+			}
+			if p.lastBootNs > uint64(time.Minute) {
+				p.procs.evict(p.lastBootNs - uint64(time.Minute))
+			}
+			p.evictStreams()
+		case <-done:
+			// Stop: detach so nothing new arrives, then drain what the
+			// kernel already wrote. Flush makes the reader return every
+			// record still in the ring and then end.
+			done = nil
+			if err := p.capture.Detach(); err != nil {
+				p.opts.Logger.Warn("detach", "err", err)
+			}
+			if err := rd.Flush(); err != nil {
+				return p.fail(fmt.Errorf("flush ring buffer: %w", err))
+			}
+		}
+	}
+}
+
+// fail abandons the current batch; earlier batches are already committed.
+func (p *pipeline) fail(err error) error {
+	p.store.Rollback()
+	if p.capture != nil {
+		p.capture.Detach()
+	}
+	return err
+}
+
+func (p *pipeline) commit(ctx context.Context) error {
+	loss := Loss{DecodeErrors: p.decodeErrors.Load(), Unattributed: p.unattributed}
+	if n, err := p.capture.Drops(); err == nil {
+		loss.RingbufDrops = n
+	}
+	if loss != p.lastLoss {
+		if err := p.store.InsertLoss(ctx, time.Now().UnixNano(), loss); err != nil {
+			return err
+		}
+		p.lastLoss = loss
+	}
+	p.batched = 0
+	return p.store.Commit()
+}
+
+func (p *pipeline) handle(ctx context.Context, ev any) error {
+	switch e := ev.(type) {
+	case *Exec:
+		p.lastBootNs = max(p.lastBootNs, e.BootNs)
+		if !e.Exit {
+			p.procs.exec(e)
+			return nil
+		}
+		if info := p.procs.exit(e); info != nil && info.dbID != 0 {
+			return p.store.SetExit(ctx, info.dbID, p.wall(e.BootNs))
+		}
+		return nil
+	case *Packet:
+		p.lastBootNs = max(p.lastBootNs, e.BootNs)
+		if e.Kind == bpf.EventOwner {
+			return p.owner(ctx, e.Cookie, e.Ident)
+		}
+		if e.Ident == nil && e.Cookie != 0 {
+			p.held = append(p.held, pending{e, time.Now().Add(p.opts.OwnerWait)})
+			return nil
+		}
+		if e.Ident != nil && p.isHeld(e.Cookie) {
+			if err := p.owner(ctx, e.Cookie, e.Ident); err != nil {
+				return err
+			}
+		}
+		return p.packet(ctx, e)
+	}
+	return fmt.Errorf("unexpected event %T", ev)
+}
+
+func (p *pipeline) isHeld(cookie uint64) bool {
+	for _, h := range p.held {
+		if h.pkt.Cookie == cookie {
+			return true
+		}
+	}
+	return false
+}
+
+// owner attributes held packets of a socket whose owner became known.
+func (p *pipeline) owner(ctx context.Context, cookie uint64, id *Identity) error {
+	keep := p.held[:0]
+	var errs []error
+	for _, h := range p.held {
+		if h.pkt.Cookie != cookie {
+			keep = append(keep, h)
+			continue
+		}
+		h.pkt.Ident = id
+		errs = append(errs, p.packet(ctx, h.pkt))
+	}
+	clear(p.held[len(keep):])
+	p.held = keep
+	return errors.Join(errs...)
+}
+
+// releaseHeld writes held packets whose wait is over (all of them if all is
+// set) without an owner.
+func (p *pipeline) releaseHeld(now time.Time, all bool) error {
+	keep := p.held[:0]
+	var errs []error
+	for _, h := range p.held {
+		if !all && h.deadline.After(now) {
+			keep = append(keep, h)
+			continue
+		}
+		errs = append(errs, p.packet(context.Background(), h.pkt))
+	}
+	clear(p.held[len(keep):])
+	p.held = keep
+	return errors.Join(errs...)
+}
+
+func (p *pipeline) evictStreams() {
+	cutoff := p.lastBootNs - min(p.lastBootNs, uint64(time.Minute))
+	for k, s := range p.streams {
+		if s.lastNs < cutoff {
+			delete(p.streams, k)
+		}
+	}
+}
+
+// packet turns a datagram into a message, or a segment into the messages it
+// completes, and writes them.
+func (p *pipeline) packet(ctx context.Context, pkt *Packet) error {
+	if !pkt.TCP {
+		return p.message(ctx, pkt, pkt.Payload, int(pkt.OrigLen))
+	}
+	k := streamKey{pkt.Cookie, pkt.Dir}
+	s := p.streams[k]
+	if s == nil {
+		s = &tcpStream{}
+		p.streams[k] = s
+	}
+	for _, m := range s.add(pkt.TCPSeq, pkt.Payload, int(pkt.OrigLen), pkt.BootNs) {
+		if err := p.message(ctx, pkt, m.Raw, m.OrigLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen int) error {
+	m := &MsgRow{
+		BootNs:  int64(pkt.BootNs),
+		TsNs:    p.wall(pkt.BootNs),
+		Proto:   "udp",
+		Src:     pkt.Src.Addr().Unmap().String(),
+		Sport:   pkt.Src.Port(),
+		Dst:     pkt.Dst.Addr().Unmap().String(),
+		Dport:   pkt.Dst.Port(),
+		Cookie:  pkt.Cookie,
+		Ident:   pkt.Ident,
+		DNS:     ParseDNS(raw),
+		OrigLen: origLen,
+		Raw:     raw,
+	}
+	if pkt.TCP {
+		m.Proto = "tcp"
+	}
+	send := pkt.Dir == bpf.DirSend
+	m.Direction = map[bool]string{true: "send", false: "recv"}[send]
+	m.Role = p.role(send, pkt, m.DNS.QR)
+	if pkt.Ident == nil {
+		p.unattributed++
+	} else {
+		id, err := p.processID(ctx, pkt.Ident)
+		if err != nil {
+			return err
+		}
+		m.ProcessID = &id
+	}
+	p.batched++
+	return p.store.InsertMessage(ctx, m)
+}
+
+// role: a process that sends queries or receives responses is a client.
+// When the header could not be read, the ports decide: the side whose local
+// port is a DNS port (and the remote one is not) is the server.
+func (p *pipeline) role(send bool, pkt *Packet, qr *bool) string {
+	if qr != nil {
+		if send == !*qr {
+			return "client"
+		}
+		return "server"
+	}
+	local, remote := pkt.Dst.Port(), pkt.Src.Port()
+	if send {
+		local, remote = remote, local
+	}
+	if slices.Contains(p.opts.Ports, local) && !slices.Contains(p.opts.Ports, remote) {
+		return "server"
+	}
+	return "client"
+}
+
+// processID writes the process and its ancestors (top first, so each row
+// can point at its parent) and returns the process's row id.
+func (p *pipeline) processID(ctx context.Context, id *Identity) (int64, error) {
+	var parentID *int64
+	var parentKey *procKey
+	for i := len(id.Ancestors) - 1; i >= -1; i-- {
+		pid, start, comm := id.PID, id.StartNs, id.Comm
+		if i >= 0 {
+			a := id.Ancestors[i]
+			pid, start, comm = a.PID, a.StartNs, a.Comm
+		}
+		info := p.procs.resolve(pid, start, comm, parentKey)
+		if info.dbID == 0 {
+			row := &ProcRow{
+				PID: pid, StartTicks: info.key.ticks, ExecBootNs: info.execBootNs,
+				ParentID: parentID, Comm: info.comm, Exe: info.exe, Argv: info.argv,
+				UID: info.uid, GID: info.gid, CgroupID: info.cgroup, Source: info.source,
+			}
+			if i < 0 && row.UID == nil {
+				row.UID, row.GID = &id.UID, &id.GID
+				row.CgroupID = &id.CgroupID
+			}
+			if info.parent != nil {
+				row.PPID = &info.parent.pid
+			}
+			if info.exitBootNs != 0 {
+				row.ExitNs = ptr(p.wall(info.exitBootNs))
+			}
+			dbID, err := p.store.InsertProcess(ctx, row)
+			if err != nil {
+				return 0, err
+			}
+			info.dbID = dbID
+		}
+		parentID = &info.dbID
+		parentKey = &info.key
+	}
+	return *parentID, nil
+}
+
+func (p *pipeline) wall(bootNs uint64) int64 {
+	return p.anchorWall + (int64(bootNs) - p.anchorBoot)
+}
+
+func (p *pipeline) session() Session {
+	host, _ := os.Hostname()
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	ports := make([]string, len(p.opts.Ports))
+	for i, port := range p.opts.Ports {
+		ports[i] = strconv.Itoa(int(port))
+	}
+	return Session{
+		Hostname:     host,
+		MachineID:    readTrim("/etc/machine-id"),
+		BootID:       readTrim("/proc/sys/kernel/random/boot_id"),
+		Kernel:       unix.ByteSliceToString(uts.Release[:]),
+		Version:      p.opts.Version,
+		Cmdline:      p.opts.Cmdline,
+		Hook:         string(p.capture.Tier),
+		Ports:        strings.Join(ports, ","),
+		Snaplen:      p.opts.Snaplen,
+		StartedNs:    time.Now().UnixNano(),
+		AnchorWallNs: p.anchorWall,
+		AnchorBootNs: p.anchorBoot,
+	}
+}
+
+func readTrim(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// clockAnchor reads CLOCK_REALTIME and CLOCK_BOOTTIME as close together as
+// it can (the pair from the tightest of a few tries): kernel timestamps are
+// boot-clock, reports are wall-clock.
+func clockAnchor() (wall, boot int64) {
+	best := int64(-1)
+	for range 5 {
+		var b unix.Timespec
+		t0 := time.Now()
+		unix.ClockGettime(unix.CLOCK_BOOTTIME, &b)
+		t1 := time.Now()
+		if d := t1.Sub(t0).Nanoseconds(); best < 0 || d < best {
+			best = d
+			wall = t0.UnixNano() + d/2
+			boot = b.Nano()
+		}
+	}
+	return wall, boot
+}

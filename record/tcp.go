@@ -1,0 +1,90 @@
+package record
+
+import "encoding/binary"
+
+// tcpStream reassembles DNS messages from one direction of one TCP
+// connection: each message is preceded by a 2-byte length (RFC 1035 4.2.2).
+// One segment may carry several messages and one message may span several
+// segments.
+type tcpStream struct {
+	next    uint32 // sequence number of the next expected byte
+	started bool
+	skip    int // bytes still to skip of a message that was cut at snaplen
+	buf     []byte
+	lastNs  uint64
+}
+
+// tcpMessage is a reassembled message: Raw may be shorter than OrigLen when
+// part of it was not captured.
+type tcpMessage struct {
+	Raw     []byte
+	OrigLen int
+}
+
+// maxTCPBuffer bounds what is held for one stream: one maximal message.
+const maxTCPBuffer = 2 + 65535
+
+// add feeds one segment: payload holds the captured bytes, origLen the
+// segment's length on the wire. It returns the messages the segment completed.
+func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) []tcpMessage {
+	s.lastNs = bootNs
+	if s.started {
+		d := int32(seq - s.next) // wraps correctly around 2^32
+		switch {
+		case d < 0 && int(-d) >= origLen:
+			return nil // retransmission of bytes already seen
+		case d < 0:
+			cut := int(-d)
+			origLen -= cut
+			if cut >= len(payload) {
+				payload = nil
+			} else {
+				payload = payload[cut:]
+			}
+			seq = s.next
+		case d > 0:
+			// A gap: bytes were lost. Drop the partial message and
+			// assume the next message starts here.
+			s.buf, s.skip = nil, 0
+		}
+	}
+	s.started = true
+	s.next = seq + uint32(origLen)
+
+	missing := origLen - len(payload) // cut at snaplen, at the segment's end
+	if s.skip > 0 {
+		n := min(s.skip, len(payload))
+		payload, s.skip = payload[n:], s.skip-n
+	}
+	s.buf = append(s.buf, payload...)
+
+	var out []tcpMessage
+	for len(s.buf) >= 2 {
+		l := int(binary.BigEndian.Uint16(s.buf))
+		if len(s.buf) < 2+l {
+			break
+		}
+		out = append(out, tcpMessage{Raw: clone(s.buf[2 : 2+l]), OrigLen: l})
+		s.buf = s.buf[2+l:]
+	}
+	if missing > 0 {
+		// The rest of this segment was not captured: whatever message is
+		// in progress is stored as far as we have it, and its remaining
+		// bytes are skipped when (if) the next segment continues it.
+		if len(s.buf) >= 2 {
+			l := int(binary.BigEndian.Uint16(s.buf))
+			out = append(out, tcpMessage{Raw: clone(s.buf[2:]), OrigLen: l})
+			s.skip = max(0, 2+l-len(s.buf)-missing)
+		}
+		s.buf = nil
+	}
+	if len(s.buf) > maxTCPBuffer {
+		s.buf = nil
+	}
+	if len(s.buf) == 0 {
+		s.buf = nil // let a long-lived stream's buffer go
+	}
+	return out
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
