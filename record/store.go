@@ -25,9 +25,9 @@ import (
 // Session is the sessions row of one recording.
 type Session struct {
 	Hostname, MachineID, BootID, Kernel, Version, Cmdline, Hook string
-	Ports                                                      string
-	Snaplen                                                    uint32
-	StartedNs, AnchorWallNs, AnchorBootNs                      int64
+	Ports                                                       string
+	Snaplen                                                     uint32
+	StartedNs, AnchorWallNs, AnchorBootNs                       int64
 }
 
 // ProcRow is one process image, written when a message first refers to it.
@@ -383,7 +383,7 @@ func fileSHA256(path string) (string, int64, error) {
 // explainFull adds what a full disk means for the evidence.
 func explainFull(err error) error {
 	var coded interface{ Code() int } // *sqlite.Error
-	const sqliteFull = 13                // SQLITE_FULL; extended codes keep it in the low byte
+	const sqliteFull = 13             // SQLITE_FULL; extended codes keep it in the low byte
 	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.As(err, &coded) && coded.Code()&0xff == sqliteFull) {
 		return fmt.Errorf("%w: the disk is full; everything committed before this batch is intact", err)
 	}

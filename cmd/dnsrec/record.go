@@ -105,4 +105,3 @@ func pickTier(name string) (bpf.Tier, error) {
 	}
 	return "", fmt.Errorf("--hook %q: unknown tier (want auto, %s)", name, tierNames())
 }
-
