@@ -88,7 +88,7 @@ func main() {
 		"VMTEST=1",
 		"VMTEST_KERNEL=" + release,
 	}, env...)
-	logf("booted in %.1fs (guest clock), running %s %q", time.Since(start).Seconds(), testBin, args)
+	logf("kernel up %s, init took %.2fs; running %s %q", uptime(), time.Since(start).Seconds(), testBin, args)
 	code := 0
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
@@ -108,6 +108,19 @@ func main() {
 	finish(id, code)
 }
 
+// uptime is the guest's time since boot, from /proc/uptime.
+func uptime() string {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0] + "s"
+}
+
 func okStr(ok bool) string {
 	if ok {
 		return "ok"
@@ -119,6 +132,7 @@ func okStr(ok bool) string {
 func finish(id string, code int) {
 	// Leading newline: the marker must start a line even if the test's last
 	// output line had none.
+	logf("test finished, kernel up %s", uptime())
 	fmt.Printf("\nVMTEST-RESULT: exit=%d id=%s\n", code, id)
 	_ = os.Stdout.Sync()
 	unix.Sync()

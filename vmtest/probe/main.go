@@ -462,11 +462,13 @@ func helperChecks() {
 			detail := "loads"
 			if err == nil {
 				p.Close()
+			} else {
+				detail = shortErr(err)
 			}
 			if h.fn != 0 {
 				detail += "; features.HaveProgramHelper: " + errStr(features.HaveProgramHelper(cx.typ, h.fn))
 			}
-			record("helper/"+cx.label, h.name, err, detail)
+			results = append(results, result{section: "helper/" + cx.label, name: h.name, ok: err == nil, detail: detail})
 		}
 	}
 }
