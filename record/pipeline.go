@@ -189,10 +189,12 @@ func (p *pipeline) read(rd *ringbuf.Reader, out chan<- any) {
 	}
 }
 
-func (p *pipeline) loop(ctx context.Context, rd *ringbuf.Reader, events <-chan any) error {
+func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan any) error {
 	tick := time.NewTicker(p.opts.BatchInterval)
 	defer tick.Stop()
-	done := ctx.Done()
+	done := stop.Done()
+	// Writes must outlive the stop signal: draining is the point of it.
+	ctx := context.WithoutCancel(stop)
 	for {
 		select {
 		case ev, ok := <-events:
