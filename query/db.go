@@ -1,0 +1,191 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/dnsrec/dnsrec/schema"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrNoFile means an evidence file named on the command line does not exist.
+// Open checks for it itself: SQLite would otherwise report a vaguer error, or,
+// with a careless DSN, create an empty database where the evidence should be.
+var ErrNoFile = errors.New("no such file")
+
+// ErrWALUnreadable means the file has a -wal beside it that SQLite cannot
+// read without creating or writing its -shm, typically because the directory
+// is read-only. Falling back to immutable mode would silently ignore every
+// transaction still in the -wal, so Open refuses instead.
+var ErrWALUnreadable = errors.New("has a -wal file that cannot be read in this directory without writing its -shm; copy the .db and its -wal into a writable directory")
+
+// DB is a set of evidence files opened read-only, one per recorded host.
+// Queries run against every file and merge their rows.
+type DB struct {
+	files []*file
+}
+
+// file is one opened evidence file.
+type file struct {
+	path      string // as the user gave it, for messages
+	db        *sql.DB
+	immutable bool // opened with immutable=1: no -wal, and mode=ro alone could not open it
+}
+
+// Open opens the evidence files at paths read-only and checks that each is a
+// dnsrec database this build understands. On error nothing stays open.
+func Open(ctx context.Context, paths []string) (_ *DB, err error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no database given")
+	}
+	d := &DB{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.Close())
+		}
+	}()
+	seen := make([]os.FileInfo, 0, len(paths))
+	for _, p := range paths {
+		fi, err := stat(p)
+		if err != nil {
+			return nil, err
+		}
+		// The same file twice would double every count without any hint.
+		for i, prev := range seen {
+			if os.SameFile(fi, prev) {
+				return nil, fmt.Errorf("open %s: same file as %s, given twice", p, paths[i])
+			}
+		}
+		seen = append(seen, fi)
+		f, err := openFile(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		d.files = append(d.files, f)
+	}
+	return d, nil
+}
+
+// Close closes every file.
+func (d *DB) Close() error {
+	var errs []error
+	for _, f := range d.files {
+		if err := f.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", f.path, err))
+		}
+	}
+	d.files = nil
+	return errors.Join(errs...)
+}
+
+// Paths returns the files in the order they were given to Open.
+func (d *DB) Paths() []string {
+	ps := make([]string, len(d.files))
+	for i, f := range d.files {
+		ps[i] = f.path
+	}
+	return ps
+}
+
+func stat(path string) (os.FileInfo, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("open %s: %w", path, ErrNoFile)
+	case err != nil:
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	case fi.IsDir():
+		return nil, fmt.Errorf("open %s: is a directory", path)
+	}
+	return fi, nil
+}
+
+// dsn builds a SQLite URI for path. The path is made absolute and
+// percent-encoded, so that '?', '#', '%' and spaces in a file name are part of
+// the name and not URI syntax; an absolute path also keeps a name starting
+// with "//" from being read as a URI authority.
+func dsn(path string, immutable bool) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	if filepath.VolumeName(abs) != "" { // Windows: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	q := "?mode=ro"
+	if immutable {
+		q += "&immutable=1"
+	}
+	return u.String() + q, nil
+}
+
+func openFile(ctx context.Context, path string) (*file, error) {
+	f, err := openMode(ctx, path, false)
+	if err == nil {
+		return f, nil
+	}
+	// mode=ro fails on a WAL-mode file when SQLite can create neither the
+	// -wal nor the -shm (read-only directory or file system). immutable=1
+	// skips locking and the WAL altogether, which is exact when there is no
+	// -wal, and wrong when there is one: its transactions would be ignored.
+	if !retryImmutable(err) {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if _, werr := os.Lstat(path + "-wal"); !errors.Is(werr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: %w (%w)", path, ErrWALUnreadable, err)
+	}
+	f, ierr := openMode(ctx, path, true)
+	if ierr != nil {
+		return nil, fmt.Errorf("open %s: %w", path, errors.Join(err, fmt.Errorf("immutable: %w", ierr)))
+	}
+	return f, nil
+}
+
+// retryImmutable tells whether a mode=ro failure is one that immutable mode
+// can get around: SQLite could not open or create a file beside the database.
+// Anything else (not a database, foreign schema) would fail the same way.
+func retryImmutable(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // primary result code; extended codes add detail in the high bits
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY:
+		return true
+	}
+	return false
+}
+
+func openMode(ctx context.Context, path string, immutable bool) (_ *file, err error) {
+	name, err := dsn(path, immutable)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, db.Close())
+		}
+	}()
+	// schema.Check is the first statement, so it also surfaces open errors
+	// (sql.Open itself connects lazily).
+	if err := schema.Check(ctx, db); err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_NOTADB {
+			return nil, fmt.Errorf("%w: not an SQLite file", schema.ErrForeign)
+		}
+		return nil, err
+	}
+	return &file{path: path, db: db, immutable: immutable}, nil
+}

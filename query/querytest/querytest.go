@@ -1,0 +1,176 @@
+package querytest
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/schema"
+	_ "modernc.org/sqlite" // the "sqlite" driver
+)
+
+// Builder writes one evidence file.
+type Builder struct {
+	tb   testing.TB
+	DB   *sql.DB
+	Path string
+}
+
+// New creates a migrated evidence file at path, in WAL mode like a recording.
+// The file is closed at the end of the test if the test has not closed it.
+func New(tb testing.TB, path string) *Builder {
+	tb.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// A file: URI, so that test paths with '?' or '#' are taken literally.
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs}).String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // one writer, as in the recorder
+	b := &Builder{tb: tb, DB: db, Path: path}
+	tb.Cleanup(func() { db.Close() })
+	b.Exec("PRAGMA journal_mode = WAL")
+	if err := schema.Migrate(context.Background(), db); err != nil {
+		tb.Fatalf("migrate %s: %v", path, err)
+	}
+	return b
+}
+
+// Close closes the file. With a single connection, SQLite checkpoints and
+// removes the -wal, leaving one self-contained file as `dnsrec record` does.
+func (b *Builder) Close() {
+	b.tb.Helper()
+	if err := b.DB.Close(); err != nil {
+		b.tb.Fatalf("close %s: %v", b.Path, err)
+	}
+}
+
+// Exec runs one statement and returns the last insert id.
+func (b *Builder) Exec(query string, args ...any) int64 {
+	b.tb.Helper()
+	res, err := b.DB.Exec(query, args...)
+	if err != nil {
+		b.tb.Fatalf("%s: %v", query, err)
+	}
+	id, _ := res.LastInsertId()
+	return id
+}
+
+// Session adds a recording session on host, started at start.
+func (b *Builder) Session(host string, start time.Time) int64 {
+	b.tb.Helper()
+	return b.Exec(`INSERT INTO sessions (hostname, machine_id, boot_id, kernel, version, cmdline,
+		hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
+		VALUES (?, 'machine-'||?, 'boot-'||?, '6.1.0', 'test', 'dnsrec record -o case.db',
+		'cgroup', '53', 1500, ?, ?, 0)`,
+		host, host, host, start.UnixNano(), start.UnixNano())
+}
+
+// Process is a row of the processes table. Zero Parent, Exe, Comm and UID
+// are stored as NULL.
+type Process struct {
+	Session int64
+	PID     int64
+	Parent  int64 // processes.id of the parent
+	Comm    string
+	Exe     string
+	UID     *int64
+}
+
+// UID returns a pointer for Process.UID and Message.UID.
+func UID(u int64) *int64 { return &u }
+
+// Process adds a process and returns its id.
+func (b *Builder) Process(p Process) int64 {
+	b.tb.Helper()
+	return b.Exec(`INSERT INTO processes (session_id, boot_id, pid, start_ticks, parent_id, comm, exe, uid, source)
+		VALUES (?, 'boot', ?, (SELECT count(*) FROM processes), ?, ?, ?, ?, 'exec')`,
+		p.Session, p.PID, null(p.Parent), null(p.Comm), null(p.Exe), p.UID)
+}
+
+// SetParent changes a process's parent, for chains that a single pass of
+// Process cannot build (cycles).
+func (b *Builder) SetParent(id, parent int64) {
+	b.tb.Helper()
+	b.Exec(`UPDATE processes SET parent_id = ? WHERE id = ?`, parent, id)
+}
+
+// Answer is a resource record of a response.
+type Answer struct {
+	Section string // "" is "answer"
+	Name    string
+	Type    int
+	Data    string
+}
+
+// Message is a row of the messages table with the columns queries read.
+type Message struct {
+	Session   int64
+	Process   int64 // processes.id; 0 stores NULL (owner not identified)
+	PID       int64
+	Comm      string
+	UID       *int64
+	TS        time.Time
+	Direction string // send or recv
+	Role      string // client or server; "" is client
+	Response  bool   // qr=1
+	QName     string // presentation form; normalized and reversed here
+	QType     int    // 0 is A
+	Answers   []Answer
+}
+
+// Message adds a message and its answers and returns its id.
+func (b *Builder) Message(m Message) int64 {
+	b.tb.Helper()
+	if m.Role == "" {
+		m.Role = "client"
+	}
+	if m.QType == 0 {
+		m.QType = 1
+	}
+	qr := 0
+	if m.Response {
+		qr = 1
+	}
+	saddr, sport, daddr, dport := "10.0.0.5", 40000, "10.0.0.1", 53
+	if m.Direction == "recv" {
+		saddr, sport, daddr, dport = daddr, dport, saddr, sport
+	}
+	qname := schema.NormalizeName(m.QName)
+	id := b.Exec(`INSERT INTO messages (session_id, ts_ns, boot_ns, direction, role, proto,
+		saddr, sport, daddr, dport, process_id, pid, tid, uid, comm, dns_id, qr, opcode, rcode,
+		qname, qname_rev, qtype, qclass, ancount, orig_len, raw)
+		VALUES (?, ?, ?, ?, ?, 'udp', ?, ?, ?, ?, ?, ?, ?, ?, ?, 4242, ?, 0, 0, ?, ?, ?, 1, ?, 32, x'00')`,
+		m.Session, m.TS.UnixNano(), m.TS.UnixNano(), m.Direction, m.Role,
+		saddr, sport, daddr, dport, null(m.Process), m.PID, m.PID, m.UID, null(m.Comm), qr,
+		qname, schema.ReverseName(qname), m.QType, len(m.Answers))
+	for _, a := range m.Answers {
+		if a.Section == "" {
+			a.Section = "answer"
+		}
+		if a.Name == "" {
+			a.Name = qname
+		}
+		if a.Type == 0 {
+			a.Type = 1
+		}
+		b.Exec(`INSERT INTO answers (message_id, section, name, type, class, ttl, data) VALUES (?, ?, ?, ?, 1, 300, ?)`,
+			id, a.Section, a.Name, a.Type, a.Data)
+	}
+	return id
+}
+
+// null turns zero values into SQL NULL.
+func null[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
+}

@@ -1,0 +1,332 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dnsrec/dnsrec/schema"
+)
+
+// WhoResolvedOptions refines WhoResolved.
+type WhoResolvedOptions struct {
+	// Exact matches NAME only. By default NAME's subdomains match too.
+	Exact bool
+}
+
+// WhoResolvedColumns are the column names of WhoResolvedTable, in order: the
+// CSV header and the JSON keys.
+var WhoResolvedColumns = []string{
+	"qname", "pid", "comm", "exe", "uid", "ancestry",
+	"first_seen", "last_seen", "count", "answers", "host",
+}
+
+// WhoResolvedRow is one process that looked up one name: the client side of
+// the DNS traffic for that name, as that process saw it.
+type WhoResolvedRow struct {
+	QName string // the name asked for, as recorded (lowercase, no trailing dot)
+	// PID, Comm, Exe and UID identify the process. Exe is "" when unknown,
+	// and always for a message whose process could not be identified, which
+	// is then grouped by the pid and comm the message carried.
+	PID  sql.Null[int64]
+	Comm string
+	Exe  string
+	UID  sql.Null[int64]
+	// Ancestry is the parent chain, direct parent first.
+	Ancestry  Ancestry
+	FirstSeen time.Time // first client message (query or response) of this process for QName
+	LastSeen  time.Time // last one
+	Count     int64     // queries the process sent for QName
+	// Answers are the distinct answer-section data of the responses the
+	// process received for QName, in the order they were first seen.
+	Answers []string
+	Host    string // sessions.hostname of the recording
+}
+
+// Ancestor is one process in a parent chain.
+type Ancestor struct {
+	PID  int64
+	Comm string
+}
+
+// Ancestry is a parent chain, nearest first.
+type Ancestry []Ancestor
+
+// String renders the chain as "sh(812) > sshd(640) > systemd(1)". An unknown
+// comm shows as "?".
+func (a Ancestry) String() string {
+	parts := make([]string, len(a))
+	for i, p := range a {
+		c := p.Comm
+		if c == "" {
+			c = "?"
+		}
+		parts[i] = c + "(" + strconv.FormatInt(p.PID, 10) + ")"
+	}
+	return strings.Join(parts, " > ")
+}
+
+// maxAncestry bounds the parent walk. Real chains are short; a corrupt or
+// hostile file may hold a cycle.
+const maxAncestry = 64
+
+// WhoResolvedTable converts rows for Write.
+func WhoResolvedTable(rows []WhoResolvedRow) *Table {
+	t := &Table{Columns: WhoResolvedColumns, Rows: make([][]any, len(rows))}
+	for i, r := range rows {
+		t.Rows[i] = []any{
+			r.QName, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullInt(r.UID),
+			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, r.Host,
+		}
+	}
+	return t
+}
+
+func nullInt(n sql.Null[int64]) any {
+	if !n.Valid {
+		return nil
+	}
+	return n.V
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Name matching, on the reversed-label column so that SQLite answers from the
+// messages_qname_rev index: "evil.com" is "com.evil", its subdomains are
+// "com.evil.*", which sort in ["com.evil.", "com.evil/") because '/' follows
+// '.' in ASCII. A plain prefix range would also catch "evil-x.com"
+// ("com.evil-x"), and LIKE could not use the index.
+const (
+	matchSubdomains = `(m.qname_rev = ?1 OR (m.qname_rev >= ?2 AND m.qname_rev < ?3))`
+	matchExact      = `m.qname_rev = ?1`
+)
+
+// Messages of a process that is not identified (process_id NULL) are grouped
+// by the pid and comm they carry instead; for identified ones those two
+// columns are NULL in the key, so a thread renaming itself does not split
+// a process into several rows.
+const groupKey = `m.session_id, m.process_id,
+	CASE WHEN m.process_id IS NULL THEN m.pid END,
+	CASE WHEN m.process_id IS NULL THEN m.comm END,
+	coalesce(m.qname, '')`
+
+// whoResolvedSQL aggregates the client-side messages per (process, qname).
+// Only role='client' counts: a local resolver answering others is not the
+// process that wanted the name. Process columns fall back to what the
+// messages carried when the process row is missing or incomplete.
+const whoResolvedSQL = `
+SELECT g.session_id, g.process_id, g.gpid, g.gcomm, g.qname,
+       g.first_ns, g.last_ns, g.queries,
+       coalesce(p.pid, g.mpid), coalesce(p.comm, g.mcomm), coalesce(p.exe, ''),
+       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, '')
+FROM (
+	SELECT m.session_id, m.process_id,
+	       CASE WHEN m.process_id IS NULL THEN m.pid END AS gpid,
+	       CASE WHEN m.process_id IS NULL THEN m.comm END AS gcomm,
+	       coalesce(m.qname, '') AS qname,
+	       min(m.ts_ns) AS first_ns, max(m.ts_ns) AS last_ns,
+	       coalesce(sum(m.qr = 0 AND m.direction = 'send'), 0) AS queries,
+	       min(m.pid) AS mpid, min(m.comm) AS mcomm, min(m.uid) AS muid
+	FROM messages m
+	WHERE %s AND m.role = 'client'
+	GROUP BY ` + groupKey + `
+) g
+LEFT JOIN processes p ON p.id = g.process_id
+LEFT JOIN sessions s ON s.id = g.session_id`
+
+// whoResolvedAnswersSQL lists the distinct answer data per (process, qname),
+// with when each was first received, so that the caller can keep first-seen
+// order. Authority and additional records are not answers to the question.
+const whoResolvedAnswersSQL = `
+SELECT ` + groupKey + `, a.data, min(m.ts_ns) AS first_ns, min(a.id) AS first_id
+FROM messages m JOIN answers a ON a.message_id = m.id
+WHERE %s AND m.role = 'client' AND m.qr = 1 AND m.direction = 'recv' AND a.section = 'answer'
+GROUP BY ` + groupKey + `, a.data
+ORDER BY first_ns, first_id`
+
+type whoKey struct {
+	session int64
+	process sql.NullInt64
+	pid     sql.NullInt64
+	comm    sql.NullString
+	qname   string
+}
+
+// WhoResolved lists the processes that looked up name (and, unless
+// opts.Exact, its subdomains), one row per process and queried name, across
+// every file, ordered by first_seen.
+func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptions) ([]WhoResolvedRow, error) {
+	norm := schema.NormalizeName(name)
+	if norm == "" {
+		// Every name is a subdomain of the root; that is a timeline, not a question.
+		return nil, errors.New("who-resolved: empty name")
+	}
+	rev := schema.ReverseName(norm)
+	where, args := matchSubdomains, []any{rev, rev + ".", rev + "/"}
+	if opts.Exact {
+		where, args = matchExact, []any{rev}
+	}
+	var rows []WhoResolvedRow
+	for _, f := range d.files {
+		rs, err := f.whoResolved(ctx, where, args)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		rows = append(rows, rs...)
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := &rows[i], &rows[j]
+		if !a.FirstSeen.Equal(b.FirstSeen) {
+			return a.FirstSeen.Before(b.FirstSeen)
+		}
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		if a.QName != b.QName {
+			return a.QName < b.QName
+		}
+		if a.PID.V != b.PID.V {
+			return a.PID.V < b.PID.V
+		}
+		return a.Comm < b.Comm
+	})
+	return rows, nil
+}
+
+func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]WhoResolvedRow, error) {
+	answers, err := f.whoResolvedAnswers(ctx, where, args)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoResolvedSQL, where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("who-resolved: %w", err)
+	}
+	defer rs.Close()
+	var (
+		rows    []WhoResolvedRow
+		parents []sql.NullInt64
+	)
+	for rs.Next() {
+		var (
+			k                whoKey
+			r                WhoResolvedRow
+			firstNS, lastNS  int64
+			pid, uid, parent sql.NullInt64
+			comm             sql.NullString
+		)
+		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
+			&firstNS, &lastNS, &r.Count,
+			&pid, &comm, &r.Exe, &uid, &parent, &r.Host); err != nil {
+			return nil, fmt.Errorf("who-resolved: %w", err)
+		}
+		r.QName = k.qname
+		r.PID = sql.Null[int64]{V: pid.Int64, Valid: pid.Valid}
+		r.UID = sql.Null[int64]{V: uid.Int64, Valid: uid.Valid}
+		r.Comm = comm.String
+		r.FirstSeen = time.Unix(0, firstNS).UTC()
+		r.LastSeen = time.Unix(0, lastNS).UTC()
+		r.Answers = answers[k]
+		rows = append(rows, r)
+		parents = append(parents, parent)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("who-resolved: %w", err)
+	}
+	// The walk runs after the result set is closed: it needs a connection of
+	// its own, and holding two would be pointless for a read-only scan.
+	rs.Close()
+	w, err := f.newAncestryWalker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	for i := range rows {
+		if rows[i].Ancestry, err = w.walk(ctx, parents[i]); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+func (f *file) whoResolvedAnswers(ctx context.Context, where string, args []any) (map[whoKey][]string, error) {
+	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoResolvedAnswersSQL, where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("who-resolved answers: %w", err)
+	}
+	defer rs.Close()
+	answers := make(map[whoKey][]string)
+	for rs.Next() {
+		var (
+			k         whoKey
+			data      string
+			first, id int64
+		)
+		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &data, &first, &id); err != nil {
+			return nil, fmt.Errorf("who-resolved answers: %w", err)
+		}
+		answers[k] = append(answers[k], data)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("who-resolved answers: %w", err)
+	}
+	return answers, nil
+}
+
+// ancestryWalker follows processes.parent_id, caching rows: the processes of
+// one query usually share most of their ancestors.
+type ancestryWalker struct {
+	stmt  *sql.Stmt
+	cache map[int64]procLink
+}
+
+type procLink struct {
+	pid    sql.NullInt64
+	comm   sql.NullString
+	parent sql.NullInt64
+}
+
+func (f *file) newAncestryWalker(ctx context.Context) (*ancestryWalker, error) {
+	stmt, err := f.db.PrepareContext(ctx, `SELECT pid, comm, parent_id FROM processes WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("ancestry: %w", err)
+	}
+	return &ancestryWalker{stmt: stmt, cache: make(map[int64]procLink)}, nil
+}
+
+func (w *ancestryWalker) close() { w.stmt.Close() }
+
+// walk returns the chain starting at process id (the direct parent of the
+// process the row is about). It stops at a NULL or dangling parent, at a
+// process already in the chain, or after maxAncestry hops.
+func (w *ancestryWalker) walk(ctx context.Context, id sql.NullInt64) (Ancestry, error) {
+	var chain Ancestry
+	seen := make(map[int64]bool)
+	for hops := 0; id.Valid && hops < maxAncestry && !seen[id.Int64]; hops++ {
+		seen[id.Int64] = true
+		p, ok := w.cache[id.Int64]
+		if !ok {
+			err := w.stmt.QueryRowContext(ctx, id.Int64).Scan(&p.pid, &p.comm, &p.parent)
+			if errors.Is(err, sql.ErrNoRows) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("ancestry of process %d: %w", id.Int64, err)
+			}
+			w.cache[id.Int64] = p
+		}
+		chain = append(chain, Ancestor{PID: p.pid.Int64, Comm: p.comm.String})
+		id = p.parent
+	}
+	return chain, nil
+}
