@@ -1,0 +1,174 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/query/querytest"
+)
+
+func TestWriteCells(t *testing.T) {
+	ts := time.Date(2024, 3, 1, 13, 0, 0, 5, time.FixedZone("CET", 3600))
+	tbl := &Table{
+		Columns: []string{"s", "n", "t", "list", "null", "empty"},
+		Rows: [][]any{
+			{"a,b \"c\"", int64(-7), ts, []string{"x", "y"}, nil, []string{}},
+			{"<&>", 3, time.Unix(0, 0), []string(nil), nil, ""},
+		},
+	}
+	want := map[Format]string{
+		FormatTable: "" +
+			"S        N   T                               LIST  NULL  EMPTY\n" +
+			"a,b \"c\"  -7  2024-03-01T12:00:00.000000005Z  x;y   -     -\n" +
+			"<&>      3   1970-01-01T00:00:00.000000000Z  -     -     \n",
+		FormatCSV: "" +
+			"s,n,t,list,null,empty\n" +
+			"\"a,b \"\"c\"\"\",-7,2024-03-01T12:00:00.000000005Z,x;y,,\n" +
+			"<&>,3,1970-01-01T00:00:00.000000000Z,,,\n",
+		FormatJSON: "" +
+			"[\n" +
+			`{"s":"a,b \"c\"","n":-7,"t":"2024-03-01T12:00:00.000000005Z","list":["x","y"],"null":null,"empty":[]},` + "\n" +
+			`{"s":"<&>","n":3,"t":"1970-01-01T00:00:00.000000000Z","list":[],"null":null,"empty":""}` + "\n" +
+			"]\n",
+		FormatJSONL: "" +
+			`{"s":"a,b \"c\"","n":-7,"t":"2024-03-01T12:00:00.000000005Z","list":["x","y"],"null":null,"empty":[]}` + "\n" +
+			`{"s":"<&>","n":3,"t":"1970-01-01T00:00:00.000000000Z","list":[],"null":null,"empty":""}` + "\n",
+	}
+	for _, f := range Formats {
+		t.Run(string(f), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Write(&buf, f, tbl); err != nil {
+				t.Fatal(err)
+			}
+			if buf.String() != want[f] {
+				t.Errorf("got\n%s\nwant\n%s", buf.String(), want[f])
+			}
+		})
+	}
+}
+
+// TestTableSanitizes checks that names chosen by an attacker cannot drive
+// the analyst's terminal or break the columns; CSV and JSON keep them exact.
+func TestTableSanitizes(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"curl", "curl"},
+		{"évil 名前", "évil 名前"},
+		{"\x1b[2J\x1b]0;pwned\a", `\x1b[2J\x1b]0;pwned\a`},
+		{"a\tb\nc\rd", `a\tb\nc\rd`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"zero\u200bwidth", `zero\u200bwidth`},
+	}
+	for _, tt := range tests {
+		if got := sanitize(tt.in); got != tt.want {
+			t.Errorf("sanitize(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, FormatTable, &Table{Columns: []string{"comm"}, Rows: [][]any{{"\x1b[31mred"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(buf.String(), 0x1b) {
+		t.Errorf("table output contains an escape: %q", buf.String())
+	}
+	buf.Reset()
+	if err := Write(&buf, FormatCSV, &Table{Columns: []string{"comm"}, Rows: [][]any{{"\x1b[31mred"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "\x1b[31mred") {
+		t.Errorf("csv output altered the value: %q", buf.String())
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	pipe, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	defer w.Close()
+	tests := []struct {
+		in   string
+		out  io.Writer
+		want Format
+		err  bool
+	}{
+		{"table", w, FormatTable, false},
+		{"csv", w, FormatCSV, false},
+		{"json", w, FormatJSON, false},
+		{"jsonl", w, FormatJSONL, false},
+		{"", w, FormatCSV, false},               // a pipe is not a terminal
+		{"", &bytes.Buffer{}, FormatCSV, false}, // nor is a buffer
+		{"xml", w, "", true},
+		{"CSV", w, "", true},
+	}
+	for _, tt := range tests {
+		got, err := ParseFormat(tt.in, tt.out)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseFormat(%q, %T) = %q, %v; want %q, error %v", tt.in, tt.out, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestDSN(t *testing.T) {
+	tests := []struct{ path, want string }{
+		{"/ev/case.db", "file:///ev/case.db?mode=ro"},
+		{"/ev/a b?c#d%e.db", "file:///ev/a%20b%3Fc%23d%25e.db?mode=ro"},
+		{"//host/share.db", "file:///host/share.db?mode=ro"}, // never an authority
+	}
+	for _, tt := range tests {
+		got, err := dsn(tt.path, false)
+		if err != nil || got != tt.want {
+			t.Errorf("dsn(%q) = %q, %v; want %q", tt.path, got, err, tt.want)
+		}
+	}
+	if got, _ := dsn("/ev/case.db", true); got != "file:///ev/case.db?mode=ro&immutable=1" {
+		t.Errorf("immutable dsn = %q", got)
+	}
+}
+
+// TestWhoResolvedUsesIndex guards the speed promise: who-resolved must be
+// answered from messages_qname_rev, never by scanning messages.
+func TestWhoResolvedUsesIndex(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "case.db")
+	b := querytest.New(t, p)
+	querytest.Incident(b, "web01")
+	b.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{whoResolvedSQL, whoResolvedAnswersSQL} {
+		for _, where := range []string{matchSubdomains, matchExact} {
+			args := []any{"com.evil", "com.evil.", "com.evil/"}
+			if where == matchExact {
+				args = args[:1]
+			}
+			rs, err := db.files[0].db.Query("EXPLAIN QUERY PLAN "+fmt.Sprintf(q, where), args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rs.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			rs.Close()
+			text := strings.Join(plan, "\n")
+			if !strings.Contains(text, "USING INDEX messages_qname_rev") || strings.Contains(text, "SCAN m") {
+				t.Errorf("plan does not use messages_qname_rev:\n%s", text)
+			}
+		}
+	}
+}

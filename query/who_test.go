@@ -1,0 +1,208 @@
+package query_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/querytest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// incident builds querytest.Incident for host into dir/name, closed as the
+// recorder leaves it, and returns its path.
+func incident(t testing.TB, dir, name, host string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	b := querytest.New(t, p)
+	querytest.Incident(b, host)
+	b.Close()
+	return p
+}
+
+func secondHost(t testing.TB, dir, name, host string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	b := querytest.New(t, p)
+	querytest.SecondHost(b, host)
+	b.Close()
+	return p
+}
+
+func open(t testing.TB, paths ...string) *query.DB {
+	t.Helper()
+	db, err := query.Open(context.Background(), paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+// summary is one row in a form that a test case can spell out.
+func summary(r query.WhoResolvedRow) string {
+	pid := "?"
+	if r.PID.Valid {
+		pid = fmt.Sprint(r.PID.V)
+	}
+	uid := "?"
+	if r.UID.Valid {
+		uid = fmt.Sprint(r.UID.V)
+	}
+	return fmt.Sprintf("%s %s %s(%s) uid=%s exe=%s n=%d [%s] < %s",
+		r.Host, r.QName, r.Comm, pid, uid, r.Exe, r.Count, strings.Join(r.Answers, " "), r.Ancestry)
+}
+
+var (
+	curlWWW = "web01 www.evil.com curl(901) uid=1000 exe=/usr/bin/curl n=3 " +
+		"[cdn.evil.com 203.0.113.7 203.0.113.8 2001:db8::7 203.0.113.9] < sh(812) > sshd(640) > systemd(1)"
+	pyAPI     = "web01 api.evil.com python3(950) uid=1000 exe=/usr/bin/python3.11 n=1 [] < sh(812) > sshd(640) > systemd(1)"
+	nc        = "web01 c2.evil.com nc(4242) uid=0 exe= n=1 [192.0.2.66] < "
+	beacon    = "web01 beacon.evil.com evil(2000) uid=33 exe= n=1 [] < spawner(2001) > evil(2000)"
+	curlApex  = "web01 evil.com curl(901) uid=1000 exe=/usr/bin/curl n=1 [203.0.113.1] < sh(812) > sshd(640) > systemd(1)"
+	wget      = "db02 www.evil.com wget(77) uid=0 exe=/usr/bin/wget n=1 [203.0.113.7] < bash(70) > systemd(1)"
+	pyNotEvil = "web01 notevil.com python3(950) uid=1000 exe=/usr/bin/python3.11 n=1 [198.51.100.1] < sh(812) > sshd(640) > systemd(1)"
+)
+
+func TestWhoResolved(t *testing.T) {
+	dir := t.TempDir()
+	one := incident(t, dir, "web01.db", "web01")
+	two := secondHost(t, dir, "db02.db", "db02")
+	tests := []struct {
+		name  string
+		files []string
+		query string
+		exact bool
+		want  []string
+	}{
+		{
+			name: "subdomains, in first-seen order", files: []string{one}, query: "evil.com",
+			// notevil.com, evil-x.com and evil.com.example.net do not match;
+			// dnsmasq answering as a server does not count.
+			want: []string{curlWWW, pyAPI, nc, beacon, curlApex},
+		},
+		{name: "exact", files: []string{one}, query: "evil.com", exact: true, want: []string{curlApex}},
+		{name: "exact subdomain", files: []string{one}, query: "www.evil.com", exact: true, want: []string{curlWWW}},
+		{name: "case and trailing dot", files: []string{one}, query: "WWW.Evil.COM.", want: []string{curlWWW}},
+		{name: "suffix that is not a label boundary", files: []string{one}, query: "vil.com", want: nil},
+		{name: "notevil.com only", files: []string{one}, query: "notevil.com", want: []string{pyNotEvil}},
+		{name: "tld", files: []string{one}, query: "net", want: []string{
+			"web01 evil.com.example.net python3(950) uid=1000 exe=/usr/bin/python3.11 n=1 [] < sh(812) > sshd(640) > systemd(1)"}},
+		{name: "no match", files: []string{one}, query: "example.org", want: nil},
+		{
+			name: "two hosts merge by time", files: []string{one, two}, query: "www.evil.com",
+			want: []string{curlWWW, wget},
+		},
+		{
+			name: "two hosts, order of files does not matter", files: []string{two, one}, query: "evil.com",
+			want: []string{curlWWW, wget, pyAPI, nc, beacon, curlApex},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := open(t, tt.files...)
+			rows, err := db.WhoResolved(context.Background(), tt.query, query.WhoResolvedOptions{Exact: tt.exact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rows {
+				got = append(got, summary(r))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+			}
+		})
+	}
+}
+
+func TestWhoResolvedTimes(t *testing.T) {
+	db := open(t, incident(t, t.TempDir(), "case.db", "web01"))
+	rows, err := db.WhoResolved(context.Background(), "www.evil.com", query.WhoResolvedOptions{Exact: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("got %d rows, want 1", len(rows))
+	}
+	// First query at +1s; last message is the response to the thread's
+	// lookup at +5.020s.
+	if got, want := rows[0].FirstSeen, querytest.At(1e9); !got.Equal(want) {
+		t.Errorf("first_seen %v, want %v", got, want)
+	}
+	if got, want := rows[0].LastSeen, querytest.At(5020e6); !got.Equal(want) {
+		t.Errorf("last_seen %v, want %v", got, want)
+	}
+}
+
+func TestWhoResolvedEmptyName(t *testing.T) {
+	db := open(t, incident(t, t.TempDir(), "case.db", "web01"))
+	for _, name := range []string{"", "."} {
+		if _, err := db.WhoResolved(context.Background(), name, query.WhoResolvedOptions{}); err == nil {
+			t.Errorf("WhoResolved(%q): no error", name)
+		}
+	}
+}
+
+// TestWhoResolvedGolden pins the exact output of every format.
+func TestWhoResolvedGolden(t *testing.T) {
+	dir := t.TempDir()
+	one := incident(t, dir, "web01.db", "web01")
+	two := secondHost(t, dir, "db02.db", "db02")
+	cases := []struct {
+		name  string
+		files []string
+		query string
+		exact bool
+	}{
+		{"evil.com", []string{one}, "evil.com", false},
+		{"evil.com-exact", []string{one}, "evil.com", true},
+		{"two-hosts", []string{one, two}, "www.evil.com", false},
+		{"none", []string{one}, "example.org", false},
+	}
+	for _, c := range cases {
+		db := open(t, c.files...)
+		rows, err := db.WhoResolved(context.Background(), c.query, query.WhoResolvedOptions{Exact: c.exact})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range query.Formats {
+			t.Run(c.name+"/"+string(f), func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := query.Write(&buf, f, query.WhoResolvedTable(rows)); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, filepath.Join("testdata", "who-resolved-"+c.name+"."+string(f)), buf.Bytes())
+			})
+		}
+	}
+}
+
+// golden compares got with the file at path, or rewrites it with -update.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
