@@ -1,0 +1,50 @@
+# dnsrec build, test and benchmark entry points. See README.md.
+
+GO      ?= go
+# Pinned BPF toolchain: the committed objects in bpf/ were built with it, and
+# `make check-generate` fails if they differ from what it produces.
+CLANG   ?= clang-14
+STRIP   ?= llvm-strip-14
+CFLAGS  := -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build generate check-generate vet cross test unit bench vmtest clean
+
+all: build
+
+## build: the static dnsrec binary (no cgo, no clang needed)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dnsrec ./cmd/dnsrec
+
+## generate: recompile the BPF programs and their Go bindings with bpf2go
+generate:
+	cd bpf && BPF_CLANG=$(CLANG) BPF_STRIP=$(STRIP) BPF_CFLAGS="$(CFLAGS)" $(GO) generate ./...
+
+## check-generate: fail if the committed BPF objects are stale
+check-generate: generate
+	git diff --exit-code -- bpf/ || { echo "bpf/: generated files differ from the committed ones; run make generate and commit" >&2; exit 1; }
+
+vet:
+	$(GO) vet ./...
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }
+
+## cross: query/ and schema/ must build where analysts work
+cross:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build ./query/... ./schema/...
+	GOOS=windows CGO_ENABLED=0 $(GO) build ./query/... ./schema/...
+
+## unit: the tests that need no root
+unit:
+	$(GO) test -count=1 ./...
+
+## test: everything CI runs. As root the privileged tests load BPF for real.
+test: vet cross
+	@if command -v $(CLANG) >/dev/null; then $(MAKE) check-generate; else echo "note: $(CLANG) not installed, skipping check-generate" >&2; fi
+	$(GO) test -count=1 -timeout 20m ./...
+
+## bench: Go benchmarks of the writer and the queries
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./record/ ./query/
+
+clean:
+	rm -f dnsrec
