@@ -101,7 +101,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err != nil {
 		return sum, err
 	}
-	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}}
+	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{}}
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := bpf.Open(opts.Hook, cfg)
@@ -152,7 +152,8 @@ type pipeline struct {
 	capture    *bpf.Capture
 	procs      *procTable
 	streams    map[streamKey]*tcpStream
-	held       []pending // received packets waiting for their socket's owner
+	held       []pending      // received packets waiting for their socket's owner
+	heldBy     map[uint64]int // cookie -> how many of held are its
 	anchorWall int64
 	anchorBoot int64
 
@@ -280,9 +281,10 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 		}
 		if e.Ident == nil && e.Cookie != 0 {
 			p.held = append(p.held, pending{e, time.Now().Add(p.opts.OwnerWait)})
+			p.heldBy[e.Cookie]++
 			return nil
 		}
-		if e.Ident != nil && p.isHeld(e.Cookie) {
+		if e.Ident != nil && p.heldBy[e.Cookie] > 0 {
 			if err := p.owner(ctx, e.Cookie, e.Ident); err != nil {
 				return err
 			}
@@ -292,17 +294,12 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 	return fmt.Errorf("unexpected event %T", ev)
 }
 
-func (p *pipeline) isHeld(cookie uint64) bool {
-	for _, h := range p.held {
-		if h.pkt.Cookie == cookie {
-			return true
-		}
-	}
-	return false
-}
-
 // owner attributes held packets of a socket whose owner became known.
 func (p *pipeline) owner(ctx context.Context, cookie uint64, id *Identity) error {
+	if p.heldBy[cookie] == 0 {
+		return nil
+	}
+	delete(p.heldBy, cookie)
 	keep := p.held[:0]
 	var errs []error
 	for _, h := range p.held {
@@ -327,6 +324,9 @@ func (p *pipeline) releaseHeld(now time.Time, all bool) error {
 		if !all && h.deadline.After(now) {
 			keep = append(keep, h)
 			continue
+		}
+		if p.heldBy[h.pkt.Cookie]--; p.heldBy[h.pkt.Cookie] <= 0 {
+			delete(p.heldBy, h.pkt.Cookie)
 		}
 		errs = append(errs, p.packet(context.Background(), h.pkt))
 	}
