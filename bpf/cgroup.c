@@ -9,6 +9,8 @@
 //   cgroup sock_addr hooks      connect/sendmsg/recvmsg run in the socket
 //                               user's own context: they remember the owner
 //                               of each DNS socket by socket cookie
+//   tp_btf sock_recv_length     the reader of sockets those hooks miss
+//                               (accepted TCP connections), from 6.3
 //   tp_btf sched_process_*      the process table (common.h)
 //
 // Identity of a message:
@@ -250,9 +252,8 @@ int dns_ingress(struct __sk_buff *skb)
 // received messages it is holding.
 static const struct ident zero_ident;
 
-static __always_inline void remember_owner(struct bpf_sock_addr *ctx, int announce)
+static __always_inline void remember_owner(__u64 cookie, int announce)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
 	if (!o) {
 		bpf_map_update_elem(&sock_owner, &cookie, &zero_ident, BPF_NOEXIST);
@@ -290,7 +291,7 @@ SEC("cgroup/connect4")
 int dns_connect4(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx))
-		remember_owner(ctx, 0);
+		remember_owner(bpf_get_socket_cookie(ctx), 0);
 	return 1;
 }
 
@@ -298,7 +299,7 @@ SEC("cgroup/connect6")
 int dns_connect6(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx))
-		remember_owner(ctx, 0);
+		remember_owner(bpf_get_socket_cookie(ctx), 0);
 	return 1;
 }
 
@@ -306,7 +307,7 @@ SEC("cgroup/sendmsg4")
 int dns_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx))
-		remember_owner(ctx, 0);
+		remember_owner(bpf_get_socket_cookie(ctx), 0);
 	return 1;
 }
 
@@ -314,7 +315,7 @@ SEC("cgroup/sendmsg6")
 int dns_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx))
-		remember_owner(ctx, 0);
+		remember_owner(bpf_get_socket_cookie(ctx), 0);
 	return 1;
 }
 
@@ -330,7 +331,7 @@ SEC("cgroup/recvmsg4")
 int dns_recvmsg4(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx) || dns_local(ctx))
-		remember_owner(ctx, 1);
+		remember_owner(bpf_get_socket_cookie(ctx), 1);
 	return 1;
 }
 
@@ -338,6 +339,28 @@ SEC("cgroup/recvmsg6")
 int dns_recvmsg6(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx) || dns_local(ctx))
-		remember_owner(ctx, 1);
+		remember_owner(bpf_get_socket_cookie(ctx), 1);
 	return 1;
+}
+
+// sock_recv_length fires at the end of every sock_recvmsg, in the reader's
+// context. It covers the readers no cgroup hook sees: an accepted TCP
+// connection (a DNS server's) never passes connect or sendmsg, and a
+// connected UDP socket read without an address skips recvmsg4/6. The
+// tracepoint exists from Linux 6.3; on older kernels the program is left
+// out at load time (bpf/load.go) and those sockets stay unattributed.
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(dns_sock_recv, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != 2 && family != 10) // AF_INET, AF_INET6
+		return 0;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!is_dns_port(lport) && !is_dns_port(rport))
+		return 0;
+	remember_owner(bpf_get_socket_cookie(sk), 1);
+	return 0;
 }

@@ -95,6 +95,7 @@ const (
 	cgroupProgDnsRecvmsg6    = "dns_recvmsg6"
 	cgroupProgDnsSendmsg4    = "dns_sendmsg4"
 	cgroupProgDnsSendmsg6    = "dns_sendmsg6"
+	cgroupProgDnsSockRecv    = "dns_sock_recv"
 	cgroupProgOnExec         = "on_exec"
 	cgroupProgOnExit         = "on_exit"
 	cgroupVarDnsPorts        = "dns_ports"
@@ -153,6 +154,7 @@ type cgroupProgramSpecs struct {
 	DnsRecvmsg6 *ebpf.ProgramSpec `ebpf:"dns_recvmsg6"`
 	DnsSendmsg4 *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6 *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
+	DnsSockRecv *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
 	OnExec      *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit      *ebpf.ProgramSpec `ebpf:"on_exit"`
 }
@@ -231,6 +233,7 @@ type cgroupPrograms struct {
 	DnsRecvmsg6 *ebpf.Program `ebpf:"dns_recvmsg6"`
 	DnsSendmsg4 *ebpf.Program `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6 *ebpf.Program `ebpf:"dns_sendmsg6"`
+	DnsSockRecv *ebpf.Program `ebpf:"dns_sock_recv"`
 	OnExec      *ebpf.Program `ebpf:"on_exec"`
 	OnExit      *ebpf.Program `ebpf:"on_exit"`
 }
@@ -245,6 +248,7 @@ func (p *cgroupPrograms) Close() error {
 		p.DnsRecvmsg6,
 		p.DnsSendmsg4,
 		p.DnsSendmsg6,
+		p.DnsSockRecv,
 		p.OnExec,
 		p.OnExit,
 	)

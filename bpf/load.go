@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
@@ -88,6 +89,9 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	if err := configure(spec, cfg); err != nil {
 		return nil, fmt.Errorf("configure %s tier: %w", tier, err)
 	}
+	if err := dropMissingTracepoints(spec); err != nil {
+		return nil, fmt.Errorf("configure %s tier: %w", tier, err)
+	}
 
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
@@ -126,9 +130,46 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	return nil
 }
 
-// attachTracing attaches the process-table programs every tier shares.
+// optionalTracepoints are tp_btf programs that improve attribution where the
+// kernel has their tracepoint, keyed by program name.
+var optionalTracepoints = map[string]string{
+	"dns_sock_recv": "sock_recv_length", // Linux 6.3+
+}
+
+// dropMissingTracepoints removes optional tp_btf programs whose tracepoint
+// this kernel lacks, so that the rest of the tier still loads.
+func dropMissingTracepoints(spec *ebpf.CollectionSpec) error {
+	var kernel *btf.Spec
+	for prog, tp := range optionalTracepoints {
+		if _, ok := spec.Programs[prog]; !ok {
+			continue
+		}
+		if kernel == nil {
+			var err error
+			if kernel, err = btf.LoadKernelSpec(); err != nil {
+				return fmt.Errorf("read kernel BTF: %w", err)
+			}
+		}
+		var fn *btf.Typedef
+		if err := kernel.TypeByName("btf_trace_"+tp, &fn); errors.Is(err, btf.ErrNotFound) {
+			delete(spec.Programs, prog)
+		} else if err != nil {
+			return fmt.Errorf("look up tracepoint %s: %w", tp, err)
+		}
+	}
+	return nil
+}
+
+// attachTracing attaches the tp_btf programs present in the collection: the
+// process table every tier shares, and the optional ones.
 func (c *Capture) attachTracing() error {
-	for _, name := range []string{"on_exec", "on_exit"} {
+	names := []string{"on_exec", "on_exit"}
+	for prog := range optionalTracepoints {
+		if c.coll.Programs[prog] != nil {
+			names = append(names, prog)
+		}
+	}
+	for _, name := range names {
 		l, err := link.AttachTracing(link.TracingOptions{Program: c.coll.Programs[name]})
 		if err != nil {
 			return fmt.Errorf("attach %s (tp_btf): %w", name, err)

@@ -363,17 +363,24 @@ func TestRecordAttributesClients(t *testing.T) {
 		})
 	}
 
-	// The server side of a UDP exchange belongs to this test process: it is
-	// the one that read the query (learnt from its recvmsg, since the
-	// socket was bound before it sent anything).
-	var serverRecv bool
-	for _, r := range readMessages(t, db, "udp.dnsrec.test") {
-		if r.role == "server" && r.direction == "recv" && r.pid.Valid && int(r.pid.Int64) == me {
-			serverRecv = true
+	// The server side belongs to this test process, which runs the server.
+	// Its sockets were bound before it sent anything, so their owner is
+	// learnt when it reads: recvmsg for UDP, sock_recv_length for an
+	// accepted TCP connection (Linux 6.3+, as on the CI kernel).
+	for _, name := range []string{"udp.dnsrec.test", "tcp.dnsrec.test", "v6.dnsrec.test"} {
+		seen := map[string]bool{}
+		for _, r := range readMessages(t, db, name) {
+			if r.role != "server" {
+				continue
+			}
+			if !r.pid.Valid || int(r.pid.Int64) != me {
+				t.Errorf("%s: server %s message attributed to pid %v, want the test process %d", name, r.direction, r.pid, me)
+			}
+			seen[r.direction] = true
 		}
-	}
-	if !serverRecv {
-		t.Errorf("the server's received query was not attributed to the test process %d", me)
+		if !seen["recv"] || !seen["send"] {
+			t.Errorf("%s: server side incomplete, saw %v", name, seen)
+		}
 	}
 
 	var hook string
