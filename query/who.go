@@ -169,7 +169,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 	norm := schema.NormalizeName(name)
 	if norm == "" {
 		// Every name is a subdomain of the root; that is a timeline, not a question.
-		return nil, errors.New("who-resolved: empty name")
+		return nil, errors.New("empty name")
 	}
 	rev := schema.ReverseName(norm)
 	where, args := matchSubdomains, []any{rev, rev + ".", rev + "/"}
@@ -210,7 +210,7 @@ func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]Who
 	}
 	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoResolvedSQL, where), args...)
 	if err != nil {
-		return nil, fmt.Errorf("who-resolved: %w", err)
+		return nil, fmt.Errorf("query messages: %w", err)
 	}
 	defer rs.Close()
 	var (
@@ -228,7 +228,7 @@ func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]Who
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
 			&firstNS, &lastNS, &r.Count,
 			&pid, &comm, &r.Exe, &uid, &parent, &r.Host); err != nil {
-			return nil, fmt.Errorf("who-resolved: %w", err)
+			return nil, fmt.Errorf("query messages: %w", err)
 		}
 		r.QName = k.qname
 		r.PID = sql.Null[int64]{V: pid.Int64, Valid: pid.Valid}
@@ -241,7 +241,7 @@ func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]Who
 		parents = append(parents, parent)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("who-resolved: %w", err)
+		return nil, fmt.Errorf("query messages: %w", err)
 	}
 	// The walk runs after the result set is closed: it needs a connection of
 	// its own, and holding two would be pointless for a read-only scan.
@@ -262,7 +262,7 @@ func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]Who
 func (f *file) whoResolvedAnswers(ctx context.Context, where string, args []any) (map[whoKey][]string, error) {
 	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoResolvedAnswersSQL, where), args...)
 	if err != nil {
-		return nil, fmt.Errorf("who-resolved answers: %w", err)
+		return nil, fmt.Errorf("query answers: %w", err)
 	}
 	defer rs.Close()
 	answers := make(map[whoKey][]string)
@@ -273,12 +273,12 @@ func (f *file) whoResolvedAnswers(ctx context.Context, where string, args []any)
 			first, id int64
 		)
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &data, &first, &id); err != nil {
-			return nil, fmt.Errorf("who-resolved answers: %w", err)
+			return nil, fmt.Errorf("query answers: %w", err)
 		}
 		answers[k] = append(answers[k], data)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("who-resolved answers: %w", err)
+		return nil, fmt.Errorf("query answers: %w", err)
 	}
 	return answers, nil
 }
