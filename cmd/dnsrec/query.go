@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dnsrec/dnsrec/query"
+)
+
+// dbEnv names the evidence file when --db is not given.
+const dbEnv = "DNSREC_DB"
+
+// defaultDB is the evidence file in the working directory, the name
+// `dnsrec record` writes by default.
+const defaultDB = "case.db"
+
+func queryCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "query",
+		Usage: "answer questions about recordings, offline and read-only",
+		Description: `Opens evidence files read-only: their SHA-256 never changes. Files being
+recorded, and copies with or without their -wal, work too. Give --db once per
+host to query several recordings together; every row names its host.`,
+		Subcommands: []*cli.Command{
+			whoResolvedCommand(),
+		},
+	}
+}
+
+func whoResolvedCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "who-resolved",
+		Usage:     "which processes looked up NAME or its subdomains",
+		ArgsUsage: "NAME",
+		Description: `One row per process and name asked: the process and its parents, when it
+first and last asked, how many queries it sent and which answers it got.
+Only the client side counts: a local resolver answering others is not listed.`,
+		Flags: []cli.Flag{
+			dbFlag(),
+			&cli.BoolFlag{Name: "exact", Usage: "match NAME only, not its subdomains"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("who-resolved: want one NAME, got %d arguments %q (see --help)", c.NArg(), c.Args().Slice())
+			}
+			name := c.Args().First()
+			out := c.App.Writer
+			format, err := query.ParseFormat(c.String("format"), out)
+			if err != nil {
+				return fmt.Errorf("who-resolved: --format: %w", err)
+			}
+			db, err := query.Open(c.Context, dbPaths(c))
+			if err != nil {
+				return fmt.Errorf("who-resolved: %w", err)
+			}
+			defer db.Close()
+			rows, err := db.WhoResolved(c.Context, name, query.WhoResolvedOptions{Exact: c.Bool("exact")})
+			if err != nil {
+				return fmt.Errorf("who-resolved %q: %w", name, err)
+			}
+			if err := query.Write(out, format, query.WhoResolvedTable(rows)); err != nil {
+				return fmt.Errorf("who-resolved: write: %w", err)
+			}
+			return db.Close()
+		},
+	}
+}
+
+// pathList collects repeated --db values. It stands in for StringSliceFlag,
+// which splits each value on commas and trims spaces: file names are
+// evidence too, and "host a, 2024.db" must reach Open intact.
+type pathList struct{ paths []string }
+
+func (p *pathList) Set(v string) error {
+	p.paths = append(p.paths, v)
+	return nil
+}
+
+func (p *pathList) String() string {
+	if p == nil {
+		return ""
+	}
+	return strings.Join(p.paths, ", ")
+}
+
+// dbFlag is --db, shared by every query subcommand.
+func dbFlag() cli.Flag {
+	return &cli.GenericFlag{
+		Name:        "db",
+		Value:       &pathList{},
+		Usage:       "evidence `FILE` to query; repeat for several hosts",
+		DefaultText: "$" + dbEnv + ", else " + defaultDB,
+	}
+}
+
+// dbPaths applies the precedence: --db, else $DNSREC_DB, else case.db. The
+// environment holds one file name, taken whole; several hosts need --db.
+func dbPaths(c *cli.Context) []string {
+	if p, ok := c.Generic("db").(*pathList); ok && len(p.paths) > 0 {
+		return p.paths
+	}
+	if env := os.Getenv(dbEnv); env != "" {
+		return []string{env}
+	}
+	return []string{defaultDB}
+}
+
+// formatFlag is --format, shared by every query subcommand.
+func formatFlag() cli.Flag {
+	names := make([]string, len(query.Formats))
+	for i, f := range query.Formats {
+		names[i] = string(f)
+	}
+	return &cli.StringFlag{
+		Name:        "format",
+		Usage:       "output `FORMAT`: " + strings.Join(names, ", "),
+		DefaultText: "table on a terminal, csv otherwise",
+	}
+}
