@@ -15,8 +15,8 @@ import (
 // Builder writes one evidence file.
 type Builder struct {
 	tb   testing.TB
-	DB   *sql.DB
-	Path string
+	DB   *sql.DB // the single writer connection, for statements the helpers lack
+	Path string  // the file as given to New
 }
 
 // New creates a migrated evidence file at path, in WAL mode like a recording.
