@@ -59,6 +59,10 @@ func main() {
 	_ = unix.Sethostname([]byte("vmtest"))
 	writeEtc()
 
+	fmt.Println() // the firmware leaves the console mid-line
+	if v, err := os.ReadFile("/proc/version"); err == nil {
+		logf("%s", strings.TrimSpace(string(v)))
+	}
 	v4, v6 := setupLoopback()
 	// Machine-readable, parsed by vmrun for timing and the report.
 	fmt.Printf("\nVMTEST-BOOT: kernel=%s lo4=%s lo6=%s id=%s\n", release, okStr(v4), okStr(v6), id)

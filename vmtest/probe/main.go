@@ -113,6 +113,8 @@ func main() {
 	if lk, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
 		record("env", "lockdown", nil, strings.TrimSpace(string(lk)))
 	}
+	_, pmuErr := os.Stat("/sys/bus/event_source/devices/kprobe/type")
+	record("env", "kprobe PMU (/sys/bus/event_source/devices/kprobe)", pmuErr, "")
 	cg, err := cgroup2Root()
 	record("env", "cgroup2 mount", err, cg)
 
@@ -371,6 +373,7 @@ func helperChecks() {
 			}
 		}},
 		{"bpf_get_current_pid_tgid", asm.FnGetCurrentPidTgid, false, call(asm.FnGetCurrentPidTgid)},
+		{"bpf_get_current_uid_gid", asm.FnGetCurrentUidGid, false, call(asm.FnGetCurrentUidGid)},
 		{"bpf_get_current_comm", asm.FnGetCurrentComm, false, func(*ebpf.Map) asm.Instructions {
 			return asm.Instructions{
 				asm.Mov.Reg(asm.R1, asm.RFP), asm.Add.Imm(asm.R1, -16),
@@ -405,6 +408,9 @@ func helperChecks() {
 				asm.Mov.Imm(asm.R4, 8),
 				asm.FnSkbLoadBytes.Call(),
 			}
+		}},
+		{"bpf_skb_cgroup_id", asm.FnSkbCgroupId, true, func(*ebpf.Map) asm.Instructions {
+			return asm.Instructions{asm.Mov.Reg(asm.R1, asm.R6), asm.FnSkbCgroupId.Call()}
 		}},
 		// Reading the task's identity, the two ways a cgroup-tier program could.
 		{"task->tgid via probe_read_kernel(get_current_task())", 0, false, func(*ebpf.Map) asm.Instructions {
