@@ -260,7 +260,7 @@ static __always_inline void remember_owner(__u64 cookie, int announce)
 		o = bpf_map_lookup_elem(&sock_owner, &cookie);
 		if (!o)
 			return;
-	} else if (announce && o->pid == (bpf_get_current_pid_tgid() >> 32)) {
+	} else if (announce && o->pid == BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid)) {
 		return;
 	}
 	fill_ident(o);

@@ -172,18 +172,23 @@ static __always_inline __u64 leader_start(struct task_struct *t)
 
 // fill_ident describes the current task. Only call it where current is the
 // process that owns the traffic (process-context hooks).
+//
+// Everything is read from the task with CO-RE, not from the get_current_*
+// helpers: in cgroup_skb programs Linux 5.10 and 6.1 refuse
+// bpf_get_current_pid_tgid and bpf_get_current_cgroup_id (and 6.12 still
+// refuses _uid_gid and _comm), while get_current_task + probe_read_kernel
+// verify everywhere (measured, vmtest/README.md).
 static __always_inline void fill_ident(struct ident *id)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct task_struct *leader = BPF_CORE_READ(t, group_leader);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	id->pid = pid_tgid >> 32;
-	id->tid = (__u32)pid_tgid;
+	id->pid = BPF_CORE_READ(t, tgid);
+	id->tid = BPF_CORE_READ(t, pid);
 	id->uid = BPF_CORE_READ(t, cred, uid.val);
 	id->gid = BPF_CORE_READ(t, cred, gid.val);
 	id->start_ns = BPF_CORE_READ(leader, start_boottime);
-	id->cgroup_id = bpf_get_current_cgroup_id();
+	id->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 	id->mntns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
 	id->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
 	BPF_CORE_READ_STR_INTO(&id->comm, t, comm);
@@ -267,7 +272,7 @@ static __always_inline void exec_header(struct exec_event *ev, struct task_struc
 	ev->boot_ns = bpf_ktime_get_boot_ns();
 	ev->start_ns = BPF_CORE_READ(leader, start_boottime);
 	ev->pstart_ns = BPF_CORE_READ(parent, start_boottime);
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 	ev->uid = BPF_CORE_READ(t, cred, uid.val);
 	ev->gid = BPF_CORE_READ(t, cred, gid.val);
 	BPF_CORE_READ_STR_INTO(&ev->comm, leader, comm);
