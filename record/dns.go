@@ -60,26 +60,31 @@ func ParseDNS(b []byte) (p Parsed) {
 	p.Rcode = ptr(int(flags & 0xf))
 	p.ANCount = ptr(int(binary.BigEndian.Uint16(b[6:8])))
 
+	// The first question is read straight from the bytes: miekg/dns fills
+	// in a zero type and class for a question cut after its name.
+	if binary.BigEndian.Uint16(b[4:6]) > 0 {
+		if name, off, err := dns.UnpackDomainName(b, 12); err == nil {
+			p.QName = ptr(schema.NormalizeName(name))
+			if off+4 <= len(b) {
+				p.QType = ptr(binary.BigEndian.Uint16(b[off:]))
+				p.QClass = ptr(binary.BigEndian.Uint16(b[off+2:]))
+			}
+		}
+	}
+
 	var m dns.Msg
 	if err := m.Unpack(b); err != nil {
 		p.Err = err
-		if binary.BigEndian.Uint16(b[4:6]) > 0 {
-			if name, off, err := dns.UnpackDomainName(b, 12); err == nil {
-				p.QName = ptr(schema.NormalizeName(name))
-				if off+4 <= len(b) {
-					p.QType = ptr(binary.BigEndian.Uint16(b[off:]))
-					p.QClass = ptr(binary.BigEndian.Uint16(b[off+2:]))
-				}
-			}
-		}
 		return p
 	}
 	p.Rcode = ptr(m.Rcode) // includes the EDNS extended bits
-	if len(m.Question) > 0 {
-		q := m.Question[0]
-		p.QName = ptr(schema.NormalizeName(q.Name))
-		p.QType = ptr(q.Qtype)
-		p.QClass = ptr(q.Qclass)
+	// miekg/dns accepts a message that ends before the sections its header
+	// announces; for evidence that is worth saying.
+	counts := [4]int{int(binary.BigEndian.Uint16(b[4:6])), int(binary.BigEndian.Uint16(b[6:8])),
+		int(binary.BigEndian.Uint16(b[8:10])), int(binary.BigEndian.Uint16(b[10:12]))}
+	if got := [4]int{len(m.Question), len(m.Answer), len(m.Ns), len(m.Extra)}; got != counts {
+		p.Err = fmt.Errorf("header announces %d/%d/%d/%d question/answer/authority/additional records, message holds %d/%d/%d/%d",
+			counts[0], counts[1], counts[2], counts[3], got[0], got[1], got[2], got[3])
 	}
 	for _, sec := range []struct {
 		name string

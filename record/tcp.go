@@ -55,6 +55,10 @@ func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) 
 	if s.skip > 0 {
 		n := min(s.skip, len(payload))
 		payload, s.skip = payload[n:], s.skip-n
+		// The uncaptured end of this segment may still be part of the
+		// message being skipped.
+		n = min(s.skip, missing)
+		s.skip, missing = s.skip-n, missing-n
 	}
 	s.buf = append(s.buf, payload...)
 

@@ -199,7 +199,15 @@ func splitLabels(name string) []string {
 // dot; the root becomes "".
 func NormalizeName(name string) string {
 	name = strings.ToLower(name)
-	if strings.HasSuffix(name, ".") && !strings.HasSuffix(name, "\\.") {
+	if !strings.HasSuffix(name, ".") {
+		return name
+	}
+	// The dot is escaped ("a\.") only after an odd number of backslashes.
+	n := 0
+	for i := len(name) - 2; i >= 0 && name[i] == '\\'; i-- {
+		n++
+	}
+	if n%2 == 0 {
 		name = name[:len(name)-1]
 	}
 	return name
