@@ -1,5 +1,9 @@
 package bpf
 
 // The generated objects are committed so that `go build` needs no clang.
-// `make generate` reruns this with the pinned toolchain; CI fails on a diff.
+// `make generate` reruns these with the pinned toolchain; CI fails on a diff.
+// Go types are emitted once, from the cgroup tier: every tier shares
+// common.h, and layout_test.go checks the layout against each object.
 //go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf -type dns_event -type exec_event -type ident -type ancestor cgroup cgroup.c -- -I./headers
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf fentry fentry.c -- -I./headers
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf kprobe kprobe.c -- -I./headers

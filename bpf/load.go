@@ -3,6 +3,8 @@
 package bpf
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Tier names a set of hook points. See doc.go.
@@ -18,11 +21,16 @@ type Tier string
 
 // Tiers, best first.
 const (
+	TierFentry Tier = "fentry"
+	TierKprobe Tier = "kprobe"
 	TierCgroup Tier = "cgroup"
 )
 
 // Tiers lists every tier this build knows, best first.
-var Tiers = []Tier{TierCgroup}
+var Tiers = []Tier{TierFentry, TierKprobe, TierCgroup}
+
+// ErrTierUnsupported wraps the reason a kernel cannot run a tier.
+var ErrTierUnsupported = errors.New("hook tier not supported by this kernel")
 
 // Config is what the kernel programs are told before they are loaded.
 type Config struct {
@@ -78,6 +86,10 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	}
 	var spec *ebpf.CollectionSpec
 	switch tier {
+	case TierFentry:
+		spec, err = loadFentry()
+	case TierKprobe:
+		spec, err = loadKprobe()
 	case TierCgroup:
 		spec, err = loadCgroup()
 	default:
@@ -92,9 +104,22 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	if err := dropMissingTracepoints(spec); err != nil {
 		return nil, fmt.Errorf("configure %s tier: %w", tier, err)
 	}
+	var plan []attachment
+	switch tier {
+	case TierFentry:
+		plan, err = planFentry(spec)
+	case TierKprobe:
+		plan, err = planKprobe(spec, "/proc/kallsyms")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hook tier %s: %w", tier, err)
+	}
 
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
+		if tier == TierFentry && errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("hook tier fentry: %w: the kernel refuses BPF trampolines (fentry/fexit) with EPERM (lockdown, or no trampoline support); try --hook kprobe or cgroup: %v", ErrTierUnsupported, err)
+		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			// The full log is what a user will send us.
@@ -110,9 +135,14 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 		}
 	}()
 
+	if err := c.attachTracing(); err != nil {
+		return c, err
+	}
 	switch tier {
 	case TierCgroup:
 		err = c.attachCgroupTier(spec)
+	default:
+		err = c.attachPlan(tier, plan)
 	}
 	return c, err
 }
@@ -127,6 +157,15 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return fmt.Errorf("set snaplen: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = cfg.RingBytes
+	if v, ok := spec.Variables["sock_key"]; ok {
+		var key [8]byte
+		if _, err := rand.Read(key[:]); err != nil {
+			return fmt.Errorf("socket id key: %w", err)
+		}
+		if err := v.Set(binary.LittleEndian.Uint64(key[:])); err != nil {
+			return fmt.Errorf("set socket id key: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -180,9 +219,6 @@ func (c *Capture) attachTracing() error {
 }
 
 func (c *Capture) attachCgroupTier(spec *ebpf.CollectionSpec) error {
-	if err := c.attachTracing(); err != nil {
-		return err
-	}
 	root, cleanup, err := CgroupV2Root()
 	if err != nil {
 		return err
@@ -246,4 +282,32 @@ func (c *Capture) Close() error {
 		c.cleanup = nil
 	}
 	return errors.Join(errs...)
+}
+
+// TierAuto asks OpenAuto's choice.
+const TierAuto Tier = "auto"
+
+// Skipped says why OpenAuto did not use a better tier.
+type Skipped struct {
+	Tier Tier
+	Err  error
+}
+
+// OpenAuto tries each tier, best first, with a real load and attach (the
+// only probe that answers for lockdown, policy and inlined functions), and
+// returns the first that runs, plus why each better one did not.
+func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
+	var skipped []Skipped
+	for _, t := range Tiers {
+		c, err := Open(t, cfg)
+		if err == nil {
+			return c, skipped, nil
+		}
+		skipped = append(skipped, Skipped{t, err})
+	}
+	errs := make([]error, len(skipped))
+	for i, s := range skipped {
+		errs[i] = s.Err
+	}
+	return nil, skipped, fmt.Errorf("no hook tier runs on this kernel: %w", errors.Join(errs...))
 }

@@ -24,7 +24,7 @@ import (
 type Options struct {
 	Output    string   // evidence file to create
 	Force     bool     // replace an existing output file
-	Hook      bpf.Tier // hook tier to load
+	Hook      bpf.Tier // hook tier to load; bpf.TierAuto (or "") picks the best
 	Ports     []uint16 // DNS ports; 53 if empty
 	Snaplen   uint32   // payload bytes kept per message
 	RingBytes uint32   // ring buffer size
@@ -84,7 +84,7 @@ func (o *Options) setDefaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Hook == "" {
-		o.Hook = bpf.TierCgroup
+		o.Hook = bpf.TierAuto
 	}
 }
 
@@ -104,7 +104,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{}}
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
-	capture, err := bpf.Open(opts.Hook, cfg)
+	capture, err := openCapture(opts, cfg)
 	if err != nil {
 		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // nothing was recorded: leave no empty evidence behind
@@ -134,6 +134,19 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	runErr := p.loop(ctx, rd, events)
 	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	return sum, errors.Join(runErr, finErr)
+}
+
+// openCapture loads the requested tier, or the best one for "auto". A
+// forced tier that cannot run is an error, never a silent fallback.
+func openCapture(opts Options, cfg bpf.Config) (*bpf.Capture, error) {
+	if opts.Hook != bpf.TierAuto {
+		return bpf.Open(opts.Hook, cfg)
+	}
+	c, skipped, err := bpf.OpenAuto(cfg)
+	for _, s := range skipped {
+		opts.Logger.Info("hook tier unavailable, trying the next", "tier", s.Tier, "reason", s.Err)
+	}
+	return c, err
 }
 
 type streamKey struct {

@@ -92,11 +92,10 @@ func tierNames() string {
 	return strings.Join(names, ", ")
 }
 
-// pickTier maps --hook to a tier. auto takes the best tier this build has;
-// on kernels without kprobes or trampolines that is the cgroup tier.
+// pickTier maps --hook to a tier; auto lets the recorder probe.
 func pickTier(name string) (bpf.Tier, error) {
-	if name == "auto" {
-		return bpf.Tiers[0], nil
+	if name == string(bpf.TierAuto) {
+		return bpf.TierAuto, nil
 	}
 	for _, t := range bpf.Tiers {
 		if string(t) == name {
