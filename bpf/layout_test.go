@@ -1,0 +1,149 @@
+//go:build linux
+
+package bpf
+
+import (
+	"reflect"
+	"structs"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// TestLayout compares the Go twins of the event structs with the BTF that
+// clang wrote for common.h into the embedded object: user space lays the Go
+// types over ring buffer bytes, so a size or offset that differs would
+// silently misread every record. It reads the ELF only and needs no root.
+func TestLayout(t *testing.T) {
+	spec, err := loadCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Types == nil {
+		t.Fatal("the embedded object has no BTF")
+	}
+	tests := []struct {
+		cName string
+		goVal any
+	}{
+		{"dns_event", DNSEvent{}},
+		{"exec_event", ExecEvent{}},
+		{"ident", Ident{}},
+		{"ancestor", Ancestor{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cName, func(t *testing.T) {
+			var st *btf.Struct
+			if err := spec.Types.TypeByName(tc.cName, &st); err != nil {
+				t.Fatalf("struct %s in BTF: %v", tc.cName, err)
+			}
+			checkStruct(t, tc.cName, st, reflect.TypeOf(tc.goVal))
+		})
+	}
+}
+
+var hostLayout = reflect.TypeFor[structs.HostLayout]()
+
+// checkStruct compares size and member offsets and sizes, matching members
+// by order, and recurses into nested structs and arrays of structs.
+func checkStruct(t *testing.T, path string, st *btf.Struct, gt reflect.Type) {
+	t.Helper()
+	if gt.Kind() != reflect.Struct {
+		t.Errorf("%s: Go type %v is not a struct", path, gt)
+		return
+	}
+	if uintptr(st.Size) != gt.Size() {
+		t.Errorf("%s: C size %d, Go size %d (%v)", path, st.Size, gt.Size(), gt)
+	}
+	var fields []reflect.StructField
+	for i := range gt.NumField() {
+		f := gt.Field(i)
+		if f.Name == "_" && f.Type == hostLayout {
+			continue
+		}
+		fields = append(fields, f)
+	}
+	if len(fields) != len(st.Members) {
+		t.Errorf("%s: C has %d members, Go %v has %d fields", path, len(st.Members), gt, len(fields))
+	}
+	for i := range min(len(fields), len(st.Members)) {
+		m, f := st.Members[i], fields[i]
+		where := path + "." + m.Name + " (Go " + f.Name + ")"
+		if m.BitfieldSize != 0 {
+			t.Errorf("%s: bitfields have no Go twin", where)
+			continue
+		}
+		if off := m.Offset.Bytes(); uintptr(off) != f.Offset || m.Offset%8 != 0 {
+			t.Errorf("%s: C offset %d bits, Go offset %d bytes", where, m.Offset, f.Offset)
+		}
+		size, err := btf.Sizeof(m.Type)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			continue
+		}
+		if uintptr(size) != f.Type.Size() {
+			t.Errorf("%s: C size %d, Go size %d (%v)", where, size, f.Type.Size(), f.Type)
+		}
+		checkNested(t, where, m.Type, f.Type)
+	}
+}
+
+func checkNested(t *testing.T, path string, ct btf.Type, gt reflect.Type) {
+	t.Helper()
+	switch c := btf.UnderlyingType(ct).(type) {
+	case *btf.Struct:
+		checkStruct(t, path, c, gt)
+	case *btf.Array:
+		if gt.Kind() != reflect.Array {
+			t.Errorf("%s: C array, Go %v", path, gt)
+			return
+		}
+		if int(c.Nelems) != gt.Len() {
+			t.Errorf("%s: C has %d elements, Go %d", path, c.Nelems, gt.Len())
+		}
+		checkNested(t, path+"[]", c.Type, gt.Elem())
+	case *btf.Int:
+		if uintptr(c.Size) != gt.Size() {
+			t.Errorf("%s: C %s of %d bytes, Go %v", path, c.Name, c.Size, gt)
+		}
+		signed := c.Encoding&btf.Signed != 0
+		goSigned := gt.Kind() >= reflect.Int && gt.Kind() <= reflect.Int64
+		// char is unsigned in BTF unless declared signed; bpf2go turns it
+		// into int8, which only matters for bytes >= 0x80 in comm strings.
+		if signed != goSigned && !(c.Encoding&btf.Char != 0 && gt.Kind() == reflect.Int8) {
+			t.Errorf("%s: C %s signed=%v, Go %v", path, c.Name, signed, gt)
+		}
+	}
+}
+
+// TestLayoutConstants pins the limits the Go side repeats from common.h
+// against the array lengths in the BTF.
+func TestLayoutConstants(t *testing.T) {
+	spec, err := loadCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id *btf.Struct
+	if err := spec.Types.TypeByName("ident", &id); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range id.Members {
+		if m.Name != "anc" {
+			continue
+		}
+		arr, ok := btf.UnderlyingType(m.Type).(*btf.Array)
+		if !ok {
+			t.Fatalf("ident.anc is %v, not an array", m.Type)
+		}
+		if arr.Nelems != MaxAncestors {
+			t.Errorf("ident.anc has %d entries, MaxAncestors is %d", arr.Nelems, MaxAncestors)
+		}
+	}
+	ports, ok := spec.Variables["dns_ports"]
+	if !ok {
+		t.Fatal("no dns_ports variable")
+	}
+	if got := ports.Size(); got != 2*MaxPorts {
+		t.Errorf("dns_ports is %d bytes, want %d (MaxPorts %d)", got, 2*MaxPorts, MaxPorts)
+	}
+}
