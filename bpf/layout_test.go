@@ -7,22 +7,27 @@ import (
 	"structs"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 )
 
+// objects are the embedded objects of every tier. They all include
+// common.h, and the Go types are generated from the cgroup tier's BTF only.
+var objects = []struct {
+	name string
+	load func() (*ebpf.CollectionSpec, error)
+}{
+	{"cgroup", loadCgroup},
+	{"fentry", loadFentry},
+	{"kprobe", loadKprobe},
+}
+
 // TestLayout compares the Go twins of the event structs with the BTF that
-// clang wrote for common.h into the embedded object: user space lays the Go
+// clang wrote for common.h into each embedded object: user space lays the Go
 // types over ring buffer bytes, so a size or offset that differs would
 // silently misread every record. It reads the ELF only and needs no root.
 func TestLayout(t *testing.T) {
-	spec, err := loadCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Types == nil {
-		t.Fatal("the embedded object has no BTF")
-	}
-	tests := []struct {
+	twins := []struct {
 		cName string
 		goVal any
 	}{
@@ -31,14 +36,23 @@ func TestLayout(t *testing.T) {
 		{"ident", Ident{}},
 		{"ancestor", Ancestor{}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.cName, func(t *testing.T) {
-			var st *btf.Struct
-			if err := spec.Types.TypeByName(tc.cName, &st); err != nil {
-				t.Fatalf("struct %s in BTF: %v", tc.cName, err)
-			}
-			checkStruct(t, tc.cName, st, reflect.TypeOf(tc.goVal))
-		})
+	for _, obj := range objects {
+		spec, err := obj.load()
+		if err != nil {
+			t.Fatalf("%s: %v", obj.name, err)
+		}
+		if spec.Types == nil {
+			t.Fatalf("%s: the embedded object has no BTF", obj.name)
+		}
+		for _, tc := range twins {
+			t.Run(obj.name+"/"+tc.cName, func(t *testing.T) {
+				var st *btf.Struct
+				if err := spec.Types.TypeByName(tc.cName, &st); err != nil {
+					t.Fatalf("struct %s in BTF: %v", tc.cName, err)
+				}
+				checkStruct(t, tc.cName, st, reflect.TypeOf(tc.goVal))
+			})
+		}
 	}
 }
 
@@ -117,33 +131,42 @@ func checkNested(t *testing.T, path string, ct btf.Type, gt reflect.Type) {
 }
 
 // TestLayoutConstants pins the limits the Go side repeats from common.h
-// against the array lengths in the BTF.
+// against what each object was compiled with.
 func TestLayoutConstants(t *testing.T) {
-	spec, err := loadCgroup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var id *btf.Struct
-	if err := spec.Types.TypeByName("ident", &id); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range id.Members {
-		if m.Name != "anc" {
-			continue
-		}
-		arr, ok := btf.UnderlyingType(m.Type).(*btf.Array)
-		if !ok {
-			t.Fatalf("ident.anc is %v, not an array", m.Type)
-		}
-		if arr.Nelems != MaxAncestors {
-			t.Errorf("ident.anc has %d entries, MaxAncestors is %d", arr.Nelems, MaxAncestors)
-		}
-	}
-	ports, ok := spec.Variables["dns_ports"]
-	if !ok {
-		t.Fatal("no dns_ports variable")
-	}
-	if got := ports.Size(); got != 2*MaxPorts {
-		t.Errorf("dns_ports is %d bytes, want %d (MaxPorts %d)", got, 2*MaxPorts, MaxPorts)
+	for _, obj := range objects {
+		t.Run(obj.name, func(t *testing.T) {
+			spec, err := obj.load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var id *btf.Struct
+			if err := spec.Types.TypeByName("ident", &id); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, m := range id.Members {
+				if m.Name != "anc" {
+					continue
+				}
+				found = true
+				arr, ok := btf.UnderlyingType(m.Type).(*btf.Array)
+				if !ok {
+					t.Fatalf("ident.anc is %v, not an array", m.Type)
+				}
+				if arr.Nelems != MaxAncestors {
+					t.Errorf("ident.anc has %d entries, MaxAncestors is %d", arr.Nelems, MaxAncestors)
+				}
+			}
+			if !found {
+				t.Error("ident has no anc member")
+			}
+			ports, ok := spec.Variables["dns_ports"]
+			if !ok {
+				t.Fatal("no dns_ports variable")
+			}
+			if got := ports.Size(); got != 2*MaxPorts {
+				t.Errorf("dns_ports is %d bytes, want %d (MaxPorts %d)", got, 2*MaxPorts, MaxPorts)
+			}
+		})
 	}
 }
