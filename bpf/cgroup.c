@@ -70,6 +70,20 @@ struct wire_tcp {
 	__u16 urg;
 };
 
+// owner_slot returns the sock_owner entry for cookie, creating an empty one.
+// The identity is written straight into the map value: it is too big for
+// the BPF stack.
+static const struct ident zero_ident;
+
+static __always_inline struct ident *owner_slot(__u64 cookie)
+{
+	struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
+	if (o)
+		return o;
+	bpf_map_update_elem(&sock_owner, &cookie, &zero_ident, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sock_owner, &cookie);
+}
+
 // pkt is what parse learns from the headers, kept on the stack until the
 // record's size class is known.
 struct pkt {
@@ -170,30 +184,34 @@ static __always_inline void fill(struct __sk_buff *skb, struct pkt *p, __u8 dir,
 	ev->ifindex = skb->ifindex;
 	ev->_pad3 = 0;
 
+	// For a UDP send, current is the sender: record it as the socket's
+	// owner (written in place in the map: 5.10 does not accept ring buffer
+	// memory as a map value argument), then copy it. Otherwise look the
+	// owner up by socket.
+	__u64 cookie = ev->cookie; // on the stack: helpers take one ring buffer argument
+	struct ident *o;
 	if (dir == DIR_SEND && p->proto == IPPROTO_UDP) {
-		fill_ident(&ev->id);
-		ev->flags = F_IDENT | F_IDENT_CURRENT;
-		__u64 cookie = ev->cookie; // on the stack: one ring buffer argument per helper call
-		bpf_map_update_elem(&sock_owner, &cookie, &ev->id, BPF_ANY);
+		o = owner_slot(cookie);
+		if (o)
+			fill_ident(o);
+		ev->flags = F_IDENT_CURRENT;
 	} else {
-		__u64 cookie = ev->cookie;
-		struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
-		if (o) {
-			__builtin_memcpy(&ev->id, o, sizeof(*o));
-			ev->flags = F_IDENT;
-		} else {
-			__builtin_memset(&ev->id, 0, sizeof(ev->id));
-		}
+		o = bpf_map_lookup_elem(&sock_owner, &cookie);
+	}
+	if (o) {
+		__builtin_memcpy(&ev->id, o, sizeof(*o));
+		ev->flags |= F_IDENT;
+	} else {
+		__builtin_memset(&ev->id, 0, sizeof(ev->id));
+		ev->flags = 0;
 	}
 
-	// Re-clamp after a barrier, in 64 bits: clang would otherwise reuse
-	// the unclamped register, or zero-extend it and lose the verifier's
-	// bounds, and the copy would look larger than the record.
+	// cap is in [1, max] already; say so in a form every verifier follows
+	// (max is a power of two): clang reuses unclamped registers for plain
+	// comparisons, and the 6.1 verifier then sees a copy of 0 or too many
+	// bytes.
 	barrier_var(cap);
-	if (cap > max)
-		cap = max;
-	if (cap == 0)
-		cap = 1;
+	cap = ((cap - 1) & (max - 1)) + 1;
 	if (bpf_skb_load_bytes(skb, p->poff, data, cap))
 		cap = 0;
 	ev->cap_len = cap;
@@ -245,24 +263,19 @@ int dns_ingress(struct __sk_buff *skb)
 	return 1;
 }
 
-// remember_owner records current as the owner of ctx's socket, writing the
-// identity straight into the map value (it is too big for the BPF stack).
-// With announce set, an EV_OWNER record tells user space about a socket whose
-// owner was not known before, or changed, so that it can attribute the
-// received messages it is holding.
-static const struct ident zero_ident;
-
+// remember_owner records current as the owner of a socket. With announce
+// set, an EV_OWNER record tells user space about a socket whose owner was
+// not known before, or changed, so that it can attribute the received
+// messages it is holding.
 static __always_inline void remember_owner(__u64 cookie, int announce)
 {
 	struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
-	if (!o) {
-		bpf_map_update_elem(&sock_owner, &cookie, &zero_ident, BPF_NOEXIST);
-		o = bpf_map_lookup_elem(&sock_owner, &cookie);
-		if (!o)
-			return;
-	} else if (announce && o->pid == BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid)) {
+	if (o && announce && o->pid == BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid))
 		return;
-	}
+	if (!o)
+		o = owner_slot(cookie);
+	if (!o)
+		return;
 	fill_ident(o);
 	if (!announce)
 		return;

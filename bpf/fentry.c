@@ -59,13 +59,20 @@ int BPF_PROG(fe_tcp_recvmsg, struct sock *sk, struct msghdr *msg)
 	return 0;
 }
 
-// The return value follows the arguments, and tcp_recvmsg lost one in 5.19.
-// The branch is on a load-time constant, so the verifier only sees the slot
-// that exists on this kernel.
+// The return value follows the arguments, and tcp_recvmsg lost one
+// (nonblock) in Linux 5.19: one program per signature, and bpf/tracing.go
+// keeps the one that matches the kernel's BTF.
 SEC("fexit/tcp_recvmsg")
-int fx_tcp_recvmsg(unsigned long long *ctx)
+int BPF_PROG(fx_tcp_recvmsg5, struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len, int ret)
 {
-	long ret = tcp_recvmsg_nargs == 6 ? (long)ctx[6] : (long)ctx[5];
+	on_tcp_recv_return(ret);
+	return 0;
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(fx_tcp_recvmsg6, struct sock *sk, struct msghdr *msg, size_t len, int nonblock, int flags,
+	     int *addr_len, int ret)
+{
 	on_tcp_recv_return(ret);
 	return 0;
 }

@@ -66,13 +66,12 @@ const (
 	fentryProgFeTcpSendmsg    = "fe_tcp_sendmsg"
 	fentryProgFeUdpSendSkb    = "fe_udp_send_skb"
 	fentryProgFeUdpV6SendSkb  = "fe_udp_v6_send_skb"
-	fentryProgFxTcpRecvmsg    = "fx_tcp_recvmsg"
+	fentryProgFxTcpRecvmsg5   = "fx_tcp_recvmsg5"
+	fentryProgFxTcpRecvmsg6   = "fx_tcp_recvmsg6"
 	fentryProgOnExec          = "on_exec"
 	fentryProgOnExit          = "on_exit"
 	fentryVarDnsPorts         = "dns_ports"
 	fentryVarSnaplen          = "snaplen"
-	fentryVarSockKey          = "sock_key"
-	fentryVarTcpRecvmsgNargs  = "tcp_recvmsg_nargs"
 	fentryVarUnusedDnsEvent   = "unused_dns_event"
 	fentryVarUnusedExecEvent  = "unused_exec_event"
 )
@@ -126,7 +125,8 @@ type fentryProgramSpecs struct {
 	FeTcpSendmsg    *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
 	FeUdpSendSkb    *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
 	FeUdpV6SendSkb  *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
-	FxTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg"`
+	FxTcpRecvmsg5   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
+	FxTcpRecvmsg6   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
 	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
 }
@@ -147,8 +147,6 @@ type fentryMapSpecs struct {
 type fentryVariableSpecs struct {
 	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
 	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
-	SockKey         *ebpf.VariableSpec `ebpf:"sock_key"`
-	TcpRecvmsgNargs *ebpf.VariableSpec `ebpf:"tcp_recvmsg_nargs"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 }
@@ -194,8 +192,6 @@ func (m *fentryMaps) Close() error {
 type fentryVariables struct {
 	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
 	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
-	SockKey         *ebpf.Variable `ebpf:"sock_key"`
-	TcpRecvmsgNargs *ebpf.Variable `ebpf:"tcp_recvmsg_nargs"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
 }
@@ -211,7 +207,8 @@ type fentryPrograms struct {
 	FeTcpSendmsg    *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
 	FeUdpSendSkb    *ebpf.Program `ebpf:"fe_udp_send_skb"`
 	FeUdpV6SendSkb  *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
-	FxTcpRecvmsg    *ebpf.Program `ebpf:"fx_tcp_recvmsg"`
+	FxTcpRecvmsg5   *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
+	FxTcpRecvmsg6   *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
 	OnExec          *ebpf.Program `ebpf:"on_exec"`
 	OnExit          *ebpf.Program `ebpf:"on_exit"`
 }
@@ -225,7 +222,8 @@ func (p *fentryPrograms) Close() error {
 		p.FeTcpSendmsg,
 		p.FeUdpSendSkb,
 		p.FeUdpV6SendSkb,
-		p.FxTcpRecvmsg,
+		p.FxTcpRecvmsg5,
+		p.FxTcpRecvmsg6,
 		p.OnExec,
 		p.OnExit,
 	)

@@ -56,8 +56,10 @@ int BPF_KPROBE(kp_tcp_recvmsg, struct sock *sk, struct msghdr *msg)
 	return 0;
 }
 
+// tcp_recvmsg returns int: reading the whole of rax as a long would turn
+// -EAGAIN into 4294967285 bytes received.
 SEC("kretprobe/tcp_recvmsg")
-int BPF_KRETPROBE(kr_tcp_recvmsg, long ret)
+int BPF_KRETPROBE(kr_tcp_recvmsg, int ret)
 {
 	on_tcp_recv_return(ret);
 	return 0;

@@ -71,8 +71,6 @@ const (
 	kprobeProgOnExit          = "on_exit"
 	kprobeVarDnsPorts         = "dns_ports"
 	kprobeVarSnaplen          = "snaplen"
-	kprobeVarSockKey          = "sock_key"
-	kprobeVarTcpRecvmsgNargs  = "tcp_recvmsg_nargs"
 	kprobeVarUnusedDnsEvent   = "unused_dns_event"
 	kprobeVarUnusedExecEvent  = "unused_exec_event"
 )
@@ -147,8 +145,6 @@ type kprobeMapSpecs struct {
 type kprobeVariableSpecs struct {
 	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
 	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
-	SockKey         *ebpf.VariableSpec `ebpf:"sock_key"`
-	TcpRecvmsgNargs *ebpf.VariableSpec `ebpf:"tcp_recvmsg_nargs"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 }
@@ -194,8 +190,6 @@ func (m *kprobeMaps) Close() error {
 type kprobeVariables struct {
 	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
 	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
-	SockKey         *ebpf.Variable `ebpf:"sock_key"`
-	TcpRecvmsgNargs *ebpf.Variable `ebpf:"tcp_recvmsg_nargs"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
 }

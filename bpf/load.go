@@ -3,8 +3,6 @@
 package bpf
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -109,7 +107,7 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	case TierFentry:
 		plan, err = planFentry(spec)
 	case TierKprobe:
-		plan, err = planKprobe(spec, "/proc/kallsyms")
+		plan, err = planKprobe("/proc/kallsyms")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hook tier %s: %w", tier, err)
@@ -157,15 +155,6 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return fmt.Errorf("set snaplen: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = cfg.RingBytes
-	if v, ok := spec.Variables["sock_key"]; ok {
-		var key [8]byte
-		if _, err := rand.Read(key[:]); err != nil {
-			return fmt.Errorf("socket id key: %w", err)
-		}
-		if err := v.Set(binary.LittleEndian.Uint64(key[:])); err != nil {
-			return fmt.Errorf("set socket id key: %w", err)
-		}
-	}
 	return nil
 }
 

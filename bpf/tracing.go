@@ -64,7 +64,11 @@ func planFentry(spec *ebpf.CollectionSpec) ([]attachment, error) {
 		}
 		plan = append(plan, attachment{prog: "fe_" + fn})
 		if t.ret {
-			plan = append(plan, attachment{prog: "fx_" + fn, ret: true})
+			ret, err := fexitProgram(kernel, fn)
+			if err != nil {
+				return nil, err
+			}
+			plan = append(plan, attachment{prog: ret, ret: true})
 		}
 	}
 	keep := map[string]bool{}
@@ -76,23 +80,30 @@ func planFentry(spec *ebpf.CollectionSpec) ([]attachment, error) {
 			delete(spec.Programs, name)
 		}
 	}
-	return plan, setRecvmsgArity(spec, kernel)
+	return plan, nil
 }
 
-// setRecvmsgArity tells the programs where tcp_recvmsg's return value is.
-func setRecvmsgArity(spec *ebpf.CollectionSpec, kernel *btf.Spec) error {
-	var fn *btf.Func
-	if err := kernel.TypeByName("tcp_recvmsg", &fn); err != nil {
-		return fmt.Errorf("%w: kernel BTF has no tcp_recvmsg: %v", ErrTierUnsupported, err)
+// fexitProgram names the fexit program for fn on this kernel: where a
+// function's arity changed between versions, there is one program per
+// signature, suffixed with its argument count (fx_tcp_recvmsg5/6).
+func fexitProgram(kernel *btf.Spec, fn string) (string, error) {
+	if fn != "tcp_recvmsg" {
+		return "fx_" + fn, nil
 	}
-	proto, ok := fn.Type.(*btf.FuncProto)
+	var f *btf.Func
+	if err := kernel.TypeByName(fn, &f); err != nil {
+		return "", fmt.Errorf("%w: kernel BTF has no %s: %v", ErrTierUnsupported, fn, err)
+	}
+	proto, ok := f.Type.(*btf.FuncProto)
 	if !ok {
-		return fmt.Errorf("tcp_recvmsg: BTF type %T is not a function prototype", fn.Type)
+		return "", fmt.Errorf("%s: BTF type %T is not a function prototype", fn, f.Type)
 	}
-	if err := spec.Variables["tcp_recvmsg_nargs"].Set(uint32(len(proto.Params))); err != nil {
-		return fmt.Errorf("set tcp_recvmsg arity: %w", err)
+	switch n := len(proto.Params); n {
+	case 5, 6:
+		return fmt.Sprintf("fx_%s%d", fn, n), nil
+	default:
+		return "", fmt.Errorf("%w: %s has %d parameters, this build knows 5 (Linux 5.19+) and 6", ErrTierUnsupported, fn, n)
 	}
-	return nil
 }
 
 // kprobesAvailable checks for a way to create kprobes: the perf kprobe PMU
@@ -112,7 +123,7 @@ func kprobesAvailable() error {
 }
 
 // planKprobe resolves each target against kallsyms (see resolveSymbol).
-func planKprobe(spec *ebpf.CollectionSpec, kallsyms string) ([]attachment, error) {
+func planKprobe(kallsyms string) ([]attachment, error) {
 	if err := kprobesAvailable(); err != nil {
 		return nil, err
 	}
@@ -134,13 +145,6 @@ func planKprobe(spec *ebpf.CollectionSpec, kallsyms string) ([]attachment, error
 		plan = append(plan, attachment{prog: "kp_" + fn, symbol: sym})
 		if t.ret {
 			plan = append(plan, attachment{prog: "kr_" + fn, symbol: sym, ret: true})
-		}
-	}
-	// kprobe(5) programs keep 5 arguments' worth of registers either way;
-	// the arity only matters to fexit, but the variable must be valid.
-	if kernel, err := btf.LoadKernelSpec(); err == nil {
-		if err := setRecvmsgArity(spec, kernel); err != nil {
-			return nil, err
 		}
 	}
 	return plan, nil

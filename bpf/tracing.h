@@ -15,13 +15,6 @@
 
 #include "common.h"
 
-// XORed into socket addresses to make the per-socket id these tiers store
-// in dns_event.cookie: stable for a socket, and no kernel pointer in the
-// evidence. Set from Go.
-volatile const __u64 sock_key = 0;
-// Number of parameters of tcp_recvmsg on this kernel (6 before Linux 5.19,
-// which dropped `nonblock`, 5 since): where fexit finds the return value.
-volatile const __u32 tcp_recvmsg_nargs = 5;
 
 #define IOV_SEGS 4 // iovec segments followed per send/recv (glibc writes 2)
 
@@ -36,9 +29,13 @@ struct flow {
 	__u64 sockid;
 };
 
-static __always_inline __u64 sock_id(void *sk)
+// sock_id is what these tiers store in dns_event.cookie: the socket's inode
+// number, as in /proc/PID/fd's "socket:[N]" and `ss -e`. (The socket cookie
+// of the cgroup tier needs bpf_get_socket_cookie, which tracing programs
+// only have from 5.12; and a kernel pointer has no place in evidence.)
+static __always_inline __u64 sock_id(struct sock *sk)
 {
-	return (__u64)sk ^ sock_key;
+	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
 // fill_tr writes one record in place; src is kernel memory, or user memory
@@ -65,11 +62,8 @@ static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *
 	ev->_pad3 = 0;
 	fill_ident(&ev->id);
 
-	barrier_var(cap); // see cgroup.c: keep the verifier's bound on cap
-	if (cap > max)
-		cap = max;
-	if (cap == 0)
-		cap = 1;
+	barrier_var(cap); // see cgroup.c: cap is in [1, max], max a power of two
+	cap = ((cap - 1) & (max - 1)) + 1;
 	long err = user ? bpf_probe_read_user(data, cap, src) : bpf_probe_read_kernel(data, cap, src);
 	ev->cap_len = err ? 0 : cap;
 }

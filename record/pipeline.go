@@ -363,6 +363,10 @@ func (p *pipeline) packet(ctx context.Context, pkt *Packet) error {
 	if !pkt.TCP {
 		return p.message(ctx, pkt, pkt.Payload, int(pkt.OrigLen))
 	}
+	if p.opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		p.opts.Logger.Debug("tcp segment", "cookie", pkt.Cookie, "dir", pkt.Dir, "seq", pkt.TCPSeq,
+			"len", pkt.OrigLen, "captured", len(pkt.Payload), "head", fmt.Sprintf("%x", pkt.Payload[:min(8, len(pkt.Payload))]))
+	}
 	k := streamKey{pkt.Cookie, pkt.Dir}
 	s := p.streams[k]
 	if s == nil {
@@ -378,6 +382,9 @@ func (p *pipeline) packet(ctx context.Context, pkt *Packet) error {
 }
 
 func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen int) error {
+	if raw == nil {
+		raw = []byte{} // the kernel could not read the bytes: stored empty, with the parse error
+	}
 	m := &MsgRow{
 		BootNs:  int64(pkt.BootNs),
 		TsNs:    p.wall(pkt.BootNs),

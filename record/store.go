@@ -208,7 +208,7 @@ func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if s.tx == nil {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
-			return nil, fmt.Errorf("begin batch: %w", err)
+			return nil, fmt.Errorf("begin batch: %w", explainFull(err))
 		}
 		s.tx = tx
 	}
@@ -226,7 +226,7 @@ func (s *Store) InsertProcess(ctx context.Context, p *ProcRow) (int64, error) {
 	err = st.QueryRowContext(ctx, s.sessionID, s.sessionID, p.PID, int64(p.StartTicks), int64(p.ExecBootNs), p.PPID, p.ParentID,
 		p.Comm, p.Exe, p.Argv, p.UID, p.GID, u64ptr(p.CgroupID), p.Source, p.ExitNs).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("write process %d: %w", p.PID, err)
+		return 0, fmt.Errorf("write process %d: %w", p.PID, explainFull(err))
 	}
 	return id, nil
 }
@@ -238,7 +238,7 @@ func (s *Store) SetExit(ctx context.Context, id, exitNs int64) error {
 		return err
 	}
 	if _, err := st.ExecContext(ctx, exitNs, id); err != nil {
-		return fmt.Errorf("write process exit: %w", err)
+		return fmt.Errorf("write process exit: %w", explainFull(err))
 	}
 	return nil
 }
@@ -272,7 +272,7 @@ func (s *Store) InsertMessage(ctx context.Context, m *MsgRow) error {
 		d.ID, d.QR, d.Opcode, d.Rcode, d.Flags, qname, qrev, d.QType, d.QClass, d.ANCount,
 		m.OrigLen, m.OrigLen > len(m.Raw), m.Raw, perr)
 	if err != nil {
-		return fmt.Errorf("write message: %w", err)
+		return fmt.Errorf("write message: %w", explainFull(err))
 	}
 	if len(d.Answers) == 0 {
 		return nil
@@ -287,7 +287,7 @@ func (s *Store) InsertMessage(ctx context.Context, m *MsgRow) error {
 	}
 	for _, a := range d.Answers {
 		if _, err := ast.ExecContext(ctx, msgID, a.Section, a.Name, a.Type, a.Class, a.TTL, a.Data); err != nil {
-			return fmt.Errorf("write answer: %w", err)
+			return fmt.Errorf("write answer: %w", explainFull(err))
 		}
 	}
 	return nil
@@ -305,7 +305,7 @@ func (s *Store) InsertLoss(ctx context.Context, tsNs int64, l Loss) error {
 		return err
 	}
 	if _, err := st.ExecContext(ctx, s.sessionID, tsNs, int64(l.RingbufDrops), int64(l.DecodeErrors), int64(l.Unattributed)); err != nil {
-		return fmt.Errorf("write loss: %w", err)
+		return fmt.Errorf("write loss: %w", explainFull(err))
 	}
 	return nil
 }

@@ -1,0 +1,260 @@
+//go:build linux
+
+package record_test
+
+import (
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record"
+)
+
+var (
+	tiersFlag  = flag.String("tiers", "", "comma-separated hook tiers for TestTiers (default: all)")
+	expectFlag = flag.String("expect-tiers", "", "tiers that must run on this kernel (default: all in a vmtest guest, cgroup elsewhere)")
+)
+
+// tierClient is one process of the workload every tier must record alike.
+type tierClient struct {
+	label, name, network, server string
+	spawn                        bool // resolve from a grandchild of the test
+}
+
+var tierWorkload = []tierClient{
+	{"udp4", "udp4.tiers.test", "udp", "127.0.0.1:53", false},
+	{"tcp4", "tcp4.tiers.test", "tcp", "127.0.0.1:53", false},
+	{"udp6", "udp6.tiers.test", "udp", "[::1]:53", false},
+	{"tcp6", "tcp6.tiers.test", "tcp", "[::1]:53", false},
+	{"grandchild", "grandchild.tiers.test", "udp", "127.0.0.1:53", true},
+}
+
+func splitTiers(s string) []bpf.Tier {
+	var out []bpf.Tier
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, bpf.Tier(f))
+		}
+	}
+	return out
+}
+
+// TestTiers records the same workload (UDP and TCP over IPv4 and IPv6, and a
+// short-lived grandchild) with each hook tier, checks each recording, and
+// checks that all tiers that ran produced the same rows: process, ancestry,
+// direction, qname, qtype, rcode and answers. Process identities are
+// compared by role in the workload, since every run has new pids.
+//
+// A tier the kernel cannot run is skipped, unless it is expected to run
+// (-expect-tiers), in which case the test fails. `make vmtest` runs this on
+// stock kernels where every tier is expected.
+func TestTiers(t *testing.T) {
+	requireRoot(t)
+	tiers := splitTiers(*tiersFlag)
+	if len(tiers) == 0 {
+		tiers = bpf.Tiers
+	}
+	expect := splitTiers(*expectFlag)
+	if len(expect) == 0 {
+		expect = []bpf.Tier{bpf.TierCgroup}
+		if os.Getenv("VMTEST") != "" {
+			expect = bpf.Tiers
+		}
+	}
+	names := make([]string, len(tierWorkload))
+	for i, c := range tierWorkload {
+		names[i] = c.name
+	}
+	srv := startServer(t, names...)
+
+	results := map[bpf.Tier][]string{}
+	for _, tier := range tiers {
+		t.Run(string(tier), func(t *testing.T) {
+			rows, err := recordTier(t, tier, srv)
+			if errors.Is(err, bpf.ErrTierUnsupported) && !slices.Contains(expect, tier) {
+				fmt.Printf("\nVMTEST-TIER tier=%s result=unsupported\n", tier)
+				if len(tiers) == 1 {
+					fmt.Printf("\nVMTEST-UNSUPPORTED: %v\n", err)
+				}
+				t.Skipf("tier %s unsupported here: %v", tier, err)
+			}
+			if err != nil {
+				t.Fatalf("tier %s: %v", tier, err)
+			}
+			if !t.Failed() {
+				results[tier] = rows
+				fmt.Printf("\nVMTEST-TIER tier=%s result=passed rows=%d\n", tier, len(rows))
+			}
+		})
+	}
+
+	var ref bpf.Tier
+	for _, tier := range tiers {
+		rows, ok := results[tier]
+		if !ok {
+			continue
+		}
+		if ref == "" {
+			ref = tier
+			continue
+		}
+		if missing, extra := setDiff(results[ref], rows); len(missing)+len(extra) > 0 {
+			t.Errorf("tier %s differs from %s:\n  only in %s: %q\n  only in %s: %q", tier, ref, ref, missing, tier, extra)
+		}
+	}
+}
+
+// recordTier records the workload with one tier and returns its normalized
+// client rows, after checking that every client's query and answer are there.
+func recordTier(t *testing.T, tier bpf.Tier, srv *testServer) ([]string, error) {
+	path := filepath.Join(t.TempDir(), string(tier)+".db")
+	opts := record.Options{Hook: tier, OwnerWait: 300 * time.Millisecond}
+	if os.Getenv("DNSREC_TEST_DEBUG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	stop, err := tryStartRecorder(t, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	labels := map[int]string{os.Getpid(): "test"}
+	for _, c := range tierWorkload {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), envChild+"="+c.name, "DNSREC_TEST_SERVER="+c.server, "DNSREC_TEST_NET="+c.network)
+		if c.spawn {
+			cmd.Env = append(cmd.Env, "DNSREC_TEST_SPAWN=1")
+		}
+		pid, out := run(t, cmd)
+		if c.spawn {
+			labels[pid] = "spawner"
+			gpid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(out, "pid=")))
+			if err != nil {
+				return nil, fmt.Errorf("grandchild printed %q", out)
+			}
+			pid = gpid
+		}
+		labels[pid] = c.label
+	}
+	stop()
+
+	db := openRO(t, path)
+	var hook string
+	if err := db.QueryRow(`SELECT hook FROM sessions`).Scan(&hook); err != nil || hook != string(tier) {
+		t.Errorf("sessions.hook = %q (%v), want %s", hook, err, tier)
+	}
+	rows := tierRows(t, db, labels)
+	for _, c := range tierWorkload {
+		ancestry := "test"
+		if c.spawn {
+			ancestry = "spawner>test"
+		}
+		for _, want := range []string{
+			fmt.Sprintf("%s|%s|send|%s|1|0|", c.label, ancestry, c.name),
+			fmt.Sprintf("%s|%s|recv|%s|1|0|%s", c.label, ancestry, c.name, srv.addr4(c.name)),
+			fmt.Sprintf("%s|%s|send|%s|28|0|", c.label, ancestry, c.name),
+			fmt.Sprintf("%s|%s|recv|%s|28|0|%s", c.label, ancestry, c.name, srv.addr6(c.name)),
+		} {
+			if !slices.Contains(rows, want) {
+				t.Errorf("tier %s: missing row %q; have %q\nall messages for %s:\n%s", tier, want, rows, c.name, dumpMessages(t, db, c.name))
+			}
+		}
+	}
+	return rows, nil
+}
+
+// tierRows renders every client message of the workload as
+// label|ancestry|direction|qname|qtype|rcode|answers, pids replaced by their
+// role in the workload (ancestry up to the test process), as a sorted set.
+func tierRows(t *testing.T, db *sql.DB, labels map[int]string) []string {
+	t.Helper()
+	q, err := db.Query(`SELECT m.id, m.pid, m.direction, m.qname, m.qtype, m.rcode,
+		coalesce((SELECT group_concat(data, ';') FROM (SELECT a.data FROM answers a
+			WHERE a.message_id = m.id AND a.section = 'answer' ORDER BY a.data)), '')
+		FROM messages m WHERE m.role = 'client' AND m.qname_rev >= 'test.tiers.' AND m.qname_rev < 'test.tiers/'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	set := map[string]bool{}
+	for q.Next() {
+		var id, pid, qtype, rcode sql.NullInt64
+		var dir, qname, answers string
+		if err := q.Scan(&id, &pid, &dir, &qname, &qtype, &rcode, &answers); err != nil {
+			t.Fatal(err)
+		}
+		label := labels[int(pid.Int64)]
+		if !pid.Valid || label == "" {
+			label = fmt.Sprintf("unknown(pid %v)", pid)
+		}
+		var up []string
+		for _, p := range ancestry(t, db, qname, int(pid.Int64)) {
+			l, ok := labels[p]
+			if !ok {
+				l = "?"
+			}
+			up = append(up, l)
+			if l == "test" {
+				break
+			}
+		}
+		set[fmt.Sprintf("%s|%s|%s|%s|%d|%d|%s", label, strings.Join(up, ">"), dir, qname, qtype.Int64, rcode.Int64, answers)] = true
+	}
+	if err := q.Err(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setDiff returns what is only in a and only in b (both sorted).
+func setDiff(a, b []string) (onlyA, onlyB []string) {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			onlyA = append(onlyA, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			onlyB = append(onlyB, x)
+		}
+	}
+	return onlyA, onlyB
+}
+
+// dumpMessages lists everything recorded for qname, for failure reports.
+func dumpMessages(t *testing.T, db *sql.DB, qname string) string {
+	q, err := db.Query(`SELECT id, direction, role, proto, saddr, sport, daddr, dport, coalesce(pid, -1), coalesce(qtype, -1),
+		orig_len, length(raw), coalesce(parse_error, '') FROM messages WHERE qname = ? OR qname IS NULL ORDER BY id`, qname)
+	if err != nil {
+		return err.Error()
+	}
+	defer q.Close()
+	var b strings.Builder
+	for q.Next() {
+		var id, sport, dport, pid, qtype, olen, rlen int64
+		var dir, role, proto, saddr, daddr, perr string
+		if err := q.Scan(&id, &dir, &role, &proto, &saddr, &sport, &daddr, &dport, &pid, &qtype, &olen, &rlen, &perr); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "  #%d %s %s %s %s:%d > %s:%d pid=%d qtype=%d len=%d/%d %s\n", id, dir, role, proto, saddr, sport, daddr, dport, pid, qtype, rlen, olen, perr)
+	}
+	return b.String()
+}
