@@ -8,7 +8,7 @@ STRIP   ?= llvm-strip-14
 CFLAGS  := -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build generate check-generate vet cross test unit bench vmtest clean
+.PHONY: all build generate check-generate vet cross test unit bench vmtest vmtest-bin vmbench clean
 
 all: build
 
@@ -37,10 +37,38 @@ cross:
 unit:
 	$(GO) test -count=1 ./...
 
-## test: everything CI runs. As root the privileged tests load BPF for real.
+## test: everything CI runs. As root the privileged tests load BPF for real,
+## then the kernel matrix runs them again on stock kernels (vmtest).
 test: vet cross
 	@if command -v $(CLANG) >/dev/null; then $(MAKE) check-generate; else echo "note: $(CLANG) not installed, skipping check-generate" >&2; fi
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) vmtest
+
+# Stock Debian cloud kernels for the matrix, fetched into .cache/kernels.
+VMTEST_KERNELS ?= 5.10,6.1,6.12
+VMTEST_BIN     := .cache/vmtest/record.test
+TIERS_TEST     := -test.v -test.run ^TestTiers$$
+
+vmtest-bin:
+	mkdir -p .cache/vmtest
+	CGO_ENABLED=0 $(GO) test -c -o $(VMTEST_BIN) ./record
+
+## vmtest: TestTiers per hook tier, and all tiers compared, on each kernel
+## under QEMU and on the host: a kernel x tier matrix of passed/failed/unsupported
+vmtest: vmtest-bin
+	vmtest/run -kernels $(VMTEST_KERNELS),host \
+		-run 'fentry=$(TIERS_TEST) -tiers fentry' \
+		-run 'kprobe=$(TIERS_TEST) -tiers kprobe' \
+		-run 'cgroup=$(TIERS_TEST) -tiers cgroup' \
+		-run 'agree=$(TIERS_TEST)' \
+		$(VMTEST_BIN)
+
+## vmbench: per-tier capture overhead on each kernel, as ratios to no recorder
+vmbench: vmtest-bin
+	vmtest/run -kernels $(VMTEST_KERNELS),host \
+		-run 'bench=-test.run ^$$ -test.bench ^BenchmarkTierOverhead$$ -test.benchtime 1000x' \
+		$(VMTEST_BIN)
+	vmtest/overhead-table.sh
 
 ## bench: Go benchmarks of the writer and the queries
 bench:

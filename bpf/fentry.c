@@ -59,9 +59,16 @@ int BPF_PROG(fe_tcp_recvmsg, struct sock *sk, struct msghdr *msg)
 	return 0;
 }
 
-// The return value follows the arguments, and tcp_recvmsg lost one
-// (nonblock) in Linux 5.19: one program per signature, and bpf/tracing.go
-// keeps the one that matches the kernel's BTF.
+// The return value follows the arguments, and tcp_recvmsg lost one in 5.19
+// (nonblock) and another in 6.18 (addr_len): one program per signature, and
+// bpf/tracing.go keeps the one that matches the kernel's BTF.
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(fx_tcp_recvmsg4, struct sock *sk, struct msghdr *msg, size_t len, int flags, int ret)
+{
+	on_tcp_recv_return(ret);
+	return 0;
+}
+
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fx_tcp_recvmsg5, struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len, int ret)
 {

@@ -66,6 +66,7 @@ const (
 	fentryProgFeTcpSendmsg    = "fe_tcp_sendmsg"
 	fentryProgFeUdpSendSkb    = "fe_udp_send_skb"
 	fentryProgFeUdpV6SendSkb  = "fe_udp_v6_send_skb"
+	fentryProgFxTcpRecvmsg4   = "fx_tcp_recvmsg4"
 	fentryProgFxTcpRecvmsg5   = "fx_tcp_recvmsg5"
 	fentryProgFxTcpRecvmsg6   = "fx_tcp_recvmsg6"
 	fentryProgOnExec          = "on_exec"
@@ -125,6 +126,7 @@ type fentryProgramSpecs struct {
 	FeTcpSendmsg    *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
 	FeUdpSendSkb    *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
 	FeUdpV6SendSkb  *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
+	FxTcpRecvmsg4   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
 	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
@@ -207,6 +209,7 @@ type fentryPrograms struct {
 	FeTcpSendmsg    *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
 	FeUdpSendSkb    *ebpf.Program `ebpf:"fe_udp_send_skb"`
 	FeUdpV6SendSkb  *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
+	FxTcpRecvmsg4   *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5   *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6   *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
 	OnExec          *ebpf.Program `ebpf:"on_exec"`
@@ -222,6 +225,7 @@ func (p *fentryPrograms) Close() error {
 		p.FeTcpSendmsg,
 		p.FeUdpSendSkb,
 		p.FeUdpV6SendSkb,
+		p.FxTcpRecvmsg4,
 		p.FxTcpRecvmsg5,
 		p.FxTcpRecvmsg6,
 		p.OnExec,

@@ -12,8 +12,8 @@ import (
 type kallsyms map[string][]string
 
 // parseKallsyms reads /proc/kallsyms ("ffffffff81a2b3c0 t udp_send_skb").
-// Only text symbols count, and ".cold" parts are left out: they are the
-// unlikely half of a split function, not an entry point.
+// Only text symbols count, and ".cold" and ".part" pieces are left out:
+// they are outlined halves of a split function, not its entry point.
 func parseKallsyms(r io.Reader) (kallsyms, error) {
 	syms := kallsyms{}
 	s := bufio.NewScanner(r)
@@ -24,7 +24,7 @@ func parseKallsyms(r io.Reader) (kallsyms, error) {
 			continue
 		}
 		name := f[2]
-		if strings.Contains(name, ".cold") {
+		if strings.Contains(name, ".cold") || strings.Contains(name, ".part.") {
 			continue
 		}
 		base, _, _ := strings.Cut(name, ".")

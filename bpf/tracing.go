@@ -85,7 +85,7 @@ func planFentry(spec *ebpf.CollectionSpec) ([]attachment, error) {
 
 // fexitProgram names the fexit program for fn on this kernel: where a
 // function's arity changed between versions, there is one program per
-// signature, suffixed with its argument count (fx_tcp_recvmsg5/6).
+// signature, suffixed with its argument count (fx_tcp_recvmsg4/5/6).
 func fexitProgram(kernel *btf.Spec, fn string) (string, error) {
 	if fn != "tcp_recvmsg" {
 		return "fx_" + fn, nil
@@ -99,10 +99,10 @@ func fexitProgram(kernel *btf.Spec, fn string) (string, error) {
 		return "", fmt.Errorf("%s: BTF type %T is not a function prototype", fn, f.Type)
 	}
 	switch n := len(proto.Params); n {
-	case 5, 6:
+	case 4, 5, 6:
 		return fmt.Sprintf("fx_%s%d", fn, n), nil
 	default:
-		return "", fmt.Errorf("%w: %s has %d parameters, this build knows 5 (Linux 5.19+) and 6", ErrTierUnsupported, fn, n)
+		return "", fmt.Errorf("%w: %s has %d parameters, this build knows 6 (before 5.19), 5 and 4 (6.18+)", ErrTierUnsupported, fn, n)
 	}
 }
 

@@ -63,9 +63,11 @@ func childMain() int {
 	return 0
 }
 
+func isRoot() bool { return os.Geteuid() == 0 }
+
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
+	if !isRoot() {
 		t.Skip("loading BPF programs needs root: run `sudo make test`")
 	}
 }
@@ -80,7 +82,7 @@ type testServer struct {
 func (s *testServer) addr4(name string) string { return fmt.Sprintf("192.0.2.%d", s.answers[name]) }
 func (s *testServer) addr6(name string) string { return fmt.Sprintf("2001:db8::%d", s.answers[name]) }
 
-func startServer(t *testing.T, names ...string) *testServer {
+func startServer(t testing.TB, names ...string) *testServer {
 	t.Helper()
 	s := &testServer{answers: map[string]int{}}
 	for i, n := range names {
@@ -134,7 +136,7 @@ func startRecorder(t *testing.T, path string, opts record.Options) (stop func() 
 
 // tryStartRecorder is startRecorder for callers that handle a recorder that
 // cannot start (a hook tier this kernel lacks).
-func tryStartRecorder(t *testing.T, path string, opts record.Options) (stop func() record.Summary, err error) {
+func tryStartRecorder(t testing.TB, path string, opts record.Options) (stop func() record.Summary, err error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
