@@ -26,6 +26,7 @@ recorded, and copies with or without their -wal, work too. Give --db once per
 host to query several recordings together; every row names its host.`,
 		Subcommands: []*cli.Command{
 			whoResolvedCommand(),
+			infoCommand(),
 		},
 	}
 }
@@ -64,6 +65,40 @@ Only the client side counts: a local resolver answering others is not listed.`,
 			}
 			if err := query.Write(out, format, query.WhoResolvedTable(rows)); err != nil {
 				return fmt.Errorf("who-resolved: write: %w", err)
+			}
+			return db.Close()
+		},
+	}
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "recording sessions: host, hook tier, kernel, times, counts and loss",
+		Description: `One row per recording session in each file. Loss is never silent:
+ringbuf_drops counts records the kernel could not queue, decode_errors records
+user space could not read, unattributed messages stored without a process.`,
+		Flags: []cli.Flag{dbFlag(), formatFlag()},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return fmt.Errorf("info: takes no arguments, got %q", c.Args().Slice())
+			}
+			out := c.App.Writer
+			format, err := query.ParseFormat(c.String("format"), out)
+			if err != nil {
+				return fmt.Errorf("info: --format: %w", err)
+			}
+			db, err := query.Open(c.Context, dbPaths(c))
+			if err != nil {
+				return fmt.Errorf("info: %w", err)
+			}
+			defer db.Close()
+			t, err := db.Info(c.Context)
+			if err != nil {
+				return fmt.Errorf("info: %w", err)
+			}
+			if err := query.Write(out, format, t); err != nil {
+				return fmt.Errorf("info: write: %w", err)
 			}
 			return db.Close()
 		},

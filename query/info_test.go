@@ -1,0 +1,68 @@
+package query
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/query/querytest"
+)
+
+func TestInfo(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+
+	ba := querytest.New(t, a)
+	s := ba.Session("web-1", querytest.At(0))
+	ba.Exec(`UPDATE sessions SET hook = 'fentry', stopped_ns = ? WHERE id = ?`, querytest.At(time.Hour).UnixNano(), s)
+	querytest.Incident(ba, "web-1")
+	// Loss rows are cumulative: the newest one counts.
+	ba.Exec(`INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, 1, 1, 0, 0), (?, 2, 7, 2, 3)`, s, s)
+	ba.Close()
+
+	bb := querytest.New(t, b)
+	bb.Session("db-1", querytest.At(time.Minute)) // never stopped, never lost anything
+	bb.Close()
+
+	db, err := Open(context.Background(), []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tab, err := db.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, c := range tab.Columns {
+		col[c] = i
+	}
+	if len(tab.Rows) < 2 {
+		t.Fatalf("got %d rows, want one per session", len(tab.Rows))
+	}
+	var web, dbh []any
+	for _, r := range tab.Rows {
+		switch {
+		case r[col["host"]] == "web-1" && r[col["hook"]] == "fentry":
+			web = r
+		case r[col["host"]] == "db-1":
+			dbh = r
+		}
+	}
+	if web == nil || dbh == nil {
+		t.Fatalf("rows %v: want web-1 and db-1", tab.Rows)
+	}
+	if web[col["hook"]] != "fentry" || web[col["file"]] != a {
+		t.Errorf("web-1 hook %v file %v", web[col["hook"]], web[col["file"]])
+	}
+	if web[col["ringbuf_drops"]] != int64(7) || web[col["decode_errors"]] != int64(2) || web[col["unattributed"]] != int64(3) {
+		t.Errorf("web-1 loss %v/%v/%v, want the newest row 7/2/3", web[col["ringbuf_drops"]], web[col["decode_errors"]], web[col["unattributed"]])
+	}
+	if web[col["stopped"]] == nil || dbh[col["stopped"]] != nil {
+		t.Errorf("stopped: web-1 %v (want a time), db-1 %v (want empty)", web[col["stopped"]], dbh[col["stopped"]])
+	}
+	if dbh[col["ringbuf_drops"]] != int64(0) || dbh[col["messages"]] != int64(0) {
+		t.Errorf("db-1 drops %v messages %v, want 0 and 0", dbh[col["ringbuf_drops"]], dbh[col["messages"]])
+	}
+}

@@ -1,0 +1,176 @@
+//go:build linux
+
+package record_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/bpf"
+)
+
+// TestCLIRecordAndQuery runs the README's workflow with the real binary:
+// `dnsrec record -o FILE` until SIGTERM, then `dnsrec query who-resolved` and
+// `dnsrec query info` on the file, as a responder would.
+func TestCLIRecordAndQuery(t *testing.T) {
+	requireRoot(t)
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go tool to build cmd/dnsrec")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "dnsrec")
+	build := exec.Command(gobin, "build", "-o", bin, "../cmd/dnsrec")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build dnsrec: %v\n%s", err, out)
+	}
+	dig := lookExe(t, "dig")
+	srv := startServer(t, "cli.dnsrec.test")
+	path := filepath.Join(dir, "case.db")
+
+	rec := exec.Command(bin, "record", "-o", path)
+	var stdout bytes.Buffer
+	rec.Stdout = &stdout
+	stderr, err := rec.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
+	logs := make(chan string, 100)
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			logs <- s.Text()
+		}
+		close(logs)
+	}()
+	var log []string
+	waitFor := func(substr string) {
+		t.Helper()
+		timeout := time.After(2 * time.Minute)
+		for {
+			select {
+			case l, ok := <-logs:
+				if !ok {
+					t.Fatalf("dnsrec record ended before logging %q:\n%s", substr, strings.Join(log, "\n"))
+				}
+				log = append(log, l)
+				if strings.Contains(l, substr) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("dnsrec record did not log %q:\n%s", substr, strings.Join(log, "\n"))
+			}
+		}
+	}
+	waitFor(`msg=recording`)
+
+	pid, _ := run(t, exec.Command(dig, "@127.0.0.1", "cli.dnsrec.test", "+tries=1", "+time=3"))
+	time.Sleep(500 * time.Millisecond) // let the pipeline see the response before stopping
+	if err := rec.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range logs {
+	}
+	if err := rec.Wait(); err != nil {
+		t.Fatalf("dnsrec record exited with %v:\n%s", err, strings.Join(log, "\n"))
+	}
+
+	// It prints "SHA256  FILE" for the chain of custody, leaves no -wal
+	// behind, and the file is 0600.
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	io.Copy(h, f)
+	f.Close()
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want := sum + "  " + path; !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout %q does not contain %q", stdout.String(), want)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("evidence mode %v (%v), want 0600", fi.Mode(), err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("-wal left behind: %v", err)
+	}
+
+	// A second record to the same path is refused, and the evidence stays.
+	if out, err := exec.Command(bin, "record", "-o", path).CombinedOutput(); err == nil || !strings.Contains(string(out), "refusing to overwrite") {
+		t.Errorf("record over existing evidence: %v, %s", err, out)
+	}
+
+	query := func(args ...string) [][]string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"query"}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("dnsrec query %v: %v", args, err)
+		}
+		rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+		if err != nil || len(rows) < 1 {
+			t.Fatalf("dnsrec query %v: bad CSV %q: %v", args, out, err)
+		}
+		return rows
+	}
+	// The positional argument before the flags, as the README shows.
+	rows := query("who-resolved", "cli.dnsrec.test", "--db", path, "--format", "csv")
+	col := map[string]int{}
+	for i, c := range rows[0] {
+		col[c] = i
+	}
+	var found bool
+	for _, r := range rows[1:] {
+		if r[col["pid"]] != strconv.Itoa(pid) {
+			continue
+		}
+		found = true
+		if r[col["exe"]] != dig || r[col["comm"]] != "dig" || r[col["qname"]] != "cli.dnsrec.test" {
+			t.Errorf("row %q: want exe %s, comm dig", r, dig)
+		}
+		if want := fmt.Sprintf("(%d)", os.Getpid()); !strings.HasSuffix(strings.SplitN(r[col["ancestry"]], " > ", 2)[0], want) {
+			t.Errorf("ancestry %q: want the test process %s as direct parent", r[col["ancestry"]], want)
+		}
+		if r[col["answers"]] != srv.addr4("cli.dnsrec.test") || r[col["count"]] != "1" {
+			t.Errorf("answers %q count %q, want %s and 1", r[col["answers"]], r[col["count"]], srv.addr4("cli.dnsrec.test"))
+		}
+	}
+	if !found {
+		t.Errorf("who-resolved has no row for dig (pid %d): %q", pid, rows)
+	}
+
+	// --hook auto picked a tier and info says which.
+	info := query("info", "--db", path, "--format", "csv")
+	if len(info) != 2 || !slices.Contains(bpf.Tiers, bpf.Tier(info[1][2])) {
+		t.Errorf("info: %q, want one session naming its hook tier", info)
+	}
+
+	// Queries never change the evidence.
+	f, _ = os.Open(path)
+	h = sha256.New()
+	io.Copy(h, f)
+	f.Close()
+	if after := hex.EncodeToString(h.Sum(nil)); after != sum {
+		t.Errorf("querying changed the file's SHA-256: %s -> %s", sum, after)
+	}
+}
