@@ -206,10 +206,14 @@ static __always_inline void fill(struct __sk_buff *skb, struct pkt *p, __u8 dir,
 		ev->flags = 0;
 	}
 
-	// cap is in [1, max] already; say so in a form every verifier follows
-	// (max is a power of two): clang reuses unclamped registers for plain
-	// comparisons, and the 6.1 verifier then sees a copy of 0 or too many
-	// bytes.
+	// cap is in [0, max], max a power of two. Zero copies nothing; the
+	// rest is restated as a mask, a form every verifier follows: clang
+	// reuses unclamped registers for plain comparisons, and the 6.1
+	// verifier then sees a copy of 0 or too many bytes.
+	if (cap == 0) {
+		ev->cap_len = 0;
+		return;
+	}
 	barrier_var(cap);
 	cap = ((cap - 1) & (max - 1)) + 1;
 	if (bpf_skb_load_bytes(skb, p->poff, data, cap))
@@ -217,36 +221,16 @@ static __always_inline void fill(struct __sk_buff *skb, struct pkt *p, __u8 dir,
 	ev->cap_len = cap;
 }
 
-// Records are reserved in three size classes, because bpf_ringbuf_reserve
-// takes only a constant size and most DNS messages are small.
-#define EMIT_CLASS(N)                                                              \
-	if (cap <= N) {                                                            \
-		struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + N, 0); \
-		if (!ev) {                                                         \
-			count_drop();                                              \
-			return;                                                    \
-		}                                                                  \
-		fill(skb, &p, dir, ev, (__u8 *)(ev + 1), cap, N);                  \
-		bpf_ringbuf_submit(ev, 0);                                         \
-		return;                                                            \
-	}
-
 static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 {
 	struct pkt p = {};
 	if (!parse(skb, &p))
 		return;
 
-	__u64 cap = p.plen;
-	if (cap > snaplen)
-		cap = snaplen;
-	if (cap > MAX_SNAP)
-		cap = MAX_SNAP;
-	if (cap == 0)
-		cap = 1; // Go refuses --snaplen 0; keep the verifier's range non-empty
-	EMIT_CLASS(512)
-	EMIT_CLASS(2048)
-	EMIT_CLASS(MAX_SNAP)
+	__u64 cap = snap_cap(p.plen);
+#define FILL_SKB(ev, data, max) fill(skb, &p, dir, ev, data, cap, max)
+	EMIT_SIZE_CLASSES(FILL_SKB)
+#undef FILL_SKB
 }
 
 SEC("cgroup_skb/egress")

@@ -155,6 +155,37 @@ static __always_inline void count_drop(void)
 		*n += 1; // per-CPU slot: no atomics needed
 }
 
+// EMIT_SIZE_CLASSES reserves a DNS record in the ring buffer for cap payload
+// bytes and has FILL(ev, data, max) write it in place, then submits it.
+// bpf_ringbuf_reserve takes only a constant size, and most DNS messages are
+// small, so there are three size classes. Used inside a void function with
+// `cap` in scope; it returns from that function.
+#define RESERVE_CLASS(N, FILL)                                                       \
+	if (cap <= N) {                                                              \
+		struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + N, 0); \
+		if (!ev) {                                                           \
+			count_drop();                                                \
+			return;                                                      \
+		}                                                                    \
+		FILL(ev, (__u8 *)(ev + 1), N);                                       \
+		bpf_ringbuf_submit(ev, 0);                                           \
+		return;                                                              \
+	}
+#define EMIT_SIZE_CLASSES(FILL)        \
+	RESERVE_CLASS(512, FILL)       \
+	RESERVE_CLASS(2048, FILL)      \
+	RESERVE_CLASS(MAX_SNAP, FILL)
+
+// snap_cap is how many of len payload bytes a record keeps: at most snaplen.
+static __always_inline __u64 snap_cap(__u64 len)
+{
+	if (len > snaplen)
+		len = snaplen;
+	if (len > MAX_SNAP)
+		len = MAX_SNAP;
+	return len;
+}
+
 static __always_inline int is_dns_port(__u16 port)
 {
 #pragma unroll

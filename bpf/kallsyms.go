@@ -50,8 +50,12 @@ func (k kallsyms) exact(fn string) bool {
 // exists as a compiler clone (fn.isra.0, fn.constprop.0, fn.part.0), the
 // stable alternative, because a clone's arguments may have been rewritten;
 // else the clone, when there is no alternative. It returns the function
-// whose program to use (fn or t.alt) and the symbol to attach to.
-func resolveSymbol(syms kallsyms, t target) (fn, symbol string, err error) {
+// whose program to use (fn or t.alt) and the symbol to attach to. With
+// stable set, the alternative is preferred whenever it exists.
+func resolveSymbol(syms kallsyms, t target, stable bool) (fn, symbol string, err error) {
+	if stable && t.alt != "" && syms.exact(t.alt) {
+		return t.alt, t.alt, nil
+	}
 	if syms.exact(t.fn) {
 		return t.fn, t.fn, nil
 	}

@@ -33,17 +33,20 @@ func TestResolveSymbol(t *testing.T) {
 		target   target
 		fn, sym  string
 		wantFail bool
+		stable   bool
 	}{
-		{"exact name wins", kallsymsPlain, target{fn: "udp_send_skb", alt: "ip_send_skb"}, "udp_send_skb", "udp_send_skb", false},
-		{"exported function", kallsymsPlain, target{fn: "skb_consume_udp"}, "skb_consume_udp", "skb_consume_udp", false},
-		{"isra clone: stable alternative", kallsymsClone, target{fn: "udp_send_skb", alt: "ip_send_skb"}, "ip_send_skb", "ip_send_skb", false},
-		{"constprop clone, alternative missing: the clone", kallsymsClone, target{fn: "udp_v6_send_skb", alt: "ip6_send_skb"}, "udp_v6_send_skb", "udp_v6_send_skb.constprop.0", false},
-		{"clone without alternative, .cold ignored", kallsymsCloneNoAlt, target{fn: "udp_v6_send_skb"}, "udp_v6_send_skb", "udp_v6_send_skb.constprop.0", false},
-		{"inlined away: alternative", kallsymsClone, target{fn: "udp_sendmsg_inlined", alt: "ip_send_skb"}, "ip_send_skb", "ip_send_skb", false},
-		{"data symbol is not a function", kallsymsClone, target{fn: "udp_send_skb_data"}, "", "", true},
-		{"missing everywhere", kallsymsPlain, target{fn: "tcp_recvmsg"}, "", "", true},
-		{"only a .cold part", "ffffffff8100beef t tcp_sendmsg.cold\n", target{fn: "tcp_sendmsg"}, "", "", true},
-		{"only a .part piece", "ffffffff8100beef t tcp_sendmsg.part.0\n", target{fn: "tcp_sendmsg"}, "", "", true},
+		{"stable: alternative even where the function exists", kallsymsPlain, target{fn: "udp_send_skb", alt: "ip_send_skb"}, "ip_send_skb", "ip_send_skb", false, true},
+		{"stable without alternative: the function", kallsymsPlain, target{fn: "skb_consume_udp"}, "skb_consume_udp", "skb_consume_udp", false, true},
+		{"exact name wins", kallsymsPlain, target{fn: "udp_send_skb", alt: "ip_send_skb"}, "udp_send_skb", "udp_send_skb", false, false},
+		{"exported function", kallsymsPlain, target{fn: "skb_consume_udp"}, "skb_consume_udp", "skb_consume_udp", false, false},
+		{"isra clone: stable alternative", kallsymsClone, target{fn: "udp_send_skb", alt: "ip_send_skb"}, "ip_send_skb", "ip_send_skb", false, false},
+		{"constprop clone, alternative missing: the clone", kallsymsClone, target{fn: "udp_v6_send_skb", alt: "ip6_send_skb"}, "udp_v6_send_skb", "udp_v6_send_skb.constprop.0", false, false},
+		{"clone without alternative, .cold ignored", kallsymsCloneNoAlt, target{fn: "udp_v6_send_skb"}, "udp_v6_send_skb", "udp_v6_send_skb.constprop.0", false, false},
+		{"inlined away: alternative", kallsymsClone, target{fn: "udp_sendmsg_inlined", alt: "ip_send_skb"}, "ip_send_skb", "ip_send_skb", false, false},
+		{"data symbol is not a function", kallsymsClone, target{fn: "udp_send_skb_data"}, "", "", true, false},
+		{"missing everywhere", kallsymsPlain, target{fn: "tcp_recvmsg"}, "", "", true, false},
+		{"only a .cold part", "ffffffff8100beef t tcp_sendmsg.cold\n", target{fn: "tcp_sendmsg"}, "", "", true, false},
+		{"only a .part piece", "ffffffff8100beef t tcp_sendmsg.part.0\n", target{fn: "tcp_sendmsg"}, "", "", true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,7 +54,7 @@ func TestResolveSymbol(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fn, sym, err := resolveSymbol(syms, tc.target)
+			fn, sym, err := resolveSymbol(syms, tc.target, tc.stable)
 			if tc.wantFail {
 				if !errors.Is(err, ErrTierUnsupported) {
 					t.Fatalf("resolveSymbol = %q, %q, %v; want ErrTierUnsupported", fn, sym, err)
@@ -68,7 +71,7 @@ func TestResolveSymbol(t *testing.T) {
 // The real kallsyms of this machine must resolve every target, or name the
 // reason; it is readable without kprobes.
 func TestResolveHostSymbols(t *testing.T) {
-	plan, err := planKprobe("/proc/kallsyms")
+	plan, err := planKprobe("/proc/kallsyms", false)
 	if errors.Is(err, ErrTierUnsupported) {
 		t.Skipf("kprobe tier unsupported here: %v", err)
 	}

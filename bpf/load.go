@@ -38,6 +38,11 @@ type Config struct {
 	Snaplen uint32
 	// RingBytes is the ring buffer size: a power of two, at least a page.
 	RingBytes uint32
+	// StableHooks makes the fentry and kprobe tiers hook only stable,
+	// non-static functions (ip_send_skb and ip6_send_skb rather than
+	// udp_send_skb and udp_v6_send_skb), as they do anyway where the
+	// latter were inlined or cloned.
+	StableHooks bool
 }
 
 // Validate reports a configuration the programs cannot take.
@@ -105,9 +110,9 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	var plan []attachment
 	switch tier {
 	case TierFentry:
-		plan, err = planFentry(spec)
+		plan, err = planFentry(spec, cfg.StableHooks)
 	case TierKprobe:
-		plan, err = planKprobe("/proc/kallsyms")
+		plan, err = planKprobe("/proc/kallsyms", cfg.StableHooks)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hook tier %s: %w", tier, err)

@@ -44,7 +44,7 @@ type attachment struct {
 // hooks, removes the programs that will not be used (a fentry program whose
 // function is missing would fail the whole load), and reads the kernel's
 // tcp_recvmsg arity for the fexit program.
-func planFentry(spec *ebpf.CollectionSpec) ([]attachment, error) {
+func planFentry(spec *ebpf.CollectionSpec, stable bool) ([]attachment, error) {
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("%w: no kernel BTF: %v", ErrTierUnsupported, err)
@@ -56,6 +56,9 @@ func planFentry(spec *ebpf.CollectionSpec) ([]attachment, error) {
 	var plan []attachment
 	for _, t := range tracingTargets {
 		fn := t.fn
+		if stable && t.alt != "" && has(t.alt) {
+			fn = t.alt
+		}
 		if !has(fn) {
 			if t.alt == "" || !has(t.alt) {
 				return nil, fmt.Errorf("%w: kernel BTF has no function %s", ErrTierUnsupported, t.fn)
@@ -123,7 +126,7 @@ func kprobesAvailable() error {
 }
 
 // planKprobe resolves each target against kallsyms (see resolveSymbol).
-func planKprobe(kallsyms string) ([]attachment, error) {
+func planKprobe(kallsyms string, stable bool) ([]attachment, error) {
 	if err := kprobesAvailable(); err != nil {
 		return nil, err
 	}
@@ -138,7 +141,7 @@ func planKprobe(kallsyms string) ([]attachment, error) {
 	}
 	var plan []attachment
 	for _, t := range tracingTargets {
-		fn, sym, err := resolveSymbol(syms, t)
+		fn, sym, err := resolveSymbol(syms, t, stable)
 		if err != nil {
 			return nil, err
 		}

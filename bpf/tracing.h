@@ -62,23 +62,15 @@ static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *
 	ev->_pad3 = 0;
 	fill_ident(&ev->id);
 
+	if (cap == 0) { // nothing readable: never copy max bytes from elsewhere
+		ev->cap_len = 0;
+		return;
+	}
 	barrier_var(cap); // see cgroup.c: cap is in [1, max], max a power of two
 	cap = ((cap - 1) & (max - 1)) + 1;
 	long err = user ? bpf_probe_read_user(data, cap, src) : bpf_probe_read_kernel(data, cap, src);
 	ev->cap_len = err ? 0 : cap;
 }
-
-#define EMIT_TR(N)                                                                 \
-	if (cap <= N) {                                                            \
-		struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + N, 0); \
-		if (!ev) {                                                         \
-			count_drop();                                              \
-			return;                                                    \
-		}                                                                  \
-		fill_tr(f, dir, ev, (__u8 *)(ev + 1), src, orig, cap, N, user);    \
-		bpf_ringbuf_submit(ev, 0);                                         \
-		return;                                                            \
-	}
 
 // emit sends one message (or TCP chunk) of orig bytes at src, of which
 // avail can be read.
@@ -86,14 +78,10 @@ static __always_inline void emit(struct flow *f, __u8 dir, const void *src, __u3
 {
 	if (orig == 0)
 		return;
-	__u64 cap = orig < avail ? orig : avail;
-	if (cap > snaplen)
-		cap = snaplen;
-	if (cap > MAX_SNAP)
-		cap = MAX_SNAP;
-	EMIT_TR(512)
-	EMIT_TR(2048)
-	EMIT_TR(MAX_SNAP)
+	__u64 cap = snap_cap(orig < avail ? orig : avail);
+#define FILL_TR(ev, data, max) fill_tr(f, dir, ev, data, src, orig, cap, max, user)
+	EMIT_SIZE_CLASSES(FILL_TR)
+#undef FILL_TR
 }
 
 static __always_inline int flow_is_dns(struct flow *f)

@@ -28,6 +28,9 @@ type Options struct {
 	Ports     []uint16 // DNS ports; 53 if empty
 	Snaplen   uint32   // payload bytes kept per message
 	RingBytes uint32   // ring buffer size
+	// StableHooks: fentry/kprobe tiers hook only stable functions (see
+	// bpf.Config).
+	StableHooks bool
 
 	// A batch is committed after BatchSize messages or BatchInterval,
 	// whichever comes first.
@@ -93,7 +96,7 @@ func (o *Options) setDefaults() {
 // the file.
 func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	opts.setDefaults()
-	cfg := bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes}
+	cfg := bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes, StableHooks: opts.StableHooks}
 	if err := cfg.Validate(); err != nil {
 		return sum, err
 	}

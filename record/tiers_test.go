@@ -40,6 +40,35 @@ var tierWorkload = []tierClient{
 	{"grandchild", "grandchild.tiers.test", "udp", "127.0.0.1:53", true},
 }
 
+// tierVariant is a tier as TestTiers runs it: "kprobe", or "kprobe-stable"
+// for the kprobe tier hooking only stable functions (ip_send_skb), the path
+// kernels that inline or rename udp_send_skb take.
+type tierVariant struct {
+	name   string
+	tier   bpf.Tier
+	stable bool
+}
+
+func variants(names []bpf.Tier) []tierVariant {
+	var out []tierVariant
+	for _, n := range names {
+		t, stable := strings.CutSuffix(string(n), "-stable")
+		out = append(out, tierVariant{string(n), bpf.Tier(t), stable})
+	}
+	return out
+}
+
+func allVariants() []bpf.Tier {
+	var out []bpf.Tier
+	for _, t := range bpf.Tiers {
+		out = append(out, t)
+		if t != bpf.TierCgroup {
+			out = append(out, t+"-stable")
+		}
+	}
+	return out
+}
+
 func splitTiers(s string) []bpf.Tier {
 	var out []bpf.Tier
 	for _, f := range strings.Split(s, ",") {
@@ -61,10 +90,11 @@ func splitTiers(s string) []bpf.Tier {
 // stock kernels where every tier is expected.
 func TestTiers(t *testing.T) {
 	requireRoot(t)
-	tiers := splitTiers(*tiersFlag)
-	if len(tiers) == 0 {
-		tiers = bpf.Tiers
+	names := splitTiers(*tiersFlag)
+	if len(names) == 0 {
+		names = allVariants()
 	}
+	tiers := variants(names)
 	expect := splitTiers(*expectFlag)
 	if len(expect) == 0 {
 		expect = []bpf.Tier{bpf.TierCgroup}
@@ -72,17 +102,18 @@ func TestTiers(t *testing.T) {
 			expect = bpf.Tiers
 		}
 	}
-	names := make([]string, len(tierWorkload))
+	qnames := make([]string, len(tierWorkload))
 	for i, c := range tierWorkload {
-		names[i] = c.name
+		qnames[i] = c.name
 	}
-	srv := startServer(t, names...)
+	srv := startServer(t, qnames...)
 
-	results := map[bpf.Tier][]string{}
-	for _, tier := range tiers {
-		t.Run(string(tier), func(t *testing.T) {
-			rows, err := recordTier(t, tier, srv)
-			if errors.Is(err, bpf.ErrTierUnsupported) && !slices.Contains(expect, tier) {
+	results := map[string][]string{}
+	for _, v := range tiers {
+		tier := v.name
+		t.Run(tier, func(t *testing.T) {
+			rows, err := recordTier(t, v, srv)
+			if errors.Is(err, bpf.ErrTierUnsupported) && !slices.Contains(expect, v.tier) {
 				fmt.Printf("\nVMTEST-TIER tier=%s result=unsupported\n", tier)
 				if len(tiers) == 1 {
 					fmt.Printf("\nVMTEST-UNSUPPORTED: %v\n", err)
@@ -99,8 +130,9 @@ func TestTiers(t *testing.T) {
 		})
 	}
 
-	var ref bpf.Tier
-	for _, tier := range tiers {
+	var ref string
+	for _, v := range tiers {
+		tier := v.name
 		rows, ok := results[tier]
 		if !ok {
 			continue
@@ -117,9 +149,10 @@ func TestTiers(t *testing.T) {
 
 // recordTier records the workload with one tier and returns its normalized
 // client rows, after checking that every client's query and answer are there.
-func recordTier(t *testing.T, tier bpf.Tier, srv *testServer) ([]string, error) {
-	path := filepath.Join(t.TempDir(), string(tier)+".db")
-	opts := record.Options{Hook: tier, OwnerWait: 300 * time.Millisecond}
+func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) {
+	tier := v.name
+	path := filepath.Join(t.TempDir(), tier+".db")
+	opts := record.Options{Hook: v.tier, StableHooks: v.stable, OwnerWait: 300 * time.Millisecond}
 	if os.Getenv("DNSREC_TEST_DEBUG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -153,8 +186,8 @@ func recordTier(t *testing.T, tier bpf.Tier, srv *testServer) ([]string, error) 
 
 	db := openRO(t, path)
 	var hook string
-	if err := db.QueryRow(`SELECT hook FROM sessions`).Scan(&hook); err != nil || hook != string(tier) {
-		t.Errorf("sessions.hook = %q (%v), want %s", hook, err, tier)
+	if err := db.QueryRow(`SELECT hook FROM sessions`).Scan(&hook); err != nil || hook != string(v.tier) {
+		t.Errorf("sessions.hook = %q (%v), want %s", hook, err, v.tier)
 	}
 	rows := tierRows(t, db, labels)
 	for _, c := range tierWorkload {
