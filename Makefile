@@ -66,7 +66,7 @@ vmtest: vmtest-bin
 ## vmbench: per-tier capture overhead on each kernel, as ratios to no recorder
 vmbench: vmtest-bin
 	vmtest/run -kernels $(VMTEST_KERNELS),host \
-		-run 'bench=-test.run ^$$ -test.bench ^BenchmarkTierOverhead$$ -test.benchtime 1000x' \
+		-run 'bench=-test.run ^$$ -test.bench ^BenchmarkTierOverhead$$ -test.benchtime 1000x -test.count 3' \
 		$(VMTEST_BIN)
 	vmtest/overhead-table.sh
 
