@@ -406,7 +406,10 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		m.Proto = "tcp"
 	}
 	send := pkt.Dir == bpf.DirSend
-	m.Direction = map[bool]string{true: "send", false: "recv"}[send]
+	m.Direction = "recv"
+	if send {
+		m.Direction = "send"
+	}
 	m.Role = p.role(send, pkt, m.DNS.QR)
 	if pkt.Ident == nil {
 		p.unattributed++
