@@ -29,17 +29,8 @@ import (
 // `dnsrec query info` on the file, as a responder would.
 func TestCLIRecordAndQuery(t *testing.T) {
 	requireRoot(t)
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go tool to build cmd/dnsrec")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dnsrec")
-	build := exec.Command(gobin, "build", "-o", bin, "../cmd/dnsrec")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build dnsrec: %v\n%s", err, out)
-	}
+	bin := buildDnsrec(t, dir)
 	dig := lookExe(t, "dig")
 	srv := startServer(t, "cli.dnsrec.test")
 	path := filepath.Join(dir, "case.db")
@@ -172,5 +163,88 @@ func TestCLIRecordAndQuery(t *testing.T) {
 	f.Close()
 	if after := hex.EncodeToString(h.Sum(nil)); after != sum {
 		t.Errorf("querying changed the file's SHA-256: %s -> %s", sum, after)
+	}
+}
+
+// buildDnsrec builds cmd/dnsrec into dir.
+func buildDnsrec(t *testing.T, dir string) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go tool to build cmd/dnsrec")
+	}
+	bin := filepath.Join(dir, "dnsrec")
+	build := exec.Command(gobin, "build", "-o", bin, "../cmd/dnsrec")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build dnsrec: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestCLIForcedTier: a tier forced with --hook either runs or exits non-zero
+// with a message that names the tier and what the kernel lacks, without
+// falling back to another tier and without leaving an output file.
+func TestCLIForcedTier(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	for _, tier := range bpf.Tiers {
+		t.Run(string(tier), func(t *testing.T) {
+			path := filepath.Join(dir, string(tier)+".db")
+			cmd := exec.Command(bin, "record", "--hook", string(tier), "-o", path)
+			pipe, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var stderr strings.Builder
+			running := make(chan struct{})
+			ended := make(chan struct{})
+			go func() {
+				defer close(ended)
+				s := bufio.NewScanner(pipe)
+				for s.Scan() {
+					stderr.WriteString(s.Text() + "\n")
+					if strings.Contains(s.Text(), "msg=recording") {
+						close(running)
+					}
+				}
+			}()
+			select {
+			case <-running:
+				// A kernel that has this tier: it must say so, and stop cleanly.
+				cmd.Process.Signal(syscall.SIGTERM)
+				<-ended
+				if err := cmd.Wait(); err != nil {
+					t.Fatalf("--hook %s ran but did not stop cleanly: %v\n%s", tier, err, stderr.String())
+				}
+				if !strings.Contains(stderr.String(), "hook="+string(tier)) {
+					t.Errorf("--hook %s: recording did not say it uses %s:\n%s", tier, tier, stderr.String())
+				}
+				return
+			case <-ended:
+				err = cmd.Wait()
+			case <-time.After(2 * time.Minute):
+				cmd.Process.Kill()
+				t.Fatalf("--hook %s neither started nor failed within 2 minutes", tier)
+			}
+			if err == nil {
+				t.Fatalf("--hook %s exited 0 without being stopped:\n%s", tier, stderr.String())
+			}
+			msg := stderr.String()
+			if !strings.Contains(msg, "hook tier "+string(tier)) || !strings.Contains(msg, "not supported by this kernel") {
+				t.Errorf("--hook %s failed without naming the tier and the reason:\n%s", tier, msg)
+			}
+			if strings.Contains(msg, "msg=recording") {
+				t.Errorf("--hook %s fell back to another tier:\n%s", tier, msg)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("--hook %s failed but left %s behind (%v)", tier, path, err)
+			}
+			t.Logf("--hook %s: %s", tier, strings.TrimSpace(msg))
+		})
 	}
 }
