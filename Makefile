@@ -42,6 +42,7 @@ unit:
 test: vet cross
 	@if command -v $(CLANG) >/dev/null; then $(MAKE) check-generate; else echo "note: $(CLANG) not installed, skipping check-generate" >&2; fi
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./record/ ./query/
 	$(MAKE) vmtest
 
 # Stock Debian cloud kernels for the matrix, fetched into .cache/kernels.
