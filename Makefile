@@ -1,6 +1,9 @@
 # dnsrec build, test and benchmark entry points. See README.md.
 
-GO      ?= go
+# sudo resets PATH (secure_path); fall back to the usual install location.
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Tests, go:generate and vmtest/run call `go` by name too.
+export PATH := $(dir $(GO)):$(PATH)
 # Pinned BPF toolchain: the committed objects in bpf/ were built with it, and
 # `make check-generate` fails if they differ from what it produces.
 CLANG   ?= clang-14
