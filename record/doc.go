@@ -1,0 +1,25 @@
+// Package record is the pipeline from the kernel's ring buffer to rows in an
+// evidence file: what `dnsrec record` runs.
+//
+//	ring buffer --read--> Decode --> pipeline goroutine --> Store (SQLite, WAL)
+//	 (one goroutine)                  |- held: received messages waiting
+//	                                  |        for their socket's owner
+//	                                  |- TCP reassembly (tcpStream)
+//	                                  |- ParseDNS (miekg/dns)
+//	                                  '- process table (exec events, /proc)
+//
+// One goroutine reads the ring buffer and decodes records into Packet and
+// Exec values (event.go). One pipeline goroutine owns everything else and is
+// the single writer of the file: it parses each message, resolves its
+// process and ancestors to rows, and commits in batches (Options.BatchSize
+// messages or Options.BatchInterval, whichever comes first), writing the
+// loss counters with each batch in which they changed.
+//
+// Run stops when its context ends: it detaches the hooks so nothing new
+// arrives, flushes the ring buffer so everything already captured is read,
+// commits, checkpoints, and leaves one self-contained file (Store.Finish).
+// Everything committed before an error stays in the file.
+//
+// The package is Linux-only, except for the pure parsing code (dns.go,
+// tcp.go), which has no kernel dependency.
+package record
