@@ -7,9 +7,17 @@
 // the per-CPU drop counter and the process-table programs. A tier only
 // differs in where it takes the DNS bytes and the owning process from:
 //
+//	fentry   fentry/fexit on udp_send_skb, skb_consume_udp, tcp_sendmsg,
+//	         tcp_recvmsg (tracing.h): the sender's or reader's own context
+//	kprobe   the same functions through kprobes, for kernels without BPF
+//	         trampolines; symbol names resolved from /proc/kallsyms
 //	cgroup   cgroup_skb + cgroup sock_addr + tp_btf; runs on locked-down
 //	         kernels without kprobes or trampolines
 //
-// Open loads and attaches one tier; the caller reads Capture.Events with a
-// ringbuf.Reader, calls Detach to stop new records, drains, then Close.
+// Every tier produces the same records for the same traffic; record's
+// TestTiers checks that on stock kernels (make vmtest).
+//
+// Open loads and attaches one tier, OpenAuto the best one that runs; the
+// caller reads Capture.Events with a ringbuf.Reader, calls Detach to stop
+// new records, drains, then Close.
 package bpf
