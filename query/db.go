@@ -37,6 +37,7 @@ type file struct {
 	path      string // as the user gave it, for messages
 	db        *sql.DB
 	immutable bool // opened with immutable=1: no -wal, and mode=ro alone could not open it
+	version   int  // schema version (PRAGMA user_version)
 }
 
 // Open opens the evidence files at paths read-only and checks that each is a
@@ -187,5 +188,9 @@ func openMode(ctx context.Context, path string, immutable bool) (_ *file, err er
 		}
 		return nil, err
 	}
-	return &file{path: path, db: db, immutable: immutable}, nil
+	_, version, err := schema.Stamp(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &file{path: path, db: db, immutable: immutable, version: version}, nil
 }

@@ -3,7 +3,6 @@ package query
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -133,8 +132,9 @@ func TestDSN(t *testing.T) {
 	}
 }
 
-// TestWhoResolvedUsesIndex guards the speed promise: who-resolved must be
-// answered from messages_qname_rev, never by scanning messages.
+// TestWhoResolvedUsesIndex guards the speed promise: on a cleanly stopped
+// file, who-resolved is answered from the names_rev, msgs_name and
+// rrs_message indexes, never by scanning msgs or rrs.
 func TestWhoResolvedUsesIndex(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "case.db")
 	b := querytest.New(t, p)
@@ -145,13 +145,14 @@ func TestWhoResolvedUsesIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range []string{whoResolvedSQL, whoResolvedAnswersSQL} {
-		for _, where := range []string{matchSubdomains, matchExact} {
+	for _, exact := range []bool{false, true} {
+		rows, answers := whoSQL(db.files[0].version, exact)
+		for _, q := range []string{rows, answers} {
 			args := []any{"com.evil", "com.evil.", "com.evil/"}
-			if where == matchExact {
+			if exact {
 				args = args[:1]
 			}
-			rs, err := db.files[0].db.Query("EXPLAIN QUERY PLAN "+fmt.Sprintf(q, where), args...)
+			rs, err := db.files[0].db.Query("EXPLAIN QUERY PLAN "+q, args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,8 +167,13 @@ func TestWhoResolvedUsesIndex(t *testing.T) {
 			}
 			rs.Close()
 			text := strings.Join(plan, "\n")
-			if !strings.Contains(text, "USING INDEX messages_qname_rev") || strings.Contains(text, "SCAN m") {
-				t.Errorf("plan does not use messages_qname_rev:\n%s", text)
+			for _, want := range []string{"USING INDEX names_rev", "USING INDEX msgs_name"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("plan lacks %q:\n%s", want, text)
+				}
+			}
+			if strings.Contains(text, "SCAN m") || strings.Contains(text, "SCAN a") {
+				t.Errorf("plan scans a table:\n%s", text)
 			}
 		}
 	}

@@ -101,14 +101,15 @@ func nullString(s string) any {
 	return s
 }
 
-// Name matching, on the reversed-label column so that SQLite answers from the
-// messages_qname_rev index: "evil.com" is "com.evil", its subdomains are
-// "com.evil.*", which sort in ["com.evil.", "com.evil/") because '/' follows
-// '.' in ASCII. A plain prefix range would also catch "evil-x.com"
-// ("com.evil-x"), and LIKE could not use the index.
+// Name matching, on the reversed-label column so that SQLite answers from an
+// index (names_rev; messages_qname_rev in v1 files): "evil.com" is
+// "com.evil", its subdomains are "com.evil.*", which sort in
+// ["com.evil.", "com.evil/") because '/' follows '.' in ASCII. A plain
+// prefix range would also catch "evil-x.com" ("com.evil-x"), and LIKE could
+// not use the index. %[1]s is the reversed-name column.
 const (
-	matchSubdomains = `(m.qname_rev = ?1 OR (m.qname_rev >= ?2 AND m.qname_rev < ?3))`
-	matchExact      = `m.qname_rev = ?1`
+	matchSubdomains = `(%[1]s = ?1 OR (%[1]s >= ?2 AND %[1]s < ?3))`
+	matchExact      = `%[1]s = ?1`
 )
 
 // Messages of a process that is not identified (process_id NULL) are grouped
@@ -120,10 +121,37 @@ const groupKey = `m.session_id, m.process_id,
 	CASE WHEN m.process_id IS NULL THEN m.comm END,
 	coalesce(m.qname, '')`
 
+// clientObsSQL (schema v2) is the client-side observations of the matching
+// names, one row per observation, with the columns of v1's messages table
+// that the queries below read. A msgs row holds up to two observations: its
+// sender's (bit 1 of obs; bit 4 if the sender is the server) and its
+// receiver's (bit 2; bit 8). Only role=client counts: a local resolver
+// answering others is not the process that wanted the name.
+const clientObsSQL = `
+WITH n AS (SELECT id, name, rev FROM names WHERE %s),
+o AS (
+	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns, m.s_owner AS owner, m.flags >> 15 AS qr, 'send' AS direction
+	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 5 = 1
+	UNION ALL
+	SELECT m.session_id, m.id, n.name, m.ts_ns + coalesce(m.r_dt_ns, 0), m.r_owner, m.flags >> 15, 'recv'
+	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 10 = 2
+),
+cm AS (
+	SELECT o.session_id, o.id, o.qname, o.ts_ns, o.qr, o.direction,
+	       w.process_id, w.pid, w.comm, w.uid
+	FROM o LEFT JOIN owners w ON w.id = o.owner
+)`
+
+// clientObsSQLv1 is the same for schema v1 files, where messages is a table.
+const clientObsSQLv1 = `
+WITH cm AS (
+	SELECT m.session_id, m.id, m.qname, m.ts_ns, m.qr, m.direction, m.process_id, m.pid, m.comm, m.uid
+	FROM messages m WHERE %s AND m.role = 'client'
+)`
+
 // whoResolvedSQL aggregates the client-side messages per (process, qname).
-// Only role='client' counts: a local resolver answering others is not the
-// process that wanted the name. Process columns fall back to what the
-// messages carried when the process row is missing or incomplete.
+// Process columns fall back to what the messages carried when the process
+// row is missing or incomplete.
 const whoResolvedSQL = `
 SELECT g.session_id, g.process_id, g.gpid, g.gcomm, g.qname,
        g.first_ns, g.last_ns, g.queries,
@@ -137,8 +165,7 @@ FROM (
 	       min(m.ts_ns) AS first_ns, max(m.ts_ns) AS last_ns,
 	       coalesce(sum(m.qr = 0 AND m.direction = 'send'), 0) AS queries,
 	       min(m.pid) AS mpid, min(m.comm) AS mcomm, min(m.uid) AS muid
-	FROM messages m
-	WHERE %s AND m.role = 'client'
+	FROM cm m
 	GROUP BY ` + groupKey + `
 ) g
 LEFT JOIN processes p ON p.id = g.process_id
@@ -149,10 +176,24 @@ LEFT JOIN sessions s ON s.id = g.session_id`
 // order. Authority and additional records are not answers to the question.
 const whoResolvedAnswersSQL = `
 SELECT ` + groupKey + `, a.data, min(m.ts_ns) AS first_ns, min(a.id) AS first_id
-FROM messages m JOIN answers a ON a.message_id = m.id
-WHERE %s AND m.role = 'client' AND m.qr = 1 AND m.direction = 'recv' AND a.section = 'answer'
+FROM cm m JOIN %s a ON a.message_id = m.id
+WHERE m.qr = 1 AND m.direction = 'recv' %s
 GROUP BY ` + groupKey + `, a.data
 ORDER BY first_ns, first_id`
+
+// whoSQL builds the two queries for a file of the given schema version.
+func whoSQL(version int, exact bool) (rows, answers string) {
+	match := matchSubdomains
+	if exact {
+		match = matchExact
+	}
+	if version < 2 {
+		cte := fmt.Sprintf(clientObsSQLv1, fmt.Sprintf(match, "m.qname_rev"))
+		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'")
+	}
+	cte := fmt.Sprintf(clientObsSQL, fmt.Sprintf(match, "rev"))
+	return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", "")
+}
 
 type whoKey struct {
 	session int64
@@ -172,13 +213,14 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		return nil, errors.New("empty name")
 	}
 	rev := schema.ReverseName(norm)
-	where, args := matchSubdomains, []any{rev, rev + ".", rev + "/"}
+	args := []any{rev, rev + ".", rev + "/"}
 	if opts.Exact {
-		where, args = matchExact, []any{rev}
+		args = args[:1]
 	}
 	var rows []WhoResolvedRow
 	for _, f := range d.files {
-		rs, err := f.whoResolved(ctx, where, args)
+		q, aq := whoSQL(f.version, opts.Exact)
+		rs, err := f.whoResolved(ctx, q, aq, args)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
@@ -203,12 +245,12 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 	return rows, nil
 }
 
-func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]WhoResolvedRow, error) {
-	answers, err := f.whoResolvedAnswers(ctx, where, args)
+func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]WhoResolvedRow, error) {
+	answers, err := f.whoResolvedAnswers(ctx, aq, args)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoResolvedSQL, where), args...)
+	rs, err := f.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query messages: %w", err)
 	}
@@ -259,8 +301,8 @@ func (f *file) whoResolved(ctx context.Context, where string, args []any) ([]Who
 	return rows, nil
 }
 
-func (f *file) whoResolvedAnswers(ctx context.Context, where string, args []any) (map[whoKey][]string, error) {
-	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoResolvedAnswersSQL, where), args...)
+func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (map[whoKey][]string, error) {
+	rs, err := f.db.QueryContext(ctx, aq, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query answers: %w", err)
 	}

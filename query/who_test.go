@@ -206,3 +206,29 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
+
+// TestWhoResolvedCrashedFile: a recorder that was killed leaves no stop-time
+// indexes; the file must give the same answers, by scanning.
+func TestWhoResolvedCrashedFile(t *testing.T) {
+	dir := t.TempDir()
+	clean := incident(t, dir, "clean.db", "web01")
+	crashed := filepath.Join(dir, "crashed.db")
+	b := querytest.New(t, crashed)
+	querytest.Incident(b, "web01")
+	b.CloseAsCrashed()
+	for _, exact := range []bool{false, true} {
+		var got [2][]string
+		for i, p := range []string{clean, crashed} {
+			rows, err := open(t, p).WhoResolved(context.Background(), "evil.com", query.WhoResolvedOptions{Exact: exact})
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			for _, r := range rows {
+				got[i] = append(got[i], summary(r))
+			}
+		}
+		if len(got[0]) == 0 || strings.Join(got[0], "\n") != strings.Join(got[1], "\n") {
+			t.Errorf("exact=%v: clean file:\n%s\ncrashed file:\n%s", exact, strings.Join(got[0], "\n"), strings.Join(got[1], "\n"))
+		}
+	}
+}

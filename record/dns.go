@@ -2,8 +2,10 @@ package record
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -72,40 +74,153 @@ func ParseDNS(b []byte) (p Parsed) {
 		}
 	}
 
-	var m dns.Msg
-	if err := m.Unpack(b); err != nil {
-		p.Err = err
-		return p
-	}
-	p.Rcode = ptr(m.Rcode) // includes the EDNS extended bits
-	// miekg/dns accepts a message that ends before the sections its header
-	// announces; for evidence that is worth saying.
+	// The rest is walked here rather than unpacked by miekg/dns: the
+	// answer section is what the store indexes, the other sections only
+	// need to be well-formed (their bytes are in raw), and a full Unpack
+	// costs several times the whole budget of a message at line rate.
 	counts := [4]int{int(binary.BigEndian.Uint16(b[4:6])), int(binary.BigEndian.Uint16(b[6:8])),
 		int(binary.BigEndian.Uint16(b[8:10])), int(binary.BigEndian.Uint16(b[10:12]))}
-	if got := [4]int{len(m.Question), len(m.Answer), len(m.Ns), len(m.Extra)}; got != counts {
+	var got [4]int
+	off := 12
+	for ; got[0] < counts[0] && off < len(b); got[0]++ {
+		_, end, err := dns.UnpackDomainName(b, off)
+		if err != nil {
+			p.Err = fmt.Errorf("question %d: %w", got[0]+1, err)
+			return p
+		}
+		if end+4 > len(b) {
+			p.Err = fmt.Errorf("question %d: %w", got[0]+1, errCut)
+			return p
+		}
+		off = end + 4
+	}
+	var answers []Answer
+	for sec := 1; sec < 4; sec++ {
+		for ; got[sec] < counts[sec] && off < len(b); got[sec]++ {
+			var err error
+			off, err = p.record(b, off, sec, &answers)
+			if err != nil {
+				p.Err = fmt.Errorf("%s record %d: %w", sectionNames[sec], got[sec]+1, err)
+				return p
+			}
+		}
+	}
+	// miekg/dns accepts a message that ends before the sections its header
+	// announces; for evidence that is worth saying.
+	if got != counts {
 		p.Err = fmt.Errorf("header announces %d/%d/%d/%d question/answer/authority/additional records, message holds %d/%d/%d/%d",
 			counts[0], counts[1], counts[2], counts[3], got[0], got[1], got[2], got[3])
 	}
-	for _, sec := range []struct {
-		name string
-		rrs  []dns.RR
-	}{{"answer", m.Answer}, {"authority", m.Ns}, {"additional", m.Extra}} {
-		for _, rr := range sec.rrs {
-			h := rr.Header()
-			if h.Rrtype == dns.TypeOPT {
-				continue // EDNS pseudo-record, not data
+	p.Answers = answers
+	return p
+}
+
+var sectionNames = [4]string{"question", "answer", "authority", "additional"}
+
+// errCut: the message ends inside a record.
+var errCut = errors.New("message ends inside the record")
+
+// record reads the resource record at off in section sec (1 answer, 2
+// authority, 3 additional) and returns where the next one starts. Answer
+// records are kept; an EDNS OPT record extends the rcode.
+func (p *Parsed) record(b []byte, off, sec int, answers *[]Answer) (int, error) {
+	var name string
+	var end int
+	var err error
+	if sec == 1 {
+		name, end, err = dns.UnpackDomainName(b, off)
+	} else {
+		end, err = skipName(b, off)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if end+10 > len(b) {
+		return 0, errCut
+	}
+	typ := binary.BigEndian.Uint16(b[end:])
+	class := binary.BigEndian.Uint16(b[end+2:])
+	ttl := binary.BigEndian.Uint32(b[end+4:])
+	rdlen := int(binary.BigEndian.Uint16(b[end+8:]))
+	rdata := end + 10
+	next := rdata + rdlen
+	if next > len(b) {
+		return 0, errCut
+	}
+	if typ == dns.TypeOPT {
+		// The extended rcode's upper 8 bits ride in the TTL (RFC 6891).
+		if p.Rcode != nil {
+			p.Rcode = ptr(int(ttl>>24)<<4 | *p.Rcode&0xf)
+		}
+		return next, nil
+	}
+	if sec != 1 {
+		return next, nil
+	}
+	data, err := rdataString(b, rdata, rdlen, dns.RR_Header{Name: name, Rrtype: typ, Class: class, Ttl: ttl, Rdlength: uint16(rdlen)})
+	if err != nil {
+		return 0, err
+	}
+	*answers = append(*answers, Answer{Section: "answer", Name: schema.NormalizeName(name), Type: typ, Class: class, TTL: ttl, Data: data})
+	return next, nil
+}
+
+// skipName returns where the (possibly compressed) name at off ends,
+// without decoding it.
+func skipName(b []byte, off int) (int, error) {
+	for {
+		if off >= len(b) {
+			return 0, errCut
+		}
+		c := int(b[off])
+		switch c & 0xc0 {
+		case 0x00:
+			if c == 0 {
+				return off + 1, nil
 			}
-			p.Answers = append(p.Answers, Answer{
-				Section: sec.name,
-				Name:    schema.NormalizeName(h.Name),
-				Type:    h.Rrtype,
-				Class:   h.Class,
-				TTL:     h.Ttl,
-				Data:    rdata(rr),
-			})
+			off += 1 + c
+		case 0xc0:
+			if off+2 > len(b) {
+				return 0, errCut
+			}
+			return off + 2, nil // a pointer ends the name here
+		default:
+			return 0, fmt.Errorf("bad label type %#x", c&0xc0)
 		}
 	}
-	return p
+}
+
+// rdataString is the address for A/AAAA, the normalized target for names,
+// and presentation-format rdata otherwise, as miekg/dns prints it.
+func rdataString(b []byte, off, n int, h dns.RR_Header) (string, error) {
+	switch h.Rrtype {
+	case dns.TypeA:
+		if n != 4 {
+			return "", fmt.Errorf("A record with %d bytes of data", n)
+		}
+		return netip.AddrFrom4([4]byte(b[off : off+4])).String(), nil
+	case dns.TypeAAAA:
+		if n != 16 {
+			return "", fmt.Errorf("AAAA record with %d bytes of data", n)
+		}
+		return netip.AddrFrom16([16]byte(b[off : off+16])).String(), nil
+	case dns.TypeCNAME, dns.TypeNS, dns.TypePTR, dns.TypeDNAME:
+		target, end, err := dns.UnpackDomainName(b, off)
+		if err != nil {
+			return "", err
+		}
+		if end != off+n {
+			return "", fmt.Errorf("%s target of %d bytes in %d bytes of data", dns.TypeToString[h.Rrtype], end-off, n)
+		}
+		return schema.NormalizeName(target), nil
+	}
+	// Rare types: miekg/dns for the presentation format, on the record's
+	// own bytes so that it cannot read past them.
+	rr, _, err := dns.UnpackRRWithHeader(h, b[:off+n], off)
+	if err != nil {
+		return "", err
+	}
+	return rdata(rr), nil
 }
 
 // rdata is the address for A/AAAA, the normalized target for names, and

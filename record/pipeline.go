@@ -3,10 +3,13 @@
 package record
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -104,7 +107,8 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err != nil {
 		return sum, err
 	}
-	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{}}
+	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
+		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed()}
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := openCapture(opts, cfg)
@@ -178,6 +182,10 @@ type pipeline struct {
 	lastLoss     Loss
 	batched      int
 	lastBootNs   uint64
+
+	rows  []*MsgRow // built since the last commit
+	pairs map[pairKey]*MsgRow
+	seed  maphash.Seed
 }
 
 // read is the one goroutine on the ring buffer. It copies each record out of
@@ -218,7 +226,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if !ok {
 				// Drained: attribute what is still held, as far as known.
 				p.releaseHeld(time.Time{}, true)
-				return p.commit(ctx)
+				return p.commitRows(ctx, true)
 			}
 			if err := p.handle(ctx, ev); err != nil {
 				return p.fail(err)
@@ -264,6 +272,15 @@ func (p *pipeline) fail(err error) error {
 }
 
 func (p *pipeline) commit(ctx context.Context) error {
+	return p.commitRows(ctx, false)
+}
+
+// commitRows writes a batch: the rows, the loss counters if they changed,
+// in one transaction. all also writes rows still waiting for a pair.
+func (p *pipeline) commitRows(ctx context.Context, all bool) error {
+	if err := p.flushRows(ctx, all); err != nil {
+		return err
+	}
 	loss := Loss{DecodeErrors: p.decodeErrors.Load(), Unattributed: p.unattributed}
 	if n, err := p.capture.Drops(); err == nil {
 		loss.RingbufDrops = n
@@ -384,33 +401,16 @@ func (p *pipeline) packet(ctx context.Context, pkt *Packet) error {
 	return nil
 }
 
+// message records one observation of a DNS message. When the other side of
+// the same message was seen moments ago (loopback: the client's send and
+// the server's receive carry the same bytes), it becomes that row's second
+// observation; otherwise it starts a row of its own.
 func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen int) error {
 	if raw == nil {
 		raw = []byte{} // the kernel could not read the bytes: stored empty, with the parse error
 	}
-	m := &MsgRow{
-		BootNs:  int64(pkt.BootNs),
-		TsNs:    p.wall(pkt.BootNs),
-		Proto:   "udp",
-		Src:     pkt.Src.Addr().Unmap().String(),
-		Sport:   pkt.Src.Port(),
-		Dst:     pkt.Dst.Addr().Unmap().String(),
-		Dport:   pkt.Dst.Port(),
-		Cookie:  pkt.Cookie,
-		Ident:   pkt.Ident,
-		DNS:     ParseDNS(raw),
-		OrigLen: origLen,
-		Raw:     raw,
-	}
-	if pkt.TCP {
-		m.Proto = "tcp"
-	}
 	send := pkt.Dir == bpf.DirSend
-	m.Direction = "recv"
-	if send {
-		m.Direction = "send"
-	}
-	m.Role = p.role(send, pkt, m.DNS.QR)
+	side := Side{Seen: true, TsNs: p.wall(pkt.BootNs), Cookie: pkt.Cookie, Ident: pkt.Ident}
 	if pkt.Ident == nil {
 		p.unattributed++
 	} else {
@@ -418,10 +418,83 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		if err != nil {
 			return err
 		}
-		m.ProcessID = &id
+		side.ProcessID = id
 	}
 	p.batched++
-	return p.store.InsertMessage(ctx, m)
+	src, dst := pkt.Src, pkt.Dst
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	key := pairKey{tcp: pkt.TCP, src: src, dst: dst, sum: maphash.Bytes(p.seed, raw)}
+	if m := p.pairs[key]; m != nil && m.OrigLen == origLen && bytes.Equal(m.Raw, raw) {
+		if send && !m.Send.Seen {
+			side.Server = p.role(true, pkt, m.DNS.QR) == "server"
+			m.Send = side
+			delete(p.pairs, key)
+			return nil
+		}
+		if !send && !m.Recv.Seen {
+			side.Server = p.role(false, pkt, m.DNS.QR) == "server"
+			m.Recv = side
+			delete(p.pairs, key)
+			return nil
+		}
+	}
+	m := &MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw}
+	if pkt.TCP {
+		m.Proto = "tcp"
+	}
+	side.Server = p.role(send, pkt, m.DNS.QR) == "server"
+	if send {
+		m.Send = side
+	} else {
+		m.Recv = side
+	}
+	p.rows = append(p.rows, m)
+	p.pairs[key] = m
+	return nil
+}
+
+// pairKey finds the row a second observation of the same bytes belongs to.
+type pairKey struct {
+	tcp      bool
+	src, dst netip.AddrPort
+	sum      uint64 // hash of the message bytes; a match is confirmed byte for byte
+}
+
+// pairWindow is how long a message seen on one side only waits for its
+// other side before it is written alone. On loopback the receive follows
+// the send within microseconds.
+const pairWindow = 20 * time.Millisecond
+
+// flushRows hands the rows built so far to the store, except those still
+// waiting for their other side (unless all is set).
+func (p *pipeline) flushRows(ctx context.Context, all bool) error {
+	cutoff := p.wall(p.lastBootNs) - int64(pairWindow)
+	keep := p.rows[:0]
+	for _, m := range p.rows {
+		single := !m.Send.Seen || !m.Recv.Seen
+		if single && !all && m.first() > cutoff {
+			keep = append(keep, m)
+			continue
+		}
+		if single {
+			p.forgetPair(m)
+		}
+		if err := p.store.InsertMessage(ctx, m); err != nil {
+			return err
+		}
+	}
+	clear(p.rows[len(keep):])
+	p.rows = keep
+	return nil
+}
+
+// forgetPair drops a row that is being written alone from the pairing index.
+func (p *pipeline) forgetPair(m *MsgRow) {
+	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: maphash.Bytes(p.seed, m.Raw)}
+	if p.pairs[k] == m {
+		delete(p.pairs, k)
+	}
 }
 
 // role: a process that sends queries or receives responses is a client.
@@ -447,6 +520,10 @@ func (p *pipeline) role(send bool, pkt *Packet, qr *bool) string {
 // processID writes the process and its ancestors (top first, so each row
 // can point at its parent) and returns the process's row id.
 func (p *pipeline) processID(ctx context.Context, id *Identity) (int64, error) {
+	// Fast path: a process already written has its ancestors written too.
+	if info := p.procs.m[procKey{id.PID, ticks(id.StartNs)}]; info != nil && info.dbID != 0 {
+		return info.dbID, nil
+	}
 	var parentID *int64
 	var parentKey *procKey
 	for i := len(id.Ancestors) - 1; i >= -1; i-- {

@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -46,52 +48,105 @@ type ProcRow struct {
 	ExitNs     *int64
 }
 
-// MsgRow is one DNS message.
+// MsgRow is one DNS message as it crossed this host: its bytes once, and the
+// local process that sent it and the one that received it, where seen. On
+// loopback both sides are local and carry the same bytes.
 type MsgRow struct {
-	TsNs, BootNs    int64
-	Direction, Role string
-	Proto           string
-	Src, Dst        string
-	Sport, Dport    uint16
-	Cookie          uint64
-	ProcessID       *int64
-	Ident           *Identity
-	DNS             Parsed
-	OrigLen         int
-	Raw             []byte
+	Proto      string // udp or tcp
+	Src, Dst   netip.AddrPort
+	Send, Recv Side
+	DNS        Parsed
+	OrigLen    int
+	Raw        []byte
 }
 
-// Store is the single writer of an evidence file. All methods must be called
-// from one goroutine.
+// Side is one observation of a message: by its sender or by its receiver.
+type Side struct {
+	Seen      bool
+	TsNs      int64
+	Server    bool // the observing process is the server end of the exchange
+	Cookie    uint64
+	ProcessID int64     // processes row of the owner; 0 when not identified
+	Ident     *Identity // nil when the owner could not be identified
+}
+
+// first is the time of the earliest observation: the row's ts_ns.
+func (m *MsgRow) first() int64 {
+	if m.Send.Seen {
+		return m.Send.TsNs
+	}
+	return m.Recv.TsNs
+}
+
+// Store is the single writer of an evidence file. Rows are queued in memory
+// and written by Commit in one transaction, through the driver's prepared
+// statements: database/sql costs an allocation-heavy round trip per row that
+// a recorder at line rate cannot afford. All methods must be called from one
+// goroutine.
 type Store struct {
 	path      string
 	db        *sql.DB
-	tx        *sql.Tx
+	conn      *sql.Conn // the one connection, pinned
 	sessionID int64
-	stmts     map[string]*sql.Stmt
 	inode     uint64
+	stmts     map[string]driver.Stmt
+	args      []driver.NamedValue
+	q         queue
+	dict      dicts
+	nextMsg   int64
+	nextRR    int64
+}
+
+// queue is what the next Commit writes, in this order.
+// Dictionary rows (names, flows, owners) are not queued: they are written
+// when a message that needs them is, inside the same transaction.
+type queue struct {
+	procs []procRow
+	msgs  []*MsgRow
+	exits [][2]int64 // process id, exit_ns
+	loss  []lossRow
+}
+
+type procRow struct {
+	id int64
+	ProcRow
+}
+
+func (q *queue) empty() bool {
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss) == 0
+}
+
+func (q *queue) reset() {
+	clear(q.msgs) // drop references to raw bytes
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0]}
+}
+
+type lossRow struct {
+	tsNs int64
+	l    Loss
 }
 
 // Summary is what a finished recording reports.
 type Summary struct {
 	Path     string
 	Bytes    int64
-	Messages int64
+	Messages int64 // observations: a message seen by its sender and its receiver counts twice
 	SHA256   string
 }
 
 const (
-	sqlProcess = `INSERT INTO processes (session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exit_ns)
-VALUES (?, (SELECT boot_id FROM sessions WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (boot_id, pid, start_ticks, exec_boot_ns) DO UPDATE SET exit_ns = coalesce(excluded.exit_ns, exit_ns)
-RETURNING id`
+	sqlName    = `INSERT INTO names (id, name, rev) VALUES (?, ?, ?)`
+	sqlFlow    = `INSERT INTO flows (id, proto, a_addr, a_port, b_addr, b_port) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exit_ns)
+VALUES (?, ?, (SELECT boot_id FROM sessions WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlOwner   = `INSERT INTO owners (id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
-	sqlMessage = `INSERT INTO messages (session_id, ts_ns, boot_ns, direction, role, proto, saddr, sport, daddr, dport, socket_cookie,
-process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns,
-dns_id, qr, opcode, rcode, flags, qname, qname_rev, qtype, qclass, ancount, orig_len, truncated, raw, parse_error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlAnswer = `INSERT INTO answers (message_id, section, name, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_cookie, r_owner, r_cookie, r_dt_ns,
+dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlRR     = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlLoss   = `INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, ?, ?, ?, ?)`
+	sqlNameID = `SELECT id FROM names WHERE rev = ?`
 )
 
 // Create makes a new evidence file at path. It refuses an existing file or
@@ -140,9 +195,12 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]*sql.Stmt{}, inode: st.Ino}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, inode: st.Ino, dict: newDicts(), nextMsg: 1, nextRR: 1}
 	defer func() {
 		if err != nil {
+			if s.conn != nil {
+				s.conn.Close()
+			}
 			err = errors.Join(err, db.Close())
 		}
 	}()
@@ -155,12 +213,25 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 	if err := schema.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
-	for _, q := range []string{sqlProcess, sqlExit, sqlMessage, sqlAnswer, sqlLoss} {
-		st, err := db.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("prepare statement: %w", err)
+	if s.conn, err = db.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = s.conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
-		s.stmts[q] = st
+		for _, q := range []string{sqlName, sqlFlow, sqlProcess, sqlOwner, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID} {
+			st, err := c.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("prepare statement: %w", err)
+			}
+			s.stmts[q] = st
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -168,14 +239,15 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 // writerDSN builds a URI filename (so that '?' and '#' in a path are data)
 // with the pragmas every writer connection needs. synchronous is FULL: with
 // WAL and batched commits that is one fsync per batch, and a power loss then
-// loses at most the batch being written.
+// loses at most the batch being written. The page cache is 8 MiB: the
+// append-only tables need little, and the dictionaries' indexes stay hot.
 func writerDSN(path string) string {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
 	}
 	u := "file:" + strings.ReplaceAll(url.PathEscape(abs), "%2F", "/")
-	return u + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	return u + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=cache_size(-8192)&_txlock=immediate"
 }
 
 // checkSameFile makes sure SQLite opened the file Create made, not something
@@ -194,7 +266,7 @@ func (s *Store) checkSameFile() error {
 // BeginSession writes the sessions row and commits it at once, so that even
 // a recording killed in its first second says what it was.
 func (s *Store) BeginSession(ctx context.Context, sess Session) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO sessions (hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
+	res, err := s.conn.ExecContext(ctx, `INSERT INTO sessions (hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, sess.Hostname, nullString(sess.MachineID), sess.BootID, sess.Kernel, sess.Version, sess.Cmdline, sess.Hook,
 		sess.Ports, sess.Snaplen, sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs)
 	if err != nil {
@@ -204,92 +276,33 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, sess.Hostname, nullString(sess.Mac
 	return err
 }
 
-func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if s.tx == nil {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return nil, fmt.Errorf("begin batch: %w", explainFull(err))
+// InsertProcess queues a process image and returns its id. The same image
+// (pid, start time, exec) twice is one row: the second call returns the
+// first id, and fills in the exit time if it now has one.
+func (s *Store) InsertProcess(_ context.Context, p *ProcRow) (int64, error) {
+	k := procRowKey{p.PID, p.StartTicks, p.ExecBootNs}
+	if id, ok := s.dict.procs[k]; ok {
+		if p.ExitNs != nil {
+			s.q.exits = append(s.q.exits, [2]int64{id, *p.ExitNs})
 		}
-		s.tx = tx
+		return id, nil
 	}
-	return s.tx.StmtContext(ctx, s.stmts[q]), nil
-}
-
-// InsertProcess writes a process image and returns its id. Writing the same
-// image twice returns the existing row.
-func (s *Store) InsertProcess(ctx context.Context, p *ProcRow) (int64, error) {
-	st, err := s.stmt(ctx, sqlProcess)
-	if err != nil {
-		return 0, err
-	}
-	var id int64
-	err = st.QueryRowContext(ctx, s.sessionID, s.sessionID, p.PID, int64(p.StartTicks), int64(p.ExecBootNs), p.PPID, p.ParentID,
-		p.Comm, p.Exe, p.Argv, p.UID, p.GID, u64ptr(p.CgroupID), p.Source, p.ExitNs).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("write process %d: %w", p.PID, explainFull(err))
-	}
+	s.dict.lastProc++
+	id := s.dict.lastProc
+	s.dict.procs[k] = id
+	s.q.procs = append(s.q.procs, procRow{id: id, ProcRow: *p})
 	return id, nil
 }
 
 // SetExit records when a written process exited.
-func (s *Store) SetExit(ctx context.Context, id, exitNs int64) error {
-	st, err := s.stmt(ctx, sqlExit)
-	if err != nil {
-		return err
-	}
-	if _, err := st.ExecContext(ctx, exitNs, id); err != nil {
-		return fmt.Errorf("write process exit: %w", explainFull(err))
-	}
+func (s *Store) SetExit(_ context.Context, id, exitNs int64) error {
+	s.q.exits = append(s.q.exits, [2]int64{id, exitNs})
 	return nil
 }
 
-// InsertMessage writes a message and its resource records.
-func (s *Store) InsertMessage(ctx context.Context, m *MsgRow) error {
-	st, err := s.stmt(ctx, sqlMessage)
-	if err != nil {
-		return err
-	}
-	var pid, tid, uid, gid, netns, mntns, pidns *uint32
-	var comm *string
-	var cgroup *int64
-	if id := m.Ident; id != nil {
-		pid, tid, uid, gid = &id.PID, &id.TID, &id.UID, &id.GID
-		netns, mntns, pidns = &id.NetNS, &id.MntNS, &id.PidNS
-		comm = &id.Comm
-		cgroup = ptr(int64(id.CgroupID))
-	}
-	d := &m.DNS
-	var qname, qrev *string
-	if d.QName != nil {
-		qname, qrev = d.QName, ptr(schema.ReverseName(*d.QName))
-	}
-	var perr *string
-	if d.Err != nil {
-		perr = ptr(d.Err.Error())
-	}
-	res, err := st.ExecContext(ctx, s.sessionID, m.TsNs, m.BootNs, m.Direction, m.Role, m.Proto, m.Src, m.Sport, m.Dst, m.Dport, int64(m.Cookie),
-		m.ProcessID, pid, tid, uid, gid, comm, cgroup, netns, mntns, pidns,
-		d.ID, d.QR, d.Opcode, d.Rcode, d.Flags, qname, qrev, d.QType, d.QClass, d.ANCount,
-		m.OrigLen, m.OrigLen > len(m.Raw), m.Raw, perr)
-	if err != nil {
-		return fmt.Errorf("write message: %w", explainFull(err))
-	}
-	if len(d.Answers) == 0 {
-		return nil
-	}
-	msgID, err := res.LastInsertId()
-	if err != nil {
-		return fmt.Errorf("write message: %w", err)
-	}
-	ast, err := s.stmt(ctx, sqlAnswer)
-	if err != nil {
-		return err
-	}
-	for _, a := range d.Answers {
-		if _, err := ast.ExecContext(ctx, msgID, a.Section, a.Name, a.Type, a.Class, a.TTL, a.Data); err != nil {
-			return fmt.Errorf("write answer: %w", explainFull(err))
-		}
-	}
+// InsertMessage queues a message. m belongs to the Store from now on.
+func (s *Store) InsertMessage(_ context.Context, m *MsgRow) error {
+	s.q.msgs = append(s.q.msgs, m)
 	return nil
 }
 
@@ -298,62 +311,225 @@ type Loss struct {
 	RingbufDrops, DecodeErrors, Unattributed uint64
 }
 
-// InsertLoss writes the loss counters as of tsNs.
-func (s *Store) InsertLoss(ctx context.Context, tsNs int64, l Loss) error {
-	st, err := s.stmt(ctx, sqlLoss)
+// InsertLoss queues the loss counters as of tsNs.
+func (s *Store) InsertLoss(_ context.Context, tsNs int64, l Loss) error {
+	s.q.loss = append(s.q.loss, lossRow{tsNs, l})
+	return nil
+}
+
+// Pending is the number of messages queued for the next Commit.
+func (s *Store) Pending() int { return len(s.q.msgs) }
+
+// Commit writes everything queued in one transaction. On error nothing of
+// it is in the file, and everything committed before is.
+func (s *Store) Commit() error {
+	if s.q.empty() {
+		return nil
+	}
+	err := s.conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.ExecerContext)
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T cannot execute", dc)
+		}
+		ctx := context.Background() // no cancellation: a batch is written whole or not at all
+		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return fmt.Errorf("begin batch: %w", err)
+		}
+		if err := s.writeQueue(ctx, c); err != nil {
+			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
+			return errors.Join(err, rerr)
+		}
+		if _, err := c.ExecContext(ctx, "COMMIT", nil); err != nil {
+			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
+			return errors.Join(fmt.Errorf("commit: %w", err), rerr)
+		}
+		return nil
+	})
+	if err != nil {
+		s.Rollback()
+		return fmt.Errorf("write batch to %s: %w", s.path, explainFull(err))
+	}
+	s.q.reset()
+	s.dict.committed()
+	return nil
+}
+
+// Rollback abandons what is queued (after a write error): dictionary entries
+// made for it are forgotten too, since their rows are not in the file.
+func (s *Store) Rollback() {
+	for _, p := range s.q.procs {
+		delete(s.dict.procs, procRowKey{p.PID, p.StartTicks, p.ExecBootNs})
+	}
+	s.dict.rollback()
+	s.q.reset()
+}
+
+func (s *Store) writeQueue(ctx context.Context, c driver.ExecerContext) error {
+	q := &s.q
+	for i := range q.procs {
+		p := &q.procs[i]
+		if err := s.exec(ctx, sqlProcess, p.id, s.sessionID, s.sessionID, int64(p.PID), int64(p.StartTicks), int64(p.ExecBootNs),
+			optU32(p.PPID), optI64(p.ParentID), p.Comm, optStr(p.Exe), optStr(p.Argv), optU32(p.UID), optU32(p.GID),
+			optU64(p.CgroupID), p.Source, optI64(p.ExitNs)); err != nil {
+			return fmt.Errorf("write process %d: %w", p.PID, err)
+		}
+	}
+	for _, m := range q.msgs {
+		if err := s.writeMessage(ctx, m); err != nil {
+			return err
+		}
+	}
+	for _, e := range q.exits {
+		if err := s.exec(ctx, sqlExit, e[1], e[0]); err != nil {
+			return fmt.Errorf("write process exit: %w", err)
+		}
+	}
+	for _, l := range q.loss {
+		if err := s.exec(ctx, sqlLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed)); err != nil {
+			return fmt.Errorf("write loss: %w", err)
+		}
+	}
+	return nil
+}
+
+// obs bits of msgs (schema/README.md).
+const (
+	obsSent      = 1
+	obsReceived  = 2
+	obsSenderSrv = 4
+	obsRecvrSrv  = 8
+	obsBtoA      = 16
+)
+
+func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
+	flow, btoa, err := s.flowID(ctx, m.Proto, m.Src, m.Dst)
 	if err != nil {
 		return err
 	}
-	if _, err := st.ExecContext(ctx, s.sessionID, tsNs, int64(l.RingbufDrops), int64(l.DecodeErrors), int64(l.Unattributed)); err != nil {
-		return fmt.Errorf("write loss: %w", explainFull(err))
+	obs := int64(0)
+	if btoa {
+		obs |= obsBtoA
+	}
+	var sOwner, sCookie, rOwner, rCookie, rDt any
+	ts := m.first()
+	if m.Send.Seen {
+		obs |= obsSent
+		if m.Send.Server {
+			obs |= obsSenderSrv
+		}
+		if sOwner, err = s.ownerID(ctx, &m.Send); err != nil {
+			return err
+		}
+		sCookie = int64(m.Send.Cookie)
+	}
+	if m.Recv.Seen {
+		obs |= obsReceived
+		if m.Recv.Server {
+			obs |= obsRecvrSrv
+		}
+		if rOwner, err = s.ownerID(ctx, &m.Recv); err != nil {
+			return err
+		}
+		rCookie, rDt = int64(m.Recv.Cookie), m.Recv.TsNs-ts
+	}
+	d := &m.DNS
+	var nameID any
+	if d.QName != nil {
+		id, err := s.nameID(ctx, *d.QName)
+		if err != nil {
+			return err
+		}
+		nameID = id
+	}
+	var origLen, perr any
+	if m.OrigLen != len(m.Raw) {
+		origLen = int64(m.OrigLen)
+	}
+	if d.Err != nil {
+		perr = d.Err.Error()
+	}
+	id := s.nextMsg
+	raw := m.Raw
+	if raw == nil {
+		raw = []byte{} // NOT NULL: the kernel could not read the bytes
+	}
+	if err := s.exec(ctx, sqlMessage, id, s.sessionID, ts, flow, obs, sOwner, sCookie, rOwner, rCookie, rDt,
+		optU16(d.ID), optU16(d.Flags), optInt(d.Rcode), nameID, optU16(d.QType), optU16(d.QClass), optInt(d.ANCount),
+		origLen, raw, perr); err != nil {
+		return fmt.Errorf("write message: %w", err)
+	}
+	s.nextMsg++
+	for i := range d.Answers {
+		a := &d.Answers[i]
+		nid, err := s.nameID(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if err := s.exec(ctx, sqlRR, s.nextRR, id, nid, int64(a.Type), int64(a.Class), int64(a.TTL), a.Data); err != nil {
+			return fmt.Errorf("write answer: %w", err)
+		}
+		s.nextRR++
 	}
 	return nil
 }
 
-// Commit ends the current batch, if any.
-func (s *Store) Commit() error {
-	if s.tx == nil {
-		return nil
+// exec runs a prepared statement with the arguments in order. Only called
+// inside Commit's Raw callback.
+func (s *Store) exec(ctx context.Context, q string, vals ...any) error {
+	args := s.args[:0]
+	for i, v := range vals {
+		args = append(args, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
-	tx := s.tx
-	s.tx = nil
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit batch to %s: %w", s.path, explainFull(err))
-	}
-	return nil
+	s.args = args
+	_, err := s.stmts[q].(driver.StmtExecContext).ExecContext(ctx, args)
+	return err
 }
 
-// Rollback abandons the current batch (after a write error).
-func (s *Store) Rollback() {
-	if s.tx != nil {
-		s.tx.Rollback()
-		s.tx = nil
+func (s *Store) queryID(ctx context.Context, q string, v any) (int64, bool, error) {
+	s.args = append(s.args[:0], driver.NamedValue{Ordinal: 1, Value: v})
+	rows, err := s.stmts[q].(driver.StmtQueryContext).QueryContext(ctx, s.args)
+	if err != nil {
+		return 0, false, err
 	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); errors.Is(err, io.EOF) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, err
+	}
+	id, _ := dest[0].(int64)
+	return id, true, nil
 }
 
-// Finish stamps the session's stop time, checkpoints the WAL into the main
-// file, switches it to rollback-journal mode so it is one self-contained
-// file that readers can open without creating -wal/-shm, and closes it.
+// Finish commits what is queued, stamps the session's stop time, builds the
+// indexes left out while recording, checkpoints the WAL into the main file,
+// switches it to rollback-journal mode so it is one self-contained file that
+// readers can open without creating -wal/-shm, and closes it.
 func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	errs := []error{}
-	if _, err := s.db.ExecContext(ctx, `UPDATE sessions SET stopped_ns = ? WHERE id = ?`, stoppedNs, s.sessionID); err != nil {
+	if err := s.Commit(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := s.conn.ExecContext(ctx, `UPDATE sessions SET stopped_ns = ? WHERE id = ?`, stoppedNs, s.sessionID); err != nil {
 		errs = append(errs, fmt.Errorf("write session stop: %w", explainFull(err)))
+	}
+	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
+		// The file still answers every query without them, by scanning.
+		errs = append(errs, fmt.Errorf("build indexes: %w", explainFull(err)))
 	}
 	var sum Summary
 	sum.Path = s.path
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
+	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
 		errs = append(errs, fmt.Errorf("count messages: %w", err))
 	}
-	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	if _, err := s.conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		errs = append(errs, fmt.Errorf("checkpoint: %w", explainFull(err)))
-	} else if _, err := s.db.ExecContext(ctx, `PRAGMA journal_mode=DELETE`); err != nil {
+	} else if _, err := s.conn.ExecContext(ctx, `PRAGMA journal_mode=DELETE`); err != nil {
 		errs = append(errs, fmt.Errorf("leave WAL mode: %w", explainFull(err)))
 	}
-	for _, st := range s.stmts {
-		st.Close()
-	}
-	if err := s.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close %s: %w", s.path, err))
+	if err := s.close(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return sum, err
@@ -364,6 +540,23 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	}
 	sum.SHA256, sum.Bytes = h, n
 	return sum, nil
+}
+
+func (s *Store) close() error {
+	var errs []error
+	if s.conn != nil {
+		s.conn.Raw(func(any) error {
+			for _, st := range s.stmts {
+				st.Close()
+			}
+			return nil
+		})
+		errs = append(errs, s.conn.Close())
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close %s: %w", s.path, err))
+	}
+	return errors.Join(errs...)
 }
 
 func fileSHA256(path string) (string, int64, error) {
@@ -397,9 +590,53 @@ func nullString(s string) *string {
 	return &s
 }
 
-func u64ptr(v *uint64) *int64 {
+// Optional values as driver values: nil is NULL.
+func optU32(v *uint32) any {
 	if v == nil {
 		return nil
 	}
-	return ptr(int64(*v))
+	return int64(*v)
+}
+
+func optU16(v *uint16) any {
+	if v == nil {
+		return nil
+	}
+	return int64(*v)
+}
+
+func optInt(v *int) any {
+	if v == nil {
+		return nil
+	}
+	return int64(*v)
+}
+
+func optI64(v *int64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+// optU64 stores a uint64 bit for bit as SQLite's signed integer.
+func optU64(v *uint64) any {
+	if v == nil {
+		return nil
+	}
+	return int64(*v)
+}
+
+func optStr(v *string) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+func nonZero(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
 }

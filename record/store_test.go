@@ -8,7 +8,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -340,6 +342,19 @@ var (
 		CgroupID: 1 << 63, MntNS: 11, NetNS: 12, PidNS: 13}
 )
 
+// oneSide is a message seen on one side only, by a client.
+func oneSide(send bool, ts int64, proto, src, dst string, cookie uint64, proc int64, id *Identity, raw []byte, origLen int) *MsgRow {
+	m := &MsgRow{Proto: proto, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst),
+		DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw}
+	side := Side{Seen: true, TsNs: ts, Cookie: cookie, ProcessID: proc, Ident: id}
+	if send {
+		m.Send = side
+	} else {
+		m.Recv = side
+	}
+	return m
+}
+
 // insertSample writes two processes and three messages; it returns the
 // process ids.
 func insertSample(t *testing.T, s *Store) (shell, dig int64) {
@@ -359,15 +374,9 @@ func insertSample(t *testing.T, s *Store) (shell, dig int64) {
 		t.Fatal(err)
 	}
 	msgs := []*MsgRow{
-		{TsNs: 1_700_000_001_000_000_000, BootNs: 6_000_000_000, Direction: "send", Role: "client", Proto: "udp",
-			Src: "10.0.0.2", Sport: 40000, Dst: "192.0.2.53", Dport: 53, Cookie: 1 << 63, ProcessID: &dig, Ident: sampleIdent,
-			DNS: ParseDNS(sampleQuery), OrigLen: len(sampleQuery), Raw: sampleQuery},
-		{TsNs: 1_700_000_001_000_500_000, BootNs: 6_000_500_000, Direction: "recv", Role: "client", Proto: "udp",
-			Src: "192.0.2.53", Sport: 53, Dst: "10.0.0.2", Dport: 40000, Cookie: 1 << 63, ProcessID: &dig, Ident: sampleIdent,
-			DNS: ParseDNS(sampleResponse), OrigLen: len(sampleResponse), Raw: sampleResponse},
-		{TsNs: 1_700_000_002_000_000_000, BootNs: 7_000_000_000, Direction: "recv", Role: "client", Proto: "tcp",
-			Src: "2001:db8::53", Sport: 53, Dst: "2001:db8::2", Dport: 50000,
-			DNS: ParseDNS(sampleResponse[:20]), OrigLen: len(sampleResponse), Raw: sampleResponse[:20]},
+		oneSide(true, 1_700_000_001_000_000_000, "udp", "10.0.0.2:40000", "192.0.2.53:53", 1<<63, dig, sampleIdent, sampleQuery, len(sampleQuery)),
+		oneSide(false, 1_700_000_001_000_500_000, "udp", "192.0.2.53:53", "10.0.0.2:40000", 1<<63, dig, sampleIdent, sampleResponse, len(sampleResponse)),
+		oneSide(false, 1_700_000_002_000_000_000, "tcp", "[2001:db8::53]:53", "[2001:db8::2]:50000", 0, 0, nil, sampleResponse[:20], len(sampleResponse)),
 	}
 	for _, m := range msgs {
 		if err := s.InsertMessage(ctx, m); err != nil {
@@ -586,9 +595,8 @@ func testDiskFull(t *testing.T, rawLen, batch int, size string) {
 	var failure error
 	pending := 0
 	for i := 0; i < 100_000 && failure == nil; i++ {
-		m := &MsgRow{TsNs: int64(i), BootNs: int64(i), Direction: "send", Role: "client", Proto: "udp",
-			Src: "10.0.0.2", Sport: uint16(i), Dst: "192.0.2.53", Dport: 53, ProcessID: &dig, Ident: sampleIdent,
-			DNS: ParseDNS(sampleQuery), OrigLen: len(raw), Raw: raw}
+		m := oneSide(true, int64(i), "udp", fmt.Sprintf("10.0.0.2:%d", uint16(i)), "192.0.2.53:53", 0, dig, sampleIdent, raw, len(raw))
+		m.DNS = ParseDNS(sampleQuery)
 		if err := s.InsertMessage(ctx, m); err != nil {
 			failure = err
 			break

@@ -19,6 +19,17 @@ const ApplicationID = 0x646e7372
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
+// StopIndexes are the indexes a recording builds when it stops cleanly.
+// While recording, msgs and rrs are append-only: keeping secondary indexes
+// on them up to date costs several times the insert itself (see
+// ../shared/STORE-FACTS.md, and issue 6). A file whose recorder was killed
+// has none of these and answers the same queries by scanning.
+const StopIndexes = `
+CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id);
+CREATE INDEX IF NOT EXISTS rrs_message ON rrs(message_id);
+CREATE INDEX IF NOT EXISTS rrs_data ON rrs(data);
+`
+
 // Migration is one embedded schema step.
 type Migration struct {
 	Version int

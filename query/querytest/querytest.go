@@ -42,9 +42,18 @@ func New(tb testing.TB, path string) *Builder {
 	return b
 }
 
-// Close closes the file. With a single connection, SQLite checkpoints and
-// removes the -wal, leaving one self-contained file as `dnsrec record` does.
+// Close builds the indexes a clean stop builds and closes the file. With a
+// single connection, SQLite checkpoints and removes the -wal, leaving one
+// self-contained file as `dnsrec record` does.
 func (b *Builder) Close() {
+	b.tb.Helper()
+	b.Exec(schema.StopIndexes)
+	b.CloseAsCrashed()
+}
+
+// CloseAsCrashed closes the file without the indexes a clean stop builds, as
+// a recorder that was killed leaves it.
+func (b *Builder) CloseAsCrashed() {
 	b.tb.Helper()
 	if err := b.DB.Close(); err != nil {
 		b.tb.Fatalf("close %s: %v", b.Path, err)
@@ -143,16 +152,31 @@ func (b *Builder) Message(m Message) int64 {
 		saddr, sport, daddr, dport = daddr, dport, saddr, sport
 	}
 	qname := schema.NormalizeName(m.QName)
-	id := b.Exec(`INSERT INTO messages (session_id, ts_ns, boot_ns, direction, role, proto,
-		saddr, sport, daddr, dport, process_id, pid, tid, uid, comm, dns_id, qr, opcode, rcode,
-		qname, qname_rev, qtype, qclass, ancount, orig_len, raw)
-		VALUES (?, ?, ?, ?, ?, 'udp', ?, ?, ?, ?, ?, ?, ?, ?, ?, 4242, ?, 0, 0, ?, ?, ?, 1, ?, 32, x'00')`,
-		m.Session, m.TS.UnixNano(), m.TS.UnixNano(), m.Direction, m.Role,
-		saddr, sport, daddr, dport, null(m.Process), m.PID, m.PID, m.UID, null(m.Comm), qr,
-		qname, schema.ReverseName(qname), m.QType, len(m.Answers))
+	flow := b.Exec(`INSERT INTO flows (proto, a_addr, a_port, b_addr, b_port) VALUES ('udp', ?, ?, ?, ?)`, saddr, sport, daddr, dport)
+	var owner any
+	if m.Process != 0 || m.PID != 0 || m.Comm != "" {
+		owner = b.Exec(`INSERT INTO owners (process_id, pid, tid, uid, comm) VALUES (?, ?, ?, ?, ?)`,
+			null(m.Process), m.PID, m.PID, m.UID, null(m.Comm))
+	}
+	// One observation: the send side or the receive side of a msgs row.
+	obs, server := 1, 4
+	if m.Direction == "recv" {
+		obs, server = 2, 8
+	}
+	if m.Role == "server" {
+		obs |= server
+	}
+	var sOwner, rOwner any = owner, nil
+	if m.Direction == "recv" {
+		sOwner, rOwner = nil, owner
+	}
+	id := b.Exec(`INSERT INTO msgs (session_id, ts_ns, flow_id, obs, s_owner, r_owner, r_dt_ns, dns_id, flags, rcode,
+		name_id, qtype, qclass, ancount, orig_len, raw)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 4242, ?, 0, ?, ?, 1, ?, 32, x'00')`,
+		m.Session, m.TS.UnixNano(), flow, obs, sOwner, rOwner, qr<<15, b.name(qname), m.QType, len(m.Answers))
 	for _, a := range m.Answers {
-		if a.Section == "" {
-			a.Section = "answer"
+		if a.Section != "" && a.Section != "answer" {
+			continue // the store keeps only the answer section apart from raw
 		}
 		if a.Name == "" {
 			a.Name = qname
@@ -160,10 +184,20 @@ func (b *Builder) Message(m Message) int64 {
 		if a.Type == 0 {
 			a.Type = 1
 		}
-		b.Exec(`INSERT INTO answers (message_id, section, name, type, class, ttl, data) VALUES (?, ?, ?, ?, 1, 300, ?)`,
-			id, a.Section, a.Name, a.Type, a.Data)
+		b.Exec(`INSERT INTO rrs (message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, 1, 300, ?)`,
+			id, b.name(a.Name), a.Type, a.Data)
 	}
 	return id
+}
+
+// name returns the names row of a normalized name, adding it if new.
+func (b *Builder) name(n string) int64 {
+	b.tb.Helper()
+	var id int64
+	if err := b.DB.QueryRow(`SELECT id FROM names WHERE rev = ?`, schema.ReverseName(n)).Scan(&id); err == nil {
+		return id
+	}
+	return b.Exec(`INSERT INTO names (name, rev) VALUES (?, ?)`, n, schema.ReverseName(n))
 }
 
 // null turns zero values into SQL NULL.
