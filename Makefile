@@ -74,9 +74,15 @@ vmbench: vmtest-bin
 		$(VMTEST_BIN)
 	vmtest/overhead-table.sh
 
-## bench: Go benchmarks of the writer and the queries
+## bench: Go benchmarks of the writer and the queries, then the live benchmark
+## (bench/livebench, as root: dnsperf against dnsmasq in a netns, off, with
+## ./dnsrec recording and with tcpdump; one markdown table). BENCH_ARGS passes
+## flags, e.g. BENCH_ARGS='-baseline /tmp/dnsrec-old'. See bench/README.md.
 bench:
+	$(GO) run ./bench/livebench -check
+	$(MAKE) build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./record/ ./query/
+	$(GO) run ./bench/livebench -dnsrec ./dnsrec $(BENCH_ARGS)
 
 clean:
 	rm -f dnsrec
