@@ -78,15 +78,47 @@ const (
 // errShort is returned for records smaller than their kind's header.
 var errShort = errors.New("record shorter than its header")
 
-// Decode turns one ring buffer record into a *Packet or an *Exec. raw must not
-// be reused by the caller afterwards: the payload aliases it.
+// Decode turns one ring buffer record into a *Packet or an *Exec. Nothing in
+// the result aliases raw, so the reader can reuse its record buffer; only the
+// payload's own bytes are copied, not the size class the kernel reserved.
 func Decode(raw []byte) (any, error) {
+	return (&decoder{}).decode(raw)
+}
+
+// decoder decodes records for one reader goroutine. It keeps the thread and
+// process names it has seen, so that the same comm is not a new string (two
+// allocations) for every message and every ancestor of it.
+type decoder struct {
+	comms [256]struct {
+		key [16]byte
+		val string
+	}
+}
+
+// comm returns the NUL-terminated name in b as a string, from the cache when
+// it holds the same bytes.
+func (d *decoder) comm(b *[16]int8) string {
+	var k [16]byte
+	h := uint32(2166136261)
+	for i, c := range b {
+		k[i] = byte(c)
+		h = (h ^ uint32(byte(c))) * 16777619
+	}
+	e := &d.comms[h&255]
+	if e.key == k && (e.val != "" || k[0] == 0) {
+		return e.val
+	}
+	e.key, e.val = k, cString(b[:])
+	return e.val
+}
+
+func (d *decoder) decode(raw []byte) (any, error) {
 	if len(raw) == 0 {
 		return nil, errShort
 	}
 	switch raw[0] {
 	case bpf.EventDNS, bpf.EventOwner:
-		return decodePacket(raw)
+		return d.decodePacket(raw)
 	case bpf.EventExec, bpf.EventExit:
 		return decodeExec(raw)
 	default:
@@ -94,7 +126,7 @@ func Decode(raw []byte) (any, error) {
 	}
 }
 
-func decodePacket(raw []byte) (*Packet, error) {
+func (d *decoder) decodePacket(raw []byte) (*Packet, error) {
 	if len(raw) < dnsHeaderSize {
 		return nil, fmt.Errorf("dns record of %d bytes: %w", len(raw), errShort)
 	}
@@ -113,7 +145,7 @@ func decodePacket(raw []byte) (*Packet, error) {
 	if int(ev.CapLen) > len(raw)-dnsHeaderSize {
 		return nil, fmt.Errorf("dns record claims %d payload bytes, has %d", ev.CapLen, len(raw)-dnsHeaderSize)
 	}
-	p.Payload = raw[dnsHeaderSize : dnsHeaderSize+int(ev.CapLen)]
+	p.Payload = bytes.Clone(raw[dnsHeaderSize : dnsHeaderSize+int(ev.CapLen)])
 	if ev.Kind == bpf.EventDNS {
 		var src, dst netip.Addr
 		switch ev.Family {
@@ -130,24 +162,24 @@ func decodePacket(raw []byte) (*Packet, error) {
 		p.Dst = netip.AddrPortFrom(dst, ev.Dport)
 	}
 	if ev.Flags&bpf.FlagIdent != 0 {
-		p.Ident = decodeIdent(&ev.Id)
+		p.Ident = d.decodeIdent(&ev.Id)
 		p.IdentFromCurrent = ev.Flags&bpf.FlagIdentCurrent != 0
 	}
 	return p, nil
 }
 
-func decodeIdent(id *bpf.Ident) *Identity {
+func (d *decoder) decodeIdent(id *bpf.Ident) *Identity {
 	out := &Identity{
 		PID: id.Pid, TID: id.Tid, UID: id.Uid, GID: id.Gid,
 		StartNs:  id.StartNs,
-		Comm:     cString(id.Comm[:]),
+		Comm:     d.comm(&id.Comm),
 		CgroupID: id.CgroupId,
 		MntNS:    id.Mntns, NetNS: id.Netns, PidNS: id.Pidns, NSPID: id.Nspid,
 	}
 	n := min(int(id.Depth), len(id.Anc))
 	out.Ancestors = make([]Ancestor, n)
 	for i := range n {
-		out.Ancestors[i] = Ancestor{PID: id.Anc[i].Pid, StartNs: id.Anc[i].StartNs, Comm: cString(id.Anc[i].Comm[:])}
+		out.Ancestors[i] = Ancestor{PID: id.Anc[i].Pid, StartNs: id.Anc[i].StartNs, Comm: d.comm(&id.Anc[i].Comm)}
 	}
 	return out
 }

@@ -133,7 +133,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		opts.Logger.Warn("process scan failed; processes started before recording lack exe and argv", "err", err)
 	}
 
-	events := make(chan any, 4096)
+	events := make(chan []any, 64)
 	go p.read(rd, events)
 	if opts.Started != nil {
 		opts.Started(Started{Output: opts.Output, Hook: capture.Tier, Ports: opts.Ports})
@@ -188,15 +188,48 @@ type pipeline struct {
 	seed  maphash.Seed
 }
 
+// Reading in bursts: when the ring is empty the reader sleeps pollInterval
+// before looking again, instead of blocking in epoll at once. Under load a
+// wakeup then collects many records, not one: a wakeup per message (and the
+// goroutine handoff behind it) cost more than all the rest of the pipeline.
+// After idlePolls empty looks in a row it blocks in epoll, so an idle
+// recorder costs nothing. The ring holds far more than pollInterval's worth
+// of messages at any rate the pipeline can sustain.
+const (
+	pollInterval = 2 * time.Millisecond
+	idlePolls    = 25
+	readBurst    = 512 // events handed to the pipeline at once, at most
+)
+
 // read is the one goroutine on the ring buffer. It copies each record out of
-// the reused Record, decodes it and hands it on; it ends after a Flush has
-// returned everything that was in the ring, or when the reader is closed.
-func (p *pipeline) read(rd *ringbuf.Reader, out chan<- any) {
+// the reused Record, decodes it and hands it on in bursts; it ends after a
+// Flush has returned everything that was in the ring, or when the reader is
+// closed.
+func (p *pipeline) read(rd *ringbuf.Reader, out chan<- []any) {
 	defer close(out)
 	var rec ringbuf.Record
+	var dec decoder
+	burst := make([]any, 0, readBurst)
+	send := func() {
+		if len(burst) > 0 {
+			out <- burst
+			burst = make([]any, 0, readBurst)
+		}
+	}
+	idle := 0
 	for {
+		if rd.AvailableBytes() == 0 {
+			send()
+			if idle < idlePolls {
+				idle++
+				time.Sleep(pollInterval)
+				continue
+			}
+		}
+		idle = 0
 		err := rd.ReadInto(&rec)
 		if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrClosed) {
+			send()
 			return
 		}
 		if err != nil {
@@ -204,17 +237,20 @@ func (p *pipeline) read(rd *ringbuf.Reader, out chan<- any) {
 			p.opts.Logger.Error("read ring buffer", "err", err)
 			continue
 		}
-		ev, err := Decode(slices.Clone(rec.RawSample))
+		ev, err := dec.decode(rec.RawSample)
 		if err != nil {
 			p.decodeErrors.Add(1)
 			p.opts.Logger.Debug("undecodable record", "err", err)
 			continue
 		}
-		out <- ev
+		burst = append(burst, ev)
+		if len(burst) == readBurst {
+			send()
+		}
 	}
 }
 
-func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan any) error {
+func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan []any) error {
 	tick := time.NewTicker(p.opts.BatchInterval)
 	defer tick.Stop()
 	done := stop.Done()
@@ -222,18 +258,20 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 	ctx := context.WithoutCancel(stop)
 	for {
 		select {
-		case ev, ok := <-events:
+		case evs, ok := <-events:
 			if !ok {
 				// Drained: attribute what is still held, as far as known.
 				p.releaseHeld(time.Time{}, true)
 				return p.commitRows(ctx, true)
 			}
-			if err := p.handle(ctx, ev); err != nil {
-				return p.fail(err)
-			}
-			if p.batched >= p.opts.BatchSize {
-				if err := p.commit(ctx); err != nil {
+			for _, ev := range evs {
+				if err := p.handle(ctx, ev); err != nil {
 					return p.fail(err)
+				}
+				if p.batched >= p.opts.BatchSize {
+					if err := p.commit(ctx); err != nil {
+						return p.fail(err)
+					}
 				}
 			}
 		case <-tick.C:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -30,8 +31,20 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 			&cli.IntFlag{Name: "batch-size", Value: record.DefaultBatchSize, Usage: "commit after `N` messages"},
 			&cli.DurationFlag{Name: "batch-interval", Value: record.DefaultBatchInterval, Usage: "commit at least this often"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the recorder to `FILE` (for `go tool pprof`)"},
 		},
 		Action: func(c *cli.Context) error {
+			if p := c.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			level := slog.LevelInfo
 			if c.Bool("verbose") {
 				level = slog.LevelDebug
