@@ -120,6 +120,10 @@ func startServer(t testing.TB, names ...string) *testServer {
 			go srv.ActivateAndServe()
 			t.Cleanup(func() { srv.Shutdown() })
 		}
+		// Shutdown does nothing to a server whose goroutine has not started
+		// yet, which would keep port 53 for the next test: close the
+		// sockets themselves too.
+		t.Cleanup(func() { pc.Close(); l.Close() })
 	}
 	return s
 }
