@@ -201,7 +201,7 @@ type binResults struct {
 	satErrs   []error
 	rate      map[int]*recRun
 	rateErr   map[int]error
-	writer    *writerResult
+	writer    []writerResult
 	writerErr error
 }
 
@@ -624,10 +624,10 @@ func (h *harness) writerBench(ctx context.Context) {
 		logf("P3b %s: %s   (in %s)", b.label, cmdline(argv), b.src)
 		out, err := runCmdIn(ctx, h.cfg.writerTimeout, b.src, env, argv...)
 		if err == nil {
-			var w writerResult
-			if w, err = parseWriterBench(out); err == nil {
-				res.writer = &w
-				logf("P3b %s: %s msgs/s", b.label, commas(w.MsgsPerSec))
+			var ws []writerResult
+			if ws, err = parseWriterBench(out); err == nil {
+				res.writer = ws
+				logf("P3b %s: %s", b.label, writerCell(ws))
 				continue
 			}
 			err = fmt.Errorf("%w\n%s", err, tail(out, 10))
@@ -635,6 +635,22 @@ func (h *harness) writerBench(ctx context.Context) {
 		res.writerErr = err
 		logf("P3b %s failed: %v", b.label, err)
 	}
+}
+
+// writerCell: "180,161 msgs/s (114.1 B/msg)", one per sub-benchmark.
+func writerCell(ws []writerResult) string {
+	var parts []string
+	for _, w := range ws {
+		s := commas(w.MsgsPerSec) + " msgs/s"
+		if w.BytesPerMsg > 0 {
+			s += fmt.Sprintf(" (%.1f B/msg)", w.BytesPerMsg)
+		}
+		if w.Name != "" {
+			s = w.Name + ": " + s
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // --- the table ---
@@ -849,13 +865,13 @@ func (h *harness) table() string {
 		case r.writer == nil:
 			return errCell(r.writerErr), fail
 		}
-		v := commas(r.writer.MsgsPerSec) + " msgs/s"
-		if r.writer.BytesPerMsg > 0 {
-			v += fmt.Sprintf(" (%.1f B/msg)", r.writer.BytesPerMsg)
+		ok := true
+		for _, w := range r.writer {
+			ok = ok && w.MsgsPerSec >= 200000
 		}
-		return v, verdict(r.writer.MsgsPerSec >= 200000)
+		return writerCell(r.writer), verdict(ok)
 	})
-	rows = append(rows, row{id: "P3b", measure: "writer microbenchmark, BenchmarkStoreInsert (source tree, not the binary)",
+	rows = append(rows, row{id: "P3b", measure: "writer microbenchmark, BenchmarkStoreInsert (run in a source tree, not on the binary; every sub-benchmark must pass)",
 		target: "≥ 200,000 msgs/s", vals: vals, results: results})
 
 	// P5

@@ -163,23 +163,28 @@ func jsonInt(v any) (int64, bool) {
 	return int64(f), err == nil
 }
 
-// writerResult is BenchmarkStoreInsert's custom metrics.
+// writerResult is one result line of the writer microbenchmark: its custom
+// metrics. A benchmark with sub-benchmarks gives one per sub-benchmark.
 type writerResult struct {
+	Name        string // sub-benchmark, "" for the benchmark itself
 	MsgsPerSec  float64
 	BytesPerMsg float64 // 0 if not reported
 }
 
 var (
+	reBenchName   = regexp.MustCompile(`^Benchmark[^/\s]*(?:/(\S+?))?(?:-\d+)?\s`)
 	reMsgsPerSec  = regexp.MustCompile(`([0-9.e+]+)\s+msgs/s\b`)
 	reBytesPerMsg = regexp.MustCompile(`([0-9.e+]+)\s+bytes/msg\b`)
 )
 
-// parseWriterBench finds the msgs/s metric on the benchmark's result line.
-func parseWriterBench(out string) (writerResult, error) {
-	var w writerResult
+// parseWriterBench finds the msgs/s metric on the benchmark's result lines.
+func parseWriterBench(out string) ([]writerResult, error) {
+	var ws []writerResult
+	name := ""
 	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "Benchmark") {
-			continue
+		// A result line may follow its name line when the benchmark prints.
+		if m := reBenchName.FindStringSubmatch(line + " "); m != nil {
+			name = m[1]
 		}
 		m := reMsgsPerSec.FindStringSubmatch(line)
 		if m == nil {
@@ -187,15 +192,18 @@ func parseWriterBench(out string) (writerResult, error) {
 		}
 		v, err := strconv.ParseFloat(m[1], 64)
 		if err != nil {
-			return w, err
+			return nil, err
 		}
-		w.MsgsPerSec = v
+		w := writerResult{Name: name, MsgsPerSec: v}
 		if b := reBytesPerMsg.FindStringSubmatch(line); b != nil {
 			w.BytesPerMsg, _ = strconv.ParseFloat(b[1], 64)
 		}
-		return w, nil
+		ws = append(ws, w)
 	}
-	return w, errors.New(`no benchmark result line with a "msgs/s" metric`)
+	if len(ws) == 0 {
+		return nil, errors.New(`no benchmark result line with a "msgs/s" metric`)
+	}
+	return ws, nil
 }
 
 // procTicks is utime+stime of a process (all its threads), in clock ticks.

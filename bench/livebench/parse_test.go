@@ -96,9 +96,15 @@ func TestParseInfo(t *testing.T) {
 
 func TestParseWriterBench(t *testing.T) {
 	out := "goos: linux\nBenchmarkStoreInsert-2   \t  200000\t     58721 ns/op\t       465.9 bytes/msg\t     17030 msgs/s\t    3351 B/op\nPASS\n"
-	w, err := parseWriterBench(out)
-	if err != nil || w.MsgsPerSec != 17030 || w.BytesPerMsg != 465.9 {
-		t.Fatalf("got %+v, %v", w, err)
+	ws, err := parseWriterBench(out)
+	if err != nil || len(ws) != 1 || ws[0] != (writerResult{"", 17030, 465.9}) {
+		t.Fatalf("got %+v, %v", ws, err)
+	}
+	out = "BenchmarkStoreInsert/loopback-2         \t  275017\t      5551 ns/op\t       114.1 bytes/msg\t    180161 msgs/s\n" +
+		"BenchmarkStoreInsert/remote-2           \t\nsome output\n  127485\t      9379 ns/op\t       223.5 bytes/msg\t    106625 msgs/s\n"
+	ws, err = parseWriterBench(out)
+	if err != nil || len(ws) != 2 || ws[0] != (writerResult{"loopback", 180161, 114.1}) || ws[1] != (writerResult{"remote", 106625, 223.5}) {
+		t.Fatalf("sub-benchmarks: got %+v, %v", ws, err)
 	}
 	if _, err := parseWriterBench("FAIL\n"); err == nil {
 		t.Fatal("no result accepted")
