@@ -78,11 +78,14 @@ vmbench: vmtest-bin
 ## (bench/livebench, as root: dnsperf against dnsmasq in a netns, off, with
 ## ./dnsrec recording and with tcpdump; one markdown table). BENCH_ARGS passes
 ## flags, e.g. BENCH_ARGS='-baseline /tmp/dnsrec-old'. See bench/README.md.
+## The live table is produced even if a Go benchmark fails; make fails after it.
 bench:
 	$(GO) run ./bench/livebench -check
 	$(MAKE) build
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./record/ ./query/
-	$(GO) run ./bench/livebench -dnsrec ./dnsrec $(BENCH_ARGS)
+	status=0; \
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./record/ ./query/ || status=$$?; \
+	$(GO) run ./bench/livebench -dnsrec ./dnsrec $(BENCH_ARGS) || status=$$?; \
+	exit $$status
 
 clean:
 	rm -f dnsrec
