@@ -12,14 +12,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Every child runs in its own process group, so that a Ctrl-C at the
@@ -228,12 +226,71 @@ func removeStaleNetns(ctx context.Context) {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		if harnessAlive(pid) {
 			continue
 		}
 		logf("removing stale network namespace %s", f[0])
 		deleteNetns(ctx, f[0])
 	}
+	// Temporary directories of runs that were killed: livebench-PID-*.
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "livebench-*-*"))
+	for _, d := range dirs {
+		f := strings.SplitN(filepath.Base(d), "-", 3)
+		if pid, err := strconv.Atoi(f[1]); err == nil && pid > 0 && pid != os.Getpid() && !harnessAlive(pid) {
+			logf("removing stale temporary directory %s", d)
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// harnessAlive reports whether pid is a running livebench: not gone, not a
+// zombie nobody reaped yet, not a reused pid.
+func harnessAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i || j+2 >= len(s) {
+		return false
+	}
+	return s[i+1:j] == "livebench" && s[j+2] != 'Z'
+}
+
+// otherCapture lists processes on the host that would disturb the
+// measurements: DNS load generators, DNS servers, capture tools and
+// recorders that are not ours (not children of this process).
+func otherCapture() []string {
+	self := os.Getpid()
+	ents, _ := os.ReadDir("/proc")
+	var found []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < i {
+			continue
+		}
+		comm := s[i+1 : j]
+		f := strings.Fields(s[j+1:])
+		if len(f) < 2 || f[0] == "Z" || f[1] == strconv.Itoa(self) {
+			continue
+		}
+		switch {
+		case comm == "dnsperf", comm == "dnsmasq", comm == "tcpdump", comm == "livebench",
+			strings.HasPrefix(comm, "dnsrec"), strings.HasPrefix(comm, "record.test"):
+			found = append(found, fmt.Sprintf("%s(%d)", comm, pid))
+		}
+	}
+	return found
 }
 
 func createNetns(ctx context.Context, name string) error {
@@ -268,44 +325,40 @@ func deleteNetns(_ context.Context, name string) {
 	}
 }
 
-// probeDNS sends one A query for qname to 127.0.0.1:53 from inside the named
+// probeDNS sends one A query for qname to 127.0.0.1:53 from inside the
 // network namespace and checks that the answer holds an A record with want.
-func probeDNS(nsName, qname string, want net.IP) error {
-	errc := make(chan error, 1)
-	go func() {
-		// The thread joins the other namespace and is never unlocked, so the
-		// runtime ends it with this goroutine instead of reusing it.
-		runtime.LockOSThread()
-		errc <- func() error {
-			fd, err := unix.Open("/run/netns/"+nsName, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open netns %s: %w", nsName, err)
-			}
-			defer unix.Close(fd)
-			if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("setns %s: %w", nsName, err)
-			}
-			conn, err := net.Dial("udp", "127.0.0.1:53") // socket made on this thread, in the netns
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			q := buildQuery(0x4242, qname)
-			if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
-				return err
-			}
-			if _, err := conn.Write(q); err != nil {
-				return err
-			}
-			buf := make([]byte, 1500)
-			n, err := conn.Read(buf)
-			if err != nil {
-				return err
-			}
-			return checkAnswer(buf[:n], 0x4242, want)
-		}()
-	}()
-	return <-errc
+// It runs this program again under `ip netns exec` with -probe-dns, rather
+// than moving one of our own threads into the namespace.
+func probeDNS(ctx context.Context, ipBin, nsName, qname string, want net.IP) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	_, err = runCmd(ctx, 10*time.Second, ipBin, "netns", "exec", nsName, self, "-probe-dns", qname, "-probe-want", want.String())
+	return err
+}
+
+// probeDNSHere is the -probe-dns mode: one query from the current
+// namespace.
+func probeDNSHere(qname string, want net.IP) error {
+	conn, err := net.Dial("udp", "127.0.0.1:53")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	q := buildQuery(0x4242, qname)
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if _, err := conn.Write(q); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return err
+	}
+	return checkAnswer(buf[:n], 0x4242, want)
 }
 
 func buildQuery(id uint16, qname string) []byte {

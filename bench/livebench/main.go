@@ -56,6 +56,7 @@ type config struct {
 	writerTimeout          time.Duration
 	stopTimeout            time.Duration
 	keep, checkOnly        bool
+	probeName, probeWant   string
 }
 
 func parseFlags() (config, error) {
@@ -77,6 +78,8 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.writerTimeout, "writer-timeout", 10*time.Minute, "timeout of the writer microbenchmark, compilation included")
 	flag.DurationVar(&c.stopTimeout, "stop-timeout", 2*time.Minute, "how long the recorder may take to drain and close after SIGINT")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (recordings, pcaps, query file)")
+	flag.StringVar(&c.probeName, "probe-dns", "", "internal: query 127.0.0.1:53 for this A record in the current network namespace and exit")
+	flag.StringVar(&c.probeWant, "probe-want", testAddr, "internal: the address -probe-dns expects")
 	flag.BoolVar(&c.checkOnly, "check", false, "only check the prerequisites (root, dnsperf, dnsmasq, tcpdump, ip) and exit")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: livebench [flags]   (as root; see bench/README.md)\n")
@@ -152,6 +155,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "livebench: %v\n", err)
 		os.Exit(2)
 	}
+	if cfg.probeName != "" {
+		if err := probeDNSHere(cfg.probeName, net.ParseIP(cfg.probeWant)); err != nil {
+			fmt.Fprintf(os.Stderr, "livebench: probe A %s: %v\n", cfg.probeName, err)
+			os.Exit(1)
+		}
+		return
+	}
 	t, err := findTools()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "livebench: %v\n", err)
@@ -214,6 +224,7 @@ type harness struct {
 	clk   int64
 
 	loadStart string
+	others    []string // disturbing processes seen at the start or the end
 
 	bins []recBin
 	res  map[string]*binResults
@@ -256,7 +267,7 @@ func run(cfg config, t tools) error {
 		}
 	}()
 
-	h.tmp, err = os.MkdirTemp("", "livebench-")
+	h.tmp, err = os.MkdirTemp("", fmt.Sprintf("livebench-%d-", os.Getpid()))
 	if err != nil {
 		return err
 	}
@@ -267,6 +278,10 @@ func run(cfg config, t tools) error {
 	}
 
 	removeStaleNetns(ctx)
+	if o := otherCapture(); len(o) > 0 {
+		h.others = append(h.others, o...)
+		logf("warning: other DNS load, servers or capture running on the host: %s; they disturb the figures, and a recorder records their traffic too", strings.Join(o, " "))
+	}
 	h.ns = fmt.Sprintf("%s%d", nsPrefix, os.Getpid())
 	if err := createNetns(ctx, h.ns); err != nil {
 		return err
@@ -304,6 +319,10 @@ func run(cfg config, t tools) error {
 	}
 	if err := h.fixedRates(ctx); err != nil {
 		return err
+	}
+	if o := otherCapture(); len(o) > 0 {
+		h.others = append(h.others, o...)
+		logf("warning: other DNS load, servers or capture running on the host: %s", strings.Join(o, " "))
 	}
 	dm.kill()
 	h.writerBench(ctx)
@@ -371,7 +390,7 @@ func (h *harness) startDNSMasq(ctx context.Context) (*bgProc, error) {
 	}
 	var perr error
 	for range 50 {
-		if perr = probeDNS(h.ns, "host1."+testZone, net.ParseIP(testAddr)); perr == nil {
+		if perr = probeDNS(ctx, h.t.ip, h.ns, "host1."+testZone, net.ParseIP(testAddr)); perr == nil {
 			return p, nil
 		}
 		if p.exited() {
@@ -948,6 +967,9 @@ func (h *harness) render(rows []row) string {
 	}
 	if len(h.cfg.recordArgs) > 0 {
 		fmt.Fprintf(&b, "; record args %q", strings.Join(h.cfg.recordArgs, " "))
+	}
+	if len(h.others) > 0 {
+		fmt.Fprintf(&b, "; WARNING: also running on the host: %s", strings.Join(slices.Compact(slices.Sorted(slices.Values(h.others))), " "))
 	}
 	b.WriteString("\n\n")
 	if len(h.bins) == 1 {
