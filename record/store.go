@@ -95,6 +95,8 @@ type Store struct {
 	dict      dicts
 	nextMsg   int64
 	nextRR    int64
+	msgRows   *multiRow
+	rrRows    *multiRow
 }
 
 // queue is what the next Commit writes, in this order.
@@ -221,7 +223,9 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		if !ok {
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
-		for _, q := range []string{sqlName, sqlFlow, sqlProcess, sqlOwner, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID} {
+		s.msgRows, s.rrRows = newMultiRow(sqlMessage), newMultiRow(sqlRR)
+		for _, q := range []string{sqlName, sqlFlow, sqlProcess, sqlOwner, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID,
+			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
 				return fmt.Errorf("prepare statement: %w", err)
@@ -362,6 +366,10 @@ func (s *Store) Rollback() {
 	}
 	s.dict.rollback()
 	s.q.reset()
+	if s.msgRows != nil {
+		s.msgRows.reset()
+		s.rrRows.reset()
+	}
 }
 
 func (s *Store) writeQueue(ctx context.Context, c driver.ExecerContext) error {
@@ -378,6 +386,12 @@ func (s *Store) writeQueue(ctx context.Context, c driver.ExecerContext) error {
 		if err := s.writeMessage(ctx, m); err != nil {
 			return err
 		}
+	}
+	if err := s.msgRows.flush(ctx, s); err != nil {
+		return fmt.Errorf("write message: %w", err)
+	}
+	if err := s.rrRows.flush(ctx, s); err != nil {
+		return fmt.Errorf("write answer: %w", err)
 	}
 	for _, e := range q.exits {
 		if err := s.exec(ctx, sqlExit, e[1], e[0]); err != nil {
@@ -453,7 +467,7 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 	if raw == nil {
 		raw = []byte{} // NOT NULL: the kernel could not read the bytes
 	}
-	if err := s.exec(ctx, sqlMessage, id, s.sessionID, ts, flow, obs, sOwner, sCookie, rOwner, rCookie, rDt,
+	if err := s.msgRows.add(ctx, s, id, s.sessionID, ts, flow, obs, sOwner, sCookie, rOwner, rCookie, rDt,
 		optU16(d.ID), optU16(d.Flags), optInt(d.Rcode), nameID, optU16(d.QType), optU16(d.QClass), optInt(d.ANCount),
 		origLen, raw, perr); err != nil {
 		return fmt.Errorf("write message: %w", err)
@@ -465,12 +479,71 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 		if err != nil {
 			return err
 		}
-		if err := s.exec(ctx, sqlRR, s.nextRR, id, nid, int64(a.Type), int64(a.Class), int64(a.TTL), a.Data); err != nil {
+		if err := s.rrRows.add(ctx, s, s.nextRR, id, nid, int64(a.Type), int64(a.Class), int64(a.TTL), a.Data); err != nil {
 			return fmt.Errorf("write answer: %w", err)
 		}
 		s.nextRR++
 	}
 	return nil
+}
+
+// multiRows is how many rows one INSERT statement of msgs or rrs carries:
+// per statement, SQLite and the driver have a fixed cost that a row alone
+// does not amortize.
+const multiRows = 16
+
+// multiRow gathers the rows of one table's INSERT into statements of
+// multiRows rows each.
+type multiRow struct {
+	single, multi string // one row; multiRows rows
+	vals          []driver.NamedValue
+	rows          int
+	cols          int
+}
+
+func newMultiRow(single string) *multiRow {
+	i := strings.LastIndex(single, "VALUES ")
+	tuple := strings.TrimSpace(single[i+len("VALUES "):])
+	tuples := make([]string, multiRows)
+	for j := range tuples {
+		tuples[j] = tuple
+	}
+	return &multiRow{single: single, multi: single[:i] + "VALUES " + strings.Join(tuples, ", "), cols: strings.Count(tuple, "?")}
+}
+
+// add buffers one row, and writes the statement when it is full.
+func (b *multiRow) add(ctx context.Context, s *Store, vals ...any) error {
+	for _, v := range vals {
+		b.vals = append(b.vals, driver.NamedValue{Ordinal: len(b.vals) + 1, Value: v})
+	}
+	b.rows++
+	if b.rows < multiRows {
+		return nil
+	}
+	_, err := s.stmts[b.multi].(driver.StmtExecContext).ExecContext(ctx, b.vals)
+	b.reset()
+	return err
+}
+
+// flush writes the rows that did not fill a statement, one by one.
+func (b *multiRow) flush(ctx context.Context, s *Store) error {
+	defer b.reset()
+	st := s.stmts[b.single].(driver.StmtExecContext)
+	for r := 0; r < b.rows; r++ {
+		row := b.vals[r*b.cols : (r+1)*b.cols]
+		for i := range row {
+			row[i].Ordinal = i + 1
+		}
+		if _, err := st.ExecContext(ctx, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *multiRow) reset() {
+	clear(b.vals) // drop references to raw bytes
+	b.vals, b.rows = b.vals[:0], 0
 }
 
 // exec runs a prepared statement with the arguments in order. Only called
