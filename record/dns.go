@@ -41,6 +41,14 @@ type Answer struct {
 
 func ptr[T any](v T) *T { return &v }
 
+// headerFields backs the header pointers of a Parsed.
+type headerFields struct {
+	id, flags, qtype, qclass uint16
+	qr                       bool
+	opcode, rcode, ancount   int
+	qname                    string
+}
+
 // ParseDNS parses a DNS message. It never fails: a malformed or truncated
 // message yields whatever header and question could be read, and Err.
 func ParseDNS(b []byte) (p Parsed) {
@@ -54,22 +62,27 @@ func ParseDNS(b []byte) (p Parsed) {
 		p.Err = fmt.Errorf("message of %d bytes is shorter than a DNS header", len(b))
 		return p
 	}
-	flags := binary.BigEndian.Uint16(b[2:4])
-	p.ID = ptr(binary.BigEndian.Uint16(b[0:2]))
-	p.Flags = &flags
-	p.QR = ptr(flags&0x8000 != 0)
-	p.Opcode = ptr(int(flags>>11) & 0xf)
-	p.Rcode = ptr(int(flags & 0xf))
-	p.ANCount = ptr(int(binary.BigEndian.Uint16(b[6:8])))
+	// The header's fields live in one allocation, not one each: this runs
+	// for every message at line rate.
+	h := new(headerFields)
+	h.id = binary.BigEndian.Uint16(b[0:2])
+	h.flags = binary.BigEndian.Uint16(b[2:4])
+	h.qr = h.flags&0x8000 != 0
+	h.opcode = int(h.flags>>11) & 0xf
+	h.rcode = int(h.flags & 0xf)
+	h.ancount = int(binary.BigEndian.Uint16(b[6:8]))
+	p.ID, p.Flags, p.QR, p.Opcode, p.Rcode, p.ANCount = &h.id, &h.flags, &h.qr, &h.opcode, &h.rcode, &h.ancount
 
 	// The first question is read straight from the bytes: miekg/dns fills
 	// in a zero type and class for a question cut after its name.
 	if binary.BigEndian.Uint16(b[4:6]) > 0 {
 		if name, off, err := dns.UnpackDomainName(b, 12); err == nil {
-			p.QName = ptr(schema.NormalizeName(name))
+			h.qname = schema.NormalizeName(name)
+			p.QName = &h.qname
 			if off+4 <= len(b) {
-				p.QType = ptr(binary.BigEndian.Uint16(b[off:]))
-				p.QClass = ptr(binary.BigEndian.Uint16(b[off+2:]))
+				h.qtype = binary.BigEndian.Uint16(b[off:])
+				h.qclass = binary.BigEndian.Uint16(b[off+2:])
+				p.QType, p.QClass = &h.qtype, &h.qclass
 			}
 		}
 	}
@@ -150,7 +163,7 @@ func (p *Parsed) record(b []byte, off, sec int, answers *[]Answer) (int, error) 
 	if typ == dns.TypeOPT {
 		// The extended rcode's upper 8 bits ride in the TTL (RFC 6891).
 		if p.Rcode != nil {
-			p.Rcode = ptr(int(ttl>>24)<<4 | *p.Rcode&0xf)
+			*p.Rcode = int(ttl>>24)<<4 | *p.Rcode&0xf
 		}
 		return next, nil
 	}
