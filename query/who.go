@@ -142,6 +142,17 @@ cm AS (
 	FROM o LEFT JOIN owners w ON w.id = o.owner
 )`
 
+// clientRecvSQL (schema v2) is the responses the clients received: all the
+// answers query needs, without the send side's half of the work.
+const clientRecvSQL = `
+WITH n AS (SELECT id, name, rev FROM names WHERE %s),
+cm AS (
+	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns + coalesce(m.r_dt_ns, 0) AS ts_ns, 1 AS qr, 'recv' AS direction,
+	       w.process_id, w.pid, w.comm, w.uid
+	FROM n JOIN msgs m ON m.name_id = n.id LEFT JOIN owners w ON w.id = m.r_owner
+	WHERE m.obs & 10 = 2 AND m.flags >> 15 = 1
+)`
+
 // clientObsSQLv1 is the same for schema v1 files, where messages is a table.
 const clientObsSQLv1 = `
 WITH cm AS (
@@ -191,8 +202,9 @@ func whoSQL(version int, exact bool) (rows, answers string) {
 		cte := fmt.Sprintf(clientObsSQLv1, fmt.Sprintf(match, "m.qname_rev"))
 		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'")
 	}
-	cte := fmt.Sprintf(clientObsSQL, fmt.Sprintf(match, "rev"))
-	return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", "")
+	where := fmt.Sprintf(match, "rev")
+	return fmt.Sprintf(clientObsSQL, where) + whoResolvedSQL,
+		fmt.Sprintf(clientRecvSQL, where) + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", "")
 }
 
 type whoKey struct {

@@ -3,6 +3,7 @@ package querytest
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"testing"
@@ -17,11 +18,41 @@ type Builder struct {
 	tb   testing.TB
 	DB   *sql.DB // the single writer connection, for statements the helpers lack
 	Path string  // the file as given to New
+
+	version int
+}
+
+// NewAtVersion creates an evidence file of an older schema version, for
+// tests that old files are still read.
+func NewAtVersion(tb testing.TB, path string, version int) *Builder {
+	tb.Helper()
+	b := open(tb, path)
+	ms, err := schema.Migrations()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range ms[:version] {
+		b.Exec(m.SQL)
+	}
+	b.Exec(fmt.Sprintf("PRAGMA application_id = %d", schema.ApplicationID))
+	b.Exec(fmt.Sprintf("PRAGMA user_version = %d", version))
+	b.version = version
+	return b
 }
 
 // New creates a migrated evidence file at path, in WAL mode like a recording.
 // The file is closed at the end of the test if the test has not closed it.
 func New(tb testing.TB, path string) *Builder {
+	tb.Helper()
+	b := open(tb, path)
+	if err := schema.Migrate(context.Background(), b.DB); err != nil {
+		tb.Fatalf("migrate %s: %v", path, err)
+	}
+	b.version = schema.Version()
+	return b
+}
+
+func open(tb testing.TB, path string) *Builder {
 	tb.Helper()
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -36,9 +67,6 @@ func New(tb testing.TB, path string) *Builder {
 	b := &Builder{tb: tb, DB: db, Path: path}
 	tb.Cleanup(func() { db.Close() })
 	b.Exec("PRAGMA journal_mode = WAL")
-	if err := schema.Migrate(context.Background(), db); err != nil {
-		tb.Fatalf("migrate %s: %v", path, err)
-	}
 	return b
 }
 
@@ -47,7 +75,9 @@ func New(tb testing.TB, path string) *Builder {
 // self-contained file as `dnsrec record` does.
 func (b *Builder) Close() {
 	b.tb.Helper()
-	b.Exec(schema.StopIndexes)
+	if b.version >= 2 {
+		b.Exec(schema.StopIndexes)
+	}
 	b.CloseAsCrashed()
 }
 
