@@ -13,6 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type cgroupAncKey struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Pid     uint32
+	Pad     uint32
+}
+
+type cgroupAncVal struct {
+	_     structs.HostLayout
+	Ready uint32
+	Depth uint32
+	Anc   [16]cgroupAncestor
+}
+
 type cgroupAncestor struct {
 	_       structs.HostLayout
 	StartNs uint64
@@ -84,6 +98,7 @@ type cgroupIdent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	cgroupMapAncCache        = "anc_cache"
 	cgroupMapEvents          = "events"
 	cgroupMapRingbufDrops    = "ringbuf_drops"
 	cgroupMapSockOwner       = "sock_owner"
@@ -98,6 +113,7 @@ const (
 	cgroupProgDnsSockRecv    = "dns_sock_recv"
 	cgroupProgOnExec         = "on_exec"
 	cgroupProgOnExit         = "on_exit"
+	cgroupVarAncEmpty        = "anc_empty"
 	cgroupVarDnsPorts        = "dns_ports"
 	cgroupVarSnaplen         = "snaplen"
 	cgroupVarUnusedDnsEvent  = "unused_dns_event"
@@ -163,6 +179,7 @@ type cgroupProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupMapSpecs struct {
+	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
@@ -172,6 +189,7 @@ type cgroupMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupVariableSpecs struct {
+	AncEmpty        *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
 	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -198,6 +216,7 @@ func (o *cgroupObjects) Close() error {
 //
 // It can be passed to loadCgroupObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupMaps struct {
+	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
@@ -205,6 +224,7 @@ type cgroupMaps struct {
 
 func (m *cgroupMaps) Close() error {
 	return _CgroupClose(
+		m.AncCache,
 		m.Events,
 		m.RingbufDrops,
 		m.SockOwner,
@@ -215,6 +235,7 @@ func (m *cgroupMaps) Close() error {
 //
 // It can be passed to loadCgroupObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupVariables struct {
+	AncEmpty        *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
 	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`

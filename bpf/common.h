@@ -201,6 +201,88 @@ static __always_inline __u64 leader_start(struct task_struct *t)
 	return BPF_CORE_READ(t, group_leader, start_boottime);
 }
 
+// The parent chain is the costliest part of an identity: five kernel reads
+// per ancestor, on every message (measured with bpf_stats: 2.8 us per UDP
+// send in the cgroup tier, most of it this walk). A process's chain is
+// cached per (tgid, start time) on its first message. User space only uses
+// the chain of a process's first message (processes rows are written once),
+// so the stored rows are the same with or without the cache.
+struct anc_key {
+	__u64 start_ns;
+	__u32 pid;
+	__u32 _pad;
+};
+
+struct anc_val {
+	__u32 ready; // set once anc and depth are filled in
+	__u32 depth;
+	struct ancestor anc[MAX_ANCESTORS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct anc_key);
+	__type(value, struct anc_val);
+} anc_cache SEC(".maps");
+
+// The initial value of a cache entry: the stack is too small for one, and
+// ring buffer memory is not a map value on 5.10.
+const struct anc_val anc_empty = {};
+
+static __always_inline __u32 walk_ancestors(struct task_struct *leader, struct ancestor *anc)
+{
+	struct task_struct *cur = leader;
+	__u32 depth = 0;
+	for (int i = 0; i < MAX_ANCESTORS; i++) {
+		struct task_struct *parent = BPF_CORE_READ(cur, real_parent);
+		if (!parent)
+			break;
+		struct task_struct *pl = BPF_CORE_READ(parent, group_leader);
+		__u32 ppid = BPF_CORE_READ(pl, tgid);
+		if (ppid == 0 || pl == cur)
+			break;
+		anc[i].pid = ppid;
+		anc[i].start_ns = BPF_CORE_READ(pl, start_boottime);
+		BPF_CORE_READ_STR_INTO(&anc[i].comm, pl, comm);
+		depth = i + 1;
+		if (ppid == 1)
+			break;
+		cur = pl;
+	}
+	return depth;
+}
+
+static __always_inline void fill_ancestors(struct ident *id, struct task_struct *leader)
+{
+	struct anc_key k = {.start_ns = id->start_ns, .pid = id->pid};
+	struct anc_val *c = bpf_map_lookup_elem(&anc_cache, &k);
+	if (!c) {
+		bpf_map_update_elem(&anc_cache, &k, &anc_empty, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&anc_cache, &k);
+		if (c && !c->ready) {
+			c->depth = walk_ancestors(leader, c->anc);
+			barrier();
+			c->ready = 1;
+		}
+	}
+	if (c && c->ready) {
+		id->depth = c->depth;
+		__builtin_memcpy(id->anc, c->anc, sizeof(id->anc));
+		return;
+	}
+	// Another thread of the process is filling the entry right now, or
+	// the map refused it: walk without the cache.
+	id->depth = walk_ancestors(leader, id->anc);
+}
+
+// forget_ancestors drops a process's cached chain when it exits.
+static __always_inline void forget_ancestors(__u32 pid, __u64 start_ns)
+{
+	struct anc_key k = {.start_ns = start_ns, .pid = pid};
+	bpf_map_delete_elem(&anc_cache, &k);
+}
+
 // fill_ident describes the current task. Only call it where current is the
 // process that owns the traffic (process-context hooks).
 //
@@ -233,25 +315,7 @@ static __always_inline void fill_ident(struct ident *id)
 	id->nspid = up.nr;
 	id->pidns = BPF_CORE_READ(up.ns, ns.inum);
 
-	struct task_struct *cur = leader;
-	__u32 depth = 0;
-	for (int i = 0; i < MAX_ANCESTORS; i++) {
-		struct task_struct *parent = BPF_CORE_READ(cur, real_parent);
-		if (!parent)
-			break;
-		struct task_struct *pl = BPF_CORE_READ(parent, group_leader);
-		__u32 ppid = BPF_CORE_READ(pl, tgid);
-		if (ppid == 0 || pl == cur)
-			break;
-		id->anc[i].pid = ppid;
-		id->anc[i].start_ns = BPF_CORE_READ(pl, start_boottime);
-		BPF_CORE_READ_STR_INTO(&id->anc[i].comm, pl, comm);
-		depth = i + 1;
-		if (ppid == 1)
-			break;
-		cur = pl;
-	}
-	id->depth = depth;
+	fill_ancestors(id, leader);
 }
 
 // exe_path writes the components of f's path leaf first into fixed slots of
@@ -352,6 +416,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	// One event per process, when its thread group leader exits.
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0;
+	forget_ancestors(BPF_CORE_READ(p, tgid), leader_start(p));
 	struct exec_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		count_drop();

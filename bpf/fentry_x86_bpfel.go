@@ -13,6 +13,26 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type fentryAncKey struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Pid     uint32
+	Pad     uint32
+}
+
+type fentryAncVal struct {
+	_     structs.HostLayout
+	Ready uint32
+	Depth uint32
+	Anc   [16]struct {
+		_       structs.HostLayout
+		StartNs uint64
+		Pid     uint32
+		Comm    [16]int8
+		Pad     uint32
+	}
+}
+
 type fentryIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -55,6 +75,7 @@ type fentryTcpRecv struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fentryMapAncCache         = "anc_cache"
 	fentryMapEvents           = "events"
 	fentryMapRingbufDrops     = "ringbuf_drops"
 	fentryMapSockOwner        = "sock_owner"
@@ -71,6 +92,7 @@ const (
 	fentryProgFxTcpRecvmsg6   = "fx_tcp_recvmsg6"
 	fentryProgOnExec          = "on_exec"
 	fentryProgOnExit          = "on_exit"
+	fentryVarAncEmpty         = "anc_empty"
 	fentryVarDnsPorts         = "dns_ports"
 	fentryVarSnaplen          = "snaplen"
 	fentryVarUnusedDnsEvent   = "unused_dns_event"
@@ -137,6 +159,7 @@ type fentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryMapSpecs struct {
+	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
@@ -147,6 +170,7 @@ type fentryMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryVariableSpecs struct {
+	AncEmpty        *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
 	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -173,6 +197,7 @@ func (o *fentryObjects) Close() error {
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryMaps struct {
+	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
@@ -181,6 +206,7 @@ type fentryMaps struct {
 
 func (m *fentryMaps) Close() error {
 	return _FentryClose(
+		m.AncCache,
 		m.Events,
 		m.RingbufDrops,
 		m.SockOwner,
@@ -192,6 +218,7 @@ func (m *fentryMaps) Close() error {
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryVariables struct {
+	AncEmpty        *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
 	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`

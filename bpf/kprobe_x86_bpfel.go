@@ -13,6 +13,26 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type kprobeAncKey struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Pid     uint32
+	Pad     uint32
+}
+
+type kprobeAncVal struct {
+	_     structs.HostLayout
+	Ready uint32
+	Depth uint32
+	Anc   [16]struct {
+		_       structs.HostLayout
+		StartNs uint64
+		Pid     uint32
+		Comm    [16]int8
+		Pad     uint32
+	}
+}
+
 type kprobeIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -55,6 +75,7 @@ type kprobeTcpRecv struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	kprobeMapAncCache         = "anc_cache"
 	kprobeMapEvents           = "events"
 	kprobeMapRingbufDrops     = "ringbuf_drops"
 	kprobeMapSockOwner        = "sock_owner"
@@ -69,6 +90,7 @@ const (
 	kprobeProgKrTcpRecvmsg    = "kr_tcp_recvmsg"
 	kprobeProgOnExec          = "on_exec"
 	kprobeProgOnExit          = "on_exit"
+	kprobeVarAncEmpty         = "anc_empty"
 	kprobeVarDnsPorts         = "dns_ports"
 	kprobeVarSnaplen          = "snaplen"
 	kprobeVarUnusedDnsEvent   = "unused_dns_event"
@@ -133,6 +155,7 @@ type kprobeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeMapSpecs struct {
+	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
@@ -143,6 +166,7 @@ type kprobeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeVariableSpecs struct {
+	AncEmpty        *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
 	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -169,6 +193,7 @@ func (o *kprobeObjects) Close() error {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobeMaps struct {
+	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
@@ -177,6 +202,7 @@ type kprobeMaps struct {
 
 func (m *kprobeMaps) Close() error {
 	return _KprobeClose(
+		m.AncCache,
 		m.Events,
 		m.RingbufDrops,
 		m.SockOwner,
@@ -188,6 +214,7 @@ func (m *kprobeMaps) Close() error {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobeVariables struct {
+	AncEmpty        *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
 	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
