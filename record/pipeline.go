@@ -61,7 +61,7 @@ type Started struct {
 // Defaults for Options' zero values.
 const (
 	DefaultSnaplen       = 4096
-	DefaultRingBytes     = 16 << 20
+	DefaultRingBytes     = 4 << 20
 	DefaultBatchSize     = 1000
 	DefaultBatchInterval = 200 * time.Millisecond
 	DefaultOwnerWait     = time.Second
@@ -133,7 +133,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		opts.Logger.Warn("process scan failed; processes started before recording lack exe and argv", "err", err)
 	}
 
-	events := make(chan []any, 64)
+	events := make(chan []any, 16) // bounded: a stalled writer backs up into the ring, where loss is counted
 	go p.read(rd, events)
 	if opts.Started != nil {
 		opts.Started(Started{Output: opts.Output, Hook: capture.Tier, Ports: opts.Ports})
