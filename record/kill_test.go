@@ -1,0 +1,146 @@
+//go:build linux
+
+package record_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestCLISIGKILLUnderLoad kills the recorder with SIGKILL while it records a
+// steady load. Everything committed before (a first burst, given time to be
+// committed) must be in the file, the file must pass integrity_check, and
+// the query CLI must answer from it as it is: with its -wal and without the
+// indexes a clean stop builds.
+func TestCLISIGKILLUnderLoad(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	const committed, inflight = "committed.kill.test", "inflight.kill.test"
+	startServer(t, committed, inflight)
+	path := filepath.Join(dir, "case.db")
+
+	rec := exec.Command(bin, "record", "-o", path)
+	stderr, err := rec.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
+	started := make(chan struct{})
+	var logs bytes.Buffer
+	go func() {
+		s := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for s.Scan() {
+			logs.WriteString(s.Text() + "\n")
+			if strings.Contains(s.Text(), "msg=recording") {
+				once.Do(func() { close(started) })
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("dnsrec record did not start")
+	}
+
+	// load sends queries for name from workers until stop is closed or n
+	// exchanges have completed, and returns how many completed.
+	load := func(name string, n int64, stop <-chan struct{}) int64 {
+		var done atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := &dns.Client{Timeout: 2 * time.Second}
+				m := new(dns.Msg)
+				m.SetQuestion(name+".", dns.TypeA)
+				for done.Load() < n {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if r, _, err := c.Exchange(m, "127.0.0.1:53"); err == nil && len(r.Answer) == 1 {
+						done.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return done.Load()
+	}
+
+	sent := load(committed, 1500, nil)
+	// Longer than a batch interval, the reader's poll and the pairing
+	// window together: the first burst is committed.
+	time.Sleep(time.Second)
+	stop := make(chan struct{})
+	var second atomic.Int64
+	go func() { second.Store(load(inflight, 1<<40, stop)) }()
+	time.Sleep(400 * time.Millisecond)
+	if err := rec.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	rec.Wait()
+	close(stop)
+
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Errorf("no -wal after SIGKILL (%v): was the file closed cleanly?", err)
+	}
+	db := openRO(t, path)
+	var check string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check = %q, %v", check, err)
+	}
+	// Each exchange is four observations: the client's send, the
+	// server's receipt, its answer, the client's receipt.
+	var got int64
+	if err := db.QueryRow(`SELECT count(*) FROM messages WHERE qname = ?`, committed).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != 4*sent {
+		t.Errorf("%d observations of %s in the killed recording, want 4 x %d exchanges = %d\n%s", got, committed, sent, 4*sent, logs.String())
+	}
+	var stopped *int64
+	if err := db.QueryRow(`SELECT stopped_ns FROM sessions`).Scan(&stopped); err != nil || stopped != nil {
+		t.Errorf("sessions.stopped_ns = %v, %v: want NULL after SIGKILL", stopped, err)
+	}
+	var inflightRows int64
+	db.QueryRow(`SELECT count(*) FROM messages WHERE qname = ?`, inflight).Scan(&inflightRows)
+	t.Logf("killed: %d of %d first-burst observations kept; %d of %d in-flight ones", got, 4*sent, inflightRows, 4*second.Load())
+	db.Close()
+
+	// The CLI answers from the file as the kill left it.
+	out, err := exec.Command(bin, "query", "who-resolved", committed, "--exact", "--db", path, "--format", "csv").Output()
+	if err != nil {
+		t.Fatalf("who-resolved on the killed recording: %v", err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("who-resolved on the killed recording: %q (%v), want one row", out, err)
+	}
+	col := map[string]int{}
+	for i, c := range rows[0] {
+		col[c] = i
+	}
+	if r := rows[1]; r[col["pid"]] != strconv.Itoa(os.Getpid()) || r[col["count"]] != strconv.FormatInt(sent, 10) {
+		t.Errorf("who-resolved row %q: want pid %d and count %d", r, os.Getpid(), sent)
+	}
+}
