@@ -62,7 +62,7 @@ type Started struct {
 const (
 	DefaultSnaplen       = 4096
 	DefaultRingBytes     = 4 << 20
-	DefaultBatchSize     = 1000
+	DefaultBatchSize     = 4000
 	DefaultBatchInterval = 200 * time.Millisecond
 	DefaultOwnerWait     = time.Second
 )

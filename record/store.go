@@ -243,7 +243,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 // writerDSN builds a URI filename (so that '?' and '#' in a path are data)
 // with the pragmas every writer connection needs. synchronous is FULL: with
 // WAL and batched commits that is one fsync per batch, and a power loss then
-// loses at most the batch being written. The page cache is 4 MiB: the
+// loses at most the batch being written. The WAL is checkpointed every 4000 pages rather than 1000, a quarter of the syncs. The page cache is 4 MiB: the
 // append-only tables need little, and the dictionaries' indexes stay hot.
 func writerDSN(path string) string {
 	abs, err := filepath.Abs(path)
@@ -251,7 +251,7 @@ func writerDSN(path string) string {
 		abs = path
 	}
 	u := "file:" + strings.ReplaceAll(url.PathEscape(abs), "%2F", "/")
-	return u + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=cache_size(-4096)&_txlock=immediate"
+	return u + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=cache_size(-4096)&_pragma=wal_autocheckpoint(4000)&_txlock=immediate"
 }
 
 // checkSameFile makes sure SQLite opened the file Create made, not something
