@@ -300,11 +300,24 @@ int dns_connect6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+// A UDP sendmsg to a DNS port: the egress hook of the same call fills in
+// the owner again from current, so a socket whose entry already names this
+// thread is left alone here (a full identity costs about a microsecond, and
+// a busy resolver answers with sendmsg every time).
+static __always_inline void sendmsg_owner(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct ident *o = bpf_map_lookup_elem(&sock_owner, &cookie);
+	if (o && o->tid == BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), pid))
+		return;
+	remember_owner(cookie, 0);
+}
+
 SEC("cgroup/sendmsg4")
 int dns_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx))
-		remember_owner(bpf_get_socket_cookie(ctx), 0);
+		sendmsg_owner(ctx);
 	return 1;
 }
 
@@ -312,7 +325,7 @@ SEC("cgroup/sendmsg6")
 int dns_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	if (dns_peer(ctx))
-		remember_owner(bpf_get_socket_cookie(ctx), 0);
+		sendmsg_owner(ctx);
 	return 1;
 }
 

@@ -43,6 +43,10 @@ type Options struct {
 	// yet known is held for its owner to show itself (see bpf/cgroup.c).
 	OwnerWait time.Duration
 
+	// Nice is the writer's scheduling niceness (see DefaultNice); 0 leaves
+	// it as started.
+	Nice int
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -137,6 +141,13 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	go p.read(rd, events)
 	if opts.Started != nil {
 		opts.Started(Started{Output: opts.Output, Hook: capture.Tier, Ports: opts.Ports})
+	}
+	if opts.Nice != 0 {
+		restore, err := lowerThisThread(opts.Nice)
+		if err != nil {
+			opts.Logger.Warn("could not lower the writer's priority", "err", err)
+		}
+		defer restore()
 	}
 	runErr := p.loop(ctx, rd, events)
 	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())

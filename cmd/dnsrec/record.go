@@ -30,6 +30,7 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 			&cli.UintFlag{Name: "ring-size", Value: record.DefaultRingBytes >> 20, Usage: "kernel ring buffer size in `MiB` (power of two)"},
 			&cli.IntFlag{Name: "batch-size", Value: record.DefaultBatchSize, Usage: "commit after `N` messages"},
 			&cli.DurationFlag{Name: "batch-interval", Value: record.DefaultBatchInterval, Usage: "commit at least this often"},
+			&cli.IntFlag{Name: "nice", Value: record.DefaultNice, Usage: "scheduling niceness `N` of the recorder's writer (-20..19): 10 yields CPU to the services it records when the host is saturated, and counts what it then cannot keep"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the recorder to `FILE` (for `go tool pprof`)"},
 		},
@@ -63,6 +64,9 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 					ports = append(ports, uint16(p))
 				}
 			}
+			if n := c.Int("nice"); n < -20 || n > 19 {
+				return fmt.Errorf("--nice %d: must be between -20 and 19", n)
+			}
 			ringMiB := c.Uint("ring-size")
 			if ringMiB == 0 || ringMiB > 1024 || ringMiB&(ringMiB-1) != 0 {
 				return fmt.Errorf("--ring-size %d: must be a power of two between 1 and 1024 MiB", ringMiB)
@@ -80,6 +84,7 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 				StableHooks:   c.Bool("stable-hooks"),
 				BatchSize:     c.Int("batch-size"),
 				BatchInterval: c.Duration("batch-interval"),
+				Nice:          c.Int("nice"),
 				Version:       version,
 				Cmdline:       strings.Join(os.Args, " "),
 				Logger:        log,
