@@ -35,55 +35,15 @@ func TestCLIRecordAndQuery(t *testing.T) {
 	srv := startServer(t, "cli.dnsrec.test")
 	path := filepath.Join(dir, "case.db")
 
-	rec := exec.Command(bin, "record", "-o", path)
-	var stdout bytes.Buffer
-	rec.Stdout = &stdout
-	stderr, err := rec.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
-	logs := make(chan string, 100)
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			logs <- s.Text()
-		}
-		close(logs)
-	}()
-	var log []string
-	waitFor := func(substr string) {
-		t.Helper()
-		timeout := time.After(2 * time.Minute)
-		for {
-			select {
-			case l, ok := <-logs:
-				if !ok {
-					t.Fatalf("dnsrec record ended before logging %q:\n%s", substr, strings.Join(log, "\n"))
-				}
-				log = append(log, l)
-				if strings.Contains(l, substr) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("dnsrec record did not log %q:\n%s", substr, strings.Join(log, "\n"))
-			}
-		}
-	}
-	waitFor(`msg=recording`)
+	rec := startRecorderCLI(t, bin, "record", "-o", path)
 
 	pid, _ := run(t, exec.Command(dig, "@127.0.0.1", "cli.dnsrec.test", "+tries=1", "+time=3"))
 	time.Sleep(500 * time.Millisecond) // let the pipeline see the response before stopping
-	if err := rec.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := rec.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for range logs {
-	}
-	if err := rec.Wait(); err != nil {
-		t.Fatalf("dnsrec record exited with %v:\n%s", err, strings.Join(log, "\n"))
+	if err := rec.wait(); err != nil {
+		t.Fatalf("dnsrec record exited with %v:\n%s", err, rec.logText())
 	}
 
 	// It prints "SHA256  FILE" for the chain of custody, leaves no -wal
@@ -96,8 +56,8 @@ func TestCLIRecordAndQuery(t *testing.T) {
 	io.Copy(h, f)
 	f.Close()
 	sum := hex.EncodeToString(h.Sum(nil))
-	if want := sum + "  " + path; !strings.Contains(stdout.String(), want) {
-		t.Errorf("stdout %q does not contain %q", stdout.String(), want)
+	if want := sum + "  " + path; !strings.Contains(rec.stdout.String(), want) {
+		t.Errorf("stdout %q does not contain %q", rec.stdout.String(), want)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("evidence mode %v (%v), want 0600", fi.Mode(), err)
@@ -165,6 +125,69 @@ func TestCLIRecordAndQuery(t *testing.T) {
 		t.Errorf("querying changed the file's SHA-256: %s -> %s", sum, after)
 	}
 }
+
+// recorderCLI is `dnsrec record` run as a user runs it, with its log.
+type recorderCLI struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string // stderr, line by line, closed when it ends
+	log    []string    // what waitFor and wait have read of it
+}
+
+// startRecorderCLI starts bin with args and waits until it logs that it is
+// recording. It is killed at the end of the test if still running.
+func startRecorderCLI(t *testing.T, bin string, args ...string) *recorderCLI {
+	t.Helper()
+	r := &recorderCLI{cmd: exec.Command(bin, args...), lines: make(chan string, 100)}
+	r.cmd.Stdout = &r.stdout
+	stderr, err := r.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			r.lines <- s.Text()
+		}
+		close(r.lines)
+	}()
+	r.waitFor(t, `msg=recording`)
+	return r
+}
+
+// waitFor reads the log until a line contains substr.
+func (r *recorderCLI) waitFor(t *testing.T, substr string) {
+	t.Helper()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case l, ok := <-r.lines:
+			if !ok {
+				t.Fatalf("dnsrec record ended before logging %q:\n%s", substr, r.logText())
+			}
+			r.log = append(r.log, l)
+			if strings.Contains(l, substr) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("dnsrec record did not log %q:\n%s", substr, r.logText())
+		}
+	}
+}
+
+// wait reads the rest of the log and waits for the process to end.
+func (r *recorderCLI) wait() error {
+	for l := range r.lines {
+		r.log = append(r.log, l)
+	}
+	return r.cmd.Wait()
+}
+
+func (r *recorderCLI) logText() string { return strings.Join(r.log, "\n") }
 
 // buildDnsrec builds cmd/dnsrec into dir.
 func buildDnsrec(t *testing.T, dir string) string {

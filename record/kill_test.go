@@ -3,14 +3,12 @@
 package record_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,32 +30,7 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	startServer(t, committed, inflight)
 	path := filepath.Join(dir, "case.db")
 
-	rec := exec.Command(bin, "record", "-o", path)
-	stderr, err := rec.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
-	started := make(chan struct{})
-	var logs bytes.Buffer
-	go func() {
-		s := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for s.Scan() {
-			logs.WriteString(s.Text() + "\n")
-			if strings.Contains(s.Text(), "msg=recording") {
-				once.Do(func() { close(started) })
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("dnsrec record did not start")
-	}
+	rec := startRecorderCLI(t, bin, "record", "-o", path)
 
 	// load sends queries for name from workers until stop is closed or n
 	// exchanges have completed, and returns how many completed.
@@ -95,10 +68,10 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	var second atomic.Int64
 	go func() { second.Store(load(inflight, 1<<40, stop)) }()
 	time.Sleep(400 * time.Millisecond)
-	if err := rec.Process.Signal(os.Kill); err != nil {
+	if err := rec.cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
-	rec.Wait()
+	rec.wait()
 	close(stop)
 
 	if _, err := os.Stat(path + "-wal"); err != nil {
@@ -116,7 +89,7 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got != 4*sent {
-		t.Errorf("%d observations of %s in the killed recording, want 4 x %d exchanges = %d\n%s", got, committed, sent, 4*sent, logs.String())
+		t.Errorf("%d observations of %s in the killed recording, want 4 x %d exchanges = %d\n%s", got, committed, sent, 4*sent, rec.logText())
 	}
 	var stopped *int64
 	if err := db.QueryRow(`SELECT stopped_ns FROM sessions`).Scan(&stopped); err != nil || stopped != nil {
