@@ -192,12 +192,16 @@ WHERE m.qr = 1 AND m.direction = 'recv' %s
 GROUP BY ` + groupKey + `, a.data
 ORDER BY first_ns, first_id`
 
+func matchFor(exact bool) string {
+	if exact {
+		return matchExact
+	}
+	return matchSubdomains
+}
+
 // whoSQL builds the two queries for a file of the given schema version.
 func whoSQL(version int, exact bool) (rows, answers string) {
-	match := matchSubdomains
-	if exact {
-		match = matchExact
-	}
+	match := matchFor(exact)
 	if version < 2 {
 		cte := fmt.Sprintf(clientObsSQLv1, fmt.Sprintf(match, "m.qname_rev"))
 		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'")
@@ -231,6 +235,18 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 	}
 	var rows []WhoResolvedRow
 	for _, f := range d.files {
+		if f.version >= 2 {
+			// Most names were never asked for: say so from the names
+			// index alone, without preparing the two large queries.
+			var one int
+			err := f.db.QueryRowContext(ctx, "SELECT 1 FROM names WHERE "+fmt.Sprintf(matchFor(opts.Exact), "rev")+" LIMIT 1", args...).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.path, err)
+			}
+		}
 		q, aq := whoSQL(f.version, opts.Exact)
 		rs, err := f.whoResolved(ctx, q, aq, args)
 		if err != nil {

@@ -25,7 +25,7 @@ var migrationFS embed.FS
 // ../shared/STORE-FACTS.md, and issue 6). A file whose recorder was killed
 // has none of these and answers the same queries by scanning.
 const StopIndexes = `
-CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id);
+CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id, obs);
 CREATE INDEX IF NOT EXISTS rrs_message ON rrs(message_id);
 CREATE INDEX IF NOT EXISTS rrs_data ON rrs(data);
 `
