@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
@@ -134,6 +135,11 @@ type Summary struct {
 	Bytes    int64
 	Messages int64 // observations: a message seen by its sender and its receiver counts twice
 	SHA256   string
+	// WAL is set when a reader kept the file in WAL mode at the stop: the
+	// evidence is then Path and WAL together, and both must be copied.
+	WAL       string
+	WALBytes  int64
+	WALSHA256 string
 }
 
 const (
@@ -596,10 +602,9 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
 		errs = append(errs, fmt.Errorf("count messages: %w", err))
 	}
-	if _, err := s.conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		errs = append(errs, fmt.Errorf("checkpoint: %w", explainFull(err)))
-	} else if _, err := s.conn.ExecContext(ctx, `PRAGMA journal_mode=DELETE`); err != nil {
-		errs = append(errs, fmt.Errorf("leave WAL mode: %w", explainFull(err)))
+	stayedWAL, err := s.leaveWAL(ctx)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.close(); err != nil {
 		errs = append(errs, err)
@@ -612,7 +617,62 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		return sum, err
 	}
 	sum.SHA256, sum.Bytes = h, n
+	if stayedWAL {
+		// Closing could not fold the -wal in either (the reader still
+		// holds it): it is part of the evidence.
+		if _, err := os.Lstat(s.path + "-wal"); err == nil {
+			if sum.WALSHA256, sum.WALBytes, err = fileSHA256(s.path + "-wal"); err != nil {
+				return sum, err
+			}
+			sum.WAL = s.path + "-wal"
+		}
+	}
 	return sum, nil
+}
+
+// leaveWALTimeout bounds how long a stop waits for readers of the file (a
+// `dnsrec query`, an analyst's sqlite3 shell) to let go before it leaves
+// the file in WAL mode.
+var leaveWALTimeout = 5 * time.Second
+
+// leaveWAL checkpoints the WAL into the main file and switches the file to
+// rollback-journal mode, so that the evidence is one file. Another
+// connection blocks it (a read transaction blocks the checkpoint, and
+// leaving WAL mode needs the file to itself); after leaveWALTimeout the file
+// stays in WAL mode (stayed is true): complete and consistent as the .db
+// and its -wal together.
+func (s *Store) leaveWAL(ctx context.Context) (stayed bool, err error) {
+	deadline := time.Now().Add(leaveWALTimeout)
+	// Short waits inside each try: the loop is the bound, not busy_timeout.
+	if _, err := s.conn.ExecContext(ctx, `PRAGMA busy_timeout = 100`); err != nil {
+		return false, fmt.Errorf("set busy timeout: %w", err)
+	}
+	for {
+		var busy, logPages, done int
+		err := s.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done)
+		if err == nil && busy == 0 {
+			var mode string
+			err = s.conn.QueryRowContext(ctx, `PRAGMA journal_mode=DELETE`).Scan(&mode)
+			if err == nil && mode == "delete" {
+				return false, nil
+			}
+		}
+		if err != nil && !isBusy(err) {
+			return false, fmt.Errorf("checkpoint and leave WAL mode: %w", explainFull(err))
+		}
+		if time.Now().After(deadline) {
+			return true, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// isBusy tells whether err is SQLite's "database is locked" (or "table is
+// locked"), the answer while another connection holds the file.
+func isBusy(err error) bool {
+	var coded interface{ Code() int } // *sqlite.Error
+	const sqliteBusy, sqliteLocked = 5, 6
+	return errors.As(err, &coded) && (coded.Code()&0xff == sqliteBusy || coded.Code()&0xff == sqliteLocked)
 }
 
 func (s *Store) close() error {

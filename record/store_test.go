@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
@@ -636,5 +637,72 @@ func testDiskFull(t *testing.T, rawLen, batch int, size string) {
 	}
 	if whole != committed-3 {
 		t.Errorf("%d filler messages intact, %d were committed", whole, committed-3)
+	}
+}
+
+// TestFinishWithReader: a reader holding a read transaction at the stop
+// (an analyst's sqlite3 shell, a dnsrec query) must not make the stop fail.
+// If it lets go within the bound, the file still ends as one; if not, the
+// file stays in WAL mode and the summary names and hashes the -wal too.
+func TestFinishWithReader(t *testing.T) {
+	defer func(d time.Duration) { leaveWALTimeout = d }(leaveWALTimeout)
+	for _, tc := range []struct {
+		name     string
+		hold     time.Duration // how long the reader holds on after Finish starts
+		timeout  time.Duration
+		staysWAL bool
+	}{
+		{name: "reader lets go", hold: 300 * time.Millisecond, timeout: 10 * time.Second},
+		{name: "reader holds on", hold: time.Hour, timeout: 300 * time.Millisecond, staysWAL: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaveWALTimeout = tc.timeout
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "case.db")
+			s := createStore(t, path)
+			insertSample(t, s)
+			if err := s.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			reader := openRO(t, path)
+			tx, err := reader.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := tx.QueryRow(`SELECT count(*) FROM msgs`).Scan(&n); err != nil || n != 3 {
+				t.Fatalf("reader sees %d messages, %v", n, err)
+			}
+			released := time.AfterFunc(tc.hold, func() { tx.Rollback(); reader.Close() })
+			defer released.Stop()
+			sum, err := s.Finish(ctx, 1)
+			if err != nil {
+				t.Fatalf("Finish with a reader: %v", err)
+			}
+			tx.Rollback()
+			reader.Close()
+			if sum.SHA256 == "" || sum.Messages != 3 {
+				t.Errorf("summary %+v: want a hash and 3 messages", sum)
+			}
+			_, walErr := os.Lstat(path + "-wal")
+			if !tc.staysWAL {
+				if sum.WAL != "" || !errors.Is(walErr, fs.ErrNotExist) {
+					t.Errorf("the reader let go, yet the file stayed in WAL mode: %+v, -wal: %v", sum, walErr)
+				}
+				return
+			}
+			if sum.WAL != path+"-wal" || walErr != nil {
+				t.Fatalf("summary %+v, -wal %v: want the -wal named", sum, walErr)
+			}
+			if h, _, err := fileSHA256(sum.WAL); err != nil || h != sum.WALSHA256 {
+				t.Errorf("-wal hash %s, summary says %s (%v)", h, sum.WALSHA256, err)
+			}
+			// The .db with its -wal holds everything, stop time included.
+			var stopped sql.NullInt64
+			db := openRO(t, path)
+			if err := db.QueryRow(`SELECT count(*), (SELECT stopped_ns FROM sessions) FROM messages`).Scan(&n, &stopped); err != nil || n != 3 || !stopped.Valid {
+				t.Errorf("after the stop: %d messages, stopped %v, %v", n, stopped, err)
+			}
+		})
 	}
 }

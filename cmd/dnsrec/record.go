@@ -96,6 +96,10 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 				log.Info("wrote evidence", "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256)
 				fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
 			}
+			if sum.WAL != "" {
+				log.Warn("a reader held the file at the stop, so it stays in WAL mode: copy both files, together", "output", sum.Path, "wal", sum.WAL, "wal_bytes", sum.WALBytes, "wal_sha256", sum.WALSHA256)
+				fmt.Printf("%s  %s\n", sum.WALSHA256, sum.WAL)
+			}
 			if err != nil {
 				return fmt.Errorf("record: %w", err)
 			}
