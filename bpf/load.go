@@ -297,6 +297,12 @@ func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
 		if err == nil {
 			return c, skipped, nil
 		}
+		if !errors.Is(err, ErrTierUnsupported) {
+			// A verifier rejection or an attach failure on a kernel that
+			// has the feature is a defect to report, not a reason to
+			// record quietly with a lesser tier.
+			return nil, skipped, fmt.Errorf("hook tier %s failed on a kernel that supports it (use --hook to force another tier): %w", t, err)
+		}
 		skipped = append(skipped, Skipped{t, err})
 	}
 	errs := make([]error, len(skipped))

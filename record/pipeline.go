@@ -125,11 +125,14 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	defer func() { err = errors.Join(err, capture.Close()) }()
 
 	if err := store.BeginSession(ctx, p.session()); err != nil {
-		return sum, err
+		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		os.Remove(opts.Output) // no session row: nothing says what the file would have been
+		return sum, errors.Join(err, ferr)
 	}
 	rd, err := ringbuf.NewReader(capture.Events)
 	if err != nil {
-		return sum, fmt.Errorf("open ring buffer: %w", err)
+		sum, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		return sum, errors.Join(fmt.Errorf("open ring buffer: %w", err), ferr)
 	}
 	defer rd.Close()
 
@@ -138,7 +141,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	}
 
 	events := make(chan []any, 16) // bounded: a stalled writer backs up into the ring, where loss is counted
-	go p.read(rd, events)
+	quit := make(chan struct{})    // the loop has ended: the reader must not wait to hand over more
+	defer close(quit)
+	go p.read(rd, events, quit)
 	if opts.Started != nil {
 		opts.Started(Started{Output: opts.Output, Hook: capture.Tier, Ports: opts.Ports})
 	}
@@ -192,7 +197,10 @@ type pipeline struct {
 	unattributed uint64
 	lastLoss     Loss
 	batched      int
-	lastBootNs   uint64
+	// dropsErrLogged: reading the kernel's drop counter failed, and the
+	// log has said so.
+	dropsErrLogged bool
+	lastBootNs     uint64
 
 	rows  []*MsgRow // built since the last commit
 	pairs map[pairKey]*MsgRow
@@ -218,21 +226,28 @@ const (
 // the reused Record, decodes it and hands it on in bursts; it ends after a
 // Flush has returned everything that was in the ring, or when the reader is
 // closed.
-func (p *pipeline) read(rd *ringbuf.Reader, out chan<- []any) {
+func (p *pipeline) read(rd *ringbuf.Reader, out chan<- []any, quit <-chan struct{}) {
 	defer close(out)
 	var rec ringbuf.Record
 	var dec decoder
 	burst := make([]any, 0, readBurst)
-	send := func() {
+	send := func() bool {
 		if len(burst) > 0 {
-			out <- burst
+			select {
+			case out <- burst:
+			case <-quit:
+				return false
+			}
 			burst = make([]any, 0, readBurst)
 		}
+		return true
 	}
 	idle := 0
 	for {
 		if rd.AvailableBytes() == 0 {
-			send()
+			if !send() {
+				return
+			}
 			if idle < idlePolls {
 				idle++
 				time.Sleep(pollInterval)
@@ -257,8 +272,8 @@ func (p *pipeline) read(rd *ringbuf.Reader, out chan<- []any) {
 			continue
 		}
 		burst = append(burst, ev)
-		if len(burst) == readBurst {
-			send()
+		if len(burst) == readBurst && !send() {
+			return
 		}
 	}
 }
@@ -332,9 +347,13 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 	if err := p.flushRows(ctx, all); err != nil {
 		return err
 	}
-	loss := Loss{DecodeErrors: p.decodeErrors.Load(), Unattributed: p.unattributed}
+	loss := Loss{DecodeErrors: p.decodeErrors.Load(), Unattributed: p.unattributed, RingbufDrops: p.lastLoss.RingbufDrops}
 	if n, err := p.capture.Drops(); err == nil {
 		loss.RingbufDrops = n
+	} else if !p.dropsErrLogged {
+		// The count stays at its last reading; say so once.
+		p.dropsErrLogged = true
+		p.opts.Logger.Error("cannot read the ring buffer drop counter; ringbuf_drops stays at its last value", "err", err)
 	}
 	if loss != p.lastLoss {
 		if err := p.store.InsertLoss(ctx, time.Now().UnixNano(), loss); err != nil {
