@@ -11,7 +11,7 @@ import (
 // session in each file.
 var InfoColumns = []string{
 	"file", "host", "hook", "kernel", "version", "started", "stopped", "messages", "processes",
-	"ringbuf_drops", "decode_errors", "unattributed", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -34,14 +34,16 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	// A v2 msgs row holds one or two observations (bits 1 and 2 of obs);
 	// counting them there avoids the view's joins.
 	count := `(SELECT coalesce(sum((m.obs & 1) + (m.obs >> 1 & 1)), 0) FROM msgs m WHERE m.session_id = s.id)`
+	parseErrs := `(SELECT coalesce(sum((m.obs & 1) + (m.obs >> 1 & 1)), 0) FROM msgs m WHERE m.session_id = s.id AND m.parse_error IS NOT NULL)`
 	if f.version < 2 {
 		count = `(SELECT count(*) FROM messages m WHERE m.session_id = s.id)`
+		parseErrs = `(SELECT count(*) FROM messages m WHERE m.session_id = s.id AND m.parse_error IS NOT NULL)`
 	}
 	q, err := f.db.QueryContext(ctx, `
 SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns,
        `+count+`,
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
-       l.ringbuf_drops, l.decode_errors, l.unattributed,
+       l.ringbuf_drops, l.decode_errors, l.unattributed, `+parseErrs+`,
        s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline
 FROM sessions s
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
@@ -56,9 +58,9 @@ ORDER BY s.started_ns`)
 		var machineID sql.NullString
 		var started int64
 		var stopped, drops, decodeErrs, unattributed sql.Null[int64]
-		var messages, processes, snaplen int64
+		var messages, processes, snaplen, parseErrors int64
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &messages, &processes,
-			&drops, &decodeErrs, &unattributed, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		var stop any
@@ -69,7 +71,7 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		out = append(out, []any{
 			f.path, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, messages, processes,
-			drops.V, decodeErrs.V, unattributed.V, ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			drops.V, decodeErrs.V, unattributed.V, parseErrors, ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}
 	return out, q.Err()

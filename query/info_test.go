@@ -19,6 +19,8 @@ func TestInfo(t *testing.T) {
 	querytest.Incident(ba, "web-1")
 	// Loss rows are cumulative: the newest one counts.
 	ba.Exec(`INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, 1, 1, 0, 0), (?, 2, 7, 2, 3)`, s, s)
+	// Two messages that did not parse: they are stored, and counted.
+	ba.Exec(`UPDATE msgs SET parse_error = 'dns: bad rdata' WHERE id IN (SELECT id FROM msgs ORDER BY id LIMIT 2)`)
 	ba.Close()
 
 	bb := querytest.New(t, b)
@@ -55,6 +57,14 @@ func TestInfo(t *testing.T) {
 	}
 	if web[col["hook"]] != "fentry" || web[col["file"]] != a {
 		t.Errorf("web-1 hook %v file %v", web[col["hook"]], web[col["file"]])
+	}
+	// The two are in whichever session holds the incident's messages.
+	var parseErrs int64
+	for _, r := range tab.Rows {
+		parseErrs += r[col["parse_errors"]].(int64)
+	}
+	if parseErrs != 2 || dbh[col["parse_errors"]] != int64(0) {
+		t.Errorf("parse_errors %d in all, %v for db-1; want 2 and 0", parseErrs, dbh[col["parse_errors"]])
 	}
 	if web[col["ringbuf_drops"]] != int64(7) || web[col["decode_errors"]] != int64(2) || web[col["unattributed"]] != int64(3) {
 		t.Errorf("web-1 loss %v/%v/%v, want the newest row 7/2/3", web[col["ringbuf_drops"]], web[col["decode_errors"]], web[col["unattributed"]])
