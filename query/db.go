@@ -38,6 +38,7 @@ type file struct {
 	db        *sql.DB
 	immutable bool // opened with immutable=1: no -wal, and mode=ro alone could not open it
 	version   int  // schema version (PRAGMA user_version)
+	hadWAL    bool // a -wal was beside the file before it was opened
 }
 
 // Open opens the evidence files at paths read-only and checks that each is a
@@ -86,6 +87,26 @@ func (d *DB) Close() error {
 	return errors.Join(errs...)
 }
 
+// Warnings says what a reader should know about the files before trusting
+// their answers: a recording that never stopped cleanly (killed, or still
+// running) may have its newest messages in a -wal beside the file, and a
+// copy without that -wal lacks them.
+func (d *DB) Warnings(ctx context.Context) []string {
+	var out []string
+	for _, f := range d.files {
+		var open int
+		if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE stopped_ns IS NULL`).Scan(&open); err != nil || open == 0 {
+			continue
+		}
+		if f.hadWAL {
+			out = append(out, fmt.Sprintf("%s: the recording did not stop cleanly (killed, or still running); reading it with its -wal", f.path))
+		} else {
+			out = append(out, fmt.Sprintf("%s: the recording did not stop cleanly (killed, or still running) and there is no %s-wal beside it: messages the recorder had not checkpointed are missing from this copy; copy the -wal with the file", f.path, filepath.Base(f.path)))
+		}
+	}
+	return out
+}
+
 // Paths returns the files in the order they were given to Open.
 func (d *DB) Paths() []string {
 	ps := make([]string, len(d.files))
@@ -129,8 +150,11 @@ func dsn(path string, immutable bool) (string, error) {
 }
 
 func openFile(ctx context.Context, path string) (*file, error) {
+	// Opening a WAL-mode file creates an empty -wal: look before.
+	_, werr := os.Lstat(path + "-wal")
 	f, err := openMode(ctx, path, false)
 	if err == nil {
+		f.hadWAL = werr == nil
 		return f, nil
 	}
 	// mode=ro fails on a WAL-mode file when SQLite can create neither the

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +25,8 @@ func TestInfo(t *testing.T) {
 	ba.Close()
 
 	bb := querytest.New(t, b)
-	bb.Session("db-1", querytest.At(time.Minute)) // never stopped, never lost anything
+	never := bb.Session("db-1", querytest.At(time.Minute)) // never stopped, never lost anything
+	bb.Exec(`UPDATE sessions SET stopped_ns = NULL WHERE id = ?`, never)
 	bb.Close()
 
 	db, err := Open(context.Background(), []string{a, b})
@@ -74,5 +76,44 @@ func TestInfo(t *testing.T) {
 	}
 	if dbh[col["ringbuf_drops"]] != int64(0) || dbh[col["messages"]] != int64(0) {
 		t.Errorf("db-1 drops %v messages %v, want 0 and 0", dbh[col["ringbuf_drops"]], dbh[col["messages"]])
+	}
+}
+
+// TestWarnings: a recording that never stopped is read with a warning that
+// says whether its -wal is there; a cleanly stopped one has none.
+func TestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	clean, killed, live := filepath.Join(dir, "clean.db"), filepath.Join(dir, "killed.db"), filepath.Join(dir, "live.db")
+	b := querytest.New(t, clean)
+	b.Session("web-1", querytest.At(0))
+	b.Close()
+	b = querytest.New(t, killed)
+	s := b.Session("web-1", querytest.At(0))
+	b.Exec(`UPDATE sessions SET stopped_ns = NULL WHERE id = ?`, s)
+	b.Close() // the .db alone, as if copied without its -wal
+	b = querytest.New(t, live)
+	s = b.Session("web-1", querytest.At(0))
+	b.Exec(`UPDATE sessions SET stopped_ns = NULL WHERE id = ?`, s) // still open: its -wal is there
+	for _, tc := range []struct {
+		path string
+		want string
+	}{
+		{clean, ""},
+		{killed, "there is no killed.db-wal beside it"},
+		{live, "reading it with its -wal"},
+	} {
+		db, err := Open(ctx, []string{tc.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := db.Warnings(ctx)
+		db.Close()
+		switch {
+		case tc.want == "" && len(w) != 0:
+			t.Errorf("%s: warnings %q, want none", tc.path, w)
+		case tc.want != "" && (len(w) != 1 || !strings.Contains(w[0], tc.want)):
+			t.Errorf("%s: warnings %q, want one saying %q", tc.path, w, tc.want)
+		}
 	}
 }

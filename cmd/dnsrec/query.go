@@ -54,7 +54,7 @@ Only the client side counts: a local resolver answering others is not listed.`,
 			if err != nil {
 				return fmt.Errorf("who-resolved: --format: %w", err)
 			}
-			db, err := query.Open(c.Context, dbPaths(c))
+			db, err := openEvidence(c)
 			if err != nil {
 				return fmt.Errorf("who-resolved: %w", err)
 			}
@@ -88,7 +88,7 @@ user space could not read, unattributed messages stored without a process.`,
 			if err != nil {
 				return fmt.Errorf("info: --format: %w", err)
 			}
-			db, err := query.Open(c.Context, dbPaths(c))
+			db, err := openEvidence(c)
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}
@@ -103,6 +103,19 @@ user space could not read, unattributed messages stored without a process.`,
 			return db.Close()
 		},
 	}
+}
+
+// openEvidence opens the --db files and tells the user on stderr what to
+// know about them before trusting the answers.
+func openEvidence(c *cli.Context) (*query.DB, error) {
+	db, err := query.Open(c.Context, dbPaths(c))
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range db.Warnings(c.Context) {
+		fmt.Fprintf(c.App.ErrWriter, "dnsrec: warning: %s\n", w)
+	}
+	return db, nil
 }
 
 // pathList collects repeated --db values. It stands in for StringSliceFlag,

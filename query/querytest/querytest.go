@@ -101,14 +101,15 @@ func (b *Builder) Exec(query string, args ...any) int64 {
 	return id
 }
 
-// Session adds a recording session on host, started at start.
+// Session adds a recording session on host, started at start and stopped
+// cleanly an hour later.
 func (b *Builder) Session(host string, start time.Time) int64 {
 	b.tb.Helper()
 	return b.Exec(`INSERT INTO sessions (hostname, machine_id, boot_id, kernel, version, cmdline,
-		hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
+		hook, ports, snaplen, started_ns, stopped_ns, anchor_wall_ns, anchor_boot_ns)
 		VALUES (?, 'machine-'||?, 'boot-'||?, '6.1.0', 'test', 'dnsrec record -o case.db',
-		'cgroup', '53', 1500, ?, ?, 0)`,
-		host, host, host, start.UnixNano(), start.UnixNano())
+		'cgroup', '53', 1500, ?, ?, ?, 0)`,
+		host, host, host, start.UnixNano(), start.Add(time.Hour).UnixNano(), start.UnixNano())
 }
 
 // Process is a row of the processes table. Zero Parent, Exe, Comm and UID
