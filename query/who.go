@@ -41,7 +41,7 @@ type WhoResolvedRow struct {
 	Ancestry  Ancestry
 	FirstSeen time.Time // first client message (query or response) of this process for QName
 	LastSeen  time.Time // last one
-	Count     int64     // queries the process sent for QName
+	Count     int64     // messages the process sent for QName as a client: its queries
 	// Answers are the distinct answer-section data of the responses the
 	// process received for QName, in the order they were first seen.
 	Answers []string
@@ -142,15 +142,16 @@ cm AS (
 	FROM o LEFT JOIN owners w ON w.id = o.owner
 )`
 
-// clientRecvSQL (schema v2) is the responses the clients received: all the
-// answers query needs, without the send side's half of the work.
+// clientRecvSQL (schema v2) is what the clients received: all the answers
+// query needs, without the send side's half of the work. Roles come from the
+// transport, so what a client receives is a response whatever its QR bit.
 const clientRecvSQL = `
 WITH n AS (SELECT id, name, rev FROM names WHERE %s),
 cm AS (
 	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns + coalesce(m.r_dt_ns, 0) AS ts_ns, 1 AS qr, 'recv' AS direction,
 	       w.process_id, w.pid, w.comm, w.uid
 	FROM n JOIN msgs m ON m.name_id = n.id LEFT JOIN owners w ON w.id = m.r_owner
-	WHERE m.obs & 10 = 2 AND m.flags >> 15 = 1
+	WHERE m.obs & 10 = 2
 )`
 
 // clientObsSQLv1 is the same for schema v1 files, where messages is a table.
@@ -174,7 +175,7 @@ FROM (
 	       CASE WHEN m.process_id IS NULL THEN m.comm END AS gcomm,
 	       coalesce(m.qname, '') AS qname,
 	       min(m.ts_ns) AS first_ns, max(m.ts_ns) AS last_ns,
-	       coalesce(sum(m.qr = 0 AND m.direction = 'send'), 0) AS queries,
+	       coalesce(sum(m.direction = 'send'), 0) AS queries,
 	       min(m.pid) AS mpid, min(m.comm) AS mcomm, min(m.uid) AS muid
 	FROM cm m
 	GROUP BY ` + groupKey + `
@@ -188,7 +189,7 @@ LEFT JOIN sessions s ON s.id = g.session_id`
 const whoResolvedAnswersSQL = `
 SELECT ` + groupKey + `, a.data, min(m.ts_ns) AS first_ns, min(a.id) AS first_id
 FROM cm m JOIN %s a ON a.message_id = m.id
-WHERE m.qr = 1 AND m.direction = 'recv' %s
+WHERE m.direction = 'recv' %s
 GROUP BY ` + groupKey + `, a.data
 ORDER BY first_ns, first_id`
 

@@ -112,7 +112,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		return sum, err
 	}
 	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
-		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed()}
+		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{}}
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := openCapture(opts, cfg)
@@ -204,7 +204,10 @@ type pipeline struct {
 
 	rows  []*MsgRow // built since the last commit
 	pairs map[pairKey]*MsgRow
-	seed  maphash.Seed
+	// firstSpeaker holds the flows between two DNS ports by the end that
+	// sent first (see senderIsServer).
+	firstSpeaker map[flowKey]struct{}
+	seed         maphash.Seed
 }
 
 // Reading in bursts: when the ring is empty the reader sleeps pollInterval
@@ -243,15 +246,28 @@ func (p *pipeline) read(rd *ringbuf.Reader, out chan<- []any, quit <-chan struct
 		return true
 	}
 	idle := 0
+	// The sleep adapts to the ring: when a look finds the ring more than a
+	// quarter full, the next sleep is halved (down to 1 ms); when it finds
+	// it nearly empty, doubled back towards pollInterval. A small ring
+	// (--ring-size 1) is then drained before it overflows.
+	sleep := pollInterval
+	ringSize := rd.BufferSize()
 	for {
-		if rd.AvailableBytes() == 0 {
+		if n := rd.AvailableBytes(); n == 0 {
 			if !send() {
 				return
 			}
 			if idle < idlePolls {
 				idle++
-				time.Sleep(pollInterval)
+				time.Sleep(sleep)
 				continue
+			}
+		} else if idle > 0 {
+			switch {
+			case n > ringSize/4:
+				sleep = max(sleep/2, time.Millisecond)
+			case n < ringSize/16:
+				sleep = min(sleep*2, pollInterval)
 			}
 		}
 		idle = 0
@@ -497,13 +513,13 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	key := pairKey{tcp: pkt.TCP, src: src, dst: dst, sum: maphash.Bytes(p.seed, raw)}
 	if m := p.pairs[key]; m != nil && m.OrigLen == origLen && bytes.Equal(m.Raw, raw) {
 		if send && !m.Send.Seen {
-			side.Server = p.role(true, pkt, m.DNS.QR) == "server"
+			side.Server = m.senderServer
 			m.Send = side
 			delete(p.pairs, key)
 			return nil
 		}
 		if !send && !m.Recv.Seen {
-			side.Server = p.role(false, pkt, m.DNS.QR) == "server"
+			side.Server = !m.senderServer
 			m.Recv = side
 			delete(p.pairs, key)
 			return nil
@@ -513,7 +529,12 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	if pkt.TCP {
 		m.Proto = "tcp"
 	}
-	side.Server = p.role(send, pkt, m.DNS.QR) == "server"
+	m.senderServer = p.senderIsServer(pkt.TCP, src, dst)
+	// A client sends queries and a server responses; a message whose QR
+	// bit says otherwise is stored as what the transport says it is, and
+	// flagged: the bit is the sender's to set, the ports are not.
+	m.QRMismatch = m.DNS.QR != nil && *m.DNS.QR != m.senderServer
+	side.Server = m.senderServer == send
 	if send {
 		m.Send = side
 	} else {
@@ -567,24 +588,29 @@ func (p *pipeline) forgetPair(m *MsgRow) {
 	}
 }
 
-// role: a process that sends queries or receives responses is a client.
-// When the header could not be read, the ports decide: the side whose local
-// port is a DNS port (and the remote one is not) is the server.
-func (p *pipeline) role(send bool, pkt *Packet, qr *bool) string {
-	if qr != nil {
-		if send == !*qr {
-			return "client"
+// senderIsServer tells from the transport alone whether a message goes
+// from the server end of an exchange to the client end. Never from the DNS
+// header: its QR bit is the sender's to set, and a process that marks its
+// queries as responses must not pass for a server (issue 8). The end on a
+// DNS port is the server (the listener, for TCP); between two DNS ports
+// (resolver to resolver) the end that spoke first on the flow is the
+// client.
+func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
+	srcDNS, dstDNS := slices.Contains(p.opts.Ports, src.Port()), slices.Contains(p.opts.Ports, dst.Port())
+	if srcDNS != dstDNS {
+		return srcDNS
+	}
+	if _, ok := p.firstSpeaker[flowKey{tcp, dst, src}]; ok {
+		return true // the other end spoke first: this is the answer side
+	}
+	k := flowKey{tcp, src, dst}
+	if _, ok := p.firstSpeaker[k]; !ok {
+		if len(p.firstSpeaker) >= maxCachedFlows {
+			clear(p.firstSpeaker)
 		}
-		return "server"
+		p.firstSpeaker[k] = struct{}{}
 	}
-	local, remote := pkt.Dst.Port(), pkt.Src.Port()
-	if send {
-		local, remote = remote, local
-	}
-	if slices.Contains(p.opts.Ports, local) && !slices.Contains(p.opts.Ports, remote) {
-		return "server"
-	}
-	return "client"
+	return false
 }
 
 // processID writes the process and its ancestors (top first, so each row

@@ -59,6 +59,11 @@ type MsgRow struct {
 	DNS        Parsed
 	OrigLen    int
 	Raw        []byte
+	// QRMismatch: the header's QR bit contradicts the sender's role, as
+	// the transport shows it (a "response" sent to a server port).
+	QRMismatch bool
+
+	senderServer bool // the pipeline's reading of the transport, for the second side
 }
 
 // Side is one observation of a message: by its sender or by its receiver.
@@ -419,6 +424,7 @@ const (
 	obsSenderSrv = 4
 	obsRecvrSrv  = 8
 	obsBtoA      = 16
+	obsQRSpoof   = 32
 )
 
 func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
@@ -429,6 +435,9 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 	obs := int64(0)
 	if btoa {
 		obs |= obsBtoA
+	}
+	if m.QRMismatch {
+		obs |= obsQRSpoof
 	}
 	var sOwner, sCookie, rOwner, rCookie, rDt any
 	ts := m.first()

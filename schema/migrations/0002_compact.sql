@@ -66,7 +66,7 @@ CREATE TABLE msgs (
     session_id  INTEGER NOT NULL REFERENCES sessions(id),
     ts_ns       INTEGER NOT NULL,                 -- the send observation, or the receive if only that was seen
     flow_id     INTEGER NOT NULL REFERENCES flows(id),
-    obs         INTEGER NOT NULL,                 -- bits, see schema/README.md: 1 sent, 2 received, 4 sender is server, 8 receiver is server, 16 travels b->a
+    obs         INTEGER NOT NULL,                 -- bits, see schema/README.md: 1 sent, 2 received, 4 sender is server, 8 receiver is server, 16 travels b->a, 32 QR bit contradicts the roles
     s_owner     INTEGER REFERENCES owners(id),    -- sending process; NULL if not seen or not identified
     s_cookie    INTEGER,
     r_owner     INTEGER REFERENCES owners(id),    -- receiving process
@@ -108,7 +108,8 @@ SELECT m.id, m.session_id, m.ts_ns, m.ts_ns - s.anchor_wall_ns + s.anchor_boot_n
        m.s_cookie AS socket_cookie, o.process_id, o.pid, o.tid, o.uid, o.gid, o.comm, o.cgroup_id, o.netns, o.mntns, o.pidns,
        m.dns_id, m.flags >> 15 AS qr, (m.flags >> 11) & 15 AS opcode, m.rcode, m.flags,
        n.name AS qname, n.rev AS qname_rev, m.qtype, m.qclass, m.ancount,
-       coalesce(m.orig_len, length(m.raw)) AS orig_len, m.orig_len IS NOT NULL AS truncated, m.raw, m.parse_error
+       coalesce(m.orig_len, length(m.raw)) AS orig_len, m.orig_len IS NOT NULL AS truncated, m.raw, m.parse_error,
+       (m.obs & 32) != 0 AS qr_mismatch
 FROM msgs m
 JOIN flows f ON f.id = m.flow_id
 JOIN sessions s ON s.id = m.session_id
@@ -125,7 +126,8 @@ SELECT m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.ts_ns + coalesce(
        m.r_cookie, o.process_id, o.pid, o.tid, o.uid, o.gid, o.comm, o.cgroup_id, o.netns, o.mntns, o.pidns,
        m.dns_id, m.flags >> 15, (m.flags >> 11) & 15, m.rcode, m.flags,
        n.name, n.rev, m.qtype, m.qclass, m.ancount,
-       coalesce(m.orig_len, length(m.raw)), m.orig_len IS NOT NULL, m.raw, m.parse_error
+       coalesce(m.orig_len, length(m.raw)), m.orig_len IS NOT NULL, m.raw, m.parse_error,
+       (m.obs & 32) != 0
 FROM msgs m
 JOIN flows f ON f.id = m.flow_id
 JOIN sessions s ON s.id = m.session_id
