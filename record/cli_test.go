@@ -110,6 +110,18 @@ func TestCLIRecordAndQuery(t *testing.T) {
 		t.Errorf("who-resolved has no row for dig (pid %d): %q", pid, rows)
 	}
 
+	// verify finds the chain whole, ending in the head the recorder logged.
+	head := ""
+	for _, l := range rec.log {
+		if i := strings.Index(l, "chain_head="); i >= 0 && strings.Contains(l, "wrote evidence") {
+			head = strings.Fields(l[i+len("chain_head="):])[0]
+		}
+	}
+	v := query("verify", "--db", path, "--format", "csv")
+	if head == "" || len(v) != 2 || v[1][1] != "ok" || v[1][4] != head {
+		t.Errorf("verify: %q; the recorder logged chain head %q", v, head)
+	}
+
 	// --hook auto picked a tier and info says which.
 	info := query("info", "--db", path, "--format", "csv")
 	if len(info) != 2 || !slices.Contains(bpf.Tiers, bpf.Tier(info[1][2])) {

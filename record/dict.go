@@ -115,7 +115,7 @@ func (s *Store) nameID(ctx context.Context, name string) (int64, error) {
 	}
 	s.dict.lastName++
 	id := s.dict.lastName
-	if err := s.exec(ctx, sqlName, id, name, rev); err != nil {
+	if err := s.execRow(ctx, "names", sqlName, id, name, rev); err != nil {
 		return 0, fmt.Errorf("write name: %w", err)
 	}
 	s.dict.names[name] = id
@@ -135,7 +135,7 @@ func (s *Store) flowID(ctx context.Context, proto string, src, dst netip.AddrPor
 	}
 	s.dict.lastFlow++
 	id := s.dict.lastFlow
-	if err := s.exec(ctx, sqlFlow, id, proto, src.Addr().String(), int64(src.Port()), dst.Addr().String(), int64(dst.Port())); err != nil {
+	if err := s.execRow(ctx, "flows", sqlFlow, id, proto, src.Addr().String(), int64(src.Port()), dst.Addr().String(), int64(dst.Port())); err != nil {
 		return 0, false, fmt.Errorf("write flow: %w", err)
 	}
 	k := flowKey{tcp, src, dst}
@@ -158,7 +158,7 @@ func (s *Store) ownerID(ctx context.Context, side *Side) (any, error) {
 	}
 	s.dict.lastOwner++
 	oid := s.dict.lastOwner
-	if err := s.exec(ctx, sqlOwner, oid, nonZero(k.processID), int64(k.pid), int64(k.tid), int64(k.uid), int64(k.gid), k.comm,
+	if err := s.execRow(ctx, "owners", sqlOwner, oid, nonZero(k.processID), int64(k.pid), int64(k.tid), int64(k.uid), int64(k.gid), k.comm,
 		int64(k.cgroup), int64(k.netns), int64(k.mntns), int64(k.pidns)); err != nil {
 		return nil, fmt.Errorf("write owner: %w", err)
 	}

@@ -116,4 +116,14 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	if r := rows[1]; r[col["pid"]] != strconv.Itoa(os.Getpid()) || r[col["count"]] != strconv.FormatInt(sent, 10) {
 		t.Errorf("who-resolved row %q: want pid %d and count %d", r, os.Getpid(), sent)
 	}
+
+	// The hash chain of the killed file holds: everything committed is as
+	// committed, and the chain simply ends before a stop.
+	vout, err := exec.Command(bin, "query", "verify", "--db", path, "--format", "csv").Output()
+	if err != nil {
+		t.Fatalf("verify on the killed recording: %v\n%s", err, vout)
+	}
+	if !bytes.Contains(vout, []byte("ok, not stopped cleanly")) {
+		t.Errorf("verify on the killed recording: %s", vout)
+	}
 }

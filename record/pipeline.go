@@ -200,6 +200,7 @@ type pipeline struct {
 	// dropsErrLogged: reading the kernel's drop counter failed, and the
 	// log has said so.
 	dropsErrLogged bool
+	loggedSeq      int64 // chain link last written to the log
 	lastBootNs     uint64
 
 	rows  []*MsgRow // built since the last commit
@@ -378,8 +379,21 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 		p.lastLoss = loss
 	}
 	p.batched = 0
-	return p.store.Commit()
+	if err := p.store.Commit(); err != nil {
+		return err
+	}
+	// The chain head in the system log anchors a recording that is later
+	// killed, or whose file is lost: about once a minute at the default
+	// batch interval, and at the first batch.
+	if seq, head := p.store.Head(); seq != p.loggedSeq && (p.loggedSeq == 0 || seq-p.loggedSeq >= chainLogEvery) {
+		p.loggedSeq = seq
+		p.opts.Logger.Info("chain head", "output", p.opts.Output, "link", seq, "hash", head)
+	}
+	return nil
 }
+
+// chainLogEvery is how many chain links pass between two log lines.
+const chainLogEvery = 300
 
 func (p *pipeline) handle(ctx context.Context, ev any) error {
 	switch e := ev.(type) {

@@ -103,6 +103,9 @@ type Store struct {
 	nextRR    int64
 	msgRows   *multiRow
 	rrRows    *multiRow
+	nextLoss  int64
+	bootID    string
+	chain     chainState
 }
 
 // queue is what the next Commit writes, in this order.
@@ -140,6 +143,10 @@ type Summary struct {
 	Bytes    int64
 	Messages int64 // observations: a message seen by its sender and its receiver counts twice
 	SHA256   string
+	// ChainSeq and ChainHead are the last link of the hash chain: what
+	// `dnsrec query verify` must find at the end of the file.
+	ChainSeq  int64
+	ChainHead string
 	// WAL is set when a reader kept the file in WAL mode at the stop: the
 	// evidence is then Path and WAL together, and both must be copied.
 	WAL       string
@@ -150,15 +157,19 @@ type Summary struct {
 const (
 	sqlName    = `INSERT INTO names (id, name, rev) VALUES (?, ?, ?)`
 	sqlFlow    = `INSERT INTO flows (id, proto, a_addr, a_port, b_addr, b_port) VALUES (?, ?, ?, ?, ?, ?)`
-	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exit_ns)
-VALUES (?, ?, (SELECT boot_id FROM sessions WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlOwner   = `INSERT INTO owners (id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
+	sqlStop    = `UPDATE sessions SET stopped_ns = ? WHERE id = ?`
 	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_cookie, r_owner, r_cookie, r_dt_ns,
 dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlRR     = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlLoss   = `INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, ?, ?, ?, ?)`
+	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlChain  = `INSERT INTO chain (seq, ts_ns, prev, tables, exits, stopped_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlNameID = `SELECT id FROM names WHERE rev = ?`
 )
 
@@ -208,7 +219,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, inode: st.Ino, dict: newDicts(), nextMsg: 1, nextRR: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, inode: st.Ino, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -234,8 +245,8 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		if !ok {
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
-		s.msgRows, s.rrRows = newMultiRow(sqlMessage), newMultiRow(sqlRR)
-		for _, q := range []string{sqlName, sqlFlow, sqlProcess, sqlOwner, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID,
+		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -281,14 +292,75 @@ func (s *Store) checkSameFile() error {
 // BeginSession writes the sessions row and commits it at once, so that even
 // a recording killed in its first second says what it was.
 func (s *Store) BeginSession(ctx context.Context, sess Session) error {
-	res, err := s.conn.ExecContext(ctx, `INSERT INTO sessions (hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, sess.Hostname, nullString(sess.MachineID), sess.BootID, sess.Kernel, sess.Version, sess.Cmdline, sess.Hook,
-		sess.Ports, sess.Snaplen, sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs)
-	if err != nil {
-		return fmt.Errorf("write session: %w", err)
+	var machine any
+	if sess.MachineID != "" {
+		machine = sess.MachineID
 	}
-	s.sessionID, err = res.LastInsertId()
+	s.sessionID, s.bootID = 1, sess.BootID // a new file: the first and only session
+	vals := []any{s.sessionID, sess.Hostname, machine, sess.BootID, sess.Kernel, sess.Version, sess.Cmdline, sess.Hook,
+		sess.Ports, int64(sess.Snaplen), sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs}
+	err := s.inTx(func(ctx context.Context) error {
+		if err := s.execRow(ctx, "sessions", sqlSession, vals...); err != nil {
+			return fmt.Errorf("write session: %w", err)
+		}
+		return s.commitLink(ctx, sess.StartedNs, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("write session to %s: %w", s.path, explainFull(err))
+	}
+	return nil
+}
+
+// inTx runs f in one transaction on the driver connection, and commits the
+// chain link f wrote only if the transaction commits.
+func (s *Store) inTx(f func(ctx context.Context) error) error {
+	pending := s.chain
+	err := s.conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.ExecerContext)
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T cannot execute", dc)
+		}
+		ctx := context.Background() // no cancellation: a batch is written whole or not at all
+		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		if err := f(ctx); err != nil {
+			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
+			return errors.Join(err, rerr)
+		}
+		if _, err := c.ExecContext(ctx, "COMMIT", nil); err != nil {
+			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
+			return errors.Join(fmt.Errorf("commit: %w", err), rerr)
+		}
+		return nil
+	})
+	if err != nil {
+		// The link was not committed: the chain stays where it was.
+		s.chain.seq, s.chain.head = pending.seq, pending.head
+		s.chain.reset()
+	}
 	return err
+}
+
+// commitLink writes the batch's chain link and makes it the head (undone
+// by inTx if the transaction then fails).
+func (s *Store) commitLink(ctx context.Context, tsNs int64, stoppedNs *int64) error {
+	l, err := s.writeLink(ctx, tsNs, stoppedNs)
+	if err != nil {
+		return err
+	}
+	s.chain.seq, s.chain.head = l.Seq, l.Hash()
+	s.chain.reset()
+	return nil
+}
+
+// execRow runs a single-row INSERT whose first value is the row's id, and
+// adds the row to the batch's chain digest for table.
+func (s *Store) execRow(ctx context.Context, table, q string, vals ...any) error {
+	if err := s.chain.row(table, vals); err != nil {
+		return err
+	}
+	return s.exec(ctx, q, vals...)
 }
 
 // InsertProcess queues a process image and returns its id. The same image
@@ -341,24 +413,11 @@ func (s *Store) Commit() error {
 	if s.q.empty() {
 		return nil
 	}
-	err := s.conn.Raw(func(dc any) error {
-		c, ok := dc.(driver.ExecerContext)
-		if !ok {
-			return fmt.Errorf("sqlite driver connection %T cannot execute", dc)
+	err := s.inTx(func(ctx context.Context) error {
+		if err := s.writeQueue(ctx); err != nil {
+			return err
 		}
-		ctx := context.Background() // no cancellation: a batch is written whole or not at all
-		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
-			return fmt.Errorf("begin batch: %w", err)
-		}
-		if err := s.writeQueue(ctx, c); err != nil {
-			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
-			return errors.Join(err, rerr)
-		}
-		if _, err := c.ExecContext(ctx, "COMMIT", nil); err != nil {
-			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
-			return errors.Join(fmt.Errorf("commit: %w", err), rerr)
-		}
-		return nil
+		return s.commitLink(ctx, time.Now().UnixNano(), nil)
 	})
 	if err != nil {
 		s.Rollback()
@@ -383,14 +442,21 @@ func (s *Store) Rollback() {
 	}
 }
 
-func (s *Store) writeQueue(ctx context.Context, c driver.ExecerContext) error {
+func (s *Store) writeQueue(ctx context.Context) error {
 	q := &s.q
 	for i := range q.procs {
 		p := &q.procs[i]
-		if err := s.exec(ctx, sqlProcess, p.id, s.sessionID, s.sessionID, int64(p.PID), int64(p.StartTicks), int64(p.ExecBootNs),
+		if err := s.execRow(ctx, "processes", sqlProcess, p.id, s.sessionID, s.bootID, int64(p.PID), int64(p.StartTicks), int64(p.ExecBootNs),
 			optU32(p.PPID), optI64(p.ParentID), p.Comm, optStr(p.Exe), optStr(p.Argv), optU32(p.UID), optU32(p.GID),
-			optU64(p.CgroupID), p.Source, optI64(p.ExitNs)); err != nil {
+			optU64(p.CgroupID), p.Source); err != nil {
 			return fmt.Errorf("write process %d: %w", p.PID, err)
+		}
+		if p.ExitNs != nil {
+			// exit_ns is the one column set after a row is written: the
+			// chain keeps it apart, as an exit of this batch.
+			if err := s.setExit(ctx, p.id, *p.ExitNs); err != nil {
+				return err
+			}
 		}
 	}
 	for _, m := range q.msgs {
@@ -405,15 +471,24 @@ func (s *Store) writeQueue(ctx context.Context, c driver.ExecerContext) error {
 		return fmt.Errorf("write answer: %w", err)
 	}
 	for _, e := range q.exits {
-		if err := s.exec(ctx, sqlExit, e[1], e[0]); err != nil {
-			return fmt.Errorf("write process exit: %w", err)
+		if err := s.setExit(ctx, e[0], e[1]); err != nil {
+			return err
 		}
 	}
 	for _, l := range q.loss {
-		if err := s.exec(ctx, sqlLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed)); err != nil {
+		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed)); err != nil {
 			return fmt.Errorf("write loss: %w", err)
 		}
+		s.nextLoss++
 	}
+	return nil
+}
+
+func (s *Store) setExit(ctx context.Context, id, exitNs int64) error {
+	if err := s.exec(ctx, sqlExit, exitNs, id); err != nil {
+		return fmt.Errorf("write process exit: %w", err)
+	}
+	s.chain.exits = append(s.chain.exits, [2]int64{id, exitNs})
 	return nil
 }
 
@@ -510,24 +585,28 @@ const multiRows = 16
 // multiRow gathers the rows of one table's INSERT into statements of
 // multiRows rows each.
 type multiRow struct {
+	table         string // for the chain digest
 	single, multi string // one row; multiRows rows
 	vals          []driver.NamedValue
 	rows          int
 	cols          int
 }
 
-func newMultiRow(single string) *multiRow {
+func newMultiRow(table, single string) *multiRow {
 	i := strings.LastIndex(single, "VALUES ")
 	tuple := strings.TrimSpace(single[i+len("VALUES "):])
 	tuples := make([]string, multiRows)
 	for j := range tuples {
 		tuples[j] = tuple
 	}
-	return &multiRow{single: single, multi: single[:i] + "VALUES " + strings.Join(tuples, ", "), cols: strings.Count(tuple, "?")}
+	return &multiRow{table: table, single: single, multi: single[:i] + "VALUES " + strings.Join(tuples, ", "), cols: strings.Count(tuple, "?")}
 }
 
 // add buffers one row, and writes the statement when it is full.
 func (b *multiRow) add(ctx context.Context, s *Store, vals ...any) error {
+	if err := s.chain.row(b.table, vals); err != nil {
+		return err
+	}
 	for _, v := range vals {
 		b.vals = append(b.vals, driver.NamedValue{Ordinal: len(b.vals) + 1, Value: v})
 	}
@@ -599,7 +678,14 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	if err := s.Commit(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := s.conn.ExecContext(ctx, `UPDATE sessions SET stopped_ns = ? WHERE id = ?`, stoppedNs, s.sessionID); err != nil {
+	// The stop time goes into the chain's last link, with the update.
+	err := s.inTx(func(ctx context.Context) error {
+		if err := s.exec(ctx, sqlStop, stoppedNs, s.sessionID); err != nil {
+			return err
+		}
+		return s.commitLink(ctx, stoppedNs, &stoppedNs)
+	})
+	if err != nil {
 		errs = append(errs, fmt.Errorf("write session stop: %w", explainFull(err)))
 	}
 	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
@@ -608,6 +694,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	}
 	var sum Summary
 	sum.Path = s.path
+	sum.ChainSeq, sum.ChainHead = s.Head()
 	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
 		errs = append(errs, fmt.Errorf("count messages: %w", err))
 	}

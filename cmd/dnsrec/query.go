@@ -27,6 +27,7 @@ host to query several recordings together; every row names its host.`,
 		Subcommands: []*cli.Command{
 			whoResolvedCommand(),
 			infoCommand(),
+			verifyCommand(),
 		},
 	}
 }
@@ -99,6 +100,56 @@ user space could not read, unattributed messages stored without a process.`,
 			}
 			if err := query.Write(out, format, t); err != nil {
 				return fmt.Errorf("info: write: %w", err)
+			}
+			return db.Close()
+		},
+	}
+}
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check the evidence against its hash chain: exits non-zero if anything was altered, added or removed",
+		Description: `Recomputes the hash chain the recorder wrote with every committed batch:
+each link, each batch's rows in every table, rows no batch wrote, the exit
+times and the stop time. Names the first altered or missing batch and the
+table. Prints the chain head: compare it with the one the recorder printed
+at the stop (or logged while recording).
+
+   dnsrec query verify --db case.db`,
+		Flags: []cli.Flag{dbFlag(), formatFlag()},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return fmt.Errorf("verify: takes no arguments, got %q", c.Args().Slice())
+			}
+			out := c.App.Writer
+			format, err := query.ParseFormat(c.String("format"), out)
+			if err != nil {
+				return fmt.Errorf("verify: --format: %w", err)
+			}
+			db, err := openEvidence(c)
+			if err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+			defer db.Close()
+			reports, err := db.Verify(c.Context)
+			if err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+			if err := query.Write(out, format, query.VerifyTable(reports)); err != nil {
+				return fmt.Errorf("verify: write: %w", err)
+			}
+			failed := 0
+			for _, r := range reports {
+				for _, p := range r.Problems {
+					fmt.Fprintf(c.App.ErrWriter, "dnsrec: verify: %s: %s\n", r.Path, p)
+				}
+				if !r.OK() {
+					failed++
+				}
+			}
+			if failed > 0 {
+				return cli.Exit(fmt.Sprintf("dnsrec: verify: %d of %d files do not match their hash chain", failed, len(reports)), 1)
 			}
 			return db.Close()
 		},

@@ -93,7 +93,8 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 				},
 			})
 			if sum.Path != "" && sum.SHA256 != "" {
-				log.Info("wrote evidence", "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256)
+				log.Info("wrote evidence", "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
+					"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
 				fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
 			}
 			if sum.WAL != "" {

@@ -1,0 +1,262 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dnsrec/dnsrec/schema"
+)
+
+// VerifyColumns are the columns of `dnsrec query verify`.
+var VerifyColumns = []string{"file", "result", "links", "rows", "head", "problem"}
+
+// VerifyReport is the verdict on one file.
+type VerifyReport struct {
+	Path    string
+	Links   int64  // chain links checked
+	Rows    int64  // rows covered by them
+	Head    string // hash of the last link
+	Stopped bool   // the chain ends with a clean stop
+	// Problems are what does not match, first altered or missing batch
+	// first. Empty means the file is as the recorder committed it.
+	Problems []string
+}
+
+// OK tells whether nothing was found wrong.
+func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+// Verify recomputes every file's hash chain (schema/chain.go) from its rows:
+// each link's hash and its predecessor, each batch's rows per table (a row
+// edited, deleted or added inside a batch's range changes its digest),
+// rows outside every batch's range (added afterwards), the exit times and
+// the stop time.
+func (d *DB) Verify(ctx context.Context) ([]VerifyReport, error) {
+	var out []VerifyReport
+	for _, f := range d.files {
+		r, err := f.verify(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// VerifyTable converts reports for Write.
+func VerifyTable(rs []VerifyReport) *Table {
+	t := &Table{Columns: VerifyColumns}
+	for _, r := range rs {
+		result, problem := "ok", ""
+		if !r.OK() {
+			result, problem = "FAILED", r.Problems[0]
+			if n := len(r.Problems); n > 1 {
+				problem += fmt.Sprintf(" (and %d more)", n-1)
+			}
+		} else if !r.Stopped {
+			result = "ok, not stopped cleanly"
+		}
+		t.Rows = append(t.Rows, []any{r.Path, result, r.Links, r.Rows, nullString(r.Head), nullString(problem)})
+	}
+	return t
+}
+
+type chainRow struct {
+	link schema.ChainLink
+	hash string
+}
+
+func (f *file) verify(ctx context.Context) (VerifyReport, error) {
+	rep := VerifyReport{Path: f.path}
+	if f.version < 3 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("schema v%d: written before dnsrec kept a hash chain; nothing to verify against", f.version))
+		return rep, nil
+	}
+	links, err := f.chainLinks(ctx)
+	if err != nil {
+		return rep, err
+	}
+	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+
+	// The links themselves: numbered from 1 without gaps, each naming its
+	// predecessor, each hashing to what it says.
+	prev := ""
+	for i, c := range links {
+		l := &c.link
+		if want := int64(i + 1); l.Seq != want {
+			problem("chain link %d is missing (the next one is %d)", want, l.Seq)
+			break
+		}
+		if l.Prev != prev {
+			problem("chain link %d does not follow link %d (previous hash changed)", l.Seq, l.Seq-1)
+		}
+		if h := l.Hash(); h != c.hash {
+			problem("chain link %d was altered: its content hashes to %s, it says %s", l.Seq, short(h), short(c.hash))
+		}
+		prev = c.hash
+	}
+	rep.Links = int64(len(links))
+	if len(links) > 0 {
+		rep.Head = links[len(links)-1].hash
+		rep.Stopped = links[len(links)-1].link.StoppedNs != nil
+	}
+
+	// Each batch's rows, table by table.
+	covered := map[string]int64{}
+	for _, c := range links {
+		for _, t := range schema.ChainTables {
+			rg, ok := c.link.Tables[t.Name]
+			if !ok {
+				continue
+			}
+			n, digest, err := f.digest(ctx, t, rg.First, rg.Last)
+			if err != nil {
+				return rep, err
+			}
+			covered[t.Name] += rg.Last - rg.First + 1
+			rep.Rows += n
+			switch want := rg.Last - rg.First + 1; {
+			case n != want:
+				problem("batch %d: %s rows %d-%d: %d of %d are missing", c.link.Seq, t.Name, rg.First, rg.Last, want-n, want)
+			case digest != rg.Digest:
+				problem("batch %d: %s rows %d-%d were altered after they were committed", c.link.Seq, t.Name, rg.First, rg.Last)
+			}
+		}
+	}
+	// Rows no batch wrote.
+	for _, t := range schema.ChainTables {
+		var total int64
+		if err := f.db.QueryRowContext(ctx, "SELECT count(*) FROM "+t.Name).Scan(&total); err != nil {
+			return rep, fmt.Errorf("count %s: %w", t.Name, err)
+		}
+		if extra := total - covered[t.Name]; extra > 0 {
+			problem("%s: %d rows that no committed batch wrote (added to the file afterwards)", t.Name, extra)
+		}
+	}
+	if err := f.verifyExits(ctx, links, problem); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (f *file) chainLinks(ctx context.Context) ([]chainRow, error) {
+	rows, err := f.db.QueryContext(ctx, `SELECT seq, ts_ns, prev, tables, exits, stopped_ns, hash FROM chain ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("read chain: %w", err)
+	}
+	defer rows.Close()
+	var out []chainRow
+	for rows.Next() {
+		var c chainRow
+		var tables, exits string
+		var stopped sql.NullInt64
+		if err := rows.Scan(&c.link.Seq, &c.link.TsNs, &c.link.Prev, &tables, &exits, &stopped, &c.hash); err != nil {
+			return nil, fmt.Errorf("read chain: %w", err)
+		}
+		// A link whose JSON no longer parses was altered; it is kept with
+		// what could be read, so that its hash check reports it.
+		if json.Unmarshal([]byte(tables), &c.link.Tables) != nil {
+			c.link.Tables = map[string]schema.ChainRange{}
+		}
+		if json.Unmarshal([]byte(exits), &c.link.Exits) != nil || c.link.Exits == nil {
+			c.link.Exits = [][2]int64{}
+		}
+		if stopped.Valid {
+			c.link.StoppedNs = &stopped.Int64
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// digest recomputes a batch's digest of one table from the file.
+func (f *file) digest(ctx context.Context, t schema.ChainTable, first, last int64) (int64, string, error) {
+	rows, err := f.db.QueryContext(ctx, "SELECT "+t.Columns+" FROM "+t.Name+" WHERE id BETWEEN ? AND ? ORDER BY id", first, last)
+	if err != nil {
+		return 0, "", fmt.Errorf("read %s: %w", t.Name, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return 0, "", err
+	}
+	h := schema.NewRowHasher()
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return 0, "", fmt.Errorf("read %s: %w", t.Name, err)
+		}
+		if err := h.Row(vals); err != nil {
+			return 0, "", fmt.Errorf("%s: %w", t.Name, err)
+		}
+		n++
+	}
+	return n, h.Sum(), rows.Err()
+}
+
+// verifyExits checks the two columns set after their rows were written:
+// processes.exit_ns against the exits the links recorded, and
+// sessions.stopped_ns against the stopping link.
+func (f *file) verifyExits(ctx context.Context, links []chainRow, problem func(string, ...any)) error {
+	want := map[int64]int64{}
+	var stopped *int64
+	for _, c := range links {
+		for _, e := range c.link.Exits {
+			want[e[0]] = e[1]
+		}
+		if c.link.StoppedNs != nil {
+			stopped = c.link.StoppedNs
+		}
+	}
+	rows, err := f.db.QueryContext(ctx, `SELECT id, exit_ns FROM processes ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("read processes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var exit sql.NullInt64
+		if err := rows.Scan(&id, &exit); err != nil {
+			return fmt.Errorf("read processes: %w", err)
+		}
+		w, ok := want[id]
+		switch {
+		case ok && (!exit.Valid || exit.Int64 != w):
+			problem("processes: exit_ns of process row %d was altered", id)
+		case !ok && exit.Valid:
+			problem("processes: exit_ns of process row %d was set outside the recorder", id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var got sql.NullInt64
+	err = f.db.QueryRowContext(ctx, `SELECT stopped_ns FROM sessions ORDER BY id LIMIT 1`).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read sessions: %w", err)
+	}
+	switch {
+	case stopped == nil && got.Valid:
+		problem("sessions: stopped_ns was set outside the recorder (the chain has no clean stop)")
+	case stopped != nil && (!got.Valid || got.Int64 != *stopped):
+		problem("sessions: stopped_ns was altered")
+	}
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
+}

@@ -1,0 +1,124 @@
+//go:build linux
+
+package record
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	dnsquery "github.com/dnsrec/dnsrec/query"
+)
+
+// chainedSample writes the sample (two processes, three messages with
+// answers, loss, an exit) in several batches and stops cleanly.
+func chainedSample(t *testing.T, path string) Summary {
+	t.Helper()
+	ctx := context.Background()
+	s := createStore(t, path)
+	shell, _ := insertSample(t, s)
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetExit(ctx, shell, 1_700_000_004_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertLoss(ctx, 1_700_000_005_000_000_000, Loss{RingbufDrops: 3}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := s.Finish(ctx, 1_700_000_009_000_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+func verify(t *testing.T, path string) dnsquery.VerifyReport {
+	t.Helper()
+	db, err := dnsquery.Open(context.Background(), []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs[0]
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChainDetectsTampering: an untouched recording verifies, with the head
+// the recorder reported; each edit an attacker could make with sqlite3 is
+// found and named.
+func TestChainDetectsTampering(t *testing.T) {
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "case.db")
+	sum := chainedSample(t, orig)
+	r := verify(t, orig)
+	if !r.OK() || !r.Stopped || r.Head != sum.ChainHead || r.Links != sum.ChainSeq || r.Links < 3 || r.Rows == 0 {
+		t.Fatalf("untouched file: %+v; recorder reported link %d head %s", r, sum.ChainSeq, sum.ChainHead)
+	}
+
+	for _, tc := range []struct {
+		name, sql, want string
+	}{
+		{"qname", `UPDATE names SET name = 'www.harmless.example' WHERE name = 'www.evil.example'`, "names rows"},
+		{"pid", `UPDATE owners SET pid = 1`, "owners rows"},
+		{"comm", `UPDATE owners SET comm = 'bash'`, "owners rows"},
+		{"exe", `UPDATE processes SET exe = '/usr/bin/true' WHERE exe = '/usr/bin/dig'`, "processes rows"},
+		{"raw bytes", `UPDATE msgs SET raw = x'00' WHERE id = 1`, "msgs rows"},
+		{"answer deleted", `DELETE FROM rrs WHERE id = 1`, "are missing"},
+		{"message deleted", `DELETE FROM msgs WHERE id = 2`, "are missing"},
+		{"row added", `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, raw) VALUES (99, 1, 1, 1, 1, x'00')`, "no committed batch wrote"},
+		{"loss lowered", `UPDATE loss SET ringbuf_drops = 0`, "loss rows"},
+		{"exit time", `UPDATE processes SET exit_ns = 5 WHERE exit_ns IS NOT NULL`, "exit_ns of process row"},
+		{"stop time", `UPDATE sessions SET stopped_ns = 7`, "stopped_ns was altered"},
+		{"session host", `UPDATE sessions SET hostname = 'elsewhere'`, "sessions rows"},
+		{"link removed", `DELETE FROM chain WHERE seq = 2`, "chain link 2 is missing"},
+		{"link edited", `UPDATE chain SET ts_ns = ts_ns + 1 WHERE seq = 2`, "chain link 2 was altered"},
+		{"chain rebuilt without a batch", `DELETE FROM msgs; DELETE FROM rrs`, "are missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "tampered.db")
+			copyFile(t, orig, p)
+			db, err := sql.Open("sqlite", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(tc.sql); err != nil {
+				t.Fatalf("%s: %v", tc.sql, err)
+			}
+			db.Close()
+			r := verify(t, p)
+			if r.OK() {
+				t.Fatalf("%s went unnoticed: %+v", tc.sql, r)
+			}
+			if !strings.Contains(r.Problems[0], tc.want) {
+				t.Errorf("first problem %q, want one about %q (all: %q)", r.Problems[0], tc.want, r.Problems)
+			}
+		})
+	}
+}
