@@ -130,6 +130,12 @@ func planKprobe(kallsyms string, stable bool) ([]attachment, error) {
 	if err := kprobesAvailable(); err != nil {
 		return nil, err
 	}
+	return planFromKallsyms(kallsyms, stable)
+}
+
+// planFromKallsyms resolves the kprobe tier's targets in a kallsyms file:
+// it needs no kprobe support, only the symbols.
+func planFromKallsyms(kallsyms string, stable bool) ([]attachment, error) {
 	f, err := os.Open(kallsyms)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read kernel symbols: %v", ErrTierUnsupported, err)

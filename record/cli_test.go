@@ -38,7 +38,6 @@ func TestCLIRecordAndQuery(t *testing.T) {
 	rec := startRecorderCLI(t, bin, "record", "-o", path)
 
 	pid, _ := run(t, exec.Command(dig, "@127.0.0.1", "cli.dnsrec.test", "+tries=1", "+time=3"))
-	time.Sleep(500 * time.Millisecond) // let the pipeline see the response before stopping
 	if err := rec.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -226,6 +226,15 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 				s.conn.Close()
 			}
 			err = errors.Join(err, db.Close())
+			// A file this call created but could not make a dnsrec file
+			// of (a full disk while the schema was written) would block
+			// the next try as "not a dnsrec database": remove it, unless
+			// something else has taken its place.
+			if s.checkSameFile() == nil {
+				for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+					os.Remove(p)
+				}
+			}
 		}
 	}()
 	if err := db.PingContext(ctx); err != nil {
@@ -324,13 +333,17 @@ func (s *Store) inTx(f func(ctx context.Context) error) error {
 		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
+		// A failed batch is abandoned whole. SQLite rolls back by itself
+		// after some errors (a full disk among them), and ROLLBACK then
+		// only reports that no transaction is left: its error says nothing
+		// about the evidence and would bury the one that does.
 		if err := f(ctx); err != nil {
-			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
-			return errors.Join(err, rerr)
+			c.ExecContext(ctx, "ROLLBACK", nil)
+			return err
 		}
 		if _, err := c.ExecContext(ctx, "COMMIT", nil); err != nil {
-			_, rerr := c.ExecContext(ctx, "ROLLBACK", nil)
-			return errors.Join(fmt.Errorf("commit: %w", err), rerr)
+			c.ExecContext(ctx, "ROLLBACK", nil)
+			return fmt.Errorf("commit: %w", err)
 		}
 		return nil
 	})

@@ -559,16 +559,19 @@ func TestStoreDiskFull(t *testing.T) {
 		rawLen    int
 		batch     int
 		tmpfsSize string
+		step      string // the step of Commit that must fail
 	}{
-		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "256k"},
-		{name: "insert fails", rawLen: 4000, batch: 1000, tmpfsSize: "6m"},
+		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "256k", step: ": commit: "},
+		// 12 MB in one batch overflows the 4 MiB page cache, which spills
+		// into the WAL in the middle of the batch.
+		{name: "insert fails", rawLen: 4000, batch: 3000, tmpfsSize: "6m", step: ": write message: "},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { testDiskFull(t, tc.rawLen, tc.batch, tc.tmpfsSize) })
+		t.Run(tc.name, func(t *testing.T) { testDiskFull(t, tc.rawLen, tc.batch, tc.tmpfsSize, tc.step) })
 	}
 }
 
-func testDiskFull(t *testing.T, rawLen, batch int, size string) {
+func testDiskFull(t *testing.T, rawLen, batch int, size, step string) {
 	dir := t.TempDir()
 	// TestMain runs root tests in a private mount namespace, so the mount
 	// is the test's own.
@@ -618,6 +621,9 @@ func testDiskFull(t *testing.T, rawLen, batch int, size string) {
 	t.Logf("failed after %d committed messages: %v", committed, failure)
 	if !strings.Contains(failure.Error(), "the disk is full") {
 		t.Errorf("error does not say the disk is full: %v", failure)
+	}
+	if !strings.Contains(failure.Error(), step) {
+		t.Errorf("error %q: want the failure in step %q", failure, step)
 	}
 	s.Rollback()
 	_, ferr := s.Finish(ctx, 1)
@@ -704,5 +710,31 @@ func TestFinishWithReader(t *testing.T) {
 				t.Errorf("after the stop: %d messages, stopped %v, %v", n, stopped, err)
 			}
 		})
+	}
+}
+
+// TestCreateDiskFull: a disk too full for the schema leaves no file behind
+// that would block the next try as "not a dnsrec database".
+func TestCreateDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root: run `sudo go test ./record/`")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=32k,mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	path := filepath.Join(dir, "case.db")
+	s, err := Create(context.Background(), path, false)
+	if err == nil {
+		s.Finish(context.Background(), 1)
+		t.Fatal("created an evidence file in 32 KiB")
+	}
+	if !strings.Contains(err.Error(), "create schema") {
+		t.Errorf("error %q: want it to say the schema could not be written", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 0 {
+		t.Errorf("left behind %v", ents)
 	}
 }
