@@ -126,4 +126,25 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	if !bytes.Contains(vout, []byte("ok, not stopped cleanly")) {
 		t.Errorf("verify on the killed recording: %s", vout)
 	}
+
+	// A responder who copies only case.db still gets a dnsrec file, as
+	// far as the last checkpoint, that verifies and says what is missing.
+	alone := filepath.Join(t.TempDir(), "case.db")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "query", "verify", "--db", alone, "--format", "csv")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	vout, err = cmd.Output()
+	if err != nil || !bytes.Contains(vout, []byte("ok, not stopped cleanly")) {
+		t.Errorf("verify on the .db without its -wal: %v\n%s%s", err, vout, stderr.String())
+	}
+	if !bytes.Contains(stderr.Bytes(), []byte("no case.db-wal beside it")) {
+		t.Errorf("no warning that the -wal is missing: %q", stderr.String())
+	}
 }

@@ -200,7 +200,8 @@ type pipeline struct {
 	// dropsErrLogged: reading the kernel's drop counter failed, and the
 	// log has said so.
 	dropsErrLogged bool
-	loggedSeq      int64 // chain link last written to the log
+	loggedSeq      int64     // chain link last written to the log
+	lastCheckpoint time.Time // of the WAL into the main file
 	lastBootNs     uint64
 
 	rows  []*MsgRow // built since the last commit
@@ -326,6 +327,12 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if err := p.commit(ctx); err != nil {
 				return p.fail(err)
 			}
+			if time.Since(p.lastCheckpoint) >= checkpointEvery {
+				p.lastCheckpoint = time.Now()
+				if err := p.store.Checkpoint(ctx); err != nil {
+					return p.fail(err)
+				}
+			}
 			if p.lastBootNs > uint64(time.Minute) {
 				p.procs.evict(p.lastBootNs - uint64(time.Minute))
 			}
@@ -391,6 +398,14 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 	}
 	return nil
 }
+
+// checkpointEvery is how often the WAL is copied into the main file while
+// recording. SQLite does it by itself every 4000 pages (16 MB); a quiet
+// recording would leave its newest minutes in the -wal for long. Measured
+// at 5k qps, SIGKILL after 8 s, the .db copied without its -wal: every 5 s,
+// it held 48% of the messages; every 1 s, 95%, for about +0.5 us of CPU per
+// message.
+const checkpointEvery = 2 * time.Second
 
 // chainLogEvery is how many chain links pass between two log lines.
 const chainLogEvery = 300

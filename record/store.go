@@ -317,6 +317,19 @@ func (s *Store) BeginSession(ctx context.Context, sess Session) error {
 	if err != nil {
 		return fmt.Errorf("write session to %s: %w", s.path, explainFull(err))
 	}
+	// The schema and the session go into the main file at once, so that
+	// even a copy of the .db without its -wal is a dnsrec file.
+	return s.Checkpoint(ctx)
+}
+
+// Checkpoint copies what the WAL holds into the main file, without waiting
+// for readers (PASSIVE). The pipeline calls it every 2 seconds, so that a
+// killed recording's .db, copied without its -wal, is only that far behind.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	var busy, logPages, done int
+	if err := s.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", s.path, explainFull(err))
+	}
 	return nil
 }
 
