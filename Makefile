@@ -11,7 +11,7 @@ STRIP   ?= llvm-strip-14
 CFLAGS  := -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build generate check-generate vet cross test unit bench vmtest vmtest-bin vmbench clean
+.PHONY: all build generate check-generate vet cross test unit fuzz bench vmtest vmtest-bin vmbench clean
 
 all: build
 
@@ -46,7 +46,15 @@ test: vet cross
 	@if command -v $(CLANG) >/dev/null; then $(MAKE) check-generate; else echo "note: $(CLANG) not installed, skipping check-generate" >&2; fi
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 20m ./record/ ./query/
+	$(MAKE) fuzz
 	$(MAKE) vmtest
+
+## fuzz: each fuzz target for FUZZTIME (the seed corpus in record/testdata/fuzz
+## and the f.Add seeds run in every plain `go test` too)
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzParseDNS FuzzDecode FuzzTCPStream FuzzPairing
+fuzz:
+	for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./record/ || exit 1; done
 
 # Stock Debian cloud kernels for the matrix, fetched into .cache/kernels.
 VMTEST_KERNELS ?= 5.10,6.1,6.12

@@ -26,7 +26,7 @@ func comm16(s string) (c [16]int8) {
 // encode serializes a generated struct the way the kernel lays it out, and
 // checks that encoding/binary and the Go compiler agree on its size: the
 // generated types must not rely on implicit padding.
-func encode(t *testing.T, v any, goSize uintptr) []byte {
+func encode(t testing.TB, v any, goSize uintptr) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, v); err != nil {
@@ -38,7 +38,7 @@ func encode(t *testing.T, v any, goSize uintptr) []byte {
 	return buf.Bytes()
 }
 
-func dnsRecord(t *testing.T, ev bpf.DNSEvent, payload []byte) []byte {
+func dnsRecord(t testing.TB, ev bpf.DNSEvent, payload []byte) []byte {
 	t.Helper()
 	return append(encode(t, &ev, unsafe.Sizeof(ev)), payload...)
 }

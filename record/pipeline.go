@@ -111,8 +111,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err != nil {
 		return sum, err
 	}
-	p := &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
-		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{}}
+	p := newPipeline(opts, store)
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := openCapture(opts, cfg)
@@ -157,6 +156,11 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	runErr := p.loop(ctx, rd, events)
 	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	return sum, errors.Join(runErr, finErr)
+}
+
+func newPipeline(opts Options, store *Store) *pipeline {
+	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
+		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{}}
 }
 
 // openCapture loads the requested tier, or the best one for "auto". A
