@@ -98,7 +98,8 @@ struct pkt {
 	__u8 proto;
 };
 
-// parse returns 1 if skb is DNS on one of our ports with a non-empty payload.
+// parse returns 1 if skb is DNS on one of our ports: a UDP datagram (even an
+// empty one) or a TCP segment with a payload.
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	__u32 off;
@@ -138,8 +139,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		p->dport = bpf_ntohs(uh.dport);
 		p->poff = off + sizeof(uh);
 		__u32 ulen = bpf_ntohs(uh.len);
-		if (ulen <= sizeof(uh))
-			return 0;
+		if (ulen < sizeof(uh))
+			return 0; // malformed: shorter than its own header
+		// An empty datagram is a message too: recorded, not dropped.
 		p->plen = ulen - sizeof(uh);
 		p->seq = 0;
 	} else if (l4 == IPPROTO_TCP) {

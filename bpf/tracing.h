@@ -76,7 +76,9 @@ static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *
 // avail can be read.
 static __always_inline void emit(struct flow *f, __u8 dir, const void *src, __u32 orig, __u32 avail, int user)
 {
-	if (orig == 0)
+	// A TCP read or write of nothing carries no data (an EOF, say); an
+	// empty UDP datagram is a message, and is recorded.
+	if (orig == 0 && f->proto == IPPROTO_TCP)
 		return;
 	__u64 cap = snap_cap(orig < avail ? orig : avail);
 #define FILL_TR(ev, data, max) fill_tr(f, dir, ev, data, src, orig, cap, max, user)
@@ -179,8 +181,8 @@ static __always_inline void udp_from_headers(struct sk_buff *skb, __u8 dir)
 	if (!flow_is_dns(&f))
 		return;
 	__u32 ulen = bpf_ntohs(uh.len);
-	if (ulen <= sizeof(uh))
-		return;
+	if (ulen < sizeof(uh))
+		return; // malformed: shorter than its own header
 	f.sockid = sock_id(BPF_CORE_READ(skb, sk));
 	unsigned char *payload = th + sizeof(uh);
 	emit(&f, dir, payload, ulen - sizeof(uh), skb_linear_from(skb, payload), 0);

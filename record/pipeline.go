@@ -310,8 +310,12 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 		select {
 		case evs, ok := <-events:
 			if !ok {
-				// Drained: attribute what is still held, as far as known.
+				// Drained: attribute what is still held, as far as known,
+				// and store what the TCP streams hold of a message.
 				p.releaseHeld(time.Time{}, true)
+				if err := p.evictStreams(ctx, true); err != nil {
+					return p.fail(err)
+				}
 				return p.commitRows(ctx, true)
 			}
 			for _, ev := range evs {
@@ -340,7 +344,9 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if p.lastBootNs > uint64(time.Minute) {
 				p.procs.evict(p.lastBootNs - uint64(time.Minute))
 			}
-			p.evictStreams()
+			if err := p.evictStreams(ctx, false); err != nil {
+				return p.fail(err)
+			}
 		case <-done:
 			// Stop: detach so nothing new arrives, then drain what the
 			// kernel already wrote. Flush makes the reader return every
@@ -487,13 +493,22 @@ func (p *pipeline) releaseHeld(now time.Time, all bool) error {
 	return errors.Join(errs...)
 }
 
-func (p *pipeline) evictStreams() {
+// evictStreams forgets TCP streams quiet for a minute (or all of them, at
+// the stop), storing what they hold of a message in progress: a connection
+// that closed in the middle of a message, a bogus length prefix.
+func (p *pipeline) evictStreams(ctx context.Context, all bool) error {
 	cutoff := p.lastBootNs - min(p.lastBootNs, uint64(time.Minute))
+	var errs []error
 	for k, s := range p.streams {
-		if s.lastNs < cutoff {
-			delete(p.streams, k)
+		if !all && s.lastNs >= cutoff {
+			continue
 		}
+		for _, m := range s.flush() {
+			errs = append(errs, p.message(ctx, s.last, m.Raw, m.OrigLen))
+		}
+		delete(p.streams, k)
 	}
+	return errors.Join(errs...)
 }
 
 // packet turns a datagram into a message, or a segment into the messages it
@@ -512,6 +527,7 @@ func (p *pipeline) packet(ctx context.Context, pkt *Packet) error {
 		s = &tcpStream{}
 		p.streams[k] = s
 	}
+	s.last = pkt
 	for _, m := range s.add(pkt.TCPSeq, pkt.Payload, int(pkt.OrigLen), pkt.BootNs) {
 		if err := p.message(ctx, pkt, m.Raw, m.OrigLen); err != nil {
 			return err

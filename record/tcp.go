@@ -12,6 +12,7 @@ type tcpStream struct {
 	skip    int // bytes still to skip of a message that was cut at snaplen
 	buf     []byte
 	lastNs  uint64
+	last    *Packet // the newest segment: where a flushed message is said to come from
 }
 
 // tcpMessage is a reassembled message: Raw may be shorter than OrigLen when
@@ -26,7 +27,7 @@ const maxTCPBuffer = 2 + 65535
 
 // add feeds one segment: payload holds the captured bytes, origLen the
 // segment's length on the wire. It returns the messages the segment completed.
-func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) []tcpMessage {
+func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) (out []tcpMessage) {
 	s.lastNs = bootNs
 	if s.started {
 		d := int32(seq - s.next) // wraps correctly around 2^32
@@ -43,9 +44,10 @@ func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) 
 			}
 			seq = s.next
 		case d > 0:
-			// A gap: bytes were lost. Drop the partial message and
-			// assume the next message starts here.
-			s.buf, s.skip = nil, 0
+			// A gap: bytes were lost. Keep what there is of the message
+			// in progress, cut, and assume the next one starts here.
+			out = s.flush()
+			s.skip = 0
 		}
 	}
 	s.started = true
@@ -62,7 +64,6 @@ func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) 
 	}
 	s.buf = append(s.buf, payload...)
 
-	var out []tcpMessage
 	for len(s.buf) >= 2 {
 		l := int(binary.BigEndian.Uint16(s.buf))
 		if len(s.buf) < 2+l {
@@ -83,12 +84,28 @@ func (s *tcpStream) add(seq uint32, payload []byte, origLen int, bootNs uint64) 
 		s.buf = nil
 	}
 	if len(s.buf) > maxTCPBuffer {
-		s.buf = nil
+		out = append(out, s.flush()...)
 	}
 	if len(s.buf) == 0 {
 		s.buf = nil // let a long-lived stream's buffer go
 	}
 	return out
+}
+
+// flush returns what is held of a message in progress, as a message cut
+// short (its Raw shorter than its OrigLen), and empties the stream: for a
+// gap, a stream that goes quiet, and the stop. Nothing captured is dropped:
+// even a lone byte of a length prefix comes out, as an undecodable message.
+func (s *tcpStream) flush() []tcpMessage {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	m := tcpMessage{Raw: clone(s.buf), OrigLen: len(s.buf)}
+	if len(s.buf) >= 2 {
+		m = tcpMessage{Raw: clone(s.buf[2:]), OrigLen: int(binary.BigEndian.Uint16(s.buf))}
+	}
+	s.buf = nil
+	return []tcpMessage{m}
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }

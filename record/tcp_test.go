@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"testing"
 )
 
@@ -105,11 +106,11 @@ func TestTCPStream(t *testing.T) {
 		},
 		{
 			// The segment carrying the rest of a and the start of b is lost;
-			// the stream drops the partial message and picks up at c.
+			// the stream stores what it has of a, cut, and picks up at c.
 			name: "gap resyncs at the next segment",
 			segs: []segment{
 				{seq: isn, payload: fa[:20]},
-				{seq: isn + uint32(len(fa)+10), payload: fc, want: []tcpMessage{{c, len(c)}}},
+				{seq: isn + uint32(len(fa)+10), payload: fc, want: []tcpMessage{{a[:18], len(a)}, {c, len(c)}}},
 				{seq: isn + uint32(len(fa)+10+len(fc)), payload: fb, want: []tcpMessage{{b, len(b)}}},
 			},
 		},
@@ -228,4 +229,33 @@ func showMessages(ms []tcpMessage) string {
 		s += fmt.Sprintf("{%d/%d bytes %x…}", len(m.Raw), m.OrigLen, m.Raw[:n])
 	}
 	return s + "]"
+}
+
+// TestTCPStreamFlush: what a stream holds when it ends is returned, cut:
+// the start of a message, a bogus length prefix with a few bytes, a lone
+// byte of a prefix. Nothing is held afterwards.
+func TestTCPStreamFlush(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []tcpMessage
+	}{
+		{"nothing held", nil, nil},
+		{"a message cut short", []byte{0, 40, 1, 2, 3}, []tcpMessage{{[]byte{1, 2, 3}, 40}}},
+		{"a bogus length", []byte{0xff, 0xff, 'x', 'y'}, []tcpMessage{{[]byte("xy"), 65535}}},
+		{"half a length prefix", []byte{7}, []tcpMessage{{[]byte{7}, 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s tcpStream
+			if got := s.add(1000, tc.in, len(tc.in), 1); len(got) != 0 {
+				t.Fatalf("add returned %v before the stream ended", got)
+			}
+			if got := s.flush(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("flush = %v, want %v", got, tc.want)
+			}
+			if got := s.flush(); got != nil {
+				t.Errorf("second flush = %v, want nothing", got)
+			}
+		})
+	}
 }
