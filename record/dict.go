@@ -42,7 +42,7 @@ type ownerKey struct {
 	comm               string
 	cgroup             uint64
 	netns, mntns       uint32
-	pidns              uint32
+	pidns, nspid       uint32
 }
 
 type dicts struct {
@@ -152,14 +152,14 @@ func (s *Store) ownerID(ctx context.Context, side *Side) (any, error) {
 		return nil, nil
 	}
 	k := ownerKey{processID: side.ProcessID, pid: id.PID, tid: id.TID, uid: id.UID, gid: id.GID, comm: id.Comm,
-		cgroup: id.CgroupID, netns: id.NetNS, mntns: id.MntNS, pidns: id.PidNS}
+		cgroup: id.CgroupID, netns: id.NetNS, mntns: id.MntNS, pidns: id.PidNS, nspid: id.NSPID}
 	if oid, ok := s.dict.owners[k]; ok {
 		return oid, nil
 	}
 	s.dict.lastOwner++
 	oid := s.dict.lastOwner
 	if err := s.execRow(ctx, "owners", sqlOwner, oid, nonZero(k.processID), int64(k.pid), int64(k.tid), int64(k.uid), int64(k.gid), k.comm,
-		int64(k.cgroup), int64(k.netns), int64(k.mntns), int64(k.pidns)); err != nil {
+		int64(k.cgroup), int64(k.netns), int64(k.mntns), int64(k.pidns), int64(k.nspid)); err != nil {
 		return nil, fmt.Errorf("write owner: %w", err)
 	}
 	s.dict.owners[k] = oid

@@ -683,6 +683,7 @@ func (p *pipeline) processID(ctx context.Context, id *Identity) (int64, error) {
 				PID: pid, StartTicks: info.key.ticks, ExecBootNs: info.execBootNs,
 				ParentID: parentID, Comm: info.comm, Exe: info.exe, Argv: info.argv,
 				UID: info.uid, GID: info.gid, CgroupID: info.cgroup, Source: info.source,
+				ExeTruncated: info.exeCut, ArgvTruncated: info.argvCut,
 			}
 			if i < 0 && row.UID == nil {
 				row.UID, row.GID = &id.UID, &id.GID

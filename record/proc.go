@@ -29,16 +29,19 @@ type procKey struct {
 
 // procInfo is what the recorder knows of one process image.
 type procInfo struct {
-	key        procKey
-	parent     *procKey
-	comm       string
-	exe, argv  *string
-	uid, gid   *uint32
-	cgroup     *uint64
-	execBootNs uint64
-	source     string // exec, procfs, inherited, chain
-	exitBootNs uint64 // 0 while running
-	dbID       int64  // 0 until written
+	key       procKey
+	parent    *procKey
+	comm      string
+	exe, argv *string
+	// exeCut, argvCut: the kernel cut what it captured at exec (nil when
+	// exe and argv did not come from exec).
+	exeCut, argvCut *bool
+	uid, gid        *uint32
+	cgroup          *uint64
+	execBootNs      uint64
+	source          string // exec, procfs, inherited, chain
+	exitBootNs      uint64 // 0 while running
+	dbID            int64  // 0 until written
 }
 
 // procTable is the recorder's process table: exec events, a /proc scan at
@@ -173,9 +176,11 @@ func (t *procTable) exec(e *Exec) {
 	parent := procKey{e.PPID, ticks(e.PStartNs)}
 	exe := e.Exe
 	uid, gid, cg := e.UID, e.GID, e.CgroupID
+	exeCut, argvCut := e.PathTruncated, e.ArgsTruncated
 	t.m[key] = &procInfo{
 		key: key, parent: &parent, comm: e.Comm, exe: &exe, argv: argvJSON(e.Argv),
 		uid: &uid, gid: &gid, cgroup: &cg, execBootNs: e.BootNs, source: "exec",
+		exeCut: &exeCut, argvCut: &argvCut,
 	}
 }
 
@@ -216,6 +221,7 @@ func (t *procTable) resolve(pid uint32, startNs uint64, comm string, parent *pro
 	if parent != nil {
 		if p, ok := t.m[*parent]; ok && p.exe != nil {
 			info.exe, info.argv, info.source = p.exe, p.argv, "inherited"
+			info.exeCut, info.argvCut = p.exeCut, p.argvCut
 			info.execBootNs = p.execBootNs
 		}
 	}

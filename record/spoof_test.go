@@ -102,6 +102,12 @@ func TestRolesFromTransport(t *testing.T) {
 		}
 	}
 
+	// This process lives in the root pid namespace: its pid there is its pid.
+	var nspid int64
+	if err := db.QueryRow(`SELECT nspid FROM owners WHERE pid = ? LIMIT 1`, me).Scan(&nspid); err != nil || nspid != me {
+		t.Errorf("owners.nspid = %d (%v), want %d", nspid, err, me)
+	}
+
 	qdb, err := query.Open(context.Background(), []string{path})
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,9 @@ type ProcRow struct {
 	CgroupID   *uint64
 	Source     string
 	ExitNs     *int64
+	// ExeTruncated and ArgvTruncated: the kernel cut the exe path or the
+	// arguments it captured at exec (nil when they did not come from exec).
+	ExeTruncated, ArgvTruncated *bool
 }
 
 // MsgRow is one DNS message as it crossed this host: its bytes once, and the
@@ -157,12 +160,12 @@ type Summary struct {
 const (
 	sqlName    = `INSERT INTO names (id, name, rev) VALUES (?, ?, ?)`
 	sqlFlow    = `INSERT INTO flows (id, proto, a_addr, a_port, b_addr, b_port) VALUES (?, ?, ?, ?, ?, ?)`
-	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlOwner   = `INSERT INTO owners (id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlOwner   = `INSERT INTO owners (id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
 	sqlStop    = `UPDATE sessions SET stopped_ns = ? WHERE id = ?`
-	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_cookie, r_owner, r_cookie, r_dt_ns,
+	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns,
 dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
@@ -474,7 +477,7 @@ func (s *Store) writeQueue(ctx context.Context) error {
 		p := &q.procs[i]
 		if err := s.execRow(ctx, "processes", sqlProcess, p.id, s.sessionID, s.bootID, int64(p.PID), int64(p.StartTicks), int64(p.ExecBootNs),
 			optU32(p.PPID), optI64(p.ParentID), p.Comm, optStr(p.Exe), optStr(p.Argv), optU32(p.UID), optU32(p.GID),
-			optU64(p.CgroupID), p.Source); err != nil {
+			optU64(p.CgroupID), p.Source, optBool(p.ExeTruncated), optBool(p.ArgvTruncated)); err != nil {
 			return fmt.Errorf("write process %d: %w", p.PID, err)
 		}
 		if p.ExitNs != nil {
@@ -887,6 +890,16 @@ func optStr(v *string) any {
 		return nil
 	}
 	return *v
+}
+
+func optBool(v *bool) any {
+	if v == nil {
+		return nil
+	}
+	if *v {
+		return int64(1)
+	}
+	return int64(0)
 }
 
 func nonZero(v int64) any {

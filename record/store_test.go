@@ -738,3 +738,33 @@ func TestCreateDiskFull(t *testing.T) {
 		t.Errorf("left behind %v", ents)
 	}
 }
+
+// TestStoreKernelFlags: what the kernel said about its own capture is kept:
+// an exe path or argv it cut, and the pid inside the process's namespace.
+func TestStoreKernelFlags(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flags.db")
+	s := createStore(t, path)
+	cut, whole := true, false
+	id, err := s.InsertProcess(ctx, &ProcRow{PID: 77, StartTicks: 1, Comm: "longargs", Exe: ptr("/x"), Argv: ptr(`["a"]`),
+		Source: "exec", ExeTruncated: &whole, ArgvTruncated: &cut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident := *sampleIdent
+	ident.PID, ident.NSPID = 77, 1 // pid 1 of its container
+	m := oneSide(true, 1, "udp", "10.0.0.2:4000", "192.0.2.53:53", 0, id, &ident, sampleQuery, len(sampleQuery))
+	if err := s.InsertMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	var exeCut, argvCut, nspid int64
+	if err := openRO(t, path).QueryRow(`SELECT p.exe_truncated, p.argv_truncated, o.nspid FROM processes p JOIN owners o ON o.process_id = p.id`).Scan(&exeCut, &argvCut, &nspid); err != nil {
+		t.Fatal(err)
+	}
+	if exeCut != 0 || argvCut != 1 || nspid != 1 {
+		t.Errorf("exe_truncated %d argv_truncated %d nspid %d, want 0 1 1", exeCut, argvCut, nspid)
+	}
+}

@@ -68,9 +68,9 @@ CREATE TABLE msgs (
     flow_id     INTEGER NOT NULL REFERENCES flows(id),
     obs         INTEGER NOT NULL,                 -- bits, see schema/README.md: 1 sent, 2 received, 4 sender is server, 8 receiver is server, 16 travels b->a, 32 QR bit contradicts the roles
     s_owner     INTEGER REFERENCES owners(id),    -- sending process; NULL if not seen or not identified
-    s_cookie    INTEGER,
+    s_socket    INTEGER,                          -- socket cookie (cgroup tier) or socket inode (fentry, kprobe): sessions.hook says which
     r_owner     INTEGER REFERENCES owners(id),    -- receiving process
-    r_cookie    INTEGER,
+    r_socket    INTEGER,
     r_dt_ns     INTEGER,                          -- receive time minus ts_ns
     dns_id      INTEGER,
     flags       INTEGER,                          -- header's second 16-bit word
@@ -105,7 +105,7 @@ SELECT m.id, m.session_id, m.ts_ns, m.ts_ns - s.anchor_wall_ns + s.anchor_boot_n
        CASE WHEN m.obs & 16 THEN f.b_port ELSE f.a_port END AS sport,
        CASE WHEN m.obs & 16 THEN f.a_addr ELSE f.b_addr END AS daddr,
        CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END AS dport,
-       m.s_cookie AS socket_cookie, o.process_id, o.pid, o.tid, o.uid, o.gid, o.comm, o.cgroup_id, o.netns, o.mntns, o.pidns,
+       m.s_socket AS socket_cookie, CASE WHEN s.hook = 'cgroup' THEN 'cookie' ELSE 'inode' END AS socket_kind, o.process_id, o.pid, o.tid, o.uid, o.gid, o.comm, o.cgroup_id, o.netns, o.mntns, o.pidns,
        m.dns_id, m.flags >> 15 AS qr, (m.flags >> 11) & 15 AS opcode, m.rcode, m.flags,
        n.name AS qname, n.rev AS qname_rev, m.qtype, m.qclass, m.ancount,
        coalesce(m.orig_len, length(m.raw)) AS orig_len, m.orig_len IS NOT NULL AS truncated, m.raw, m.parse_error,
@@ -123,7 +123,7 @@ SELECT m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.ts_ns + coalesce(
        CASE WHEN m.obs & 16 THEN f.b_port ELSE f.a_port END,
        CASE WHEN m.obs & 16 THEN f.a_addr ELSE f.b_addr END,
        CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END,
-       m.r_cookie, o.process_id, o.pid, o.tid, o.uid, o.gid, o.comm, o.cgroup_id, o.netns, o.mntns, o.pidns,
+       m.r_socket, CASE WHEN s.hook = 'cgroup' THEN 'cookie' ELSE 'inode' END, o.process_id, o.pid, o.tid, o.uid, o.gid, o.comm, o.cgroup_id, o.netns, o.mntns, o.pidns,
        m.dns_id, m.flags >> 15, (m.flags >> 11) & 15, m.rcode, m.flags,
        n.name, n.rev, m.qtype, m.qclass, m.ancount,
        coalesce(m.orig_len, length(m.raw)), m.orig_len IS NOT NULL, m.raw, m.parse_error,

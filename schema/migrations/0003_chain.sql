@@ -10,3 +10,8 @@ CREATE TABLE chain (
     stopped_ns INTEGER,                          -- the session's stop time, in the last link of a clean stop
     hash       TEXT    NOT NULL                  -- SHA-256 over all of the above
 );
+
+-- Fields the kernel captured that v2 did not keep (issue 8, point 7).
+ALTER TABLE processes ADD COLUMN exe_truncated INTEGER;   -- 1: the exe path captured at exec was cut; NULL when not from exec
+ALTER TABLE processes ADD COLUMN argv_truncated INTEGER;  -- 1: the arguments were cut (at 2048 bytes)
+ALTER TABLE owners ADD COLUMN nspid INTEGER;              -- the pid inside the process's own pid namespace (a container's "pid 1")
