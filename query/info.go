@@ -11,7 +11,7 @@ import (
 // session in each file.
 var InfoColumns = []string{
 	"file", "host", "hook", "kernel", "version", "started", "stopped", "messages", "processes",
-	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "unanswered", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -35,6 +35,12 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	// counting them there avoids the view's joins.
 	count := `(SELECT coalesce(sum((m.obs & 1) + (m.obs >> 1 & 1)), 0) FROM msgs m WHERE m.session_id = s.id)`
 	parseErrs := `(SELECT coalesce(sum((m.obs & 1) + (m.obs >> 1 & 1)), 0) FROM msgs m WHERE m.session_id = s.id AND m.parse_error IS NOT NULL)`
+	// Queries (sent by the client end) that no response names.
+	unanswered := `((SELECT count(*) FROM msgs m WHERE m.session_id = s.id AND m.obs & 4 = 0) -
+		(SELECT count(DISTINCT m.query_id) FROM msgs m WHERE m.session_id = s.id AND m.query_id IS NOT NULL))`
+	if f.version < 3 {
+		unanswered = `NULL`
+	}
 	if f.version < 2 {
 		count = `(SELECT count(*) FROM messages m WHERE m.session_id = s.id)`
 		parseErrs = `(SELECT count(*) FROM messages m WHERE m.session_id = s.id AND m.parse_error IS NOT NULL)`
@@ -43,7 +49,7 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns,
        `+count+`,
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
-       l.ringbuf_drops, l.decode_errors, l.unattributed, `+parseErrs+`,
+       l.ringbuf_drops, l.decode_errors, l.unattributed, `+parseErrs+`, `+unanswered+`,
        s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline
 FROM sessions s
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
@@ -59,8 +65,9 @@ ORDER BY s.started_ns`)
 		var started int64
 		var stopped, drops, decodeErrs, unattributed sql.Null[int64]
 		var messages, processes, snaplen, parseErrors int64
+		var unanswered sql.Null[int64]
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &messages, &processes,
-			&drops, &decodeErrs, &unattributed, &parseErrors, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		var stop any
@@ -71,7 +78,7 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		out = append(out, []any{
 			f.path, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, messages, processes,
-			drops.V, decodeErrs.V, unattributed.V, parseErrors, ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			drops.V, decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}
 	return out, q.Err()

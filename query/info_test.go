@@ -60,6 +60,20 @@ func TestInfo(t *testing.T) {
 	if web[col["hook"]] != "fentry" || web[col["file"]] != a {
 		t.Errorf("web-1 hook %v file %v", web[col["hook"]], web[col["file"]])
 	}
+	// Unanswered queries, counted the slow way.
+	var unanswered, gotUnanswered int64
+	if err := db.files[0].db.QueryRow(`SELECT count(*) FROM msgs q WHERE q.obs & 4 = 0
+		AND NOT EXISTS (SELECT 1 FROM msgs r WHERE r.query_id = q.id)`).Scan(&unanswered); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tab.Rows {
+		if n, ok := r[col["unanswered"]].(int64); ok {
+			gotUnanswered += n
+		}
+	}
+	if unanswered == 0 || gotUnanswered != unanswered {
+		t.Errorf("unanswered %d in info, %d in the file", gotUnanswered, unanswered)
+	}
 	// The two are in whichever session holds the incident's messages.
 	var parseErrs int64
 	for _, r := range tab.Rows {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/dnsrec/dnsrec/schema"
 )
 
@@ -23,7 +25,7 @@ type WhoResolvedOptions struct {
 // CSV header and the JSON keys.
 var WhoResolvedColumns = []string{
 	"qname", "pid", "comm", "exe", "uid", "ancestry",
-	"first_seen", "last_seen", "count", "answers", "host",
+	"first_seen", "last_seen", "count", "answers", "status", "host",
 }
 
 // WhoResolvedRow is one process that looked up one name: the client side of
@@ -45,6 +47,11 @@ type WhoResolvedRow struct {
 	// Answers are the distinct answer-section data of the responses the
 	// process received for QName, in the order they were first seen.
 	Answers []string
+	// Status is what became of the process's queries for QName: the
+	// response codes they got (NOERROR, NXDOMAIN, ...), "unanswered", or
+	// "cut at snaplen", each with a count when more than one. Empty for
+	// files from before queries were paired with responses (schema v3).
+	Status string
 	Host    string // sessions.hostname of the recording
 }
 
@@ -81,7 +88,7 @@ func WhoResolvedTable(rows []WhoResolvedRow) *Table {
 	for i, r := range rows {
 		t.Rows[i] = []any{
 			r.QName, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullInt(r.UID),
-			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, r.Host,
+			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), r.Host,
 		}
 	}
 	return t
@@ -279,6 +286,10 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 	if err != nil {
 		return nil, err
 	}
+	status, err := f.whoResolvedStatus(ctx, args)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := f.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query messages: %w", err)
@@ -308,6 +319,7 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 		r.FirstSeen = time.Unix(0, firstNS).UTC()
 		r.LastSeen = time.Unix(0, lastNS).UTC()
 		r.Answers = answers[k]
+		r.Status = status[k]
 		rows = append(rows, r)
 		parents = append(parents, parent)
 	}
@@ -352,6 +364,65 @@ func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (m
 		return nil, fmt.Errorf("query answers: %w", err)
 	}
 	return answers, nil
+}
+
+// whoResolvedStatusSQL (schema v3) counts, per group, what became of the
+// client's queries: the rcode of the response linked to each (msgs.query_id),
+// -1 when none was, -2 when the response was cut at snaplen.
+const whoResolvedStatusSQL = `
+SELECT ` + groupKey + `,
+       CASE WHEN r.id IS NULL THEN -1 WHEN r.orig_len IS NOT NULL THEN -2 ELSE coalesce(r.rcode, -3) END AS st, count(*)
+FROM cm m LEFT JOIN msgs r ON r.query_id = m.id
+WHERE m.direction = 'send'
+GROUP BY ` + groupKey + `, st
+ORDER BY st`
+
+func (f *file) whoResolvedStatus(ctx context.Context, args []any) (map[whoKey]string, error) {
+	out := map[whoKey]string{}
+	if f.version < 3 {
+		return out, nil
+	}
+	match := matchSubdomains
+	if len(args) == 1 {
+		match = matchExact
+	}
+	q := fmt.Sprintf(clientObsSQL, fmt.Sprintf(match, "rev")) + whoResolvedStatusSQL
+	rs, err := f.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query status: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var k whoKey
+		var st, n int64
+		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &st, &n); err != nil {
+			return nil, fmt.Errorf("query status: %w", err)
+		}
+		s := statusName(st)
+		if n > 1 {
+			s += fmt.Sprintf(" (%d)", n)
+		}
+		if out[k] != "" {
+			s = out[k] + ";" + s
+		}
+		out[k] = s
+	}
+	return out, rs.Err()
+}
+
+func statusName(st int64) string {
+	switch st {
+	case -1:
+		return "unanswered"
+	case -2:
+		return "cut at snaplen"
+	case -3:
+		return "undecodable"
+	}
+	if name, ok := dns.RcodeToString[int(st)]; ok {
+		return name
+	}
+	return fmt.Sprintf("RCODE%d", st)
 }
 
 // ancestryWalker follows processes.parent_id, caching rows: the processes of

@@ -160,7 +160,8 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 
 func newPipeline(opts Options, store *Store) *pipeline {
 	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
-		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{}}
+		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
+		outstanding: map[txKey]outstandingQuery{}}
 }
 
 // openCapture loads the requested tier, or the best one for "auto". A
@@ -213,6 +214,8 @@ type pipeline struct {
 	// firstSpeaker holds the flows between two DNS ports by the end that
 	// sent first (see senderIsServer).
 	firstSpeaker map[flowKey]struct{}
+	outstanding  map[txKey]outstandingQuery // queries waiting for a response
+	lastMsgID    int64
 	seed         maphash.Seed
 }
 
@@ -347,6 +350,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if err := p.evictStreams(ctx, false); err != nil {
 				return p.fail(err)
 			}
+			p.expireQueries()
 		case <-done:
 			// Stop: detach so nothing new arrives, then drain what the
 			// kernel already wrote. Flush makes the reader return every
@@ -589,9 +593,70 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	} else {
 		m.Recv = side
 	}
+	p.lastMsgID++
+	m.ID = p.lastMsgID
+	p.transaction(m)
 	p.rows = append(p.rows, m)
 	p.pairs[key] = m
 	return nil
+}
+
+// txKey is a query as its response names it: the transport and the
+// client's and server's ends, the DNS id and the question.
+type txKey struct {
+	tcp            bool
+	client, server netip.AddrPort
+	id, qtype      uint16
+	qname          string
+}
+
+// outstandingQuery is a query waiting for its response.
+type outstandingQuery struct {
+	id   int64 // msgs row
+	tsNs int64 // when the client sent it, if seen; else when first seen
+	send bool  // tsNs is the client's send
+}
+
+// queryTimeout is how long a query waits for its response; after that it
+// is unanswered (a later response is not linked to it).
+const queryTimeout = 10 * time.Second
+
+// transaction links a response to its query: same transport ends (the
+// other way round), DNS id and question. A query sent again with the same
+// id and question (a retransmission) replaces the first in the wait, so a
+// response is linked once, to the newest; the earlier one stays unanswered.
+func (p *pipeline) transaction(m *MsgRow) {
+	d := &m.DNS
+	if d.ID == nil || d.QName == nil {
+		return
+	}
+	k := txKey{tcp: m.Proto == "tcp", id: *d.ID, qname: *d.QName}
+	if d.QType != nil {
+		k.qtype = *d.QType
+	}
+	if !m.senderServer {
+		k.client, k.server = m.Src, m.Dst
+		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.first(), send: m.Send.Seen}
+		return
+	}
+	k.client, k.server = m.Dst, m.Src
+	q, ok := p.outstanding[k]
+	if !ok {
+		return
+	}
+	delete(p.outstanding, k)
+	m.QueryID = q.id
+	m.queryTs, m.querySend = q.tsNs, q.send
+}
+
+// expireQueries forgets queries that waited longer than queryTimeout.
+func (p *pipeline) expireQueries() {
+	cutoff := p.wall(p.lastBootNs) - int64(queryTimeout)
+	for k, q := range p.outstanding {
+		if q.tsNs < cutoff {
+			delete(p.outstanding, k)
+		}
+	}
 }
 
 // pairKey finds the row a second observation of the same bytes belongs to.
@@ -608,14 +673,18 @@ const pairWindow = 20 * time.Millisecond
 
 // flushRows hands the rows built so far to the store, except those still
 // waiting for their other side (unless all is set).
+//
+// Rows are written in the order they were made, which is the order of
+// their ids (assigned at creation, so that a response can name its query
+// before either is written): the first row still waiting holds back the
+// ones after it.
 func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 	cutoff := p.wall(p.lastBootNs) - int64(pairWindow)
-	keep := p.rows[:0]
+	n := 0
 	for _, m := range p.rows {
 		single := !m.Send.Seen || !m.Recv.Seen
 		if single && !all && m.first() > cutoff {
-			keep = append(keep, m)
-			continue
+			break
 		}
 		if single {
 			p.forgetPair(m)
@@ -623,9 +692,11 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 		if err := p.store.InsertMessage(ctx, m); err != nil {
 			return err
 		}
+		n++
 	}
-	clear(p.rows[len(keep):])
-	p.rows = keep
+	rest := copy(p.rows, p.rows[n:])
+	clear(p.rows[rest:])
+	p.rows = p.rows[:rest]
 	return nil
 }
 

@@ -65,6 +65,11 @@ type MsgRow struct {
 	// QRMismatch: the header's QR bit contradicts the sender's role, as
 	// the transport shows it (a "response" sent to a server port).
 	QRMismatch bool
+	// ID is the msgs row id, when the pipeline assigned it (0: the Store
+	// assigns the next one). QueryID is the query a response answers.
+	ID, QueryID int64
+	queryTs     int64 // when the query was seen (its client's send if querySend)
+	querySend   bool
 
 	senderServer bool // the pipeline's reading of the transport, for the second side
 }
@@ -166,8 +171,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
 	sqlStop    = `UPDATE sessions SET stopped_ns = ? WHERE id = ?`
 	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns,
-dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, ?, ?, ?, ?, ?)`
 	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
@@ -581,17 +586,31 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 	if d.Err != nil {
 		perr = d.Err.Error()
 	}
-	id := s.nextMsg
+	if m.ID == 0 {
+		m.ID = s.nextMsg
+	}
+	id := m.ID
+	var queryID, latency any
+	if m.QueryID != 0 {
+		queryID = m.QueryID
+		// The client's wait where both ends of it were seen, else the
+		// time between the two messages.
+		if m.querySend && m.Recv.Seen && !m.Recv.Server {
+			latency = m.Recv.TsNs - m.queryTs
+		} else {
+			latency = ts - m.queryTs
+		}
+	}
 	raw := m.Raw
 	if raw == nil {
 		raw = []byte{} // NOT NULL: the kernel could not read the bytes
 	}
 	if err := s.msgRows.add(ctx, s, id, s.sessionID, ts, flow, obs, sOwner, sCookie, rOwner, rCookie, rDt,
 		optU16(d.ID), optU16(d.Flags), optInt(d.Rcode), nameID, optU16(d.QType), optU16(d.QClass), optInt(d.ANCount),
-		origLen, raw, perr); err != nil {
+		origLen, raw, perr, queryID, latency); err != nil {
 		return fmt.Errorf("write message: %w", err)
 	}
-	s.nextMsg++
+	s.nextMsg = id + 1
 	for i := range d.Answers {
 		a := &d.Answers[i]
 		nid, err := s.nameID(ctx, a.Name)

@@ -31,7 +31,7 @@ var ChainTables = []ChainTable{
 	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
 	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated"},
 	{"owners", "id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid"},
-	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error"},
+	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed"},
 }

@@ -19,7 +19,8 @@ type Builder struct {
 	DB   *sql.DB // the single writer connection, for statements the helpers lack
 	Path string  // the file as given to New
 
-	version int
+	version   int
+	lastQuery map[string]int64 // a client's last query, by process and name: what its response answers
 }
 
 // NewAtVersion creates an evidence file of an older schema version, for
@@ -162,6 +163,7 @@ type Message struct {
 	Response  bool   // qr=1
 	QName     string // presentation form; normalized and reversed here
 	QType     int    // 0 is A
+	Rcode     int    // of a response: 0 NOERROR, 3 NXDOMAIN
 	Answers   []Answer
 }
 
@@ -202,9 +204,22 @@ func (b *Builder) Message(m Message) int64 {
 		sOwner, rOwner = nil, owner
 	}
 	id := b.Exec(`INSERT INTO msgs (session_id, ts_ns, flow_id, obs, s_owner, r_owner, r_dt_ns, dns_id, flags, rcode,
-		name_id, qtype, qclass, ancount, orig_len, raw)
-		VALUES (?, ?, ?, ?, ?, ?, 0, 4242, ?, 0, ?, ?, 1, ?, 32, x'00')`,
-		m.Session, m.TS.UnixNano(), flow, obs, sOwner, rOwner, qr<<15, b.name(qname), m.QType, len(m.Answers))
+		name_id, qtype, qclass, ancount, raw)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 4242, ?, ?, ?, ?, 1, ?, x'00')`,
+		m.Session, m.TS.UnixNano(), flow, obs, sOwner, rOwner, qr<<15|m.Rcode, m.Rcode, b.name(qname), m.QType, len(m.Answers))
+	// A client's response answers its last query for the name.
+	if b.version >= 3 && m.Role == "client" {
+		k := fmt.Sprint(m.Session, m.Process, m.PID, qname)
+		if b.lastQuery == nil {
+			b.lastQuery = map[string]int64{}
+		}
+		if m.Direction == "send" && !m.Response {
+			b.lastQuery[k] = id
+		} else if q, ok := b.lastQuery[k]; ok && m.Direction == "recv" && m.Response {
+			b.Exec(`UPDATE msgs SET query_id = ?, latency_ns = ? - (SELECT ts_ns FROM msgs WHERE id = ?) WHERE id = ?`, q, m.TS.UnixNano(), q, id)
+			delete(b.lastQuery, k)
+		}
+	}
 	for _, a := range m.Answers {
 		if a.Section != "" && a.Section != "answer" {
 			continue // the store keeps only the answer section apart from raw

@@ -63,7 +63,8 @@ func Incident(b *Builder, host string) {
 	pyMsg(2*time.Second, "send", false, "notevil.com")
 	pyMsg(2*time.Second+9*time.Millisecond, "recv", true, "notevil.com", Answer{Data: "198.51.100.1"})
 	pyMsg(3*time.Second, "send", false, "api.evil.com")
-	pyMsg(3*time.Second+20*time.Millisecond, "recv", true, "api.evil.com") // NXDOMAIN
+	b.Message(Message{Session: s, Process: py, PID: 950, Comm: "python3", UID: UID(1000), TS: At(3*time.Second + 20*time.Millisecond),
+		Direction: "recv", Response: true, QName: "api.evil.com", Rcode: 3}) // NXDOMAIN
 	pyMsg(3500*time.Millisecond, "send", false, "evil.com.example.net")
 	pyMsg(3600*time.Millisecond, "send", false, "evil-x.com")
 

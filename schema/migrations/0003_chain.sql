@@ -15,3 +15,10 @@ CREATE TABLE chain (
 ALTER TABLE processes ADD COLUMN exe_truncated INTEGER;   -- 1: the exe path captured at exec was cut; NULL when not from exec
 ALTER TABLE processes ADD COLUMN argv_truncated INTEGER;  -- 1: the arguments were cut (at 2048 bytes)
 ALTER TABLE owners ADD COLUMN nspid INTEGER;              -- the pid inside the process's own pid namespace (a container's "pid 1")
+
+-- Queries paired with their responses (issue 8, point 4): a response row
+-- names the query it answers (same transport ends, DNS id and question; a
+-- retransmitted query is replaced in the wait, so a response is linked to
+-- one query). A query no response names was not answered within 10 s.
+ALTER TABLE msgs ADD COLUMN query_id INTEGER REFERENCES msgs(id);
+ALTER TABLE msgs ADD COLUMN latency_ns INTEGER;  -- the client's wait: its receipt of the response minus its send of the query, where both were seen
