@@ -52,7 +52,7 @@ type WhoResolvedRow struct {
 	// "cut at snaplen", each with a count when more than one. Empty for
 	// files from before queries were paired with responses (schema v3).
 	Status string
-	Host    string // sessions.hostname of the recording
+	Host   string // sessions.hostname of the recording
 }
 
 // Ancestor is one process in a parent chain.
