@@ -148,3 +148,49 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 		t.Errorf("no warning that the -wal is missing: %q", stderr.String())
 	}
 }
+
+// TestCLIStopWithReader: an analyst's reader holding the file open with a
+// read transaction at the stop must not make it fail. The recorder stops,
+// prints the hash of the .db and of the -wal it had to leave, and the two
+// together verify.
+func TestCLIStopWithReader(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	startServer(t, "reader.kill.test")
+	path := filepath.Join(dir, "case.db")
+	rec := startRecorderCLI(t, bin, "record", "-o", path)
+	q := new(dns.Msg)
+	q.SetQuestion("reader.kill.test.", dns.TypeA)
+	if _, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, "127.0.0.1:53"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // committed, so the reader has something to read
+	reader := openRO(t, path)
+	tx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM msgs`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.wait(); err != nil {
+		t.Fatalf("the stop failed with a reader present: %v\n%s", err, rec.logText())
+	}
+	tx.Rollback()
+	reader.Close()
+	out := rec.stdout.String()
+	for _, f := range []string{path, path + "-wal"} {
+		if !bytes.Contains([]byte(out), []byte("  "+f+"\n")) {
+			t.Errorf("stdout %q does not give the hash of %s", out, f)
+		}
+	}
+	vout, err := exec.Command(bin, "query", "verify", "--db", path, "--format", "csv").Output()
+	if err != nil || !bytes.Contains(vout, []byte(",ok,")) {
+		t.Errorf("verify after a stop with a reader: %v\n%s", err, vout)
+	}
+}
