@@ -135,19 +135,26 @@ const groupKey = `m.session_id, m.process_id,
 // receiver's (bit 2; bit 8). Only role=client counts: a local resolver
 // answering others is not the process that wanted the name.
 const clientObsSQL = `
-WITH n AS (SELECT id, name, rev FROM names WHERE %s),
+WITH n AS (SELECT id, name, rev FROM names WHERE %[1]s),
 o AS (
-	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns, m.s_owner AS owner, m.flags >> 15 AS qr, 'send' AS direction
+	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns, m.s_owner AS owner, m.flags >> 15 AS qr, 'send' AS direction,
+	       %[2]s AS st
 	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 5 = 1
 	UNION ALL
-	SELECT m.session_id, m.id, n.name, m.ts_ns + coalesce(m.r_dt_ns, 0), m.r_owner, m.flags >> 15, 'recv'
+	SELECT m.session_id, m.id, n.name, m.ts_ns + coalesce(m.r_dt_ns, 0), m.r_owner, m.flags >> 15, 'recv', NULL
 	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 10 = 2
 ),
 cm AS (
-	SELECT o.session_id, o.id, o.qname, o.ts_ns, o.qr, o.direction,
+	SELECT o.session_id, o.id, o.qname, o.ts_ns, o.qr, o.direction, o.st,
 	       w.process_id, w.pid, w.comm, w.uid
 	FROM o LEFT JOIN owners w ON w.id = o.owner
 )`
+
+// queryStatusSQL (schema v3) is what became of a query (msgs row m): the
+// rcode of the response linked to it, -1 when none was, -2 when the
+// response was cut at snaplen, -3 when it had no readable rcode.
+const queryStatusSQL = `coalesce((SELECT CASE WHEN r.orig_len IS NOT NULL THEN -2 ELSE coalesce(r.rcode, -3) END
+	       FROM msgs r WHERE r.query_id = m.id LIMIT 1), -1)`
 
 // clientRecvSQL (schema v2) is what the clients received: all the answers
 // query needs, without the send side's half of the work. Roles come from the
@@ -164,7 +171,7 @@ cm AS (
 // clientObsSQLv1 is the same for schema v1 files, where messages is a table.
 const clientObsSQLv1 = `
 WITH cm AS (
-	SELECT m.session_id, m.id, m.qname, m.ts_ns, m.qr, m.direction, m.process_id, m.pid, m.comm, m.uid
+	SELECT m.session_id, m.id, m.qname, m.ts_ns, m.qr, m.direction, NULL AS st, m.process_id, m.pid, m.comm, m.uid
 	FROM messages m WHERE %s AND m.role = 'client'
 )`
 
@@ -175,7 +182,7 @@ const whoResolvedSQL = `
 SELECT g.session_id, g.process_id, g.gpid, g.gcomm, g.qname,
        g.first_ns, g.last_ns, g.queries,
        coalesce(p.pid, g.mpid), coalesce(p.comm, g.mcomm), coalesce(p.exe, ''),
-       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, '')
+       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, ''), g.sts
 FROM (
 	SELECT m.session_id, m.process_id,
 	       CASE WHEN m.process_id IS NULL THEN m.pid END AS gpid,
@@ -183,7 +190,8 @@ FROM (
 	       coalesce(m.qname, '') AS qname,
 	       min(m.ts_ns) AS first_ns, max(m.ts_ns) AS last_ns,
 	       coalesce(sum(m.direction = 'send'), 0) AS queries,
-	       min(m.pid) AS mpid, min(m.comm) AS mcomm, min(m.uid) AS muid
+	       min(m.pid) AS mpid, min(m.comm) AS mcomm, min(m.uid) AS muid,
+	       group_concat(m.st) AS sts
 	FROM cm m
 	GROUP BY ` + groupKey + `
 ) g
@@ -214,8 +222,11 @@ func whoSQL(version int, exact bool) (rows, answers string) {
 		cte := fmt.Sprintf(clientObsSQLv1, fmt.Sprintf(match, "m.qname_rev"))
 		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'")
 	}
-	where := fmt.Sprintf(match, "rev")
-	return fmt.Sprintf(clientObsSQL, where) + whoResolvedSQL,
+	where, status := fmt.Sprintf(match, "rev"), "NULL"
+	if version >= 3 {
+		status = queryStatusSQL
+	}
+	return fmt.Sprintf(clientObsSQL, where, status) + whoResolvedSQL,
 		fmt.Sprintf(clientRecvSQL, where) + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", "")
 }
 
@@ -286,10 +297,6 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 	if err != nil {
 		return nil, err
 	}
-	status, err := f.whoResolvedStatus(ctx, args)
-	if err != nil {
-		return nil, err
-	}
 	rs, err := f.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query messages: %w", err)
@@ -305,11 +312,11 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 			r                WhoResolvedRow
 			firstNS, lastNS  int64
 			pid, uid, parent sql.NullInt64
-			comm             sql.NullString
+			comm, sts        sql.NullString
 		)
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
 			&firstNS, &lastNS, &r.Count,
-			&pid, &comm, &r.Exe, &uid, &parent, &r.Host); err != nil {
+			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts); err != nil {
 			return nil, fmt.Errorf("query messages: %w", err)
 		}
 		r.QName = k.qname
@@ -319,7 +326,7 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 		r.FirstSeen = time.Unix(0, firstNS).UTC()
 		r.LastSeen = time.Unix(0, lastNS).UTC()
 		r.Answers = answers[k]
-		r.Status = status[k]
+		r.Status = statusOf(sts)
 		rows = append(rows, r)
 		parents = append(parents, parent)
 	}
@@ -366,48 +373,32 @@ func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (m
 	return answers, nil
 }
 
-// whoResolvedStatusSQL (schema v3) counts, per group, what became of the
-// client's queries: the rcode of the response linked to each (msgs.query_id),
-// -1 when none was, -2 when the response was cut at snaplen.
-const whoResolvedStatusSQL = `
-SELECT ` + groupKey + `,
-       CASE WHEN r.id IS NULL THEN -1 WHEN r.orig_len IS NOT NULL THEN -2 ELSE coalesce(r.rcode, -3) END AS st, count(*)
-FROM cm m LEFT JOIN msgs r ON r.query_id = m.id
-WHERE m.direction = 'send'
-GROUP BY ` + groupKey + `, st
-ORDER BY st`
-
-func (f *file) whoResolvedStatus(ctx context.Context, args []any) (map[whoKey]string, error) {
-	out := map[whoKey]string{}
-	if f.version < 3 {
-		return out, nil
+// statusOf turns the group's list of query outcomes (group_concat of
+// queryStatusSQL) into "NOERROR (2);NXDOMAIN": each outcome once, in order
+// of first appearance, with a count when more than one.
+func statusOf(sts sql.NullString) string {
+	if !sts.Valid || sts.String == "" {
+		return ""
 	}
-	match := matchSubdomains
-	if len(args) == 1 {
-		match = matchExact
-	}
-	q := fmt.Sprintf(clientObsSQL, fmt.Sprintf(match, "rev")) + whoResolvedStatusSQL
-	rs, err := f.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query status: %w", err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var k whoKey
-		var st, n int64
-		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &st, &n); err != nil {
-			return nil, fmt.Errorf("query status: %w", err)
+	var order []string
+	count := map[string]int{}
+	for _, f := range strings.Split(sts.String, ",") {
+		st, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			continue
 		}
-		s := statusName(st)
-		if n > 1 {
-			s += fmt.Sprintf(" (%d)", n)
+		name := statusName(st)
+		if count[name] == 0 {
+			order = append(order, name)
 		}
-		if out[k] != "" {
-			s = out[k] + ";" + s
-		}
-		out[k] = s
+		count[name]++
 	}
-	return out, rs.Err()
+	for i, name := range order {
+		if n := count[name]; n > 1 {
+			order[i] = fmt.Sprintf("%s (%d)", name, n)
+		}
+	}
+	return strings.Join(order, ";")
 }
 
 func statusName(st int64) string {
