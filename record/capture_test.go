@@ -394,7 +394,7 @@ func TestRecordAttributesClients(t *testing.T) {
 				t.Errorf("no response with answer %s received by pid %d for %s; rows: %+v", want, c.pid, c.name, rows)
 			}
 			chain := ancestry(t, db, c.name, c.pid)
-			if len(chain) < len(c.parents) || !equalInts(chain[:len(c.parents)], c.parents) {
+			if len(chain) < len(c.parents) || !slices.Equal(chain[:len(c.parents)], c.parents) {
 				t.Errorf("ancestry %v, want it to start with %v", chain, c.parents)
 			}
 		})
@@ -428,16 +428,4 @@ func TestRecordAttributesClients(t *testing.T) {
 	if err := db.QueryRow(`SELECT coalesce(max(ringbuf_drops), 0) FROM loss`).Scan(&drops); err != nil || drops != 0 {
 		t.Errorf("ring buffer drops %d, %v; want 0", drops, err)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestRolesFromTransport(t *testing.T) {
 	// The server is this test process too: the receive side is ours, as
 	// server.
 	want := []obs{{"send", "client", me, true}, {"recv", "server", me, true}}
-	if got := read(`qname = lower(?)`, exfil); !equalObs(got, want) {
+	if got := read(`qname = lower(?)`, exfil); !slices.Equal(got, want) {
 		t.Errorf("spoofed response: %+v, want %+v", got, want)
 	}
 	if got := read(`parse_error IS NOT NULL AND sport = ?`, garbagePort); len(got) == 0 || got[0] != (obs{"send", "client", me, got[0].mismatch}) {
@@ -126,16 +127,4 @@ func TestRolesFromTransport(t *testing.T) {
 	if !found {
 		t.Errorf("who-resolved exfil.evil.test does not name the sender (pid %d, 1 message): %+v", me, rows)
 	}
-}
-
-func equalObs[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
