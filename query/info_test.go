@@ -131,3 +131,32 @@ func TestWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestOldFiles: a v1 file (written before the compact layout) still
+// answers info, who-resolved and verify, each in its own terms.
+func TestOldFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "v1.db")
+	b := querytest.NewAtVersion(t, p, 1)
+	s := b.Session("old-1", querytest.At(0))
+	b.Exec(`INSERT INTO messages (session_id, ts_ns, boot_ns, direction, role, proto, saddr, sport, daddr, dport,
+		pid, comm, qr, qname, qname_rev, qtype, orig_len, raw)
+		VALUES (?, 1, 1, 'send', 'client', 'udp', '10.0.0.5', 40000, '10.0.0.1', 53, 77, 'dig', 0, 'old.evil.com', 'com.evil.old', 1, 1, x'00')`, s)
+	b.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tab, err := db.Info(context.Background())
+	if err != nil || len(tab.Rows) != 1 {
+		t.Fatalf("info on a v1 file: %v, %v", tab, err)
+	}
+	rows, err := db.WhoResolved(context.Background(), "evil.com", WhoResolvedOptions{})
+	if err != nil || len(rows) != 1 || rows[0].PID.V != 77 || rows[0].Status != "" {
+		t.Errorf("who-resolved on a v1 file: %+v, %v", rows, err)
+	}
+	rs, err := db.Verify(context.Background())
+	if err != nil || len(rs) != 1 || rs[0].OK() || !strings.Contains(rs[0].Problems[0], "before dnsrec kept a hash chain") {
+		t.Errorf("verify on a v1 file: %+v, %v", rs, err)
+	}
+}
