@@ -21,10 +21,20 @@ type kprobeAncKey struct {
 }
 
 type kprobeAncVal struct {
-	_     structs.HostLayout
-	Ready uint32
-	Depth uint32
-	Anc   [16]struct {
+	_        structs.HostLayout
+	Ready    uint32
+	Depth    uint32
+	Cred     uint64
+	Nsproxy  uint64
+	Cgroups  uint64
+	CgroupId uint64
+	Uid      uint32
+	Gid      uint32
+	Mntns    uint32
+	Netns    uint32
+	Pidns    uint32
+	Nspid    uint32
+	Anc      [16]struct {
 		_       structs.HostLayout
 		StartNs uint64
 		Pid     uint32

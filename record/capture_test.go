@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +59,19 @@ func childMain() int {
 	if _, err := r.LookupIPAddr(ctx, name); err != nil {
 		fmt.Fprintf(os.Stderr, "child: resolve %s: %v\n", name, err)
 		return 1
+	}
+	// With DNSREC_TEST_SETUID=N it then drops to uid N (every thread) and
+	// resolves "after.NAME": the same process under another identity.
+	if u := os.Getenv("DNSREC_TEST_SETUID"); u != "" {
+		uid, _ := strconv.Atoi(u)
+		if err := syscall.Setuid(uid); err != nil {
+			fmt.Fprintf(os.Stderr, "child: setuid %d: %v\n", uid, err)
+			return 1
+		}
+		if _, err := r.LookupIPAddr(ctx, "after."+name); err != nil {
+			fmt.Fprintf(os.Stderr, "child: resolve after.%s: %v\n", name, err)
+			return 1
+		}
 	}
 	fmt.Printf("pid=%d\n", os.Getpid())
 	return 0
