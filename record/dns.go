@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 
@@ -236,29 +235,8 @@ func rdataString(b []byte, off, n int, h dns.RR_Header) (string, error) {
 	return rdata(rr), nil
 }
 
-// rdata is the address for A/AAAA, the normalized target for names, and
-// presentation-format rdata otherwise.
+// rdata is a record's rdata in presentation format, as miekg/dns prints it:
+// for the types rdataString does not decode itself.
 func rdata(rr dns.RR) string {
-	switch v := rr.(type) {
-	case *dns.A:
-		return ipString(v.A)
-	case *dns.AAAA:
-		return ipString(v.AAAA)
-	case *dns.CNAME:
-		return schema.NormalizeName(v.Target)
-	case *dns.NS:
-		return schema.NormalizeName(v.Ns)
-	case *dns.PTR:
-		return schema.NormalizeName(v.Ptr)
-	case *dns.DNAME:
-		return schema.NormalizeName(v.Target)
-	}
 	return strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String()))
-}
-
-func ipString(ip net.IP) string {
-	if ip == nil {
-		return ""
-	}
-	return ip.String()
 }

@@ -578,7 +578,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 			return nil
 		}
 	}
-	m := &MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw}
+	m := &MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw, pairSum: key.sum}
 	if pkt.TCP {
 		m.Proto = "tcp"
 	}
@@ -702,7 +702,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 
 // forgetPair drops a row that is being written alone from the pairing index.
 func (p *pipeline) forgetPair(m *MsgRow) {
-	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: maphash.Bytes(p.seed, m.Raw)}
+	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: m.pairSum}
 	if p.pairs[k] == m {
 		delete(p.pairs, k)
 	}

@@ -71,7 +71,8 @@ type MsgRow struct {
 	queryTs     int64 // when the query was seen (its client's send if querySend)
 	querySend   bool
 
-	senderServer bool // the pipeline's reading of the transport, for the second side
+	senderServer bool   // the pipeline's reading of the transport, for the second side
+	pairSum      uint64 // the hash its pairing index holds it under
 }
 
 // Side is one observation of a message: by its sender or by its receiver.
