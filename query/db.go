@@ -39,6 +39,7 @@ type file struct {
 	immutable bool // opened with immutable=1: no -wal, and mode=ro alone could not open it
 	version   int  // schema version (PRAGMA user_version)
 	hadWAL    bool // a -wal was beside the file before it was opened
+	dict      *dicts
 }
 
 // Open opens the evidence files at paths read-only and checks that each is a
@@ -79,6 +80,10 @@ func Open(ctx context.Context, paths []string) (_ *DB, err error) {
 func (d *DB) Close() error {
 	var errs []error
 	for _, f := range d.files {
+		if f.dict != nil {
+			f.dict.close()
+			f.dict = nil
+		}
 		if err := f.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", f.path, err))
 		}

@@ -76,23 +76,62 @@ func DefaultFormat(out io.Writer) Format {
 	return FormatCSV
 }
 
-// Write renders t to w in format f.
-func Write(w io.Writer, f Format, t *Table) error {
+// WriteOptions change how cells are rendered.
+type WriteOptions struct {
+	// Location renders times in this zone instead of UTC (--local).
+	Location *time.Location
+	// MaxCell cuts table cells longer than this many characters, marking
+	// the cut with "…"; 0 keeps them whole. Only the table format cuts:
+	// CSV and JSON are for machines and always whole.
+	MaxCell int
+}
+
+// RowWriter writes a listing row by row, so that a command streams its
+// result instead of holding it in memory.
+type RowWriter interface {
+	Row(cells []any) error
+	// Close writes what the format needs at the end and flushes.
+	Close() error
+}
+
+// NewRowWriter starts a listing with the given columns in format f.
+func NewRowWriter(w io.Writer, f Format, columns []string, opts WriteOptions) (RowWriter, error) {
+	loc := opts.Location
+	if loc == nil {
+		loc = time.UTC
+	}
 	switch f {
 	case FormatTable:
-		return writeTable(w, t)
+		return newTableWriter(w, columns, loc, opts.MaxCell)
 	case FormatCSV:
-		return writeCSV(w, t)
-	case FormatJSON:
-		return writeJSON(w, t, false)
-	case FormatJSONL:
-		return writeJSON(w, t, true)
+		return newCSVWriter(w, columns, loc)
+	case FormatJSON, FormatJSONL:
+		return newJSONWriter(w, columns, loc, f == FormatJSONL)
 	}
-	return fmt.Errorf("unknown format %q", f)
+	return nil, fmt.Errorf("unknown format %q", f)
+}
+
+// Write renders t to w in format f, in UTC and without cutting cells.
+func Write(w io.Writer, f Format, t *Table) error {
+	return WriteWith(w, f, t, WriteOptions{})
+}
+
+// WriteWith renders t to w in format f.
+func WriteWith(w io.Writer, f Format, t *Table, opts WriteOptions) error {
+	rw, err := NewRowWriter(w, f, t.Columns, opts)
+	if err != nil {
+		return err
+	}
+	for _, r := range t.Rows {
+		if err := rw.Row(r); err != nil {
+			return err
+		}
+	}
+	return rw.Close()
 }
 
 // text renders a cell for the text formats; null is what nil becomes.
-func text(v any, null string) string {
+func text(v any, null string, loc *time.Location) string {
 	switch v := v.(type) {
 	case nil:
 		return null
@@ -104,7 +143,7 @@ func text(v any, null string) string {
 		}
 		return strings.Join(v, ListSeparator)
 	case time.Time:
-		return v.UTC().Format(TimeLayout)
+		return v.In(loc).Format(TimeLayout)
 	case int64:
 		return strconv.FormatInt(v, 10)
 	case int:
@@ -117,28 +156,54 @@ func text(v any, null string) string {
 	return fmt.Sprint(v)
 }
 
-func writeTable(w io.Writer, t *Table) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := make([]string, len(t.Columns))
-	line := func() error {
-		_, err := io.WriteString(tw, strings.Join(row, "\t")+"\n")
+// tableFlushRows bounds what the table format holds to align its columns:
+// a long listing is aligned in blocks of this many rows.
+const tableFlushRows = 1000
+
+type tableWriter struct {
+	tw      *tabwriter.Writer
+	row     []string
+	loc     *time.Location
+	max     int
+	pending int
+}
+
+func newTableWriter(w io.Writer, columns []string, loc *time.Location, max int) (*tableWriter, error) {
+	t := &tableWriter{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0), row: make([]string, len(columns)), loc: loc, max: max}
+	for i, c := range columns {
+		t.row[i] = strings.ToUpper(c)
+	}
+	return t, t.line()
+}
+
+func (t *tableWriter) line() error {
+	_, err := io.WriteString(t.tw, strings.Join(t.row, "\t")+"\n")
+	return err
+}
+
+func (t *tableWriter) Row(cells []any) error {
+	for i := range t.row {
+		t.row[i] = cut(sanitize(text(cells[i], "-", t.loc)), t.max)
+	}
+	if err := t.line(); err != nil {
 		return err
 	}
-	for i, c := range t.Columns {
-		row[i] = strings.ToUpper(c)
+	if t.pending++; t.pending >= tableFlushRows {
+		t.pending = 0
+		return t.tw.Flush()
 	}
-	if err := line(); err != nil {
-		return err
+	return nil
+}
+
+func (t *tableWriter) Close() error { return t.tw.Flush() }
+
+// cut shortens s to max runes, the last being "…".
+func cut(s string, max int) string {
+	if max <= 0 || utf8.RuneCountInString(s) <= max {
+		return s
 	}
-	for _, r := range t.Rows {
-		for i := range row {
-			row[i] = sanitize(text(r[i], "-"))
-		}
-		if err := line(); err != nil {
-			return err
-		}
-	}
-	return tw.Flush()
+	r := []rune(s)
+	return string(r[:max-1]) + "…"
 }
 
 // sanitize makes a cell safe to print on a terminal. Process names, paths
@@ -173,29 +238,34 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-func writeCSV(w io.Writer, t *Table) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(t.Columns); err != nil {
-		return err
+type csvWriter struct {
+	cw  *csv.Writer
+	rec []string
+	loc *time.Location
+}
+
+func newCSVWriter(w io.Writer, columns []string, loc *time.Location) (*csvWriter, error) {
+	c := &csvWriter{cw: csv.NewWriter(w), rec: make([]string, len(columns)), loc: loc}
+	return c, c.cw.Write(columns)
+}
+
+func (c *csvWriter) Row(cells []any) error {
+	for i := range c.rec {
+		c.rec[i] = text(cells[i], "", c.loc)
 	}
-	rec := make([]string, len(t.Columns))
-	for _, r := range t.Rows {
-		for i := range rec {
-			rec[i] = text(r[i], "")
-		}
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
+	return c.cw.Write(c.rec)
+}
+
+func (c *csvWriter) Close() error {
+	c.cw.Flush()
+	return c.cw.Error()
 }
 
 // jsonValue converts a cell for encoding/json.
-func jsonValue(v any) any {
+func jsonValue(v any, loc *time.Location) any {
 	switch v := v.(type) {
 	case time.Time:
-		return v.UTC().Format(TimeLayout)
+		return v.In(loc).Format(TimeLayout)
 	case []string:
 		if v == nil {
 			return []string{}
@@ -207,54 +277,70 @@ func jsonValue(v any) any {
 	return v
 }
 
-// writeJSON writes objects whose keys keep the column order, which a map
+// jsonWriter writes objects whose keys keep the column order, which a map
 // would not. lines selects JSON lines instead of one array.
-func writeJSON(w io.Writer, t *Table, lines bool) error {
-	bw := bufio.NewWriter(w)
-	keys := make([][]byte, len(t.Columns))
-	for i, c := range t.Columns {
+type jsonWriter struct {
+	bw    *bufio.Writer
+	cols  []string
+	keys  [][]byte
+	loc   *time.Location
+	lines bool
+	n     int
+}
+
+func newJSONWriter(w io.Writer, columns []string, loc *time.Location, lines bool) (*jsonWriter, error) {
+	j := &jsonWriter{bw: bufio.NewWriter(w), cols: columns, keys: make([][]byte, len(columns)), loc: loc, lines: lines}
+	for i, c := range columns {
 		k, err := marshal(c)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		keys[i] = k
+		j.keys[i] = k
 	}
 	if !lines {
-		bw.WriteString("[")
+		j.bw.WriteString("[")
 	}
-	for n, r := range t.Rows {
-		switch {
-		case lines:
-		case n == 0:
-			bw.WriteString("\n")
-		default:
-			bw.WriteString(",\n")
-		}
-		bw.WriteString("{")
-		for i := range t.Columns {
-			if i > 0 {
-				bw.WriteString(",")
-			}
-			v, err := marshal(jsonValue(r[i]))
-			if err != nil {
-				return fmt.Errorf("column %s: %w", t.Columns[i], err)
-			}
-			bw.Write(keys[i])
-			bw.WriteString(":")
-			bw.Write(v)
-		}
-		bw.WriteString("}")
-		if lines {
-			bw.WriteString("\n")
-		}
+	return j, nil
+}
+
+func (j *jsonWriter) Row(cells []any) error {
+	bw := j.bw
+	switch {
+	case j.lines:
+	case j.n == 0:
+		bw.WriteString("\n")
+	default:
+		bw.WriteString(",\n")
 	}
-	if !lines {
-		if len(t.Rows) > 0 {
-			bw.WriteString("\n")
+	j.n++
+	bw.WriteString("{")
+	for i := range j.cols {
+		if i > 0 {
+			bw.WriteString(",")
 		}
-		bw.WriteString("]\n")
+		v, err := marshal(jsonValue(cells[i], j.loc))
+		if err != nil {
+			return fmt.Errorf("column %s: %w", j.cols[i], err)
+		}
+		bw.Write(j.keys[i])
+		bw.WriteString(":")
+		bw.Write(v)
 	}
-	return bw.Flush()
+	bw.WriteString("}")
+	if j.lines {
+		bw.WriteString("\n")
+	}
+	return nil
+}
+
+func (j *jsonWriter) Close() error {
+	if !j.lines {
+		if j.n > 0 {
+			j.bw.WriteString("\n")
+		}
+		j.bw.WriteString("]\n")
+	}
+	return j.bw.Flush()
 }
 
 // marshal is json.Marshal without HTML escaping: evidence is read by people
@@ -268,3 +354,7 @@ func marshal(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// IsTerminal tells whether f is a terminal: the table format's default,
+// and where long cells are cut.
+func IsTerminal(f *os.File) bool { return isTerminal(f.Fd()) }

@@ -29,6 +29,7 @@ CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id, obs);
 CREATE INDEX IF NOT EXISTS rrs_message ON rrs(message_id);
 CREATE INDEX IF NOT EXISTS rrs_data ON rrs(data);
 CREATE INDEX IF NOT EXISTS msgs_query ON msgs(query_id) WHERE query_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS msgs_ts ON msgs(ts_ns);
 `
 
 // Migration is one embedded schema step.

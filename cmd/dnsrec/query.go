@@ -26,6 +26,7 @@ recorded, and copies with or without their -wal, work too. Give --db once per
 host to query several recordings together; every row names its host.`,
 		Subcommands: []*cli.Command{
 			whoResolvedCommand(),
+			timelineCommand(),
 			infoCommand(),
 			verifyCommand(),
 		},

@@ -1,0 +1,183 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TimelineColumns are the columns of `dnsrec query timeline`, one row per
+// DNS message. A message seen on both ends of this host (loopback) is one
+// row naming both processes. "file" is added first when several files are
+// queried.
+var TimelineColumns = []string{
+	"time", "host", "id", "kind", "proto",
+	"src", "src_pid", "src_comm", "dst", "dst_pid", "dst_comm",
+	"qname", "qtype", "rcode", "answers", "reply_to", "latency_ms", "note",
+}
+
+// TimelineRow renders one message as TimelineColumns.
+func TimelineRow(m *Message) []any {
+	kind := "query"
+	if m.Response {
+		kind = "response"
+	}
+	var replyTo, latency any
+	if m.QueryID != 0 {
+		replyTo = m.QueryID
+	}
+	if m.Latency > 0 {
+		latency = Millis(m.Latency)
+	}
+	var rcode any
+	if m.Response && m.Rcode >= 0 {
+		rcode = RcodeName(m.Rcode)
+	}
+	return []any{
+		m.Time, m.Host, m.ID, kind, m.Proto,
+		addrCell(m.Src), partyPID(m.Sender), partyComm(m.Sender),
+		addrCell(m.Dst), partyPID(m.Receiver), partyComm(m.Receiver),
+		nullString(m.QName), qtypeCell(m), rcode, TypedAnswers(m.Answers), replyTo, latency, nullString(m.Note()),
+	}
+}
+
+// Note says what a reader must know about a message's bytes: cut at
+// snaplen, undecodable, or a QR bit that contradicts the roles.
+func (m *Message) Note() string {
+	var notes []string
+	if m.Cut {
+		notes = append(notes, fmt.Sprintf("cut at snaplen (%d bytes on the wire)", m.Size))
+	}
+	if m.ParseErr != "" {
+		notes = append(notes, "undecodable: "+m.ParseErr)
+	}
+	if m.QRMismatch {
+		notes = append(notes, "QR bit contradicts the ports")
+	}
+	return strings.Join(notes, "; ")
+}
+
+// Millis renders a duration as milliseconds with microsecond precision.
+type Millis time.Duration
+
+func (d Millis) String() string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
+}
+
+func qtypeCell(m *Message) any {
+	if m.QName == "" && m.QType == 0 {
+		return nil
+	}
+	return TypeName(m.QType)
+}
+
+func addrCell(a netip.AddrPort) any {
+	if !a.IsValid() {
+		return nil
+	}
+	return a.String()
+}
+
+func partyPID(p *Party) any {
+	if p == nil || p.Proc == nil {
+		return nil
+	}
+	return p.Proc.PID
+}
+
+func partyComm(p *Party) any {
+	if p == nil || p.Proc == nil {
+		return nil
+	}
+	return nullString(p.Proc.Comm)
+}
+
+// TypeName is a record type's mnemonic, or TYPEn.
+func TypeName(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
+}
+
+// RcodeName is a response code's mnemonic, or RCODEn.
+func RcodeName(r int) string {
+	if s, ok := dns.RcodeToString[r]; ok {
+		return s
+	}
+	return "RCODE" + strconv.Itoa(r)
+}
+
+// TypedAnswers renders answer records as "CNAME cdn.evil.test",
+// "A 203.0.113.7": the type, then the data as stored, with the trailing
+// dot of names inside rdata removed so that every name prints alike.
+func TypedAnswers(rrs []RR) []string {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := make([]string, len(rrs))
+	for i, r := range rrs {
+		out[i] = TypeName(r.Type) + " " + DisplayData(r.Type, r.Data)
+	}
+	return out
+}
+
+// DisplayData removes the trailing root dot from the names inside the rdata
+// of the types whose text ends in or holds names (MX, SRV, SOA, ...), which
+// the recorder keeps as its DNS library printed them.
+func DisplayData(t uint16, data string) string {
+	switch t {
+	case dns.TypeMX, dns.TypeSRV, dns.TypeKX, dns.TypeRT, dns.TypeAFSDB, dns.TypeNAPTR, dns.TypeSOA, dns.TypeRP, dns.TypeMINFO, dns.TypeSVCB, dns.TypeHTTPS:
+	default:
+		return data
+	}
+	f := strings.Split(data, " ")
+	for i, w := range f {
+		if len(w) > 1 && strings.HasSuffix(w, ".") && !strings.HasSuffix(w, "\\.") {
+			f[i] = w[:len(w)-1]
+		}
+	}
+	return strings.Join(f, " ")
+}
+
+// TimelineOptions refine Timeline.
+type TimelineOptions struct {
+	Filter
+	After *Cursor
+}
+
+// Timeline streams every message that passes the filter, in time order, to
+// out, and returns the cursor of the last one written (nil if none), which
+// resumes after it.
+func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) (*Cursor, error) {
+	multi := len(d.files) > 1
+	var last *Cursor
+	err := d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After}, func(m *Message) error {
+		row := TimelineRow(m)
+		if multi {
+			row = append([]any{m.File}, row...)
+		}
+		c := d.CursorOf(m)
+		last = &c
+		return out.Row(row)
+	})
+	return last, err
+}
+
+// TimelineColumnsFor returns the timeline's columns for this set of files.
+func (d *DB) TimelineColumnsFor() []string {
+	return d.withFile(TimelineColumns)
+}
+
+// withFile prepends a "file" column when several files are queried.
+func (d *DB) withFile(cols []string) []string {
+	if len(d.files) < 2 {
+		return cols
+	}
+	return append([]string{"file"}, cols...)
+}
