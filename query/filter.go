@@ -127,6 +127,11 @@ func anys[T any](vs []T) []any {
 	return out
 }
 
+// empty tells whether f filters nothing (Limit aside).
+func (f *Filter) empty() bool {
+	return f.Since.IsZero() && f.Until.IsZero() && !f.hasProcess() && len(f.QTypes) == 0 && len(f.Rcodes) == 0 && len(f.Names) == 0
+}
+
 // hasProcess tells whether f filters on the process.
 func (f *Filter) hasProcess() bool {
 	return len(f.PIDs) > 0 || len(f.Exes) > 0 || len(f.Comms) > 0 || len(f.UIDs) > 0

@@ -146,12 +146,14 @@ func TestWhoResolvedUsesIndex(t *testing.T) {
 	}
 	defer db.Close()
 	for _, exact := range []bool{false, true} {
-		rows, answers := whoSQL(db.files[0].version, exact)
-		for _, q := range []string{rows, answers} {
-			args := []any{"com.evil", "com.evil.", "com.evil/"}
-			if exact {
-				args = args[:1]
-			}
+		pat, err := ParseName("evil.com", !exact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filter := Filter{PIDs: []int64{901}, Since: querytest.At(0)}
+		rows, answers, rargs, aargs := whoSQL(db.files[0].version, pat, &filter)
+		for i, q := range []string{rows, answers} {
+			args := [][]any{rargs, aargs}[i]
 			rs, err := db.files[0].db.Query("EXPLAIN QUERY PLAN "+q, args...)
 			if err != nil {
 				t.Fatal(err)

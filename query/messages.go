@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -541,12 +540,7 @@ FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
 	}
 	p.ID, p.TID, p.NSPID, p.CgroupID, p.PidNS, p.ParentID = procID.Int64, tid.Int64, nspid.Int64, cg.Int64, pidns.Int64, parent.Int64
 	p.Comm, p.Exe = comm.String, exe.String
-	if argvJSON.Valid {
-		// A malformed argv is shown raw rather than lost.
-		if json.Unmarshal([]byte(argvJSON.String), &p.Argv) != nil {
-			p.Argv = []string{argvJSON.String}
-		}
-	}
+	p.Argv = parseArgv(argvJSON)
 	if len(d.owners) >= maxDictCache {
 		clear(d.owners)
 	}

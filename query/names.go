@@ -160,20 +160,27 @@ func isASCII(s string) bool {
 // where returns an SQL condition on the names table (columns name and rev,
 // with the given alias prefix) and its arguments.
 func (p NamePattern) where(alias string) (string, []any) {
+	return p.whereCols(alias+"name", alias+"rev")
+}
+
+// whereCols is where for any pair of name and reversed-name columns.
+func (p NamePattern) whereCols(nameCol, revCol string) (string, []any) {
 	if p.Glob != "" {
-		return alias + "name GLOB ?", []any{p.Glob}
+		return nameCol + " GLOB ?", []any{p.Glob}
 	}
 	var conds []string
 	var args []any
 	for _, rev := range p.Revs {
 		if p.Self {
-			conds = append(conds, alias+"rev = ?")
+			conds = append(conds, revCol+" = ?")
 			args = append(args, rev)
 		}
 		if p.Subdomains {
 			// "com.evil"'s subdomains are "com.evil.*", which sort in
-			// ["com.evil.", "com.evil/"): '/' follows '.' in ASCII.
-			conds = append(conds, "("+alias+"rev >= ? AND "+alias+"rev < ?)")
+			// ["com.evil.", "com.evil/"): '/' follows '.' in ASCII. A
+			// plain prefix range would also catch "evil-x.com"
+			// ("com.evil-x"), and LIKE could not use the index.
+			conds = append(conds, "("+revCol+" >= ? AND "+revCol+" < ?)")
 			args = append(args, rev+".", rev+"/")
 		}
 	}

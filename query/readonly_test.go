@@ -28,7 +28,7 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 				t.Fatalf("who-resolved %s: %v", name, err)
 			}
 			for _, f := range query.Formats {
-				if err := query.Write(io.Discard, f, query.WhoResolvedTable(rows)); err != nil {
+				if err := query.Write(io.Discard, f, query.WhoResolvedTable(rows, false)); err != nil {
 					t.Fatal(err)
 				}
 			}

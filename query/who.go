@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,20 +12,20 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/dnsrec/dnsrec/schema"
 )
 
 // WhoResolvedOptions refines WhoResolved.
 type WhoResolvedOptions struct {
 	// Exact matches NAME only. By default NAME's subdomains match too.
 	Exact bool
+	// Filter narrows the client messages counted (schema v2 and later).
+	Filter
 }
 
 // WhoResolvedColumns are the column names of WhoResolvedTable, in order: the
 // CSV header and the JSON keys.
 var WhoResolvedColumns = []string{
-	"qname", "pid", "comm", "exe", "uid", "ancestry",
+	"qname", "qtype", "pid", "comm", "exe", "argv", "uid", "ancestry",
 	"first_seen", "last_seen", "count", "answers", "status", "host",
 }
 
@@ -32,20 +33,26 @@ var WhoResolvedColumns = []string{
 // the DNS traffic for that name, as that process saw it.
 type WhoResolvedRow struct {
 	QName string // the name asked for, as recorded (lowercase, no trailing dot)
+	// QTypes are the query types asked, in the order first asked.
+	QTypes []string
+	File   string // the evidence file, as given to Open
 	// PID, Comm, Exe and UID identify the process. Exe is "" when unknown,
 	// and always for a message whose process could not be identified, which
 	// is then grouped by the pid and comm the message carried.
 	PID  sql.Null[int64]
 	Comm string
 	Exe  string
+	Argv []string
 	UID  sql.Null[int64]
 	// Ancestry is the parent chain, direct parent first.
 	Ancestry  Ancestry
 	FirstSeen time.Time // first client message (query or response) of this process for QName
 	LastSeen  time.Time // last one
 	Count     int64     // messages the process sent for QName as a client: its queries
-	// Answers are the distinct answer-section data of the responses the
-	// process received for QName, in the order they were first seen.
+	// Answers are the distinct answer-section records of the responses
+	// the process received for QName, typed ("CNAME cdn.evil.test",
+	// "A 203.0.113.7"), in the order they were first seen: a CNAME chain
+	// reads in order.
 	Answers []string
 	// Status is what became of the process's queries for QName: the
 	// response codes they got (NOERROR, NXDOMAIN, ...), "unanswered", or
@@ -82,16 +89,46 @@ func (a Ancestry) String() string {
 // hostile file may hold a cycle.
 const maxAncestry = 64
 
-// WhoResolvedTable converts rows for Write.
-func WhoResolvedTable(rows []WhoResolvedRow) *Table {
-	t := &Table{Columns: WhoResolvedColumns, Rows: make([][]any, len(rows))}
+// WhoResolvedTable converts rows for Write. withFile adds a first column
+// naming each row's file, for several files.
+func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *Table {
+	cols := WhoResolvedColumns
+	if withFile {
+		cols = append([]string{"file"}, cols...)
+	}
+	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
 	for i, r := range rows {
-		t.Rows[i] = []any{
-			r.QName, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullInt(r.UID),
+		row := []any{
+			r.QName, r.QTypes, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullString(ShellQuote(r.Argv)), nullInt(r.UID),
 			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), r.Host,
 		}
+		if withFile {
+			row = append([]any{r.File}, row...)
+		}
+		t.Rows[i] = row
 	}
 	return t
+}
+
+// ShellQuote renders argv as a command line a shell would split back into
+// the same words: words with anything but safe characters are single-quoted.
+func ShellQuote(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		safe := a != ""
+		for _, r := range a {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r)) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			parts[i] = a
+		} else {
+			parts[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func nullInt(n sql.Null[int64]) any {
@@ -107,17 +144,6 @@ func nullString(s string) any {
 	}
 	return s
 }
-
-// Name matching, on the reversed-label column so that SQLite answers from an
-// index (names_rev; messages_qname_rev in v1 files): "evil.com" is
-// "com.evil", its subdomains are "com.evil.*", which sort in
-// ["com.evil.", "com.evil/") because '/' follows '.' in ASCII. A plain
-// prefix range would also catch "evil-x.com" ("com.evil-x"), and LIKE could
-// not use the index. %[1]s is the reversed-name column.
-const (
-	matchSubdomains = `(%[1]s = ?1 OR (%[1]s >= ?2 AND %[1]s < ?3))`
-	matchExact      = `%[1]s = ?1`
-)
 
 // Messages of a process that is not identified (process_id NULL) are grouped
 // by the pid and comm they carry instead; for identified ones those two
@@ -138,16 +164,17 @@ const clientObsSQL = `
 WITH n AS (SELECT id, name, rev FROM names WHERE %[1]s),
 o AS (
 	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns, m.s_owner AS owner, m.flags >> 15 AS qr, 'send' AS direction,
-	       %[2]s AS st
-	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 5 = 1
+	       %[2]s AS st, m.qtype
+	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 5 = 1 AND %[3]s
 	UNION ALL
-	SELECT m.session_id, m.id, n.name, m.ts_ns + coalesce(m.r_dt_ns, 0), m.r_owner, m.flags >> 15, 'recv', NULL
-	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 10 = 2
+	SELECT m.session_id, m.id, n.name, m.ts_ns + coalesce(m.r_dt_ns, 0), m.r_owner, m.flags >> 15, 'recv', NULL, NULL
+	FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 10 = 2 AND %[3]s
 ),
 cm AS (
-	SELECT o.session_id, o.id, o.qname, o.ts_ns, o.qr, o.direction, o.st,
+	SELECT o.session_id, o.id, o.qname, o.ts_ns, o.qr, o.direction, o.st, o.qtype,
 	       w.process_id, w.pid, w.comm, w.uid
 	FROM o LEFT JOIN owners w ON w.id = o.owner
+	WHERE %[4]s
 )`
 
 // queryStatusSQL (schema v3) is what became of a query (msgs row m): the
@@ -160,18 +187,18 @@ const queryStatusSQL = `coalesce((SELECT CASE WHEN r.orig_len IS NOT NULL THEN -
 // query needs, without the send side's half of the work. Roles come from the
 // transport, so what a client receives is a response whatever its QR bit.
 const clientRecvSQL = `
-WITH n AS (SELECT id, name, rev FROM names WHERE %s),
+WITH n AS (SELECT id, name, rev FROM names WHERE %[1]s),
 cm AS (
 	SELECT m.session_id, m.id, n.name AS qname, m.ts_ns + coalesce(m.r_dt_ns, 0) AS ts_ns, 1 AS qr, 'recv' AS direction,
 	       w.process_id, w.pid, w.comm, w.uid
 	FROM n JOIN msgs m ON m.name_id = n.id LEFT JOIN owners w ON w.id = m.r_owner
-	WHERE m.obs & 10 = 2
+	WHERE m.obs & 10 = 2 AND %[2]s AND %[3]s
 )`
 
 // clientObsSQLv1 is the same for schema v1 files, where messages is a table.
 const clientObsSQLv1 = `
 WITH cm AS (
-	SELECT m.session_id, m.id, m.qname, m.ts_ns, m.qr, m.direction, NULL AS st, m.process_id, m.pid, m.comm, m.uid
+	SELECT m.session_id, m.id, m.qname, m.ts_ns, m.qr, m.direction, NULL AS st, m.qtype, m.process_id, m.pid, m.comm, m.uid
 	FROM messages m WHERE %s AND m.role = 'client'
 )`
 
@@ -182,7 +209,7 @@ const whoResolvedSQL = `
 SELECT g.session_id, g.process_id, g.gpid, g.gcomm, g.qname,
        g.first_ns, g.last_ns, g.queries,
        coalesce(p.pid, g.mpid), coalesce(p.comm, g.mcomm), coalesce(p.exe, ''),
-       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, ''), g.sts
+       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, ''), g.sts, g.qtypes, p.argv
 FROM (
 	SELECT m.session_id, m.process_id,
 	       CASE WHEN m.process_id IS NULL THEN m.pid END AS gpid,
@@ -191,7 +218,7 @@ FROM (
 	       min(m.ts_ns) AS first_ns, max(m.ts_ns) AS last_ns,
 	       coalesce(sum(m.direction = 'send'), 0) AS queries,
 	       min(m.pid) AS mpid, min(m.comm) AS mcomm, min(m.uid) AS muid,
-	       group_concat(m.st) AS sts
+	       group_concat(m.st) AS sts, group_concat(DISTINCT m.qtype) AS qtypes
 	FROM cm m
 	GROUP BY ` + groupKey + `
 ) g
@@ -202,32 +229,54 @@ LEFT JOIN sessions s ON s.id = g.session_id`
 // with when each was first received, so that the caller can keep first-seen
 // order. Authority and additional records are not answers to the question.
 const whoResolvedAnswersSQL = `
-SELECT ` + groupKey + `, a.data, min(m.ts_ns) AS first_ns, min(a.id) AS first_id
+SELECT ` + groupKey + `, a.type, a.data, min(m.ts_ns) AS first_ns, min(a.id) AS first_id
 FROM cm m JOIN %s a ON a.message_id = m.id
 WHERE m.direction = 'recv' %s
-GROUP BY ` + groupKey + `, a.data
+GROUP BY ` + groupKey + `, a.type, a.data
 ORDER BY first_ns, first_id`
 
-func matchFor(exact bool) string {
-	if exact {
-		return matchExact
-	}
-	return matchSubdomains
-}
-
-// whoSQL builds the two queries for a file of the given schema version.
-func whoSQL(version int, exact bool) (rows, answers string) {
-	match := matchFor(exact)
+// whoSQL builds the two queries for a file of the given schema version,
+// and the arguments of each: the name's, then the filter's (v2 and later).
+func whoSQL(version int, name NamePattern, filter *Filter) (rows, answers string, rowArgs, ansArgs []any) {
 	if version < 2 {
-		cte := fmt.Sprintf(clientObsSQLv1, fmt.Sprintf(match, "m.qname_rev"))
-		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'")
+		where, args := name.whereCols("m.qname", "m.qname_rev")
+		cte := fmt.Sprintf(clientObsSQLv1, where)
+		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'"), args, args
 	}
-	where, status := fmt.Sprintf(match, "rev"), "NULL"
+	where, args := name.where("")
+	// The process filters apply to the observing client, not to whichever
+	// end of the message matches.
+	msgF := *filter
+	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs = nil, nil, nil, nil
+	if version < 3 {
+		msgF.Rcodes = nil // no query-response links to follow
+	}
+	fw, fargs := msgF.msgsWhere(false)
+	ownerW, ownerArgs := "1", []any(nil)
+	if filter.hasProcess() {
+		c, a := filter.ownerWhere()
+		ownerW, ownerArgs = "owner IN (SELECT o.id FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE "+c+")", a
+	}
+	status := "NULL"
 	if version >= 3 {
 		status = queryStatusSQL
 	}
-	return fmt.Sprintf(clientObsSQL, where, status) + whoResolvedSQL,
-		fmt.Sprintf(clientRecvSQL, where) + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", "")
+	// clientObsSQL has the filter once per side, then the owner condition;
+	// clientRecvSQL once, then the owner condition.
+	rowArgs = concat(args, fargs, fargs, ownerArgs)
+	ansArgs = concat(args, fargs, ownerArgs)
+	recvOwner := strings.ReplaceAll(ownerW, "owner IN", "m.r_owner IN")
+	return fmt.Sprintf(clientObsSQL, where, status, fw, ownerW) + whoResolvedSQL,
+		fmt.Sprintf(clientRecvSQL, where, fw, recvOwner) + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", ""),
+		rowArgs, ansArgs
+}
+
+func concat(lists ...[]any) []any {
+	var out []any
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }
 
 type whoKey struct {
@@ -242,15 +291,9 @@ type whoKey struct {
 // opts.Exact, its subdomains), one row per process and queried name, across
 // every file, ordered by first_seen.
 func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptions) ([]WhoResolvedRow, error) {
-	norm := schema.NormalizeName(name)
-	if norm == "" {
-		// Every name is a subdomain of the root; that is a timeline, not a question.
-		return nil, errors.New("empty name")
-	}
-	rev := schema.ReverseName(norm)
-	args := []any{rev, rev + ".", rev + "/"}
-	if opts.Exact {
-		args = args[:1]
+	pat, err := ParseName(name, !opts.Exact)
+	if err != nil {
+		return nil, err
 	}
 	var rows []WhoResolvedRow
 	for _, f := range d.files {
@@ -258,16 +301,19 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 			// Most names were never asked for: say so from the names
 			// index alone, without preparing the two large queries.
 			var one int
-			err := f.db.QueryRowContext(ctx, "SELECT 1 FROM names WHERE "+fmt.Sprintf(matchFor(opts.Exact), "rev")+" LIMIT 1", args...).Scan(&one)
+			w, args := pat.where("")
+			err := f.db.QueryRowContext(ctx, "SELECT 1 FROM names WHERE "+w+" LIMIT 1", args...).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.path, err)
 			}
+		} else if !opts.Filter.empty() {
+			return nil, fmt.Errorf("%s: filters: %w", f.path, ErrOldSchema)
 		}
-		q, aq := whoSQL(f.version, opts.Exact)
-		rs, err := f.whoResolved(ctx, q, aq, args)
+		q, aq, args, aargs := whoSQL(f.version, pat, &opts.Filter)
+		rs, err := f.whoResolved(ctx, q, aq, args, aargs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
@@ -292,8 +338,8 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 	return rows, nil
 }
 
-func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]WhoResolvedRow, error) {
-	answers, err := f.whoResolvedAnswers(ctx, aq, args)
+func (f *file) whoResolved(ctx context.Context, q, aq string, args, aargs []any) ([]WhoResolvedRow, error) {
+	answers, err := f.whoResolvedAnswers(ctx, aq, aargs)
 	if err != nil {
 		return nil, err
 	}
@@ -313,10 +359,11 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 			firstNS, lastNS  int64
 			pid, uid, parent sql.NullInt64
 			comm, sts        sql.NullString
+			qtypes, argv     sql.NullString
 		)
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
 			&firstNS, &lastNS, &r.Count,
-			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts); err != nil {
+			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts, &qtypes, &argv); err != nil {
 			return nil, fmt.Errorf("query messages: %w", err)
 		}
 		r.QName = k.qname
@@ -327,6 +374,9 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args []any) ([]Who
 		r.LastSeen = time.Unix(0, lastNS).UTC()
 		r.Answers = answers[k]
 		r.Status = statusOf(sts)
+		r.QTypes = qtypeNames(qtypes)
+		r.Argv = parseArgv(argv)
+		r.File = f.path
 		rows = append(rows, r)
 		parents = append(parents, parent)
 	}
@@ -359,18 +409,46 @@ func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (m
 	for rs.Next() {
 		var (
 			k         whoKey
+			typ       sql.NullInt64
 			data      string
 			first, id int64
 		)
-		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &data, &first, &id); err != nil {
+		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &typ, &data, &first, &id); err != nil {
 			return nil, fmt.Errorf("query answers: %w", err)
 		}
-		answers[k] = append(answers[k], data)
+		answers[k] = append(answers[k], TypeName(uint16(typ.Int64))+" "+DisplayData(uint16(typ.Int64), data))
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("query answers: %w", err)
 	}
 	return answers, nil
+}
+
+// qtypeNames turns group_concat(DISTINCT qtype) into type names.
+func qtypeNames(s sql.NullString) []string {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	var out []string
+	for _, f := range strings.Split(s.String, ",") {
+		if n, err := strconv.ParseUint(f, 10, 16); err == nil {
+			out = append(out, TypeName(uint16(n)))
+		}
+	}
+	return out
+}
+
+// parseArgv decodes processes.argv, a JSON array; a malformed one is shown
+// whole rather than lost.
+func parseArgv(s sql.NullString) []string {
+	if !s.Valid {
+		return nil
+	}
+	var argv []string
+	if json.Unmarshal([]byte(s.String), &argv) != nil {
+		return []string{s.String}
+	}
+	return argv
 }
 
 // statusOf turns the group's list of query outcomes (group_concat of

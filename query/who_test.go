@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/query/querytest"
@@ -66,13 +67,13 @@ func summary(r query.WhoResolvedRow) string {
 
 var (
 	curlWWW = "web01 www.evil.com curl(901) uid=1000 exe=/usr/bin/curl n=3 " +
-		"[cdn.evil.com 203.0.113.7 203.0.113.8 2001:db8::7 203.0.113.9] < sh(812) > sshd(640) > systemd(1)"
+		"[CNAME cdn.evil.com A 203.0.113.7 A 203.0.113.8 AAAA 2001:db8::7 A 203.0.113.9] < sh(812) > sshd(640) > systemd(1)"
 	pyAPI     = "web01 api.evil.com python3(950) uid=1000 exe=/usr/bin/python3.11 n=1 [] < sh(812) > sshd(640) > systemd(1)"
-	nc        = "web01 c2.evil.com nc(4242) uid=0 exe= n=1 [192.0.2.66] < "
+	nc        = "web01 c2.evil.com nc(4242) uid=0 exe= n=1 [A 192.0.2.66] < "
 	beacon    = "web01 beacon.evil.com evil(2000) uid=33 exe= n=1 [] < spawner(2001) > evil(2000)"
-	curlApex  = "web01 evil.com curl(901) uid=1000 exe=/usr/bin/curl n=1 [203.0.113.1] < sh(812) > sshd(640) > systemd(1)"
-	wget      = "db02 www.evil.com wget(77) uid=0 exe=/usr/bin/wget n=1 [203.0.113.7] < bash(70) > systemd(1)"
-	pyNotEvil = "web01 notevil.com python3(950) uid=1000 exe=/usr/bin/python3.11 n=1 [198.51.100.1] < sh(812) > sshd(640) > systemd(1)"
+	curlApex  = "web01 evil.com curl(901) uid=1000 exe=/usr/bin/curl n=1 [A 203.0.113.1] < sh(812) > sshd(640) > systemd(1)"
+	wget      = "db02 www.evil.com wget(77) uid=0 exe=/usr/bin/wget n=1 [A 203.0.113.7] < bash(70) > systemd(1)"
+	pyNotEvil = "web01 notevil.com python3(950) uid=1000 exe=/usr/bin/python3.11 n=1 [A 198.51.100.1] < sh(812) > sshd(640) > systemd(1)"
 )
 
 func TestWhoResolved(t *testing.T) {
@@ -180,7 +181,7 @@ func TestWhoResolvedGolden(t *testing.T) {
 		for _, f := range query.Formats {
 			t.Run(c.name+"/"+string(f), func(t *testing.T) {
 				var buf bytes.Buffer
-				if err := query.Write(&buf, f, query.WhoResolvedTable(rows)); err != nil {
+				if err := query.Write(&buf, f, query.WhoResolvedTable(rows, false)); err != nil {
 					t.Fatal(err)
 				}
 				golden(t, filepath.Join("testdata", "who-resolved-"+c.name+"."+string(f)), buf.Bytes())
@@ -230,5 +231,42 @@ func TestWhoResolvedCrashedFile(t *testing.T) {
 		if len(got[0]) == 0 || strings.Join(got[0], "\n") != strings.Join(got[1], "\n") {
 			t.Errorf("exact=%v: clean file:\n%s\ncrashed file:\n%s", exact, strings.Join(got[0], "\n"), strings.Join(got[1], "\n"))
 		}
+	}
+}
+
+func TestWhoResolvedFilters(t *testing.T) {
+	db := open(t, incident(t, t.TempDir(), "web01.db", "web01"))
+	tests := []struct {
+		name   string
+		query  string
+		filter query.Filter
+		want   []string
+	}{
+		{"subdomains only", "*.evil.com", query.Filter{}, []string{curlWWW, pyAPI, nc, beacon}},
+		{"glob", "*w.evil.com", query.Filter{}, []string{curlWWW}},
+		{"pid", "evil.com", query.Filter{PIDs: []int64{950}}, []string{pyAPI}},
+		{"exe base name", "evil.com", query.Filter{Exes: []string{"curl"}}, []string{curlWWW, curlApex}},
+		{"uid of the message when the process row has none", "evil.com", query.Filter{UIDs: []int64{33}}, []string{beacon}},
+		// The process filter is the client's: dnsmasq answered www.evil.com
+		// as a server, which who-resolved never lists.
+		{"server is not a client", "evil.com", query.Filter{Comms: []string{"dnsmasq"}}, nil},
+		{"rcode", "evil.com", query.Filter{Rcodes: []int{3}}, []string{pyAPI}},
+		{"until", "evil.com", query.Filter{Until: querytest.At(3 * time.Second)}, []string{
+			"web01 www.evil.com curl(901) uid=1000 exe=/usr/bin/curl n=2 [CNAME cdn.evil.com A 203.0.113.7 A 203.0.113.8 AAAA 2001:db8::7] < sh(812) > sshd(640) > systemd(1)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := db.WhoResolved(context.Background(), tt.query, query.WhoResolvedOptions{Filter: tt.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rows {
+				got = append(got, summary(r))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+			}
+		})
 	}
 }

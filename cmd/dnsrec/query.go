@@ -38,37 +38,45 @@ func whoResolvedCommand() *cli.Command {
 		Name:      "who-resolved",
 		Usage:     "which processes looked up NAME or its subdomains",
 		ArgsUsage: "NAME",
-		Description: `One row per process and name asked: the process and its parents, when it
-first and last asked, how many queries it sent and which answers it got.
-Only the client side counts: a local resolver answering others is not listed.`,
-		Flags: []cli.Flag{
+		Description: `One row per process and name asked: the process, its command line and its
+parents, the query types, when it first and last asked, how many queries it
+sent, the answers it got (typed, CNAME chain in order) and what became of its
+queries (NOERROR, NXDOMAIN, SERVFAIL, unanswered, cut at snaplen; each with a
+count when more than one). Only the client side counts: a local resolver
+answering others is not listed.
+
+NAME matches itself and its subdomains; *.NAME its subdomains only; a glob
+such as 'c2-*.evil.test' whole names. Internationalised names may be typed
+as they read (bücher.evil.test) or in their xn-- form.
+
+   dnsrec query who-resolved evil.test
+   dnsrec query who-resolved --exact www.evil.test --format json
+   dnsrec query who-resolved '*.evil.test' --since 24h --exe curl`,
+		Flags: append(append([]cli.Flag{
 			dbFlag(),
 			&cli.BoolFlag{Name: "exact", Usage: "match NAME only, not its subdomains"},
-			formatFlag(),
-		},
+		}, outputFlags()...), filterFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("who-resolved: want one NAME, got %d arguments %q (see --help)", c.NArg(), c.Args().Slice())
 			}
 			name := c.Args().First()
-			out := c.App.Writer
-			format, err := query.ParseFormat(c.String("format"), out)
+			l, err := openListing(c, "who-resolved")
 			if err != nil {
-				return fmt.Errorf("who-resolved: --format: %w", err)
+				return err
 			}
-			db, err := openEvidence(c)
-			if err != nil {
-				return fmt.Errorf("who-resolved: %w", err)
-			}
-			defer db.Close()
-			rows, err := db.WhoResolved(c.Context, name, query.WhoResolvedOptions{Exact: c.Bool("exact")})
+			defer l.db.Close()
+			rows, err := l.db.WhoResolved(c.Context, name, query.WhoResolvedOptions{Exact: c.Bool("exact"), Filter: l.filter})
 			if err != nil {
 				return fmt.Errorf("who-resolved %q: %w", name, err)
 			}
-			if err := query.Write(out, format, query.WhoResolvedTable(rows)); err != nil {
+			if n := l.filter.Limit; n > 0 && len(rows) > n {
+				rows = rows[:n]
+			}
+			if err := l.write(c, query.WhoResolvedTable(rows, len(l.db.Paths()) > 1)); err != nil {
 				return fmt.Errorf("who-resolved: write: %w", err)
 			}
-			return db.Close()
+			return l.db.Close()
 		},
 	}
 }

@@ -112,8 +112,9 @@ func TestQueryWhoResolved(t *testing.T) {
 		},
 		{
 			name:   "two hosts, a file name with a comma, spaces, ? and #",
-			args:   []string{"query", "who-resolved", "--db", web, "www.evil.com", "--db", db02, "--format", "jsonl"},
-			golden: "who-resolved-two-hosts.jsonl",
+			// Relative paths: the file column shows them as given.
+			args:   []string{"query", "who-resolved", "--db", "web01.db", "www.evil.com", "--db", "db 02, copy?#.db", "--format", "jsonl"},
+			golden: "who-resolved-two-hosts-files.jsonl",
 		},
 		{
 			name:   "DNSREC_DB",
