@@ -111,7 +111,7 @@ func TestQueryWhoResolved(t *testing.T) {
 			golden: "who-resolved-evil.com-exact.json",
 		},
 		{
-			name:   "two hosts, a file name with a comma, spaces, ? and #",
+			name: "two hosts, a file name with a comma, spaces, ? and #",
 			// Relative paths: the file column shows them as given.
 			args:   []string{"query", "who-resolved", "--db", "web01.db", "www.evil.com", "--db", "db 02, copy?#.db", "--format", "jsonl"},
 			golden: "who-resolved-two-hosts-files.jsonl",
