@@ -1,0 +1,333 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ResolvedToColumns are the columns of `dnsrec query resolved-to`: one row
+// per address, name asked and asking process (or remote client).
+var ResolvedToColumns = []string{
+	"address", "qname", "chain", "pid", "comm", "exe", "uid", "ancestry", "client",
+	"first_seen", "last_seen", "count", "host",
+}
+
+// ResolvedToRow is one client that got an address in answer to one name.
+type ResolvedToRow struct {
+	File    string
+	Host    string
+	Address string // as stored: the A or AAAA data
+	QName   string // the question the response answered
+	// Chain is how QName led to Address in the first such response:
+	// "www.evil.test > CNAME cdn.evil.test > A 203.0.113.7".
+	Chain     string
+	Proc      *Process       // the local process that received the answer; nil for a remote client
+	Client    netip.AddrPort // the client's address (and the port of its first query)
+	FirstSeen time.Time
+	LastSeen  time.Time
+	Count     int64 // responses
+}
+
+// ParsePrefix accepts an address (203.0.113.7, 2001:db8::7) or a CIDR
+// prefix (203.0.113.0/24, 2001:db8::/32).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix: %w", s, err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix (want 203.0.113.7, 203.0.113.0/24, 2001:db8::/32)", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// addrRanges turns a prefix into conditions on rrs.data (text), which the
+// rrs_data index answers: IPv4 prefixes become one text range per whole
+// octet ("203.0.113." .. "203.0.113/"), at most 128 of them; IPv6 text is
+// compressed, so an IPv6 prefix narrows by its first group and Go checks
+// each candidate. exact tells whether the ranges alone decide.
+func addrRanges(p netip.Prefix) (conds []string, args []any, exact bool) {
+	a := p.Addr()
+	if a.Is4() {
+		b := a.As4()
+		bits := p.Bits()
+		if bits == 32 {
+			return []string{"r.data = ?"}, []any{a.String()}, true
+		}
+		octets := (bits + 7) / 8 // octets the range fixes, rounding the prefix up
+		if octets == 0 {
+			return []string{"1"}, nil, true // 0.0.0.0/0: every A record
+		}
+		n := 1 << (octets*8 - bits) // prefixes of that many octets inside p
+		for i := 0; i < n; i++ {
+			v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+			v += uint32(i) << (32 - octets*8)
+			parts := []string{strconv.Itoa(int(v >> 24)), strconv.Itoa(int(v >> 16 & 255)), strconv.Itoa(int(v >> 8 & 255)), strconv.Itoa(int(v & 255))}
+			pre := strings.Join(parts[:octets], ".")
+			if octets == 4 {
+				conds = append(conds, "r.data = ?")
+				args = append(args, pre)
+				continue
+			}
+			conds = append(conds, "(r.data >= ? AND r.data < ?)")
+			args = append(args, pre+".", pre+"/")
+		}
+		return conds, args, true
+	}
+	if p.Bits() == 128 {
+		return []string{"r.data = ?"}, []any{a.String()}, true
+	}
+	b := a.As16()
+	first := uint16(b[0])<<8 | uint16(b[1])
+	if p.Bits() >= 16 && first != 0 {
+		g := strconv.FormatUint(uint64(first), 16)
+		// ';' follows ':' in ASCII.
+		return []string{"(r.data >= ? AND r.data < ?)"}, []any{g + ":", g + ";"}, false
+	}
+	return []string{"1"}, nil, false
+}
+
+// ResolvedTo lists who got an address inside prefix in an answer (A or
+// AAAA), the name they asked and how that name led to the address. Rows are
+// in first-seen order.
+func (d *DB) ResolvedTo(ctx context.Context, prefix netip.Prefix, f Filter) ([]ResolvedToRow, error) {
+	var out []ResolvedToRow
+	for _, fl := range d.files {
+		if fl.version < 2 {
+			return nil, fmt.Errorf("%s: %w", fl.path, ErrOldSchema)
+		}
+		rows, err := fl.resolvedTo(ctx, prefix, &f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fl.path, err)
+		}
+		out = append(out, rows...)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
+		if !a.FirstSeen.Equal(b.FirstSeen) {
+			return a.FirstSeen.Before(b.FirstSeen)
+		}
+		return a.Host < b.Host
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+type resolvedKey struct {
+	session     int64
+	addr, qname string
+	owner       int64
+	client      netip.AddrPort
+}
+
+func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) ([]ResolvedToRow, error) {
+	conds, args, exact := addrRanges(prefix)
+	typ := dns.TypeA
+	if prefix.Addr().Is6() {
+		typ = dns.TypeAAAA
+	}
+	msgF := *f
+	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs, msgF.Limit = nil, nil, nil, nil, 0
+	mw, margs := msgF.msgsWhere(false)
+	ownerW, ownerArgs := "1", []any(nil)
+	if f.hasProcess() {
+		c, a := f.ownerWhere()
+		ownerW, ownerArgs = "m.r_owner IN (SELECT o.id FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE "+c+")", a
+	}
+	// Responses received by a client, or sent by a local server to a
+	// remote one: the answers someone asked for.
+	q := `
+SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, m.flow_id, coalesce(n.name, '')
+FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id
+WHERE r.type = ? AND (` + strings.Join(conds, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
+ORDER BY m.ts_ns, m.id`
+	all := concat([]any{typ}, args, margs, ownerArgs)
+	rs, err := fl.db.QueryContext(ctx, q, all...)
+	if err != nil {
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	type hit struct {
+		key       resolvedKey
+		msg       int64
+		ts        int64
+		owner     sql.NullInt64
+		flow, obs int64
+	}
+	var hits []hit
+	for rs.Next() {
+		var h hit
+		var data, qname string
+		if err := rs.Scan(&data, &h.msg, &h.key.session, &h.ts, &h.obs, &h.owner, &h.flow, &qname); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("read answers: %w", err)
+		}
+		if !exact {
+			a, err := netip.ParseAddr(data)
+			if err != nil || !prefix.Contains(a) {
+				continue
+			}
+		}
+		h.key.addr, h.key.qname = data, qname
+		hits = append(hits, h)
+	}
+	if err := rs.Err(); err != nil {
+		rs.Close()
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	rs.Close()
+
+	dict := fl.dicts()
+	groups := map[resolvedKey]*ResolvedToRow{}
+	var order []resolvedKey
+	for _, h := range hits {
+		fw, err := dict.flow(ctx, h.flow)
+		if err != nil {
+			return nil, err
+		}
+		// The client is the receiver of the response: the flow's a side
+		// unless the message travels b->a.
+		client := fw.b
+		if h.obs&16 != 0 {
+			client = fw.a
+		}
+		local := h.obs&2 != 0 && h.obs&8 == 0 && h.owner.Valid
+		k := h.key
+		var proc *Process
+		if local {
+			// One row per process, not per identity record: a process's
+			// threads and uid changes have owners of their own.
+			if proc, err = dict.owner(ctx, h.owner.Int64); err != nil {
+				return nil, err
+			}
+			k.owner = -h.owner.Int64
+			if proc != nil && proc.ID != 0 {
+				k.owner = proc.ID
+			}
+		} else {
+			k.client = netip.AddrPortFrom(client.Addr(), 0) // a client's ports change with every query
+		}
+		ts := time.Unix(0, h.ts).UTC()
+		if g, ok := groups[k]; ok {
+			g.Count++
+			g.LastSeen = ts
+			continue
+		}
+		row := &ResolvedToRow{File: fl.path, Address: k.addr, QName: k.qname, Client: client, FirstSeen: ts, LastSeen: ts, Count: 1}
+		if row.Host, err = dict.host(ctx, k.session); err != nil {
+			return nil, err
+		}
+		if local {
+			row.Proc = proc
+			if row.Proc != nil && row.Proc.Ancestry == nil && row.Proc.ID != 0 {
+				if row.Proc.Ancestry, err = dict.ancestry(ctx, row.Proc.ParentID); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
+			return nil, err
+		}
+		groups[k] = row
+		order = append(order, k)
+	}
+	out := make([]ResolvedToRow, len(order))
+	for i, k := range order {
+		out[i] = *groups[k]
+	}
+	return out, nil
+}
+
+// chainOf follows the answer records of message id from qname to addr:
+// "www.evil.test > CNAME cdn.evil.test > A 203.0.113.7".
+func (fl *file) chainOf(ctx context.Context, id int64, qname, addr string) (string, error) {
+	rs, err := fl.db.QueryContext(ctx, `SELECT coalesce(n.name, ''), r.type, r.data FROM rrs r LEFT JOIN names n ON n.id = r.name_id WHERE r.message_id = ? ORDER BY r.id`, id)
+	if err != nil {
+		return "", fmt.Errorf("answers of message %d: %w", id, err)
+	}
+	defer rs.Close()
+	var rrs []RR
+	for rs.Next() {
+		var r RR
+		if err := rs.Scan(&r.Name, &r.Type, &r.Data); err != nil {
+			return "", fmt.Errorf("answers of message %d: %w", id, err)
+		}
+		rrs = append(rrs, r)
+	}
+	if err := rs.Err(); err != nil {
+		return "", err
+	}
+	return Chain(qname, addr, rrs), nil
+}
+
+// Chain renders how qname leads to target through rrs: each CNAME (or
+// DNAME) hop from the current name, then the record holding target. A hop
+// that is missing or loops ends the walk, and the target is shown after
+// "...".
+func Chain(qname, target string, rrs []RR) string {
+	parts := []string{qname}
+	cur := qname
+	seen := map[string]bool{}
+	for hops := 0; hops < 16; hops++ {
+		for _, r := range rrs {
+			if r.Name == cur && (r.Type == dns.TypeA || r.Type == dns.TypeAAAA) && r.Data == target {
+				return strings.Join(append(parts, TypeName(r.Type)+" "+r.Data), " > ")
+			}
+		}
+		next := ""
+		for _, r := range rrs {
+			if r.Name == cur && r.Type == dns.TypeCNAME && !seen[r.Data] {
+				next = r.Data
+				break
+			}
+		}
+		if next == "" {
+			break
+		}
+		seen[next] = true
+		parts = append(parts, "CNAME "+next)
+		cur = next
+	}
+	return strings.Join(append(parts, "... "+target), " > ")
+}
+
+// ResolvedToTable converts rows for Write.
+func ResolvedToTable(rows []ResolvedToRow, withFile bool) *Table {
+	cols := ResolvedToColumns
+	if withFile {
+		cols = append([]string{"file"}, cols...)
+	}
+	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	for i, r := range rows {
+		var pid, comm, exe, uid, anc any
+		if p := r.Proc; p != nil {
+			pid, comm, exe, uid, anc = p.PID, nullString(p.Comm), nullString(p.Exe), nullInt(p.UID), nullString(p.Ancestry.String())
+		}
+		var client any
+		if r.Client.IsValid() {
+			client = r.Client.Addr().String()
+		}
+		row := []any{r.Address, r.QName, r.Chain, pid, comm, exe, uid, anc, client,
+			r.FirstSeen, r.LastSeen, r.Count, r.Host}
+		if withFile {
+			row = append([]any{r.File}, row...)
+		}
+		t.Rows[i] = row
+	}
+	return t
+}
