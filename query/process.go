@@ -1,0 +1,213 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ProcessColumns are the columns of `dnsrec query process`: one row per
+// process image that matched.
+var ProcessColumns = []string{
+	"pid", "comm", "exe", "argv", "uid", "ancestry", "children", "started", "exited", "source",
+	"queries", "names", "host",
+}
+
+// ProcessRow is one recorded process image with what it resolved.
+type ProcessRow struct {
+	File     string
+	Host     string
+	Proc     Process
+	Started  time.Time // zero when unknown
+	Exited   time.Time // zero when not seen exiting
+	Source   string    // where exe and argv came from: exec, procfs, inherited, chain
+	Children []Ancestor
+	Queries  int64       // queries it sent
+	Names    []NameCount // the names it asked for, in first-asked order
+}
+
+// NameCount is a name and how many queries asked for it.
+type NameCount struct {
+	Name  string
+	Count int64
+}
+
+func (n NameCount) String() string {
+	return n.Name + " (" + strconv.FormatInt(n.Count, 10) + ")"
+}
+
+// userHZ is the unit of /proc/PID/stat's start time (field 22), which the
+// recorder stores as start_ticks: USER_HZ, 100 on every Linux architecture.
+const userHZ = 100
+
+// Processes finds the processes whose pid is arg (a number), or whose exe
+// is arg (an absolute path), or whose exe base name or comm is arg, and
+// lists each with its parents, children seen and the names it asked for.
+// f narrows the names counted (time, name, type).
+func (d *DB) Processes(ctx context.Context, arg string, f Filter) ([]ProcessRow, error) {
+	arg = strings.TrimSpace(arg)
+	if arg == "" {
+		return nil, fmt.Errorf("empty process: want a PID, an executable path or a name")
+	}
+	var out []ProcessRow
+	for _, fl := range d.files {
+		if fl.version < 2 {
+			return nil, fmt.Errorf("%s: %w", fl.path, ErrOldSchema)
+		}
+		rows, err := fl.processes(ctx, arg, &f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fl.path, err)
+		}
+		out = append(out, rows...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+func (fl *file) processes(ctx context.Context, arg string, f *Filter) ([]ProcessRow, error) {
+	var where string
+	var args []any
+	if pid, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		where, args = "p.pid = ?", []any{pid}
+	} else if strings.HasPrefix(arg, "/") {
+		where, args = "p.exe = ?", []any{arg}
+	} else {
+		where, args = "(p.comm = ? OR substr(p.exe, -?) = ?)", []any{arg, len(arg) + 1, "/" + arg}
+	}
+	rs, err := fl.db.QueryContext(ctx, `
+SELECT p.id, p.pid, p.comm, p.exe, p.argv, p.uid, p.gid, p.parent_id, p.start_ticks, p.exec_boot_ns, p.exit_ns, p.source,
+       s.hostname, s.anchor_wall_ns, s.anchor_boot_ns
+FROM processes p JOIN sessions s ON s.id = p.session_id
+WHERE `+where+` ORDER BY p.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read processes: %w", err)
+	}
+	var out []ProcessRow
+	var parents []int64
+	for rs.Next() {
+		var (
+			r                          ProcessRow
+			comm, exe, argv            sql.NullString
+			parent, exit               sql.NullInt64
+			ticks, execBoot, aw, aBoot int64
+		)
+		if err := rs.Scan(&r.Proc.ID, &r.Proc.PID, &comm, &exe, &argv, &r.Proc.UID, &r.Proc.GID, &parent, &ticks, &execBoot, &exit, &r.Source,
+			&r.Host, &aw, &aBoot); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("read processes: %w", err)
+		}
+		r.File = fl.path
+		r.Proc.Comm, r.Proc.Exe, r.Proc.Argv = comm.String, exe.String, parseArgv(argv)
+		r.Proc.ParentID = parent.Int64
+		// Boot-time clocks to wall time with the session's anchor.
+		switch {
+		case execBoot != 0:
+			r.Started = time.Unix(0, execBoot-aBoot+aw).UTC()
+		case ticks != 0:
+			r.Started = time.Unix(0, ticks*(int64(time.Second)/userHZ)-aBoot+aw).UTC()
+		}
+		if exit.Valid {
+			r.Exited = time.Unix(0, exit.Int64).UTC()
+		}
+		out = append(out, r)
+		parents = append(parents, parent.Int64)
+	}
+	if err := rs.Err(); err != nil {
+		rs.Close()
+		return nil, fmt.Errorf("read processes: %w", err)
+	}
+	rs.Close()
+	if len(out) == 0 {
+		return nil, nil
+	}
+	dict := fl.dicts()
+	byID := map[int64]*ProcessRow{}
+	ids := make([]any, len(out))
+	for i := range out {
+		if out[i].Proc.Ancestry, err = dict.ancestry(ctx, parents[i]); err != nil {
+			return nil, err
+		}
+		byID[out[i].Proc.ID] = &out[i]
+		ids[i] = out[i].Proc.ID
+	}
+	// Children, through processes_parent.
+	crs, err := fl.db.QueryContext(ctx, `SELECT parent_id, pid, coalesce(comm, '') FROM processes WHERE parent_id IN (`+placeholders(len(ids))+`) ORDER BY id`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read children: %w", err)
+	}
+	for crs.Next() {
+		var parent int64
+		var a Ancestor
+		if err := crs.Scan(&parent, &a.PID, &a.Comm); err != nil {
+			crs.Close()
+			return nil, fmt.Errorf("read children: %w", err)
+		}
+		byID[parent].Children = append(byID[parent].Children, a)
+	}
+	crs.Close()
+	// The names each asked for, as a client: one pass over msgs for all
+	// the matching processes.
+	msgF := *f
+	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs = nil, nil, nil, nil
+	mw, margs := msgF.msgsWhere(false)
+	nrs, err := fl.db.QueryContext(ctx, `
+SELECT o.process_id, coalesce(n.name, ''), count(*), min(m.ts_ns) AS first
+FROM msgs m JOIN owners o ON o.id = m.s_owner LEFT JOIN names n ON n.id = m.name_id
+WHERE m.obs & 5 = 1 AND m.s_owner IN (SELECT id FROM owners WHERE process_id IN (`+placeholders(len(ids))+`)) AND `+mw+`
+GROUP BY o.process_id, m.name_id ORDER BY first`, append(ids, margs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read names: %w", err)
+	}
+	defer nrs.Close()
+	for nrs.Next() {
+		var proc, first int64
+		var nc NameCount
+		if err := nrs.Scan(&proc, &nc.Name, &nc.Count, &first); err != nil {
+			return nil, fmt.Errorf("read names: %w", err)
+		}
+		r := byID[proc]
+		r.Names = append(r.Names, nc)
+		r.Queries += nc.Count
+	}
+	return out, nrs.Err()
+}
+
+// ProcessTable converts rows for Write.
+func ProcessTable(rows []ProcessRow, withFile bool) *Table {
+	cols := ProcessColumns
+	if withFile {
+		cols = append([]string{"file"}, cols...)
+	}
+	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	for i, r := range rows {
+		children := make([]string, len(r.Children))
+		for j, c := range r.Children {
+			children[j] = Ancestry{c}.String()
+		}
+		names := make([]string, len(r.Names))
+		for j, n := range r.Names {
+			names[j] = n.String()
+		}
+		var started, exited any
+		if !r.Started.IsZero() {
+			started = r.Started
+		}
+		if !r.Exited.IsZero() {
+			exited = r.Exited
+		}
+		row := []any{r.Proc.PID, nullString(r.Proc.Comm), nullString(r.Proc.Exe), nullString(ShellQuote(r.Proc.Argv)), nullInt(r.Proc.UID),
+			nullString(r.Proc.Ancestry.String()), children, started, exited, r.Source, r.Queries, names, r.Host}
+		if withFile {
+			row = append([]any{r.File}, row...)
+		}
+		t.Rows[i] = row
+	}
+	return t
+}
