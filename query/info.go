@@ -4,13 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 )
 
 // InfoColumns are the columns of `dnsrec query info`, one row per recording
 // session in each file.
 var InfoColumns = []string{
-	"file", "host", "hook", "kernel", "version", "started", "stopped", "messages", "processes",
+	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "processes",
 	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "unanswered", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
@@ -31,42 +33,50 @@ func (d *DB) Info(ctx context.Context) (*Table, error) {
 }
 
 func (f *file) info(ctx context.Context) ([][]any, error) {
-	// A v2 msgs row holds one or two observations (bits 1 and 2 of obs);
-	// counting them there avoids the view's joins.
-	count := `(SELECT coalesce(sum((m.obs & 1) + (m.obs >> 1 & 1)), 0) FROM msgs m WHERE m.session_id = s.id)`
-	parseErrs := `(SELECT coalesce(sum((m.obs & 1) + (m.obs >> 1 & 1)), 0) FROM msgs m WHERE m.session_id = s.id AND m.parse_error IS NOT NULL)`
+	// One pass over msgs for every session's counts and span. A v2 msgs
+	// row holds one or two observations (bits 1 and 2 of obs).
+	agg := `SELECT session_id, sum((obs & 1) + (obs >> 1 & 1)) AS n,
+		sum(CASE WHEN parse_error IS NOT NULL THEN (obs & 1) + (obs >> 1 & 1) ELSE 0 END) AS perr,
+		min(ts_ns) AS first, max(ts_ns + coalesce(r_dt_ns, 0)) AS last,
+		sum(obs & 4 = 0) AS queries, count(DISTINCT query_id) AS answered
+		FROM msgs GROUP BY session_id`
 	// Queries (sent by the client end) that no response names.
-	unanswered := `((SELECT count(*) FROM msgs m WHERE m.session_id = s.id AND m.obs & 4 = 0) -
-		(SELECT count(DISTINCT m.query_id) FROM msgs m WHERE m.session_id = s.id AND m.query_id IS NOT NULL))`
+	unanswered := `a.queries - a.answered`
 	if f.version < 3 {
+		agg = strings.Replace(agg, "count(DISTINCT query_id)", "NULL", 1)
 		unanswered = `NULL`
 	}
 	if f.version < 2 {
-		count = `(SELECT count(*) FROM messages m WHERE m.session_id = s.id)`
-		parseErrs = `(SELECT count(*) FROM messages m WHERE m.session_id = s.id AND m.parse_error IS NOT NULL)`
+		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
+			FROM messages GROUP BY session_id`
 	}
 	q, err := f.db.QueryContext(ctx, `
-SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns,
-       `+count+`,
+SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns, a.first, a.last,
+       coalesce(a.n, 0),
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
-       l.ringbuf_drops, l.decode_errors, l.unattributed, `+parseErrs+`, `+unanswered+`,
+       l.ringbuf_drops, l.decode_errors, l.unattributed, coalesce(a.perr, 0), `+unanswered+`,
        s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline
 FROM sessions s
+LEFT JOIN (`+agg+`) a ON a.session_id = s.id
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
 ORDER BY s.started_ns`)
 	if err != nil {
 		return nil, fmt.Errorf("read sessions: %w", err)
 	}
 	defer q.Close()
+	size, err := fileSize(f.path)
+	if err != nil {
+		return nil, err
+	}
 	var out [][]any
 	for q.Next() {
 		var host, hook, kernel, version, ports, bootID, cmdline string
 		var machineID sql.NullString
 		var started int64
-		var stopped, drops, decodeErrs, unattributed sql.Null[int64]
+		var stopped, drops, decodeErrs, unattributed, first, last sql.Null[int64]
 		var messages, processes, snaplen, parseErrors int64
 		var unanswered sql.Null[int64]
-		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &messages, &processes,
+		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &processes,
 			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
@@ -77,9 +87,30 @@ ORDER BY s.started_ns`)
 		// No loss row means nothing was ever lost: rows are written when a
 		// counter changes.
 		out = append(out, []any{
-			f.path, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, messages, processes,
+			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, processes,
 			drops.V, decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}
 	return out, q.Err()
+}
+
+func nullTime(ns sql.Null[int64]) any {
+	if !ns.Valid {
+		return nil
+	}
+	return time.Unix(0, ns.V).UTC()
+}
+
+// fileSize is the evidence's size on disk: the file and its -wal, which
+// holds the newest transactions of a recording that did not stop cleanly.
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	n := fi.Size()
+	if wi, err := os.Stat(path + "-wal"); err == nil {
+		n += wi.Size()
+	}
+	return n, nil
 }
