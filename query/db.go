@@ -131,6 +131,15 @@ func stat(path string) (os.FileInfo, error) {
 	case fi.IsDir():
 		return nil, fmt.Errorf("open %s: is a directory", path)
 	}
+	// SQLite would say "unable to open database file (14)"; say why.
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("open %s: %w: this user cannot read it (run dnsrec query as a user who can, or copy the file and its -wal somewhere readable)", path, fs.ErrPermission)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
 	return fi, nil
 }
 

@@ -34,6 +34,44 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 			}
 		}
 	}
+	// Every other command, each with a filter that touches its own SQL.
+	filter := query.Filter{Since: querytest.At(0), PIDs: []int64{901}, QTypes: []uint16{1}, Rcodes: []int{0}}
+	w, err := query.NewRowWriter(io.Discard, query.FormatJSON, query.TimelineColumns, query.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []query.Filter{{}, filter} {
+		if _, err := db.Timeline(ctx, query.TimelineOptions{Filter: f}, w); err != nil {
+			t.Fatalf("timeline: %v", err)
+		}
+		p, _ := query.ParsePrefix("203.0.113.0/24")
+		if _, err := db.ResolvedTo(ctx, p, f); err != nil {
+			t.Fatalf("resolved-to: %v", err)
+		}
+		if _, err := db.Processes(ctx, "curl", f); err != nil {
+			t.Fatalf("process: %v", err)
+		}
+		if _, err := db.Stats(ctx, f); err != nil {
+			t.Fatalf("stats: %v", err)
+		}
+	}
+	if _, err := db.Info(ctx); err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if _, err := db.Verify(ctx); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	for _, stmt := range []string{"SELECT * FROM messages", "DELETE FROM msgs", "ATTACH 'x.db' AS x"} {
+		sw, err := db.SQL(ctx, stmt, func(cols []string) (query.RowWriter, error) {
+			return query.NewRowWriter(io.Discard, query.FormatCSV, cols, query.WriteOptions{})
+		})
+		if sw != nil {
+			sw.Close()
+		}
+		if (err != nil) != strings.HasPrefix(stmt, "DELETE") && (err != nil) != strings.HasPrefix(stmt, "ATTACH") {
+			t.Fatalf("sql %s: %v", stmt, err)
+		}
+	}
 }
 
 // hashes returns the SHA-256 of path and of its -wal, if there is one. The
@@ -155,5 +193,13 @@ func TestLiveFile(t *testing.T) {
 		Direction: "send", QName: "late.evil.com"})
 	if n := count(); n != 6 {
 		t.Errorf("after one more commit: got %d rows, want 6", n)
+	}
+	// Every command while the writer holds the file, and the writer still
+	// commits afterwards.
+	runEveryQuery(t, db)
+	b.Message(querytest.Message{Session: 1, PID: 31338, Comm: "later", TS: querytest.At(2 * time.Minute),
+		Direction: "send", QName: "later.evil.com"})
+	if n := count(); n != 7 {
+		t.Errorf("after the queries and one more commit: got %d rows, want 7", n)
 	}
 }

@@ -5,6 +5,7 @@ package query_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,8 @@ var readOnlyDirCases = []struct {
 	{name: "walonly.db", err: query.ErrWALUnreadable},
 	// A live copy with its -wal and -shm: SQLite reads a read-only -shm.
 	{name: "walshm.db", rows: 5},
+	// A file this user may not read: permission denied, said plainly.
+	{name: "noread.db", err: fs.ErrPermission},
 }
 
 func TestReadOnlyDirectory(t *testing.T) {
@@ -57,6 +60,10 @@ func TestReadOnlyDirectory(t *testing.T) {
 	copyFile(t, live+"-wal", filepath.Join(dir, "walshm.db-wal"))
 	copyFile(t, live+"-shm", filepath.Join(dir, "walshm.db-shm"))
 	b.Close()
+	copyFile(t, filepath.Join(dir, "closed.db"), filepath.Join(dir, "noread.db"))
+	if err := os.Chmod(filepath.Join(dir, "noread.db"), 0); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := os.Chmod(dir, 0o555); err != nil {
 		t.Fatal(err)
@@ -109,6 +116,14 @@ func checkReadOnlyDir(t *testing.T, dir string) {
 	for _, c := range readOnlyDirCases {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, c.name)
+			if errors.Is(c.err, fs.ErrPermission) {
+				_, err := query.Open(context.Background(), []string{p})
+				if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "cannot read") {
+					t.Fatalf("error %v, want permission denied", err)
+				}
+				t.Logf("refused as expected: %v", err)
+				return
+			}
 			before := hashes(t, p)
 			db, err := query.Open(context.Background(), []string{p})
 			if c.err != nil {

@@ -26,6 +26,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	// --version only: urfave's default also takes -v, which `record` uses
+	// for --verbose.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version and exit", DisableDefaultText: true}
 	app := &cli.App{
 		Name:                 "dnsrec",
 		Usage:                "forensic DNS recorder: which process resolved which name, when, and what it got back",
