@@ -17,7 +17,7 @@ func incidentDB(t *testing.T) *query.DB {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "case.db")
 	b := querytest.New(t, p)
-	querytest.Incident(b, "web1")
+	querytest.Incident(b, "web01")
 	b.Close()
 	return openDB(t, p)
 }
@@ -76,7 +76,7 @@ func TestTimelinePages(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
 	ba := querytest.New(t, a)
-	querytest.Incident(ba, "web1")
+	querytest.Incident(ba, "web01")
 	ba.Close()
 	bb := querytest.New(t, b)
 	querytest.Incident(bb, "web2") // the same times: every row ties with one in a.db
@@ -165,7 +165,7 @@ func TestTimelineCrashedFile(t *testing.T) {
 	clean := incidentDB(t)
 	p := filepath.Join(t.TempDir(), "crashed.db")
 	b := querytest.New(t, p)
-	querytest.Incident(b, "web1")
+	querytest.Incident(b, "web01")
 	b.CloseAsCrashed()
 	crashed := openDB(t, p)
 	want, _ := timelineIDs(t, clean, query.TimelineOptions{})
