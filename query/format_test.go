@@ -180,3 +180,55 @@ func TestWhoResolvedUsesIndex(t *testing.T) {
 		}
 	}
 }
+
+// explain returns the query plan of q.
+func explain(t *testing.T, f *file, q string, args []any) string {
+	t.Helper()
+	rs, err := f.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var plan []string
+	for rs.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n")
+}
+
+// TestTimelineUsesIndex: a timeline page, first or after a cursor, walks
+// msgs_ts and finds each message's answers through rrs_message; it never
+// sorts msgs. Without the stop-time indexes (a crashed file) the
+// same statement must sort, which shows the test can tell.
+func TestTimelineUsesIndex(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		p := filepath.Join(t.TempDir(), "case.db")
+		b := querytest.New(t, p)
+		querytest.Incident(b, "web01")
+		if clean {
+			b.Close()
+		} else {
+			b.CloseAsCrashed()
+		}
+		db, err := Open(context.Background(), []string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, after := range []*Cursor{nil, {TS: querytest.At(3 * time.Second).UnixNano(), ID: 11}} {
+			q, args := db.files[0].messagesSQL(0, &MessageOptions{Filter: Filter{Limit: 100}, After: after})
+			plan := explain(t, db.files[0], q, args)
+			// "LAST TERM OF ORDER BY" is r.id within one message's answers.
+			uses := strings.Contains(plan, " m USING INDEX msgs_ts") && strings.Contains(plan, "USING INDEX rrs_message") &&
+				!strings.Contains(plan, "TEMP B-TREE FOR ORDER BY")
+			if uses != clean {
+				t.Errorf("clean=%v after=%v: plan\n%s", clean, after != nil, plan)
+			}
+		}
+		db.Close()
+	}
+}

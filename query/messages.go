@@ -245,7 +245,9 @@ type msgRow struct {
 	rrData                                      sql.NullString
 }
 
-func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (*msgSource, error) {
+// messagesSQL is the statement that streams file number idx's messages
+// for opts, and its arguments.
+func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := opts.Filter.msgsWhere(false)
 	if c := opts.After; c != nil {
 		switch {
@@ -253,7 +255,9 @@ func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (
 			where += " AND m.ts_ns > ?"
 			args = append(args, c.TS)
 		case idx == c.File:
-			where += " AND (m.ts_ns > ? OR (m.ts_ns = ? AND m.id > ?))"
+			// The range on ts_ns alone lets msgs_ts seek; the OR only
+			// settles ties.
+			where += " AND m.ts_ns >= ? AND (m.ts_ns > ? OR m.id > ?)"
 			args = append(args, c.TS, c.TS, c.ID)
 		default:
 			where += " AND m.ts_ns >= ?"
@@ -283,6 +287,11 @@ LEFT JOIN names n ON n.id = m.name_id
 LEFT JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
 ORDER BY m.ts_ns, m.id, r.id`
+	return q, args
+}
+
+func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (*msgSource, error) {
+	q, args := f.messagesSQL(idx, &opts)
 	rows, err := f.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
