@@ -20,4 +20,10 @@
 // Open loads and attaches one tier, OpenAuto the best one that runs; the
 // caller reads Capture.Events with a ringbuf.Reader, calls Detach to stop
 // new records, drains, then Close.
+//
+// The committed objects are x86-64 ones, and bpf2go tags their Go files
+// linux, so loading builds on linux/amd64 only (//go:build linux && amd64:
+// load.go, tracing.go, kallsyms.go, twins.go). Elsewhere the package holds
+// the tier names and the constants of common.h (tier.go, types.go),
+// which the command line's help shows, and pulls in no cilium/ebpf code.
 package bpf

@@ -4,6 +4,8 @@ package bpf
 // `make generate` reruns these with the pinned toolchain; CI fails on a diff.
 // Go types are emitted once, from the cgroup tier: every tier shares
 // common.h, and layout_test.go checks the layout against each object.
-//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf -type dns_event -type exec_event -type ident -type ancestor cgroup cgroup.c -- -I./headers
-//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf fentry fentry.c -- -I./headers
-//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf kprobe kprobe.c -- -I./headers
+// -tags linux: the objects and cilium/ebpf stay out of other platforms'
+// builds (see doc.go).
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf -tags linux -type dns_event -type exec_event -type ident -type ancestor cgroup cgroup.c -- -I./headers
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf -tags linux fentry fentry.c -- -I./headers
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target amd64 -go-package bpf -tags linux kprobe kprobe.c -- -I./headers

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && amd64
 
 package bpf
 
@@ -13,19 +13,6 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
-
-// Tier names a set of hook points. See doc.go.
-type Tier string
-
-// Tiers, best first.
-const (
-	TierFentry Tier = "fentry"
-	TierKprobe Tier = "kprobe"
-	TierCgroup Tier = "cgroup"
-)
-
-// Tiers lists every tier this build knows, best first.
-var Tiers = []Tier{TierFentry, TierKprobe, TierCgroup}
 
 // ErrTierUnsupported wraps the reason a kernel cannot run a tier.
 var ErrTierUnsupported = errors.New("hook tier not supported by this kernel")
@@ -277,9 +264,6 @@ func (c *Capture) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// TierAuto asks OpenAuto's choice.
-const TierAuto Tier = "auto"
 
 // Skipped says why OpenAuto did not use a better tier.
 type Skipped struct {

@@ -20,6 +20,8 @@
 // commits, checkpoints, and leaves one self-contained file (Store.Finish).
 // Everything committed before an error stays in the file.
 //
-// The package is Linux-only, except for the pure parsing code (dns.go,
-// tcp.go), which has no kernel dependency.
+// The package records on linux/amd64 only, where package bpf has its objects
+// (//go:build linux && amd64). Elsewhere it holds the DNS parsing (dns.go),
+// which has no kernel dependency, and the defaults that record's help shows
+// (defaults.go).
 package record

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && amd64
 
 package record
 
@@ -61,15 +61,6 @@ type Started struct {
 	Hook   bpf.Tier
 	Ports  []uint16
 }
-
-// Defaults for Options' zero values.
-const (
-	DefaultSnaplen       = 4096
-	DefaultRingBytes     = 4 << 20
-	DefaultBatchSize     = 4000
-	DefaultBatchInterval = 200 * time.Millisecond
-	DefaultOwnerWait     = time.Second
-)
 
 func (o *Options) setDefaults() {
 	if len(o.Ports) == 0 {

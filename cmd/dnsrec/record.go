@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
-	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -13,10 +10,13 @@ import (
 	"github.com/dnsrec/dnsrec/record"
 )
 
+// recordCommand is the same on every platform, so that its help can be read
+// anywhere; recordAction runs it on linux/amd64 (record_linux_amd64.go) and
+// refuses elsewhere (record_other.go).
 func recordCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "record",
-		Usage: "capture DNS with process identity into an SQLite file (needs root)",
+		Usage: "capture DNS with process identity into an SQLite file (Linux on amd64, needs root)",
 		Description: `Records every DNS message local processes send or receive, with the process
 that owns it (pid, exe, argv, uid, parents), until SIGINT or SIGTERM. Then it
 detaches, drains, commits and prints the file's size and SHA-256.`,
@@ -34,78 +34,7 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the recorder to `FILE` (for `go tool pprof`)"},
 		},
-		Action: func(c *cli.Context) error {
-			if p := c.String("cpuprofile"); p != "" {
-				f, err := os.Create(p)
-				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
-			}
-			level := slog.LevelInfo
-			if c.Bool("verbose") {
-				level = slog.LevelDebug
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			hook, err := pickTier(c.String("hook"))
-			if err != nil {
-				return err
-			}
-			ports := []uint16{53}
-			for _, p := range c.UintSlice("port") {
-				if p == 0 || p > 65535 {
-					return fmt.Errorf("--port %d: not a port", p)
-				}
-				if p != 53 {
-					ports = append(ports, uint16(p))
-				}
-			}
-			if n := c.Int("nice"); n < -20 || n > 19 {
-				return fmt.Errorf("--nice %d: must be between -20 and 19", n)
-			}
-			ringMiB := c.Uint("ring-size")
-			if ringMiB == 0 || ringMiB > 1024 || ringMiB&(ringMiB-1) != 0 {
-				return fmt.Errorf("--ring-size %d: must be a power of two between 1 and 1024 MiB", ringMiB)
-			}
-			if os.Geteuid() != 0 {
-				log.Warn("not running as root: loading BPF programs will probably fail")
-			}
-			sum, err := record.Run(c.Context, record.Options{
-				Output:        c.String("output"),
-				Force:         c.Bool("force"),
-				Hook:          hook,
-				Ports:         ports,
-				Snaplen:       uint32(c.Uint("snaplen")),
-				RingBytes:     uint32(ringMiB << 20),
-				StableHooks:   c.Bool("stable-hooks"),
-				BatchSize:     c.Int("batch-size"),
-				BatchInterval: c.Duration("batch-interval"),
-				Nice:          c.Int("nice"),
-				Version:       version,
-				Cmdline:       strings.Join(os.Args, " "),
-				Logger:        log,
-				Started: func(s record.Started) {
-					log.Info("recording", "output", s.Output, "hook", s.Hook, "ports", s.Ports, "stop", "Ctrl-C or SIGTERM")
-				},
-			})
-			if sum.Path != "" && sum.SHA256 != "" {
-				log.Info("wrote evidence", "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
-					"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
-				fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
-			}
-			if sum.WAL != "" {
-				log.Warn("a reader held the file at the stop, so it stays in WAL mode: copy both files, together", "output", sum.Path, "wal", sum.WAL, "wal_bytes", sum.WALBytes, "wal_sha256", sum.WALSHA256)
-				fmt.Printf("%s  %s\n", sum.WALSHA256, sum.WAL)
-			}
-			if err != nil {
-				return fmt.Errorf("record: %w", err)
-			}
-			return nil
-		},
+		Action: recordAction,
 	}
 }
 
@@ -117,15 +46,18 @@ func tierNames() string {
 	return strings.Join(names, ", ")
 }
 
-// pickTier maps --hook to a tier; auto lets the recorder probe.
-func pickTier(name string) (bpf.Tier, error) {
-	if name == string(bpf.TierAuto) {
-		return bpf.TierAuto, nil
+// recordUnsupported says why a build for goos/goarch cannot record, or nil
+// for linux/amd64, the one platform with BPF programs: the committed objects
+// are x86-64 ones (issue 11 adds arm64).
+func recordUnsupported(goos, goarch string) error {
+	switch {
+	case goos == "linux" && goarch == "amd64":
+		return nil
+	case goos == "linux":
+		return fmt.Errorf("record: this build has no BPF programs for %s yet, only for amd64; "+
+			"record on a linux/amd64 host, then copy the evidence file here and use `dnsrec query`", goarch)
+	default:
+		return fmt.Errorf("record: recording needs Linux with eBPF on amd64; this build is %s/%s. "+
+			"Record on the Linux host, then copy the evidence file here and use `dnsrec query`", goos, goarch)
 	}
-	for _, t := range bpf.Tiers {
-		if string(t) == name {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("--hook %q: unknown tier (want auto, %s)", name, tierNames())
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command init is the /init of the vmtest initramfs.
 //
 // It runs as PID 1 inside a QEMU guest booted by vmtest/cmd/vmrun:

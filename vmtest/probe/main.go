@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command probe reports which BPF program types load, attach and fire on the
 // running kernel, and which helpers the verifier accepts inside cgroup_skb and
 // cgroup sock_addr (connect4) programs. It builds every program in Go with

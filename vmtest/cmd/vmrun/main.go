@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command vmrun runs a statically linked test binary on stock Debian kernels
 // under QEMU (TCG), and optionally on the host kernel, and turns the results
 // into a matrix and an exit status.

@@ -1,0 +1,20 @@
+package bpf
+
+// Tier names a set of hook points. See doc.go.
+//
+// The names build on every platform, so that the command line can list
+// them; only linux/amd64 builds can load a tier (load.go).
+type Tier string
+
+// Tiers, best first.
+const (
+	TierFentry Tier = "fentry"
+	TierKprobe Tier = "kprobe"
+	TierCgroup Tier = "cgroup"
+)
+
+// Tiers lists every tier, best first.
+var Tiers = []Tier{TierFentry, TierKprobe, TierCgroup}
+
+// TierAuto asks OpenAuto's choice.
+const TierAuto Tier = "auto"

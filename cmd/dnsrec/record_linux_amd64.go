@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record"
+)
+
+// canRecord: this build has BPF programs to load (see record_other.go).
+const canRecord = true
+
+// recordAction runs `dnsrec record`.
+func recordAction(c *cli.Context) error {
+	if p := c.String("cpuprofile"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	hook, err := pickTier(c.String("hook"))
+	if err != nil {
+		return err
+	}
+	ports := []uint16{53}
+	for _, p := range c.UintSlice("port") {
+		if p == 0 || p > 65535 {
+			return fmt.Errorf("--port %d: not a port", p)
+		}
+		if p != 53 {
+			ports = append(ports, uint16(p))
+		}
+	}
+	if n := c.Int("nice"); n < -20 || n > 19 {
+		return fmt.Errorf("--nice %d: must be between -20 and 19", n)
+	}
+	ringMiB := c.Uint("ring-size")
+	if ringMiB == 0 || ringMiB > 1024 || ringMiB&(ringMiB-1) != 0 {
+		return fmt.Errorf("--ring-size %d: must be a power of two between 1 and 1024 MiB", ringMiB)
+	}
+	if os.Geteuid() != 0 {
+		log.Warn("not running as root: loading BPF programs will probably fail")
+	}
+	sum, err := record.Run(c.Context, record.Options{
+		Output:        c.String("output"),
+		Force:         c.Bool("force"),
+		Hook:          hook,
+		Ports:         ports,
+		Snaplen:       uint32(c.Uint("snaplen")),
+		RingBytes:     uint32(ringMiB << 20),
+		StableHooks:   c.Bool("stable-hooks"),
+		BatchSize:     c.Int("batch-size"),
+		BatchInterval: c.Duration("batch-interval"),
+		Nice:          c.Int("nice"),
+		Version:       version,
+		Cmdline:       strings.Join(os.Args, " "),
+		Logger:        log,
+		Started: func(s record.Started) {
+			log.Info("recording", "output", s.Output, "hook", s.Hook, "ports", s.Ports, "stop", "Ctrl-C or SIGTERM")
+		},
+	})
+	if sum.Path != "" && sum.SHA256 != "" {
+		log.Info("wrote evidence", "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
+			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
+		fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
+	}
+	if sum.WAL != "" {
+		log.Warn("a reader held the file at the stop, so it stays in WAL mode: copy both files, together", "output", sum.Path, "wal", sum.WAL, "wal_bytes", sum.WALBytes, "wal_sha256", sum.WALSHA256)
+		fmt.Printf("%s  %s\n", sum.WALSHA256, sum.WAL)
+	}
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// pickTier maps --hook to a tier; auto lets the recorder probe.
+func pickTier(name string) (bpf.Tier, error) {
+	if name == string(bpf.TierAuto) {
+		return bpf.TierAuto, nil
+	}
+	for _, t := range bpf.Tiers {
+		if string(t) == name {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("--hook %q: unknown tier (want auto, %s)", name, tierNames())
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestRecordUnsupported(t *testing.T) {
+	tests := []struct {
+		goos, goarch string
+		want         []string // in the message; none: it can record
+	}{
+		{"linux", "amd64", nil},
+		{"darwin", "arm64", []string{"record: ", "needs Linux with eBPF on amd64", "this build is darwin/arm64", "`dnsrec query`"}},
+		{"darwin", "amd64", []string{"this build is darwin/amd64", "`dnsrec query`"}},
+		{"windows", "amd64", []string{"this build is windows/amd64", "`dnsrec query`"}},
+		{"linux", "arm64", []string{"record: ", "no BPF programs for arm64 yet", "linux/amd64 host", "`dnsrec query`"}},
+	}
+	for _, tt := range tests {
+		err := recordUnsupported(tt.goos, tt.goarch)
+		if tt.want == nil {
+			if err != nil {
+				t.Errorf("%s/%s: %v, want nil", tt.goos, tt.goarch, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s/%s: nil, want a refusal", tt.goos, tt.goarch)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s/%s: %q does not say %q", tt.goos, tt.goarch, err, w)
+			}
+		}
+	}
+	// The message and the build tags of record_linux_amd64.go and
+	// record_other.go must agree on where recording is built in.
+	if err := recordUnsupported(runtime.GOOS, runtime.GOARCH); (err == nil) != canRecord {
+		t.Errorf("%s/%s: recordUnsupported says %v, but canRecord is %v", runtime.GOOS, runtime.GOARCH, err, canRecord)
+	}
+}
+
+// TestRecordHelp: record's help lists all its flags on every platform, the
+// ones that cannot record included.
+func TestRecordHelp(t *testing.T) {
+	r := dnsrec(t, t.TempDir(), nil, "record", "--help")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	for _, f := range recordCommand().Flags {
+		if name := "--" + f.Names()[0]; !strings.Contains(r.stdout, name) {
+			t.Errorf("help does not list %s:\n%s", name, r.stdout)
+		}
+	}
+	if want := "auto, fentry, kprobe, cgroup"; !strings.Contains(r.stdout, want) {
+		t.Errorf("help does not list the tiers %q:\n%s", want, r.stdout)
+	}
+}
+
+// TestRecordRefuses: where there are no BPF programs, record fails with the
+// plain message and creates nothing.
+func TestRecordRefuses(t *testing.T) {
+	if canRecord {
+		t.Skipf("%s/%s can record", runtime.GOOS, runtime.GOARCH)
+	}
+	dir := t.TempDir()
+	r := dnsrec(t, dir, nil, "record", "-o", "case.db", "--hook", "cgroup")
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	if want := "dnsrec: " + recordUnsupported(runtime.GOOS, runtime.GOARCH).Error() + "\n"; r.stderr != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", r.stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "case.db")); !os.IsNotExist(err) {
+		t.Errorf("case.db: %v, want it not created", err)
+	}
+}
