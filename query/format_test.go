@@ -232,3 +232,28 @@ func TestTimelineUsesIndex(t *testing.T) {
 		db.Close()
 	}
 }
+
+// TestResolvedToUsesIndex: an address or IPv4 prefix is found through
+// rrs_data, never by scanning rrs.
+func TestResolvedToUsesIndex(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "case.db")
+	b := querytest.New(t, p)
+	querytest.Incident(b, "web01")
+	b.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, arg := range []string{"203.0.113.7", "203.0.113.0/24", "203.0.112.0/20", "2001:db8::7", "2001:db8::/32"} {
+		prefix, err := ParsePrefix(arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, args, _ := resolvedToSQL(prefix, &Filter{})
+		plan := explain(t, db.files[0], q, args)
+		if !strings.Contains(plan, "USING INDEX rrs_data") || strings.Contains(plan, "SCAN r") {
+			t.Errorf("%s: plan\n%s", arg, plan)
+		}
+	}
+}

@@ -136,7 +136,10 @@ type resolvedKey struct {
 	client      netip.AddrPort
 }
 
-func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) ([]ResolvedToRow, error) {
+// resolvedToSQL is the statement that finds the answers inside prefix,
+// its arguments, and whether the SQL alone decides (else each address is
+// checked against prefix).
+func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	conds, args, exact := addrRanges(prefix)
 	typ := dns.TypeA
 	if prefix.Addr().Is6() {
@@ -157,7 +160,11 @@ SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_
 FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id
 WHERE r.type = ? AND (` + strings.Join(conds, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id`
-	all := concat([]any{typ}, args, margs, ownerArgs)
+	return q, concat([]any{typ}, args, margs, ownerArgs), exact
+}
+
+func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) ([]ResolvedToRow, error) {
+	q, all, exact := resolvedToSQL(prefix, f)
 	rs, err := fl.db.QueryContext(ctx, q, all...)
 	if err != nil {
 		return nil, fmt.Errorf("read answers: %w", err)
