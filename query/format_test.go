@@ -154,21 +154,7 @@ func TestWhoResolvedUsesIndex(t *testing.T) {
 		rows, answers, rargs, aargs := whoSQL(db.files[0].version, pat, &filter)
 		for i, q := range []string{rows, answers} {
 			args := [][]any{rargs, aargs}[i]
-			rs, err := db.files[0].db.Query("EXPLAIN QUERY PLAN "+q, args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan []string
-			for rs.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			rs.Close()
-			text := strings.Join(plan, "\n")
+			text := explain(t, db.files[0], q, args)
 			for _, want := range []string{"USING INDEX names_rev", "USING INDEX msgs_name"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("plan lacks %q:\n%s", want, text)

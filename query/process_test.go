@@ -1,10 +1,8 @@
 package query_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,11 +51,5 @@ func TestProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range query.Formats {
-		var buf bytes.Buffer
-		if err := query.Write(&buf, f, query.ProcessTable(rows, false)); err != nil {
-			t.Fatal(err)
-		}
-		golden(t, filepath.Join("testdata", "process-curl."+string(f)), buf.Bytes())
-	}
+	goldenFormats(t, "process-curl", query.ProcessTable(rows, false))
 }

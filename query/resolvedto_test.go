@@ -1,7 +1,6 @@
 package query_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -93,11 +92,5 @@ func TestResolvedToGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range query.Formats {
-		var buf bytes.Buffer
-		if err := query.Write(&buf, f, query.ResolvedToTable(rows, false)); err != nil {
-			t.Fatal(err)
-		}
-		golden(t, filepath.Join("testdata", "resolved-to-24."+string(f)), buf.Bytes())
-	}
+	goldenFormats(t, "resolved-to-24", query.ResolvedToTable(rows, false))
 }

@@ -1,7 +1,6 @@
 package query_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -123,11 +122,5 @@ func TestStatsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range query.Formats {
-		var buf bytes.Buffer
-		if err := query.Write(&buf, f, tbl); err != nil {
-			t.Fatal(err)
-		}
-		golden(t, filepath.Join("testdata", "stats-tunnel."+string(f)), buf.Bytes())
-	}
+	goldenFormats(t, "stats-tunnel", tbl)
 }

@@ -190,6 +190,19 @@ func TestWhoResolvedGolden(t *testing.T) {
 	}
 }
 
+// goldenFormats renders tbl in every format and compares each with
+// testdata/NAME.FORMAT.
+func goldenFormats(t *testing.T, name string, tbl *query.Table) {
+	t.Helper()
+	for _, f := range query.Formats {
+		var buf bytes.Buffer
+		if err := query.Write(&buf, f, tbl); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, filepath.Join("testdata", name+"."+string(f)), buf.Bytes())
+	}
+}
+
 // golden compares got with the file at path, or rewrites it with -update.
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
