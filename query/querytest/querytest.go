@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/dnsrec/dnsrec/schema"
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
@@ -21,6 +23,11 @@ type Builder struct {
 
 	version   int
 	lastQuery map[string]int64 // a client's last query, by process and name: what its response answers
+
+	// RealRaw makes Message store, for a message without Raw, a real DNS
+	// message packed from its fields (see Pack) instead of a one-byte
+	// placeholder: for tests of what reads the bytes (pcapng exports).
+	RealRaw bool
 }
 
 // NewAtVersion creates an evidence file of an older schema version, for
@@ -165,6 +172,48 @@ type Message struct {
 	QType     int    // 0 is A
 	Rcode     int    // of a response: 0 NOERROR, 3 NXDOMAIN
 	Answers   []Answer
+	// Raw is the message's bytes. Nil stores a one-byte placeholder, or
+	// Pack's bytes when the Builder's RealRaw is set.
+	Raw []byte
+}
+
+// Pack returns m as real DNS bytes, as Message stores them with RealRaw:
+// id 4242, the QR bit and rcode of m (no other flag), its question, and its
+// answers in their sections with TTL 300.
+func Pack(tb testing.TB, m Message) []byte {
+	tb.Helper()
+	if m.QType == 0 {
+		m.QType = 1
+	}
+	msg := dns.Msg{MsgHdr: dns.MsgHdr{Id: 4242, Response: m.Response, Rcode: m.Rcode}}
+	if m.QName != "" {
+		msg.Question = []dns.Question{{Name: dns.Fqdn(m.QName), Qtype: uint16(m.QType), Qclass: dns.ClassINET}}
+	}
+	for _, a := range m.Answers {
+		if a.Name == "" {
+			a.Name = m.QName
+		}
+		if a.Type == 0 {
+			a.Type = 1
+		}
+		rr, err := dns.NewRR(fmt.Sprintf("%s 300 IN %s %s", dns.Fqdn(a.Name), dns.TypeToString[uint16(a.Type)], a.Data))
+		if err != nil {
+			tb.Fatalf("pack %+v: %v", a, err)
+		}
+		switch a.Section {
+		case "", "answer":
+			msg.Answer = append(msg.Answer, rr)
+		case "authority":
+			msg.Ns = append(msg.Ns, rr)
+		default:
+			msg.Extra = append(msg.Extra, rr)
+		}
+	}
+	b, err := msg.Pack()
+	if err != nil {
+		tb.Fatalf("pack %s: %v", m.QName, err)
+	}
+	return b
 }
 
 // Message adds a message and its answers and returns its id.
@@ -199,14 +248,21 @@ func (b *Builder) Message(m Message) int64 {
 	if m.Role == "server" {
 		obs |= server
 	}
+	raw := m.Raw
+	if raw == nil {
+		raw = []byte{0}
+		if b.RealRaw {
+			raw = Pack(b.tb, m)
+		}
+	}
 	var sOwner, rOwner any = owner, nil
 	if m.Direction == "recv" {
 		sOwner, rOwner = nil, owner
 	}
 	id := b.Exec(`INSERT INTO msgs (session_id, ts_ns, flow_id, obs, s_owner, r_owner, r_dt_ns, dns_id, flags, rcode,
 		name_id, qtype, qclass, ancount, raw)
-		VALUES (?, ?, ?, ?, ?, ?, 0, 4242, ?, ?, ?, ?, 1, ?, x'00')`,
-		m.Session, m.TS.UnixNano(), flow, obs, sOwner, rOwner, qr<<15|m.Rcode, m.Rcode, b.name(qname), m.QType, len(m.Answers))
+		VALUES (?, ?, ?, ?, ?, ?, 0, 4242, ?, ?, ?, ?, 1, ?, ?)`,
+		m.Session, m.TS.UnixNano(), flow, obs, sOwner, rOwner, qr<<15|m.Rcode, m.Rcode, b.name(qname), m.QType, len(m.Answers), raw)
 	// A client's response answers its last query for the name.
 	if b.version >= 3 && m.Role == "client" {
 		k := fmt.Sprint(m.Session, m.Process, m.PID, qname)
