@@ -1,0 +1,239 @@
+package query
+
+import (
+	"io"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+)
+
+// ParquetRow is one row of the parquet export: one DNS transaction (a query
+// and its response), flat, for DuckDB, Trino, Athena or Spark. Optional
+// columns are null when unknown; lists are empty when there is nothing.
+// EXPORTS.md documents the same columns.
+//
+//	ts              timestamp(ns, UTC)  when the exchange began: the query's first observation, else the response's
+//	ts_ns           int64               the same instant in nanoseconds since the epoch, exact in every engine (DuckDB
+//	                                    reads ts as TIMESTAMP WITH TIME ZONE, in microseconds)
+//	response_ts     timestamp(ns, UTC)  when the response was first observed; null without one
+//	host            string              the recording host (sessions.hostname)
+//	file            string              the evidence file, as given to --db
+//	uid             string              Zeek-style id of the exchange, the same as in the zeek, ocsf and pcapng exports
+//	query_id        int64               msgs.id of the query; null for a response whose query is not in the export
+//	response_id     int64               msgs.id of the response; null for an unanswered query
+//	proto           string              udp or tcp
+//	client_addr     string              the client end's address (the query's source); null if unknown
+//	client_port     int32               its port
+//	server_addr     string              the server end's address
+//	server_port     int32               its port
+//	dns_id          int32               the DNS header's id
+//	qname           string              the first question's name, lowercase without the trailing dot; null without a question
+//	qtype           int32               its type number
+//	qtype_name      string              its type (A, AAAA, TXT, TYPE65534, ...)
+//	qclass          int32               its class number (1 for IN)
+//	rcode           int32               the response code, with EDNS's extended bits; null without a readable response
+//	rcode_name      string              NOERROR, NXDOMAIN, SERVFAIL, ...
+//	answers         list<string>        the answer section in order, typed: "CNAME cdn.evil.test", "A 203.0.113.7"
+//	ttls            list<int64>         the TTL of each answer, in seconds, in the same order
+//	latency_ns      int64               the client's wait for the response, in nanoseconds; null when unknown
+//	client_pid      int64               the local process at the client end: its pid; null when that end is not on
+//	                                    this host or its messages carried no identity (as every client_* column)
+//	client_tid      int64               the thread that sent the query
+//	client_comm     string              its comm
+//	client_exe      string              its executable
+//	client_argv     list<string>        its command line, one element per argument
+//	client_uid      int64               its user id
+//	client_ancestry string              its parent chain, nearest first: "sh(812) > sshd(640) > systemd(1)"
+//	server_pid ... server_ancestry      the same for the local process at the server end (a local resolver)
+//	status          string              NOERROR, NXDOMAIN, ... (the rcode), "unanswered", "cut at snaplen" (the
+//	                                    response's bytes were cut, its answers may be incomplete) or "undecodable"
+//	note            string              what a reader must know about either message's bytes (cut, undecodable,
+//	                                    a QR bit that contradicts the ports); null when nothing
+type ParquetRow struct {
+	TS             time.Time  `parquet:"ts,timestamp(nanosecond),delta" json:"ts"`
+	TSNs           int64      `parquet:"ts_ns,delta" json:"ts_ns"`
+	ResponseTS     *time.Time `parquet:"response_ts,optional,timestamp(nanosecond)" json:"response_ts"`
+	Host           string     `parquet:"host,dict" json:"host"`
+	File           string     `parquet:"file,dict" json:"file"`
+	UID            string     `parquet:"uid" json:"uid"`
+	QueryID        *int64     `parquet:"query_id,optional" json:"query_id"`
+	ResponseID     *int64     `parquet:"response_id,optional" json:"response_id"`
+	Proto          string     `parquet:"proto,dict" json:"proto"`
+	ClientAddr     *string    `parquet:"client_addr,optional,dict" json:"client_addr"`
+	ClientPort     int32      `parquet:"client_port" json:"client_port"`
+	ServerAddr     *string    `parquet:"server_addr,optional,dict" json:"server_addr"`
+	ServerPort     int32      `parquet:"server_port" json:"server_port"`
+	DNSID          int32      `parquet:"dns_id" json:"dns_id"`
+	QName          *string    `parquet:"qname,optional" json:"qname"`
+	QType          *int32     `parquet:"qtype,optional" json:"qtype"`
+	QTypeName      *string    `parquet:"qtype_name,optional,dict" json:"qtype_name"`
+	QClass         *int32     `parquet:"qclass,optional" json:"qclass"`
+	Rcode          *int32     `parquet:"rcode,optional" json:"rcode"`
+	RcodeName      *string    `parquet:"rcode_name,optional,dict" json:"rcode_name"`
+	Answers        []string   `parquet:"answers,list" json:"answers"`
+	TTLs           []int64    `parquet:"ttls,list" json:"ttls"`
+	LatencyNs      *int64     `parquet:"latency_ns,optional" json:"latency_ns"`
+	ClientPID      *int64     `parquet:"client_pid,optional" json:"client_pid"`
+	ClientTID      *int64     `parquet:"client_tid,optional" json:"client_tid"`
+	ClientComm     *string    `parquet:"client_comm,optional,dict" json:"client_comm"`
+	ClientExe      *string    `parquet:"client_exe,optional,dict" json:"client_exe"`
+	ClientArgv     []string   `parquet:"client_argv,list" json:"client_argv"`
+	ClientUID      *int64     `parquet:"client_uid,optional" json:"client_uid"`
+	ClientAncestry *string    `parquet:"client_ancestry,optional,dict" json:"client_ancestry"`
+	ServerPID      *int64     `parquet:"server_pid,optional" json:"server_pid"`
+	ServerTID      *int64     `parquet:"server_tid,optional" json:"server_tid"`
+	ServerComm     *string    `parquet:"server_comm,optional,dict" json:"server_comm"`
+	ServerExe      *string    `parquet:"server_exe,optional,dict" json:"server_exe"`
+	ServerArgv     []string   `parquet:"server_argv,list" json:"server_argv"`
+	ServerUID      *int64     `parquet:"server_uid,optional" json:"server_uid"`
+	ServerAncestry *string    `parquet:"server_ancestry,optional,dict" json:"server_ancestry"`
+	Status         string     `parquet:"status,dict" json:"status"`
+	Note           *string    `parquet:"note,optional" json:"note"`
+}
+
+// parquetRowGroup is the rows of one row group: what the writer holds in
+// memory at most.
+const parquetRowGroup = 64 << 10
+
+// parquetBatch is how many rows are handed to the library at once.
+const parquetBatch = 1024
+
+type parquetWriter struct {
+	w     *parquet.GenericWriter[ParquetRow]
+	batch []ParquetRow
+	procs map[*Process]*parquetProcCols // messages share their Process
+}
+
+// parquetProcCols are one process's columns, shared by its rows.
+type parquetProcCols struct {
+	pid, tid, uid       *int64
+	comm, exe, ancestry *string
+	argv                []string
+}
+
+func newParquetWriter(w io.Writer) (*parquetWriter, error) {
+	pw := parquet.NewGenericWriter[ParquetRow](w,
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.MaxRowsPerRowGroup(parquetRowGroup),
+		parquet.CreatedBy("dnsrec", "", ""),
+		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
+	)
+	return &parquetWriter{w: pw, batch: make([]ParquetRow, 0, parquetBatch), procs: map[*Process]*parquetProcCols{}}, nil
+}
+
+func (p *parquetWriter) write(t *Transaction) error {
+	p.batch = append(p.batch, p.row(t))
+	if len(p.batch) == cap(p.batch) {
+		return p.flushBatch()
+	}
+	return nil
+}
+
+func (p *parquetWriter) flushBatch() error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	_, err := p.w.Write(p.batch)
+	clear(p.batch)
+	p.batch = p.batch[:0]
+	return err
+}
+
+func (p *parquetWriter) close() error {
+	if err := p.flushBatch(); err != nil {
+		return err
+	}
+	return p.w.Close()
+}
+
+func (p *parquetWriter) row(t *Transaction) ParquetRow {
+	q, r := t.Query, t.Response
+	first := t.first()
+	row := ParquetRow{
+		TS:     t.Time(),
+		TSNs:   t.Time().UnixNano(),
+		Host:   t.Host(),
+		File:   t.File(),
+		UID:    t.UID(),
+		Proto:  t.Proto(),
+		DNSID:  int32(first.DNSID),
+		Status: t.Status(),
+		Note:   optString(t.Note()),
+	}
+	if q != nil {
+		row.QueryID = ptr(q.ID)
+	}
+	if r != nil {
+		row.ResponseID = ptr(r.ID)
+		rt := r.Time
+		row.ResponseTS = &rt
+		if r.Rcode >= 0 {
+			row.Rcode = ptr(int32(r.Rcode))
+			row.RcodeName = ptr(RcodeName(r.Rcode))
+		}
+		row.Answers = TypedAnswers(r.Answers)
+		if len(r.Answers) > 0 {
+			row.TTLs = make([]int64, len(r.Answers))
+			for i, a := range r.Answers {
+				row.TTLs[i] = int64(a.TTL)
+			}
+		}
+	}
+	if c := t.ClientAddr(); c.IsValid() {
+		row.ClientAddr = ptr(c.Addr().Unmap().String())
+		row.ClientPort = int32(c.Port())
+	}
+	if s := t.ServerAddr(); s.IsValid() {
+		row.ServerAddr = ptr(s.Addr().Unmap().String())
+		row.ServerPort = int32(s.Port())
+	}
+	if qm := t.question(); qm != nil {
+		row.QName = ptr(qm.QName)
+		row.QType = ptr(int32(qm.QType))
+		row.QTypeName = ptr(TypeName(qm.QType))
+		row.QClass = ptr(int32(qm.QClass))
+	}
+	if d := t.Latency(); d > 0 {
+		row.LatencyNs = ptr(int64(d))
+	}
+	if c := p.proc(t.Client()); c != nil {
+		row.ClientPID, row.ClientTID, row.ClientComm, row.ClientExe, row.ClientArgv, row.ClientUID, row.ClientAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
+	}
+	if c := p.proc(t.Server()); c != nil {
+		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
+	}
+	return row
+}
+
+// proc returns pr's columns, built once per process.
+func (p *parquetWriter) proc(pr *Process) *parquetProcCols {
+	if pr == nil {
+		return nil
+	}
+	if c, ok := p.procs[pr]; ok {
+		return c
+	}
+	if len(p.procs) >= maxProcCache {
+		clear(p.procs)
+	}
+	c := &parquetProcCols{pid: ptr(pr.PID), comm: optString(pr.Comm), exe: optString(pr.Exe), argv: pr.Argv,
+		ancestry: optString(pr.Ancestry.String())}
+	if pr.TID != 0 {
+		c.tid = ptr(pr.TID)
+	}
+	if pr.UID.Valid {
+		c.uid = ptr(pr.UID.V)
+	}
+	p.procs[pr] = c
+	return c
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
