@@ -27,6 +27,7 @@ host to query several recordings together; every row names its host.`,
 		Subcommands: []*cli.Command{
 			whoResolvedCommand(),
 			timelineCommand(),
+			exportCommand(),
 			resolvedToCommand(),
 			processCommand(),
 			statsCommand(),
