@@ -85,6 +85,16 @@ type Side struct {
 	Ident     *Identity // nil when the owner could not be identified
 }
 
+// AnswerTo links m, a response, to q, the query it answers, as the
+// pipeline's pairing does (same transport ends, DNS id and question): the
+// row gets q's id as query_id and the client's wait as latency_ns. q.ID
+// must be set. For writers that build rows without the pipeline, such as
+// the benchmark file generator (record/gen).
+func (m *MsgRow) AnswerTo(q *MsgRow) {
+	m.QueryID = q.ID
+	m.queryTs, m.querySend = q.first(), q.Send.Seen
+}
+
 // first is the time of the earliest observation: the row's ts_ns.
 func (m *MsgRow) first() int64 {
 	if m.Send.Seen {
