@@ -150,7 +150,9 @@ func TestWhoResolvedUsesIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		filter := Filter{PIDs: []int64{901}, Since: querytest.At(0)}
+		// A process filter lets the planner start from msgs_sowner or
+		// msgs_rowner instead, which is as good.
+		filter := Filter{Since: querytest.At(0), QTypes: []uint16{1}}
 		rows, answers, rargs, aargs := whoSQL(db.files[0].version, pat, &filter)
 		for i, q := range []string{rows, answers} {
 			args := [][]any{rargs, aargs}[i]

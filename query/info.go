@@ -38,12 +38,15 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	agg := `SELECT session_id, sum((obs & 1) + (obs >> 1 & 1)) AS n,
 		sum(CASE WHEN parse_error IS NOT NULL THEN (obs & 1) + (obs >> 1 & 1) ELSE 0 END) AS perr,
 		min(ts_ns) AS first, max(ts_ns + coalesce(r_dt_ns, 0)) AS last,
-		sum(obs & 4 = 0) AS queries, count(DISTINCT query_id) AS answered
+		sum(obs & 4 = 0 AND obs & 9 != 0) AS queries, count(query_id) AS answered
 		FROM msgs GROUP BY session_id`
-	// Queries (sent by the client end) that no response names.
+	// Queries (the sender is not the server end, and the message was sent,
+	// or received by the server end) that no response names. A response
+	// seen only arriving (obs 2, or 18) has no role bits and is not one.
+	// The recorder links a response to a query at most once.
 	unanswered := `a.queries - a.answered`
 	if f.version < 3 {
-		agg = strings.Replace(agg, "count(DISTINCT query_id)", "NULL", 1)
+		agg = strings.Replace(agg, "count(query_id)", "NULL", 1)
 		unanswered = `NULL`
 	}
 	if f.version < 2 {

@@ -24,12 +24,20 @@ var migrationFS embed.FS
 // on them up to date costs several times the insert itself (see
 // ../shared/STORE-FACTS.md, and issue 6). A file whose recorder was killed
 // has none of these and answers the same queries by scanning.
+//
+// msgs_name covers who-resolved's lookups and, with msgs_sowner (a client's
+// queries by sender) and msgs_rowner (a client's responses by receiver and
+// rcode), every pass `query stats` makes: each is read in index order, with
+// no table access and no sort. On a 10-million-message file they cost about
+// 170 MB of 1.6 GB, and stats takes seconds instead of a minute.
 const StopIndexes = `
-CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id, obs);
+CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id, obs, query_id);
 CREATE INDEX IF NOT EXISTS rrs_message ON rrs(message_id);
 CREATE INDEX IF NOT EXISTS rrs_data ON rrs(data);
 CREATE INDEX IF NOT EXISTS msgs_query ON msgs(query_id) WHERE query_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS msgs_ts ON msgs(ts_ns);
+CREATE INDEX IF NOT EXISTS msgs_sowner ON msgs(s_owner) WHERE obs & 5 = 1;
+CREATE INDEX IF NOT EXISTS msgs_rowner ON msgs(r_owner, rcode) WHERE obs & 10 = 2;
 `
 
 // Migration is one embedded schema step.
