@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"net/url"
@@ -36,6 +37,9 @@ const (
 	bigSeed        = 1
 	bigDirEnv      = "DNSREC_BENCH_DIR"
 	bigMessagesEnv = "DNSREC_BENCH_MESSAGES"
+	// bigExportRows bounds each export sub-benchmark: enough rows for a
+	// steady rate, not the whole file in every format.
+	bigExportRows = 500_000
 )
 
 var big struct {
@@ -132,6 +136,27 @@ func BenchmarkBig(b *testing.B) {
 		}
 		return len(t.Rows), nil
 	})
+	// Exports: the first bigExportRows packets or transactions of the file
+	// in each format, to io.Discard; rows/s is their throughput, reading
+	// the evidence included.
+	for _, format := range query.ExportFormats {
+		b.Run("export-"+format, func(b *testing.B) {
+			resetPeakRSS()
+			var rows int64
+			for b.Loop() {
+				st, err := db.Export(ctx, io.Discard, format, query.Filter{Limit: bigExportRows})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += st.Rows
+			}
+			b.ReportMetric(float64(rows)/float64(b.N), "rows")
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+			mb := peakRSS(b)
+			b.ReportMetric(mb, "MB-peak-RSS")
+			peak = max(peak, mb)
+		})
+	}
 	b.Run("peak-rss", func(b *testing.B) {
 		for b.Loop() {
 		}
