@@ -243,6 +243,8 @@ type msgRow struct {
 	rrName                                      sql.NullString
 	rrType, rrTTL                               sql.NullInt64
 	rrData                                      sql.NullString
+	proto, aAddr, bAddr                         string
+	aPort, bPort                                int64
 }
 
 // messagesSQL is the statement that streams file number idx's messages
@@ -281,8 +283,10 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	q := `
 SELECT m.id, m.session_id, m.ts_ns, m.obs, m.flow_id, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
        m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
-       ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data
+       ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0)
 FROM (SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id` + limit + `) m
+LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
 LEFT JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
@@ -320,7 +324,8 @@ func (s *msgSource) scan() (*msgRow, error) {
 	r := &msgRow{}
 	if err := s.rows.Scan(&r.id, &r.session, &r.ts, &r.obs, &r.flow, &r.sOwner, &r.sSocket, &r.rOwner, &r.rSocket, &r.rDT,
 		&r.dnsID, &r.flags, &r.rcode, &r.qtype, &r.qclass, &r.origLen, &r.rawLen, &r.qname, &r.parseErr,
-		&r.queryID, &r.latency, &r.raw, &r.rrName, &r.rrType, &r.rrTTL, &r.rrData); err != nil {
+		&r.queryID, &r.latency, &r.raw, &r.rrName, &r.rrType, &r.rrTTL, &r.rrData,
+		&r.proto, &r.aAddr, &r.aPort, &r.bAddr, &r.bPort); err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
 	return r, nil
@@ -366,10 +371,9 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		return err
 	}
 	m.Host = host
-	fl, err := d.flow(ctx, r.flow)
-	if err != nil {
-		return err
-	}
+	// The flow comes with the row: there is one per query (ephemeral
+	// ports), so a lookup per message would cost a statement each.
+	fl := flowRow{proto: r.proto, a: addrPort(r.aAddr, r.aPort), b: addrPort(r.bAddr, r.bPort)}
 	m.Proto = fl.proto
 	m.Src, m.Dst = fl.a, fl.b
 	if r.obs&16 != 0 {
