@@ -10,7 +10,7 @@ import (
 
 // ExportFormats are the formats Export writes. EXPORTS.md documents each
 // one's fields.
-var ExportFormats = []string{"pcapng", "zeek", "ocsf", "parquet"}
+var ExportFormats = []string{"pcapng", "zeek", "ocsf", "parquet", "csv", "jsonl"}
 
 // ExportStats counts what an export read and wrote.
 type ExportStats struct {
@@ -39,8 +39,11 @@ func (d *DB) Export(ctx context.Context, w io.Writer, format string, f Filter) (
 			return ExportStats{}, fmt.Errorf("%s: %w", fl.path, ErrOldSchema)
 		}
 	}
-	if format == "pcapng" {
+	switch format {
+	case "pcapng":
 		return d.exportPcapng(ctx, w, f)
+	case "csv", "jsonl":
+		return d.exportTimeline(ctx, w, Format(format), f)
 	}
 	var tw txnWriter
 	raw := false
@@ -88,4 +91,31 @@ func ancestryList(a Ancestry) []string {
 		out[i] = c + "(" + strconv.FormatInt(p.PID, 10) + ")"
 	}
 	return out
+}
+
+// exportTimeline writes the timeline's rows (one per message) as CSV or
+// JSON lines: the columns of `query timeline`, with the file first when
+// several are open.
+func (d *DB) exportTimeline(ctx context.Context, w io.Writer, format Format, f Filter) (ExportStats, error) {
+	var st ExportStats
+	rw, err := NewRowWriter(w, format, d.TimelineColumnsFor(), WriteOptions{})
+	if err != nil {
+		return st, err
+	}
+	counter := &countingRows{RowWriter: rw, n: &st.Rows}
+	if _, err := d.Timeline(ctx, TimelineOptions{Filter: f}, counter); err != nil {
+		return st, err
+	}
+	st.Messages = st.Rows
+	return st, rw.Close()
+}
+
+type countingRows struct {
+	RowWriter
+	n *int64
+}
+
+func (c *countingRows) Row(cells []any) error {
+	*c.n++
+	return c.RowWriter.Row(cells)
 }

@@ -170,7 +170,7 @@ func TestExportStats(t *testing.T) {
 	if _, st := export(t, db, "pcapng", query.Filter{Limit: 3}); st.Rows != 3 {
 		t.Errorf("pcapng --limit 3: %+v", st)
 	}
-	if _, err := db.Export(context.Background(), io.Discard, "csv", query.Filter{}); err == nil {
+	if _, err := db.Export(context.Background(), io.Discard, "pcap", query.Filter{}); err == nil {
 		t.Error("unknown format accepted")
 	}
 }

@@ -3,6 +3,7 @@ package query_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,4 +223,32 @@ func TestParseName(t *testing.T) {
 			t.Errorf("ParseName(%q) accepted", bad)
 		}
 	}
+}
+
+// TestExportCSVIsTimeline: export --format csv|jsonl writes exactly what
+// the timeline prints in that format.
+func TestExportCSVIsTimeline(t *testing.T) {
+	db := incidentDB(t)
+	for _, f := range []query.Format{query.FormatCSV, query.FormatJSONL} {
+		var exp bytes.Buffer
+		st, err := db.Export(context.Background(), &exp, string(f), query.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := readFile(t, filepath.Join("testdata", "timeline-incident."+string(f))); exp.String() != want {
+			t.Errorf("export %s:\n%s\nwant the timeline's\n%s", f, exp.String(), want)
+		}
+		if st.Rows != 19 {
+			t.Errorf("export %s: %d rows, want 19", f, st.Rows)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -77,7 +77,7 @@ func TestQueryExportRefuses(t *testing.T) {
 		stderr string
 	}{
 		{"no format", []string{"-o", "x.log"}, "--format is required: one of pcapng, zeek, ocsf, parquet"},
-		{"bad format", []string{"--format", "csv", "-o", "x.csv"}, `--format "csv": want one of pcapng, zeek, ocsf, parquet`},
+		{"bad format", []string{"--format", "pcap", "-o", "x.pcap"}, `--format "pcap": want one of pcapng, zeek, ocsf, parquet, csv, jsonl`},
 		{"no output", []string{"--format", "zeek"}, "-o/--output FILE is required"},
 		{"existing", []string{"--format", "zeek", "-o", existing}, "exists; use --force to replace it"},
 		{"the evidence", []string{"--format", "zeek", "-o", db, "--force"}, "that is the evidence " + db},
