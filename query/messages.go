@@ -432,18 +432,16 @@ func (s *msgSource) proc(ctx context.Context, owner sql.NullInt64) (*Process, er
 	return p, nil
 }
 
-// dicts caches a file's small tables: sessions, flows, owners with their
-// processes. They are dictionaries, far smaller than msgs, but a file of
-// millions of messages can hold a million flows, so the caches are bounded.
+// dicts caches a file's small tables: sessions, owners with their
+// processes, and parent chains. The caches are bounded: a file of millions
+// of messages can hold many owners.
 type dicts struct {
-	f        *file
-	hosts    map[int64]string
-	flows    map[int64]flowRow
-	owners   map[int64]*Process
-	walker   *ancestryWalker
-	chains   map[int64]Ancestry
-	flowStmt *sql.Stmt
-	ownStmt  *sql.Stmt
+	f       *file
+	hosts   map[int64]string
+	owners  map[int64]*Process
+	walker  *ancestryWalker
+	chains  map[int64]Ancestry
+	ownStmt *sql.Stmt
 }
 
 const maxDictCache = 200_000
@@ -455,13 +453,13 @@ type flowRow struct {
 
 func (f *file) dicts() *dicts {
 	if f.dict == nil {
-		f.dict = &dicts{f: f, hosts: map[int64]string{}, flows: map[int64]flowRow{}, owners: map[int64]*Process{}, chains: map[int64]Ancestry{}}
+		f.dict = &dicts{f: f, hosts: map[int64]string{}, owners: map[int64]*Process{}, chains: map[int64]Ancestry{}}
 	}
 	return f.dict
 }
 
 func (d *dicts) close() {
-	for _, s := range []*sql.Stmt{d.flowStmt, d.ownStmt} {
+	for _, s := range []*sql.Stmt{d.ownStmt} {
 		if s != nil {
 			s.Close()
 		}
@@ -482,33 +480,6 @@ func (d *dicts) host(ctx context.Context, session int64) (string, error) {
 	}
 	d.hosts[session] = h
 	return h, nil
-}
-
-func (d *dicts) flow(ctx context.Context, id int64) (flowRow, error) {
-	if fl, ok := d.flows[id]; ok {
-		return fl, nil
-	}
-	if d.flowStmt == nil {
-		st, err := d.f.db.PrepareContext(ctx, `SELECT proto, a_addr, a_port, b_addr, b_port FROM flows WHERE id = ?`)
-		if err != nil {
-			return flowRow{}, fmt.Errorf("flows: %w", err)
-		}
-		d.flowStmt = st
-	}
-	var fl flowRow
-	var aAddr, bAddr string
-	var aPort, bPort int64
-	err := d.flowStmt.QueryRowContext(ctx, id).Scan(&fl.proto, &aAddr, &aPort, &bAddr, &bPort)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return flowRow{}, fmt.Errorf("flow %d: %w", id, err)
-	}
-	fl.a = addrPort(aAddr, aPort)
-	fl.b = addrPort(bAddr, bPort)
-	if len(d.flows) >= maxDictCache {
-		clear(d.flows)
-	}
-	d.flows[id] = fl
-	return fl, nil
 }
 
 func addrPort(addr string, port int64) netip.AddrPort {

@@ -156,8 +156,12 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	// Responses received by a client, or sent by a local server to a
 	// remote one: the answers someone asked for.
 	q := `
-SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, m.flow_id, coalesce(n.name, '')
-FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id
+SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, coalesce(n.name, ''),
+       -- the client is the response's receiver: the flow's b side, or its
+       -- a side when the message travels b->a
+       coalesce(CASE WHEN m.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
+       coalesce(CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END, 0)
+FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
 WHERE r.type = ? AND (` + strings.Join(conds, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id`
 	return q, concat([]any{typ}, args, margs, ownerArgs), exact
@@ -170,17 +174,19 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
 	type hit struct {
-		key       resolvedKey
-		msg       int64
-		ts        int64
-		owner     sql.NullInt64
-		flow, obs int64
+		key    resolvedKey
+		msg    int64
+		ts     int64
+		owner  sql.NullInt64
+		obs    int64
+		client netip.AddrPort
 	}
 	var hits []hit
 	for rs.Next() {
 		var h hit
-		var data, qname string
-		if err := rs.Scan(&data, &h.msg, &h.key.session, &h.ts, &h.obs, &h.owner, &h.flow, &qname); err != nil {
+		var data, qname, caddr string
+		var cport int64
+		if err := rs.Scan(&data, &h.msg, &h.key.session, &h.ts, &h.obs, &h.owner, &qname, &caddr, &cport); err != nil {
 			rs.Close()
 			return nil, fmt.Errorf("read answers: %w", err)
 		}
@@ -191,6 +197,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 			}
 		}
 		h.key.addr, h.key.qname = data, qname
+		h.client = addrPort(caddr, cport)
 		hits = append(hits, h)
 	}
 	if err := rs.Err(); err != nil {
@@ -203,16 +210,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 	groups := map[resolvedKey]*ResolvedToRow{}
 	var order []resolvedKey
 	for _, h := range hits {
-		fw, err := dict.flow(ctx, h.flow)
-		if err != nil {
-			return nil, err
-		}
-		// The client is the receiver of the response: the flow's a side
-		// unless the message travels b->a.
-		client := fw.b
-		if h.obs&16 != 0 {
-			client = fw.a
-		}
+		client := h.client
 		local := h.obs&2 != 0 && h.obs&8 == 0 && h.owner.Valid
 		k := h.key
 		var proc *Process
