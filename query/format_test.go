@@ -132,63 +132,6 @@ func TestDSN(t *testing.T) {
 	}
 }
 
-// TestWhoResolvedUsesIndex guards the speed promise: on a cleanly stopped
-// file, who-resolved is answered from the names_rev, msgs_name and
-// rrs_message indexes, never by scanning msgs or rrs.
-func TestWhoResolvedUsesIndex(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
-	db, err := Open(context.Background(), []string{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, exact := range []bool{false, true} {
-		pat, err := ParseName("evil.com", !exact)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A process filter lets the planner start from msgs_sowner or
-		// msgs_rowner instead, which is as good.
-		filter := Filter{Since: querytest.At(0), QTypes: []uint16{1}}
-		rows, answers, rargs, aargs := whoSQL(db.files[0].version, pat, &filter)
-		for i, q := range []string{rows, answers} {
-			args := [][]any{rargs, aargs}[i]
-			text := explain(t, db.files[0], q, args)
-			for _, want := range []string{"USING INDEX names_rev", "USING INDEX msgs_name"} {
-				if !strings.Contains(text, want) {
-					t.Errorf("plan lacks %q:\n%s", want, text)
-				}
-			}
-			if strings.Contains(text, "SCAN m") || strings.Contains(text, "SCAN a") {
-				t.Errorf("plan scans a table:\n%s", text)
-			}
-		}
-	}
-}
-
-// explain returns the query plan of q.
-func explain(t *testing.T, f *file, q string, args []any) string {
-	t.Helper()
-	rs, err := f.db.Query("EXPLAIN QUERY PLAN "+q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	var plan []string
-	for rs.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	return strings.Join(plan, "\n")
-}
-
 // TestTimelineUsesIndex: a timeline page, first or after a cursor, walks
 // msgs_ts and finds each message's answers through rrs_message; it never
 // sorts msgs. Without the stop-time indexes (a crashed file) the
@@ -209,7 +152,7 @@ func TestTimelineUsesIndex(t *testing.T) {
 		}
 		for _, after := range []*Cursor{nil, {TS: querytest.At(3 * time.Second).UnixNano(), ID: 11}} {
 			q, args := db.files[0].messagesSQL(0, &MessageOptions{Filter: Filter{Limit: 100}, After: after})
-			plan := explain(t, db.files[0], q, args)
+			plan := planOf(t, db.files[0], q, args)
 			// "LAST TERM OF ORDER BY" is r.id within one message's answers.
 			uses := strings.Contains(plan, " m USING INDEX msgs_ts") && strings.Contains(plan, "USING INDEX rrs_message") &&
 				!strings.Contains(plan, "TEMP B-TREE FOR ORDER BY")
@@ -239,7 +182,7 @@ func TestResolvedToUsesIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		q, args, _ := resolvedToSQL(prefix, &Filter{})
-		plan := explain(t, db.files[0], q, args)
+		plan := planOf(t, db.files[0], q, args)
 		if !strings.Contains(plan, "USING INDEX rrs_data") || strings.Contains(plan, "SCAN r") {
 			t.Errorf("%s: plan\n%s", arg, plan)
 		}
