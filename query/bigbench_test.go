@@ -127,6 +127,9 @@ func BenchmarkBig(b *testing.B) {
 	})
 	run("timeline-first-page", timeline(nil))
 	run("timeline-middle-page", timeline(middle))
+	// The incident's address (a few answers), then a busy shared address
+	// (tens of thousands): resolved-to's cost follows the answers found.
+	run("resolved-to-incident-ip", resolvedTo(netip.MustParsePrefix(f.Incident.IP+"/32")))
 	run("resolved-to-ip", resolvedTo(probe))
 	run("resolved-to-24", resolvedTo(cidr))
 	run("stats", func() (int, error) {
