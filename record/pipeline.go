@@ -555,17 +555,24 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	key := pairKey{tcp: pkt.TCP, src: src, dst: dst, sum: maphash.Bytes(p.seed, raw)}
-	if m := p.pairs[key]; m != nil && m.OrigLen == origLen && bytes.Equal(m.Raw, raw) {
+	// Identical bytes on one tuple can be in flight more than once (a
+	// retransmission sent before the first copy is received): the rows
+	// waiting under one key form a queue, and a side joins the oldest row
+	// that still lacks it.
+	for m := p.pairs[key]; m != nil; m = m.pairNext {
+		if m.OrigLen != origLen || !bytes.Equal(m.Raw, raw) {
+			continue
+		}
 		if send && !m.Send.Seen {
 			side.Server = m.senderServer
 			m.Send = side
-			delete(p.pairs, key)
+			p.forgetPair(m)
 			return nil
 		}
 		if !send && !m.Recv.Seen {
 			side.Server = !m.senderServer
 			m.Recv = side
-			delete(p.pairs, key)
+			p.forgetPair(m)
 			return nil
 		}
 	}
@@ -588,7 +595,14 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	m.ID = p.lastMsgID
 	p.transaction(m)
 	p.rows = append(p.rows, m)
-	p.pairs[key] = m
+	if last := p.pairs[key]; last != nil {
+		for last.pairNext != nil {
+			last = last.pairNext
+		}
+		last.pairNext = m
+	} else {
+		p.pairs[key] = m
+	}
 	return nil
 }
 
@@ -691,12 +705,25 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 	return nil
 }
 
-// forgetPair drops a row that is being written alone from the pairing index.
+// forgetPair drops a row from the pairing index: it has both sides, or it
+// is being written alone.
 func (p *pipeline) forgetPair(m *MsgRow) {
 	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: m.pairSum}
-	if p.pairs[k] == m {
+	head := p.pairs[k]
+	switch {
+	case head == m && m.pairNext == nil:
 		delete(p.pairs, k)
+	case head == m:
+		p.pairs[k] = m.pairNext
+	default:
+		for prev := head; prev != nil; prev = prev.pairNext {
+			if prev.pairNext == m {
+				prev.pairNext = m.pairNext
+				break
+			}
+		}
 	}
+	m.pairNext = nil
 }
 
 // senderIsServer tells from the transport alone whether a message goes

@@ -71,8 +71,9 @@ type MsgRow struct {
 	queryTs     int64 // when the query was seen (its client's send if querySend)
 	querySend   bool
 
-	senderServer bool   // the pipeline's reading of the transport, for the second side
-	pairSum      uint64 // the hash its pairing index holds it under
+	senderServer bool    // the pipeline's reading of the transport, for the second side
+	pairSum      uint64  // the hash its pairing index holds it under
+	pairNext     *MsgRow // the next row waiting under the same key
 }
 
 // Side is one observation of a message: by its sender or by its receiver.

@@ -23,8 +23,13 @@ func TestQueriesPairedWithResponses(t *testing.T) {
 	requireRoot(t)
 	startServer(t, "paired.tx.test", "retry.tx.test")
 	path := filepath.Join(t.TempDir(), "tx.db")
-	// 5354 is a DNS port here that nobody listens on.
-	stop := startRecorder(t, path, record.Options{Ports: []uint16{53, 5354}})
+	// 5354 is a DNS port here that nobody listens on; 5355 is a server
+	// that answers a retransmitted query only once it has both copies, so
+	// the order on the wire is query, query, response, response. (Through
+	// the ordinary server the first answer can come back before the second
+	// send, and then two links to two queries are right.)
+	retrySrv := holdTwoServer(t, "127.0.0.1:5355")
+	stop := startRecorder(t, path, record.Options{Ports: []uint16{53, 5354, 5355}})
 
 	exchange := func(name string) {
 		q := new(dns.Msg)
@@ -62,7 +67,7 @@ func TestQueriesPairedWithResponses(t *testing.T) {
 		c.ReadFrom(buf)
 	}
 	twice("127.0.0.1:5354", "lost.tx.test")
-	twice("127.0.0.1:53", "retry.tx.test")
+	twice(retrySrv, "retry.tx.test")
 	time.Sleep(200 * time.Millisecond)
 	stop()
 
@@ -115,4 +120,45 @@ func TestQueriesPairedWithResponses(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("who-resolved has no row for %v", want)
 	}
+}
+
+// holdTwoServer answers DNS queries on addr in pairs: it reads two, then
+// answers each (NOERROR, no records), so both sends precede both answers.
+func holdTwoServer(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		type got struct {
+			from net.Addr
+			q    dns.Msg
+		}
+		var held []got
+		buf := make([]byte, 512)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var g got
+			if g.q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			g.from = from
+			if held = append(held, g); len(held) < 2 {
+				continue
+			}
+			for _, h := range held {
+				r := new(dns.Msg)
+				r.SetReply(&h.q)
+				b, _ := r.Pack()
+				c.WriteTo(b, h.from)
+			}
+			held = held[:0]
+		}
+	}()
+	return c.LocalAddr().String()
 }
