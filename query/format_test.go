@@ -165,7 +165,8 @@ func TestTimelineUsesIndex(t *testing.T) {
 }
 
 // TestResolvedToUsesIndex: an address or IPv4 prefix is found through
-// rrs_data, never by scanning rrs.
+// rrs_addr4 or rrs_addr6 (the partial indexes of A and AAAA data), never by
+// scanning rrs.
 func TestResolvedToUsesIndex(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "case.db")
 	b := querytest.New(t, p)
@@ -183,7 +184,7 @@ func TestResolvedToUsesIndex(t *testing.T) {
 		}
 		q, args, _ := resolvedToSQL(prefix, &Filter{})
 		plan := planOf(t, db.files[0], q, args)
-		if !strings.Contains(plan, "USING INDEX rrs_data") || strings.Contains(plan, "SCAN r") {
+		if !strings.Contains(plan, "USING INDEX rrs_addr") || strings.Contains(plan, "SCAN r") {
 			t.Errorf("%s: plan\n%s", arg, plan)
 		}
 	}

@@ -145,6 +145,13 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	if prefix.Addr().Is6() {
 		typ = dns.TypeAAAA
 	}
+	// The type goes into every alternative: each is then a range on a
+	// partial index (rrs_addr4, rrs_addr6) of its own, which SQLite can
+	// only use where the alternative itself says type = 1 (or 28).
+	typed := make([]string, len(conds))
+	for i, c := range conds {
+		typed[i] = "(r.type = " + strconv.Itoa(int(typ)) + " AND " + c + ")"
+	}
 	msgF := *f
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs, msgF.Limit = nil, nil, nil, nil, 0
 	mw, margs := msgF.msgsWhere(false)
@@ -162,9 +169,9 @@ SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_
        coalesce(CASE WHEN m.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
        coalesce(CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END, 0)
 FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
-WHERE r.type = ? AND (` + strings.Join(conds, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
+WHERE (` + strings.Join(typed, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id`
-	return q, concat([]any{typ}, args, margs, ownerArgs), exact
+	return q, concat(args, margs, ownerArgs), exact
 }
 
 func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) ([]ResolvedToRow, error) {

@@ -103,7 +103,7 @@ func TestWrite(t *testing.T) {
 		{"tunnel names", count(`SELECT count(*) FROM names WHERE rev >= ? AND rev < ?`, "test.exfil.", "test.exfil/"), f.Tunnel.Queries},
 		{"rrs with the probe address", count(`SELECT count(*) FROM rrs WHERE data = ?`, f.Probe.IP), f.Probe.IPRRs},
 		{"sessions", count(`SELECT count(*) FROM sessions WHERE stopped_ns = ?`, f.Stop.UnixNano()), 1},
-		{"stop indexes", count(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('msgs_name', 'rrs_message', 'rrs_data', 'msgs_query')`), 4},
+		{"stop indexes", count(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('msgs_name', 'rrs_message', 'rrs_addr4', 'rrs_addr6', 'msgs_query')`), 5},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %d in the file, Facts say %d", c.what, c.got, c.want)
