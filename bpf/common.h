@@ -20,7 +20,7 @@ char __license[] SEC("license") = "GPL";
 
 #define MAX_ANCESTORS 16   // parent chain depth kept per message
 #define MAX_PORTS 8        // DNS ports to capture (--port)
-#define MAX_SNAP 8192      // upper bound for --snaplen
+#define MAX_SNAP 65536     // upper bound for --snaplen, and its default: the largest size class
 #define NAME_SLOT 128      // one exe path component, NUL included
 #define PATH_DEPTH 32      // components (and mount crossings) walked per exe path
 #define ARGS_MAX 2048      // argv bytes kept per exec
@@ -122,7 +122,7 @@ struct exec_record {
 
 // Set from Go through CollectionSpec.Variables before load.
 volatile const __u16 dns_ports[MAX_PORTS] = {53};
-volatile const __u32 snaplen = 4096;
+volatile const __u32 snaplen = MAX_SNAP;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -157,9 +157,14 @@ static __always_inline void count_drop(void)
 
 // EMIT_SIZE_CLASSES reserves a DNS record in the ring buffer for cap payload
 // bytes and has FILL(ev, data, max) write it in place, then submits it.
-// bpf_ringbuf_reserve takes only a constant size, and most DNS messages are
-// small, so there are three size classes. Used inside a void function with
-// `cap` in scope; it returns from that function.
+// bpf_ringbuf_reserve takes only a constant size, so there are size classes:
+// the small ones hold almost every DNS message in a record not much bigger
+// than itself, and MAX_SNAP holds any whole message (65535 bytes at most;
+// a TCP segment on loopback, whose MTU is 65536, at most 65483), reserved
+// only for a message that needs it. A record's ring space is its class, so
+// 16384 keeps the more common large answers (4 to 16 KB) from taking 64 KiB
+// each. Used inside a void function with `cap` in scope; it returns from
+// that function.
 #define RESERVE_CLASS(N, FILL)                                                       \
 	if (cap <= N) {                                                              \
 		struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + N, 0); \
@@ -174,6 +179,8 @@ static __always_inline void count_drop(void)
 #define EMIT_SIZE_CLASSES(FILL)        \
 	RESERVE_CLASS(512, FILL)       \
 	RESERVE_CLASS(2048, FILL)      \
+	RESERVE_CLASS(8192, FILL)      \
+	RESERVE_CLASS(16384, FILL)     \
 	RESERVE_CLASS(MAX_SNAP, FILL)
 
 // snap_cap is how many of len payload bytes a record keeps: at most snaplen.

@@ -90,6 +90,7 @@ const (
 	fentryMapRingbufDrops     = "ringbuf_drops"
 	fentryMapSockOwner        = "sock_owner"
 	fentryMapTcpRecvs         = "tcp_recvs"
+	fentryMapThreadIdent      = "thread_ident"
 	fentryProgFeIp6SendSkb    = "fe_ip6_send_skb"
 	fentryProgFeIpSendSkb     = "fe_ip_send_skb"
 	fentryProgFeSkbConsumeUdp = "fe_skb_consume_udp"
@@ -174,6 +175,7 @@ type fentryMapSpecs struct {
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
+	ThreadIdent  *ebpf.MapSpec `ebpf:"thread_ident"`
 }
 
 // fentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -212,6 +214,7 @@ type fentryMaps struct {
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
+	ThreadIdent  *ebpf.Map `ebpf:"thread_ident"`
 }
 
 func (m *fentryMaps) Close() error {
@@ -221,6 +224,7 @@ func (m *fentryMaps) Close() error {
 		m.RingbufDrops,
 		m.SockOwner,
 		m.TcpRecvs,
+		m.ThreadIdent,
 	)
 }
 

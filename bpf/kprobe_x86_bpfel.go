@@ -90,6 +90,7 @@ const (
 	kprobeMapRingbufDrops     = "ringbuf_drops"
 	kprobeMapSockOwner        = "sock_owner"
 	kprobeMapTcpRecvs         = "tcp_recvs"
+	kprobeMapThreadIdent      = "thread_ident"
 	kprobeProgKpIp6SendSkb    = "kp_ip6_send_skb"
 	kprobeProgKpIpSendSkb     = "kp_ip_send_skb"
 	kprobeProgKpSkbConsumeUdp = "kp_skb_consume_udp"
@@ -170,6 +171,7 @@ type kprobeMapSpecs struct {
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
+	ThreadIdent  *ebpf.MapSpec `ebpf:"thread_ident"`
 }
 
 // kprobeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -208,6 +210,7 @@ type kprobeMaps struct {
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
+	ThreadIdent  *ebpf.Map `ebpf:"thread_ident"`
 }
 
 func (m *kprobeMaps) Close() error {
@@ -217,6 +220,7 @@ func (m *kprobeMaps) Close() error {
 		m.RingbufDrops,
 		m.SockOwner,
 		m.TcpRecvs,
+		m.ThreadIdent,
 	)
 }
 

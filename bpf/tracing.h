@@ -40,8 +40,11 @@ static __always_inline __u64 sock_id(struct sock *sk)
 
 // fill_tr writes one record in place; src is kernel memory, or user memory
 // when user is set.
+// The identity is current's: read here, or copied from id when the caller
+// read it once for several records.
 static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *ev, __u8 *data,
-				    const void *src, __u32 orig, __u64 cap, __u64 max, int user)
+				    const void *src, __u32 orig, __u64 cap, __u64 max, int user,
+				    const struct ident *id)
 {
 	ev->kind = EV_DNS;
 	ev->dir = dir;
@@ -60,7 +63,10 @@ static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *
 	__builtin_memcpy(ev->daddr, f->daddr, 16);
 	ev->ifindex = 0;
 	ev->_pad3 = 0;
-	fill_ident(&ev->id);
+	if (id)
+		__builtin_memcpy(&ev->id, id, sizeof(*id));
+	else
+		fill_ident(&ev->id);
 
 	if (cap == 0) { // nothing readable: never copy max bytes from elsewhere
 		ev->cap_len = 0;
@@ -73,15 +79,16 @@ static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *
 }
 
 // emit sends one message (or TCP chunk) of orig bytes at src, of which
-// avail can be read.
-static __always_inline void emit(struct flow *f, __u8 dir, const void *src, __u32 orig, __u32 avail, int user)
+// avail can be read. id is current's identity, or 0 to read it here.
+static __always_inline void emit(struct flow *f, __u8 dir, const void *src, __u32 orig, __u32 avail, int user,
+				 const struct ident *id)
 {
 	// A TCP read or write of nothing carries no data (an EOF, say); an
 	// empty UDP datagram is a message, and is recorded.
 	if (orig == 0 && f->proto == IPPROTO_TCP)
 		return;
 	__u64 cap = snap_cap(orig < avail ? orig : avail);
-#define FILL_TR(ev, data, max) fill_tr(f, dir, ev, data, src, orig, cap, max, user)
+#define FILL_TR(ev, data, max) fill_tr(f, dir, ev, data, src, orig, cap, max, user, id)
 	EMIT_SIZE_CLASSES(FILL_TR)
 #undef FILL_TR
 }
@@ -118,7 +125,7 @@ static __always_inline void udp_send(struct sk_buff *skb, struct flow *f)
 	__u32 off = payload - data;
 	if (off > len)
 		return;
-	emit(f, DIR_SEND, payload, len - off, skb_linear_from(skb, payload), 0);
+	emit(f, DIR_SEND, payload, len - off, skb_linear_from(skb, payload), 0, 0);
 }
 
 static __always_inline void on_udp_send4(struct sk_buff *skb, struct flowi4 *fl4)
@@ -185,7 +192,7 @@ static __always_inline void udp_from_headers(struct sk_buff *skb, __u8 dir)
 		return; // malformed: shorter than its own header
 	f.sockid = sock_id(BPF_CORE_READ(skb, sk));
 	unsigned char *payload = th + sizeof(uh);
-	emit(&f, dir, payload, ulen - sizeof(uh), skb_linear_from(skb, payload), 0);
+	emit(&f, dir, payload, ulen - sizeof(uh), skb_linear_from(skb, payload), 0, 0);
 }
 
 // sock_flow describes a TCP socket from its user's side.
@@ -293,20 +300,61 @@ static __always_inline int read_iter(struct msghdr *msg, struct ubufs *u)
 	return u->n > 0;
 }
 
+// Current's identity for the several records of one TCP send or receive,
+// read once: fill_ident inlined in each record's every size class made the
+// verifier's work grow with the product of their paths (kp_tcp_sendmsg
+// processed 537k instructions of its 1M budget with five classes, 43k
+// without the identity). Keyed by thread, so that no other program run can
+// write it in between, as one sharing a per-CPU slot could.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); // pid_tgid
+	__type(value, struct ident);
+} thread_ident SEC(".maps");
+
+static const struct ident no_ident;
+
+static __always_inline struct ident *current_ident(void)
+{
+	__u64 key = bpf_get_current_pid_tgid();
+	struct ident *id = bpf_map_lookup_elem(&thread_ident, &key);
+	if (!id) {
+		bpf_map_update_elem(&thread_ident, &key, &no_ident, BPF_NOEXIST);
+		id = bpf_map_lookup_elem(&thread_ident, &key);
+		if (!id)
+			return 0;
+	}
+	fill_ident(id);
+	return id;
+}
+
 // emit_bufs sends up to total bytes from the user buffers as TCP chunks,
-// each with its stream sequence number.
+// each with its stream sequence number. A buffer longer than MAX_SNAP (a
+// 65535-byte message written with its length prefix, or several messages
+// in one write) takes a second record for the rest: up to MAX_SNAP more
+// bytes are captured, and any beyond are counted in its length, not kept.
 static __always_inline void emit_bufs(struct flow *f, __u8 dir, struct ubufs *u, __u64 total)
 {
+	struct ident *id = current_ident();
+	if (!id)
+		return; // the map refused a slot: there is no owner to record
 #pragma unroll
 	for (int i = 0; i < IOV_SEGS; i++) {
 		if (i >= u->n || total == 0)
 			break;
 		__u64 n = u->len[i] < total ? u->len[i] : total;
-		if (n > 0xffff)
-			n = 0xffff; // a DNS message is at most 65535 bytes plus its prefix
-		emit(f, dir, (const void *)u->base[i], n, n, 1);
-		f->seq += n;
+		__u64 base = u->base[i];
 		total -= n;
+		if (n > 0xffffffff)
+			n = 0xffffffff; // orig_len is 32 bits
+		__u64 first = n < MAX_SNAP ? n : MAX_SNAP;
+		emit(f, dir, (const void *)base, first, first, 1, id);
+		f->seq += first;
+		if (n > first) {
+			emit(f, dir, (const void *)(base + first), n - first, n - first, 1, id);
+			f->seq += n - first;
+		}
 	}
 }
 

@@ -31,7 +31,9 @@ const (
 
 // Limits compiled into the programs (common.h).
 const (
-	MaxPorts     = 8
-	MaxSnaplen   = 8192
+	MaxPorts = 8
+	// MaxSnaplen is the largest ring buffer size class (MAX_SNAP): any
+	// whole DNS message (at most 65535 bytes), and the default.
+	MaxSnaplen   = 65536
 	MaxAncestors = 16
 )

@@ -51,6 +51,45 @@ func childMain() int {
 	name := os.Getenv(envChild)
 	server := os.Getenv("DNSREC_TEST_SERVER")
 	network := cmp.Or(os.Getenv("DNSREC_TEST_NET"), "udp")
+	if os.Getenv("DNSREC_TEST_TXT") != "" {
+		// One TXT query with EDNS 65535 (dig 9.18 sends no more than
+		// 32767), printing the response's size.
+		q := new(dns.Msg)
+		q.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
+		q.SetEdns0(65535, false)
+		if network == "tcp" {
+			r, _, err := (&dns.Client{Net: "tcp", Timeout: 10 * time.Second}).Exchange(q, server)
+			if err != nil || len(r.Answer) == 0 {
+				fmt.Fprintf(os.Stderr, "child: TXT %s over tcp: %v %v\n", name, r, err)
+				return 1
+			}
+			r.Compress = true
+			fmt.Printf("size=%d answers=%d\n", r.Len(), len(r.Answer))
+			return 0
+		}
+		b, _ := q.Pack()
+		c, err := net.Dial("udp", server)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "child: %v\n", err)
+			return 1
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 65536)
+		n := 0
+		if _, err = c.Write(b); err == nil {
+			n, err = c.Read(buf)
+		}
+		var r dns.Msg
+		if err == nil {
+			err = r.Unpack(buf[:n])
+		}
+		if err != nil || r.Truncated || len(r.Answer) == 0 {
+			fmt.Fprintf(os.Stderr, "child: TXT %s: %v %v\n", name, &r, err)
+			return 1
+		}
+		fmt.Printf("size=%d answers=%d\n", n, len(r.Answer))
+		return 0
+	}
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, server)
 	}}
@@ -87,10 +126,42 @@ func requireRoot(t *testing.T) {
 }
 
 // testServer answers A and AAAA for the names it was given, on 127.0.0.1:53
-// and [::1]:53, UDP and TCP.
+// and [::1]:53, UDP and TCP, and TXT for the names given to addTXT.
 type testServer struct {
 	mu      sync.Mutex
 	answers map[string]int // name -> last octet of its addresses
+	txt     map[string]int // name -> size of its TXT response
+}
+
+// addTXT makes the server answer name TXT with a response of exactly size
+// bytes (txtAnswer).
+func (s *testServer) addTXT(name string, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answers[name] = 0
+	s.txt[name] = size
+}
+
+// txtReply is the answer section of the server's TXT response for qname
+// (with its trailing dot), of size bytes in all.
+func txtReply(qname string, size int) []dns.RR {
+	m := new(dns.Msg)
+	m.SetQuestion(qname, dns.TypeTXT)
+	m.Response, m.Compress = true, true
+	return txtAnswer(qname, size-m.Len())
+}
+
+// txtRecords is the data of name's TXT records as dnsrec stores them, in
+// the order the server sends them.
+func (s *testServer) txtRecords(name string) []string {
+	s.mu.Lock()
+	size := s.txt[name]
+	s.mu.Unlock()
+	var out []string
+	for _, rr := range txtReply(dns.Fqdn(name), size) {
+		out = append(out, rdata(rr))
+	}
+	return out
 }
 
 func (s *testServer) addr4(name string) string { return fmt.Sprintf("192.0.2.%d", s.answers[name]) }
@@ -98,7 +169,7 @@ func (s *testServer) addr6(name string) string { return fmt.Sprintf("2001:db8::%
 
 func startServer(t testing.TB, names ...string) *testServer {
 	t.Helper()
-	s := &testServer{answers: map[string]int{}}
+	s := &testServer{answers: map[string]int{}, txt: map[string]int{}}
 	for i, n := range names {
 		s.answers[n] = 10 + i
 	}
@@ -109,10 +180,14 @@ func startServer(t testing.TB, names ...string) *testServer {
 		name := strings.TrimSuffix(strings.ToLower(q.Name), ".")
 		s.mu.Lock()
 		_, ok := s.answers[name]
+		txtSize := s.txt[name]
 		s.mu.Unlock()
 		switch {
 		case !ok:
 			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeTXT && txtSize > 0:
+			m.Compress = true
+			m.Answer = txtReply(q.Name, txtSize)
 		case q.Qtype == dns.TypeA:
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(s.addr4(name))})
 		case q.Qtype == dns.TypeAAAA:

@@ -7,7 +7,10 @@ import "time"
 
 // Defaults for Options' zero values.
 const (
-	DefaultSnaplen       = 4096
+	// DefaultSnaplen keeps every message whole: a DNS message is at most
+	// 65535 bytes, and 65536 is the largest the kernel side keeps
+	// (bpf.MaxSnaplen).
+	DefaultSnaplen       = 65536
 	DefaultRingBytes     = 4 << 20
 	DefaultBatchSize     = 4000
 	DefaultBatchInterval = 200 * time.Millisecond

@@ -49,7 +49,9 @@ type headerFields struct {
 }
 
 // ParseDNS parses a DNS message. It never fails: a malformed or truncated
-// message yields whatever header and question could be read, and Err.
+// message (one cut at snaplen, or one the kernel could only read part of)
+// yields whatever header and question could be read, every complete answer
+// record before the first that could not be, and Err for the rest.
 func ParseDNS(b []byte) (p Parsed) {
 	defer func() {
 		// miekg/dns is fuzzed, but a recorder must not die on one packet.
@@ -106,12 +108,13 @@ func ParseDNS(b []byte) (p Parsed) {
 		}
 		off = end + 4
 	}
-	var answers []Answer
 	for sec := 1; sec < 4; sec++ {
 		for ; got[sec] < counts[sec] && off < len(b); got[sec]++ {
 			var err error
-			off, err = p.record(b, off, sec, &answers)
+			off, err = p.record(b, off, sec)
 			if err != nil {
+				// The records before this one are whole: they stay, and
+				// the message's row says it was not parsed completely.
 				p.Err = fmt.Errorf("%s record %d: %w", sectionNames[sec], got[sec]+1, err)
 				return p
 			}
@@ -123,7 +126,6 @@ func ParseDNS(b []byte) (p Parsed) {
 		p.Err = fmt.Errorf("header announces %d/%d/%d/%d question/answer/authority/additional records, message holds %d/%d/%d/%d",
 			counts[0], counts[1], counts[2], counts[3], got[0], got[1], got[2], got[3])
 	}
-	p.Answers = answers
 	return p
 }
 
@@ -134,8 +136,9 @@ var errCut = errors.New("message ends inside the record")
 
 // record reads the resource record at off in section sec (1 answer, 2
 // authority, 3 additional) and returns where the next one starts. Answer
-// records are kept; an EDNS OPT record extends the rcode.
-func (p *Parsed) record(b []byte, off, sec int, answers *[]Answer) (int, error) {
+// records are appended to p.Answers once whole; an EDNS OPT record extends
+// the rcode.
+func (p *Parsed) record(b []byte, off, sec int) (int, error) {
 	var name string
 	var end int
 	var err error
@@ -173,7 +176,7 @@ func (p *Parsed) record(b []byte, off, sec int, answers *[]Answer) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	*answers = append(*answers, Answer{Section: "answer", Name: schema.NormalizeName(name), Type: typ, Class: class, TTL: ttl, Data: data})
+	p.Answers = append(p.Answers, Answer{Section: "answer", Name: schema.NormalizeName(name), Type: typ, Class: class, TTL: ttl, Data: data})
 	return next, nil
 }
 

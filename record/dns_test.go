@@ -7,12 +7,15 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -308,6 +311,72 @@ func TestParseDNSTruncatedEverywhere(t *testing.T) {
 		if n < qEnd && (p.QType != nil || p.QClass != nil) {
 			t.Errorf("cut at %d (question ends at %d): qtype %v and qclass %v were not captured", n, qEnd, deref(p.QType), deref(p.QClass))
 		}
+		if got, want := len(p.Answers), wholeAnswers(t, resp, n); got != want {
+			t.Errorf("cut at %d: %d answers, want the %d that end by then", n, got, want)
+		}
+	}
+}
+
+// wholeAnswers is how many answer records of the message b end within its
+// first n bytes, found with miekg/dns's UnpackRR.
+func wholeAnswers(t testing.TB, b []byte, n int) int {
+	t.Helper()
+	off := questionEnd(t, b)
+	count := 0
+	for range binary.BigEndian.Uint16(b[6:8]) {
+		_, end, err := dns.UnpackRR(b, off)
+		if err != nil {
+			t.Fatalf("answer %d of the whole message: %v", count+1, err)
+		}
+		if end > n {
+			break
+		}
+		count, off = count+1, end
+	}
+	return count
+}
+
+// bigTXT is a response to NAME TXT holding n TXT records of 250-byte
+// strings: about 260 bytes each, so 25 make a 6 KB message and 120 a 30 KB
+// one, over the 4096 and 8192 bytes dnsrec used to keep.
+func bigTXT(t testing.TB, name string, n int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(query(name, dns.TypeTXT))
+	m.Compress = true
+	for i := range n {
+		txt := fmt.Sprintf("%03d-", i) + strings.Repeat(string(rune('a'+i%26)), 246)
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{txt}})
+	}
+	return m
+}
+
+// TestParseDNSCutLargeTXT: a 30 KB TXT response cut at 1024, 4096 and 8192
+// bytes (snaplen) keeps its header, its question and every TXT record that
+// ends inside the cut, and says where it stopped; whole, it has all 120.
+func TestParseDNSCutLargeTXT(t *testing.T) {
+	resp := pack(t, bigTXT(t, "big.example.com.", 120))
+	if len(resp) < 30000 {
+		t.Fatalf("message of %d bytes, want about 30 KB", len(resp))
+	}
+	whole := ParseDNS(resp)
+	if whole.Err != nil || len(whole.Answers) != 120 {
+		t.Fatalf("whole message: %d answers, Err %v", len(whole.Answers), whole.Err)
+	}
+	for _, n := range []int{1024, 4096, 8192} {
+		p := ParseDNS(resp[:n])
+		want := wholeAnswers(t, resp, n)
+		if want == 0 {
+			t.Fatalf("cut at %d: no record fits, the test is wrong", n)
+		}
+		if p.QName == nil || *p.QName != "big.example.com" || p.QType == nil || *p.QType != dns.TypeTXT {
+			t.Errorf("cut at %d: question %v %v", n, deref(p.QName), deref(p.QType))
+		}
+		if !reflect.DeepEqual(p.Answers, whole.Answers[:want]) {
+			t.Errorf("cut at %d: %d answers, want the first %d of the whole message", n, len(p.Answers), want)
+		}
+		if p.Err == nil || !strings.Contains(p.Err.Error(), fmt.Sprintf("answer record %d: ", want+1)) || !errors.Is(p.Err, errCut) {
+			t.Errorf("cut at %d: Err = %v, want answer record %d: %v", n, p.Err, want+1, errCut)
+		}
 	}
 }
 
@@ -365,7 +434,9 @@ func readHex(t testing.TB, path string) []byte {
 
 // FuzzParseDNS checks the promises ParseDNS makes whatever the input: it
 // returns, the header is there exactly when 12 bytes are, a result without a
-// header says why, and names are normalized.
+// header says why, and names are normalized. And a message cut short (at
+// snaplen) keeps what the whole one had before the cut: its answers are the
+// first ones of the whole message's, and it says why it stopped.
 func FuzzParseDNS(f *testing.F) {
 	files, _ := filepath.Glob("testdata/dns/*.hex")
 	for _, file := range files {
@@ -374,8 +445,30 @@ func FuzzParseDNS(f *testing.F) {
 	f.Add(pack(f, query("example.com.", dns.TypeA)))
 	f.Add(pack(f, response(f)))
 	f.Add([]byte{})
+	// Large answers, whole and cut inside a record (the fuzzer cuts the
+	// whole ones itself too).
+	txt := pack(f, bigTXT(f, "big.example.com.", 6))
+	f.Add(txt)
+	f.Add(txt[:len(txt)/2])
+	resp := pack(f, response(f))
+	f.Add(resp[:len(resp)-3])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := ParseDNS(b)
+		// Cut where the input says (its last byte, as a share of its
+		// length) and in the middle.
+		cuts := []int{len(b) / 2}
+		if len(b) > 0 {
+			cuts = append(cuts, len(b)*int(b[len(b)-1])/256)
+		}
+		for _, n := range cuts {
+			c := ParseDNS(b[:n])
+			if len(c.Answers) > len(p.Answers) || !slices.Equal(c.Answers, p.Answers[:len(c.Answers)]) {
+				t.Fatalf("cut at %d of %d bytes: answers %v are not the first of the whole message's %v", n, len(b), c.Answers, p.Answers)
+			}
+			if c.Err == nil && len(c.Answers) < len(p.Answers) {
+				t.Fatalf("cut at %d of %d bytes: %d of %d answers and no error", n, len(b), len(c.Answers), len(p.Answers))
+			}
+		}
 		hasHeader := p.ID != nil && p.Flags != nil && p.QR != nil && p.Opcode != nil && p.Rcode != nil && p.ANCount != nil
 		if hasHeader != (len(b) >= 12) {
 			t.Fatalf("%d bytes: header fields set = %v", len(b), hasHeader)

@@ -62,6 +62,9 @@ func FuzzTCPStream(f *testing.F) {
 	f.Add(append(seg(0, 4, []byte{0xff, 0xff, 1, 2}), seg(4, 2, []byte{3, 4})...)) // a bogus length
 	f.Add(seg(0, 200, two))                                                        // cut at snaplen
 	f.Add(append(seg(10, 2, []byte{0, 0}), seg(0, 2, []byte{0, 1})...))            // a gap, then going back
+	// A maximal message over two full-size segments, each cut at snaplen,
+	// then a small one.
+	f.Add(append(seg(0, 65535, []byte{0xff, 0xff, 1, 2, 3}), seg(65535, 5, []byte{4, 5, 0, 1, 'x'})...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var s tcpStream
 		base := uint32(0xfffffff0) // across the sequence number wrap

@@ -43,6 +43,14 @@ func TestTCPStream(t *testing.T) {
 	huge := body('H', 2000) // spans several segments, each cut at snaplen
 	fhuge := framed(huge)
 
+	// Large messages: nothing between the kernel's records and the store
+	// may cut them (issue 12). Loopback's MTU is 65536, so one segment can
+	// carry most of a maximal message.
+	max := body('M', 65535) // the largest DNS message
+	fmax := framed(max)
+	txt := body('T', 30000)
+	ftxt := framed(txt)
+
 	const isn = 1000
 	nearWrap := uint32(1<<32 - 10) // the stream's first byte is 10 bytes before 2^32
 
@@ -169,6 +177,37 @@ func TestTCPStream(t *testing.T) {
 				{seq: isn, payload: fhuge[:10], origLen: 100, want: []tcpMessage{{huge[:8], len(huge)}}},
 				{seq: isn + 100, payload: fhuge[100:200], origLen: 1000},
 				{seq: isn + 1100, payload: cat(fhuge[1100:], fc), want: []tcpMessage{{c, len(c)}}},
+			},
+		},
+		{
+			name: "30 KB message in one segment",
+			segs: []segment{
+				{seq: isn, payload: ftxt, want: []tcpMessage{{txt, len(txt)}}},
+			},
+		},
+		{
+			// 65483 bytes is the most a loopback segment carries (MTU
+			// 65536 less IP, TCP and timestamp headers).
+			name: "65535-byte message over two loopback segments",
+			segs: []segment{
+				{seq: isn, payload: fmax[:65483]},
+				{seq: isn + 65483, payload: cat(fmax[65483:], fa), want: []tcpMessage{{max, len(max)}, {a, len(a)}}},
+			},
+		},
+		{
+			// The fentry and kprobe tiers record a write of prefix and
+			// message in one buffer as records of at most 65536 bytes.
+			name: "65535-byte message with its prefix in 65536 bytes and 1",
+			segs: []segment{
+				{seq: isn, payload: fmax[:65536]},
+				{seq: isn + 65536, payload: fmax[65536:], want: []tcpMessage{{max, len(max)}}},
+			},
+		},
+		{
+			name: "large messages back to back across segments",
+			segs: []segment{
+				{seq: isn, payload: cat(ftxt, fmax[:30000]), want: []tcpMessage{{txt, len(txt)}}},
+				{seq: isn + uint32(len(ftxt)+30000), payload: cat(fmax[30000:], ftxt), want: []tcpMessage{{max, len(max)}, {txt, len(txt)}}},
 			},
 		},
 	}
