@@ -27,21 +27,51 @@ int BPF_PROG(fe_udp_v6_send_skb, struct sk_buff *skb, struct flowi6 *fl6)
 SEC("fentry/ip_send_skb")
 int BPF_PROG(fe_ip_send_skb, struct net *net, struct sk_buff *skb)
 {
-	udp_from_headers(skb, DIR_SEND);
+	udp_from_headers(skb, DIR_SEND, 0);
 	return 0;
 }
 
 SEC("fentry/ip6_send_skb")
 int BPF_PROG(fe_ip6_send_skb, struct sk_buff *skb)
 {
-	udp_from_headers(skb, DIR_SEND);
+	udp_from_headers(skb, DIR_SEND, 0);
 	return 0;
 }
 
 SEC("fentry/skb_consume_udp")
 int BPF_PROG(fe_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
 {
-	udp_from_headers(skb, DIR_RECV);
+	udp_from_headers(skb, DIR_RECV, sk);
+	return 0;
+}
+
+// The user buffers of UDP sends and receives, for datagrams the kernel
+// keeps in page fragments (tracing.h, udp_emit).
+SEC("fentry/udp_sendmsg")
+int BPF_PROG(fe_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len)
+{
+	on_udp_call(sk, msg, len, 0);
+	return 0;
+}
+
+SEC("fentry/udpv6_sendmsg")
+int BPF_PROG(fe_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len)
+{
+	on_udp_call(sk, msg, len, 0);
+	return 0;
+}
+
+SEC("fentry/udp_recvmsg")
+int BPF_PROG(fe_udp_recvmsg, struct sock *sk, struct msghdr *msg)
+{
+	on_udp_call(sk, msg, 0, 1);
+	return 0;
+}
+
+SEC("fentry/udpv6_recvmsg")
+int BPF_PROG(fe_udpv6_recvmsg, struct sock *sk, struct msghdr *msg)
+{
+	on_udp_call(sk, msg, 0, 1);
 	return 0;
 }
 

@@ -81,6 +81,13 @@ type fentryTcpRecv struct {
 	}
 }
 
+type fentryUdpCall struct {
+	_    structs.HostLayout
+	Sk   uint64
+	Base uint64
+	Len  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -91,13 +98,18 @@ const (
 	fentryMapSockOwner        = "sock_owner"
 	fentryMapTcpRecvs         = "tcp_recvs"
 	fentryMapThreadIdent      = "thread_ident"
+	fentryMapUdpCalls         = "udp_calls"
 	fentryProgFeIp6SendSkb    = "fe_ip6_send_skb"
 	fentryProgFeIpSendSkb     = "fe_ip_send_skb"
 	fentryProgFeSkbConsumeUdp = "fe_skb_consume_udp"
 	fentryProgFeTcpRecvmsg    = "fe_tcp_recvmsg"
 	fentryProgFeTcpSendmsg    = "fe_tcp_sendmsg"
+	fentryProgFeUdpRecvmsg    = "fe_udp_recvmsg"
 	fentryProgFeUdpSendSkb    = "fe_udp_send_skb"
+	fentryProgFeUdpSendmsg    = "fe_udp_sendmsg"
 	fentryProgFeUdpV6SendSkb  = "fe_udp_v6_send_skb"
+	fentryProgFeUdpv6Recvmsg  = "fe_udpv6_recvmsg"
+	fentryProgFeUdpv6Sendmsg  = "fe_udpv6_sendmsg"
 	fentryProgFxTcpRecvmsg4   = "fx_tcp_recvmsg4"
 	fentryProgFxTcpRecvmsg5   = "fx_tcp_recvmsg5"
 	fentryProgFxTcpRecvmsg6   = "fx_tcp_recvmsg6"
@@ -157,8 +169,12 @@ type fentryProgramSpecs struct {
 	FeSkbConsumeUdp *ebpf.ProgramSpec `ebpf:"fe_skb_consume_udp"`
 	FeTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"fe_tcp_recvmsg"`
 	FeTcpSendmsg    *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
+	FeUdpRecvmsg    *ebpf.ProgramSpec `ebpf:"fe_udp_recvmsg"`
 	FeUdpSendSkb    *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
+	FeUdpSendmsg    *ebpf.ProgramSpec `ebpf:"fe_udp_sendmsg"`
 	FeUdpV6SendSkb  *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
+	FeUdpv6Recvmsg  *ebpf.ProgramSpec `ebpf:"fe_udpv6_recvmsg"`
+	FeUdpv6Sendmsg  *ebpf.ProgramSpec `ebpf:"fe_udpv6_sendmsg"`
 	FxTcpRecvmsg4   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
@@ -176,6 +192,7 @@ type fentryMapSpecs struct {
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.MapSpec `ebpf:"thread_ident"`
+	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
 
 // fentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -215,6 +232,7 @@ type fentryMaps struct {
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.Map `ebpf:"thread_ident"`
+	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
 
 func (m *fentryMaps) Close() error {
@@ -225,6 +243,7 @@ func (m *fentryMaps) Close() error {
 		m.SockOwner,
 		m.TcpRecvs,
 		m.ThreadIdent,
+		m.UdpCalls,
 	)
 }
 
@@ -248,8 +267,12 @@ type fentryPrograms struct {
 	FeSkbConsumeUdp *ebpf.Program `ebpf:"fe_skb_consume_udp"`
 	FeTcpRecvmsg    *ebpf.Program `ebpf:"fe_tcp_recvmsg"`
 	FeTcpSendmsg    *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
+	FeUdpRecvmsg    *ebpf.Program `ebpf:"fe_udp_recvmsg"`
 	FeUdpSendSkb    *ebpf.Program `ebpf:"fe_udp_send_skb"`
+	FeUdpSendmsg    *ebpf.Program `ebpf:"fe_udp_sendmsg"`
 	FeUdpV6SendSkb  *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
+	FeUdpv6Recvmsg  *ebpf.Program `ebpf:"fe_udpv6_recvmsg"`
+	FeUdpv6Sendmsg  *ebpf.Program `ebpf:"fe_udpv6_sendmsg"`
 	FxTcpRecvmsg4   *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5   *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6   *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
@@ -264,8 +287,12 @@ func (p *fentryPrograms) Close() error {
 		p.FeSkbConsumeUdp,
 		p.FeTcpRecvmsg,
 		p.FeTcpSendmsg,
+		p.FeUdpRecvmsg,
 		p.FeUdpSendSkb,
+		p.FeUdpSendmsg,
 		p.FeUdpV6SendSkb,
+		p.FeUdpv6Recvmsg,
+		p.FeUdpv6Sendmsg,
 		p.FxTcpRecvmsg4,
 		p.FxTcpRecvmsg5,
 		p.FxTcpRecvmsg6,

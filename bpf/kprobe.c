@@ -24,21 +24,51 @@ int BPF_KPROBE(kp_udp_v6_send_skb, struct sk_buff *skb, struct flowi6 *fl6)
 SEC("kprobe/ip_send_skb")
 int BPF_KPROBE(kp_ip_send_skb, struct net *net, struct sk_buff *skb)
 {
-	udp_from_headers(skb, DIR_SEND);
+	udp_from_headers(skb, DIR_SEND, 0);
 	return 0;
 }
 
 SEC("kprobe/ip6_send_skb")
 int BPF_KPROBE(kp_ip6_send_skb, struct sk_buff *skb)
 {
-	udp_from_headers(skb, DIR_SEND);
+	udp_from_headers(skb, DIR_SEND, 0);
 	return 0;
 }
 
 SEC("kprobe/skb_consume_udp")
 int BPF_KPROBE(kp_skb_consume_udp, struct sock *sk, struct sk_buff *skb)
 {
-	udp_from_headers(skb, DIR_RECV);
+	udp_from_headers(skb, DIR_RECV, sk);
+	return 0;
+}
+
+// The user buffers of UDP sends and receives, for datagrams the kernel
+// keeps in page fragments (tracing.h, udp_emit).
+SEC("kprobe/udp_sendmsg")
+int BPF_KPROBE(kp_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len)
+{
+	on_udp_call(sk, msg, len, 0);
+	return 0;
+}
+
+SEC("kprobe/udpv6_sendmsg")
+int BPF_KPROBE(kp_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len)
+{
+	on_udp_call(sk, msg, len, 0);
+	return 0;
+}
+
+SEC("kprobe/udp_recvmsg")
+int BPF_KPROBE(kp_udp_recvmsg, struct sock *sk, struct msghdr *msg)
+{
+	on_udp_call(sk, msg, 0, 1);
+	return 0;
+}
+
+SEC("kprobe/udpv6_recvmsg")
+int BPF_KPROBE(kp_udpv6_recvmsg, struct sock *sk, struct msghdr *msg)
+{
+	on_udp_call(sk, msg, 0, 1);
 	return 0;
 }
 

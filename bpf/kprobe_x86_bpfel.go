@@ -81,6 +81,13 @@ type kprobeTcpRecv struct {
 	}
 }
 
+type kprobeUdpCall struct {
+	_    structs.HostLayout
+	Sk   uint64
+	Base uint64
+	Len  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -91,13 +98,18 @@ const (
 	kprobeMapSockOwner        = "sock_owner"
 	kprobeMapTcpRecvs         = "tcp_recvs"
 	kprobeMapThreadIdent      = "thread_ident"
+	kprobeMapUdpCalls         = "udp_calls"
 	kprobeProgKpIp6SendSkb    = "kp_ip6_send_skb"
 	kprobeProgKpIpSendSkb     = "kp_ip_send_skb"
 	kprobeProgKpSkbConsumeUdp = "kp_skb_consume_udp"
 	kprobeProgKpTcpRecvmsg    = "kp_tcp_recvmsg"
 	kprobeProgKpTcpSendmsg    = "kp_tcp_sendmsg"
+	kprobeProgKpUdpRecvmsg    = "kp_udp_recvmsg"
 	kprobeProgKpUdpSendSkb    = "kp_udp_send_skb"
+	kprobeProgKpUdpSendmsg    = "kp_udp_sendmsg"
 	kprobeProgKpUdpV6SendSkb  = "kp_udp_v6_send_skb"
+	kprobeProgKpUdpv6Recvmsg  = "kp_udpv6_recvmsg"
+	kprobeProgKpUdpv6Sendmsg  = "kp_udpv6_sendmsg"
 	kprobeProgKrTcpRecvmsg    = "kr_tcp_recvmsg"
 	kprobeProgOnExec          = "on_exec"
 	kprobeProgOnExit          = "on_exit"
@@ -155,8 +167,12 @@ type kprobeProgramSpecs struct {
 	KpSkbConsumeUdp *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
 	KpTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
 	KpTcpSendmsg    *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
+	KpUdpRecvmsg    *ebpf.ProgramSpec `ebpf:"kp_udp_recvmsg"`
 	KpUdpSendSkb    *ebpf.ProgramSpec `ebpf:"kp_udp_send_skb"`
+	KpUdpSendmsg    *ebpf.ProgramSpec `ebpf:"kp_udp_sendmsg"`
 	KpUdpV6SendSkb  *ebpf.ProgramSpec `ebpf:"kp_udp_v6_send_skb"`
+	KpUdpv6Recvmsg  *ebpf.ProgramSpec `ebpf:"kp_udpv6_recvmsg"`
+	KpUdpv6Sendmsg  *ebpf.ProgramSpec `ebpf:"kp_udpv6_sendmsg"`
 	KrTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"kr_tcp_recvmsg"`
 	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
@@ -172,6 +188,7 @@ type kprobeMapSpecs struct {
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.MapSpec `ebpf:"thread_ident"`
+	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
 
 // kprobeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -211,6 +228,7 @@ type kprobeMaps struct {
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.Map `ebpf:"thread_ident"`
+	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
 
 func (m *kprobeMaps) Close() error {
@@ -221,6 +239,7 @@ func (m *kprobeMaps) Close() error {
 		m.SockOwner,
 		m.TcpRecvs,
 		m.ThreadIdent,
+		m.UdpCalls,
 	)
 }
 
@@ -244,8 +263,12 @@ type kprobePrograms struct {
 	KpSkbConsumeUdp *ebpf.Program `ebpf:"kp_skb_consume_udp"`
 	KpTcpRecvmsg    *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
 	KpTcpSendmsg    *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
+	KpUdpRecvmsg    *ebpf.Program `ebpf:"kp_udp_recvmsg"`
 	KpUdpSendSkb    *ebpf.Program `ebpf:"kp_udp_send_skb"`
+	KpUdpSendmsg    *ebpf.Program `ebpf:"kp_udp_sendmsg"`
 	KpUdpV6SendSkb  *ebpf.Program `ebpf:"kp_udp_v6_send_skb"`
+	KpUdpv6Recvmsg  *ebpf.Program `ebpf:"kp_udpv6_recvmsg"`
+	KpUdpv6Sendmsg  *ebpf.Program `ebpf:"kp_udpv6_sendmsg"`
 	KrTcpRecvmsg    *ebpf.Program `ebpf:"kr_tcp_recvmsg"`
 	OnExec          *ebpf.Program `ebpf:"on_exec"`
 	OnExit          *ebpf.Program `ebpf:"on_exit"`
@@ -258,8 +281,12 @@ func (p *kprobePrograms) Close() error {
 		p.KpSkbConsumeUdp,
 		p.KpTcpRecvmsg,
 		p.KpTcpSendmsg,
+		p.KpUdpRecvmsg,
 		p.KpUdpSendSkb,
+		p.KpUdpSendmsg,
 		p.KpUdpV6SendSkb,
+		p.KpUdpv6Recvmsg,
+		p.KpUdpv6Sendmsg,
 		p.KrTcpRecvmsg,
 		p.OnExec,
 		p.OnExit,

@@ -29,6 +29,11 @@ var tracingTargets = []target{
 	{fn: "udp_send_skb", alt: "ip_send_skb"},
 	{fn: "udp_v6_send_skb", alt: "ip6_send_skb"},
 	{fn: "skb_consume_udp"},
+	// The user buffers of UDP calls, for datagrams in page fragments.
+	{fn: "udp_sendmsg"},
+	{fn: "udpv6_sendmsg"},
+	{fn: "udp_recvmsg"},
+	{fn: "udpv6_recvmsg"},
 	{fn: "tcp_sendmsg"},
 	{fn: "tcp_recvmsg", ret: true},
 }

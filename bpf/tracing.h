@@ -108,6 +108,50 @@ static __always_inline __u32 skb_linear_from(struct sk_buff *skb, unsigned char 
 	return data + headlen - p;
 }
 
+// A UDP sendmsg or recvmsg in progress on a socket that can carry DNS: its
+// one user buffer, where the datagram's bytes are (send) or will be
+// copied (receive). The kernel keeps a large datagram mostly, on 6.1 and
+// later wholly, in page fragments that the linear read above cannot see;
+// within the same call, the user's buffer holds the same bytes. len is 0
+// when the call's buffer cannot be used (several segments), so that a
+// stale entry of the thread's previous call is never read.
+struct udp_call {
+	__u64 sk; // struct sock *, as an integer
+	__u64 base;
+	__u64 len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); // pid_tgid
+	__type(value, struct udp_call);
+} udp_calls SEC(".maps");
+
+// UDP_USER_MIN: smaller datagrams are read from the skb's linear part (they
+// always fit there), and calls with smaller buffers are not remembered.
+#define UDP_USER_MIN 512
+
+// udp_emit sends one datagram of orig payload bytes at payload, of which
+// avail are linear; the rest comes from the user buffer of the call in
+// progress on sk, when there is one.
+static __always_inline void udp_emit(struct flow *f, __u8 dir, struct sock *sk, unsigned char *payload, __u32 orig,
+				     __u32 avail)
+{
+	if (avail < orig && orig > UDP_USER_MIN) {
+		__u64 key = bpf_get_current_pid_tgid();
+		struct udp_call *c = bpf_map_lookup_elem(&udp_calls, &key);
+		// A send's buffer is exactly the datagram; a receive's buffer
+		// may be shorter (MSG_TRUNC): then it holds what it holds.
+		if (c && c->sk == (__u64)sk && c->len > 0 && (dir == DIR_RECV || c->len == orig)) {
+			__u32 n = c->len < orig ? c->len : orig;
+			emit(f, dir, (const void *)c->base, orig, n, 1, 0);
+			return;
+		}
+	}
+	emit(f, dir, payload, orig, avail, 0, 0);
+}
+
 // udp_send sends from udp_send_skb / udp_v6_send_skb: addresses and ports
 // from the flow, payload after the (still empty) UDP header.
 static __always_inline void udp_send(struct sk_buff *skb, struct flow *f)
@@ -125,7 +169,7 @@ static __always_inline void udp_send(struct sk_buff *skb, struct flow *f)
 	__u32 off = payload - data;
 	if (off > len)
 		return;
-	emit(f, DIR_SEND, payload, len - off, skb_linear_from(skb, payload), 0, 0);
+	udp_emit(f, DIR_SEND, BPF_CORE_READ(skb, sk), payload, len - off, skb_linear_from(skb, payload));
 }
 
 static __always_inline void on_udp_send4(struct sk_buff *skb, struct flowi4 *fl4)
@@ -150,8 +194,9 @@ static __always_inline void on_udp_send6(struct sk_buff *skb, struct flowi6 *fl6
 }
 
 // udp_from_headers reads a UDP datagram whose IP and UDP headers are built:
-// received (skb_consume_udp) or about to be sent (ip_send_skb).
-static __always_inline void udp_from_headers(struct sk_buff *skb, __u8 dir)
+// received (skb_consume_udp, by sk) or about to be sent (ip_send_skb; sk is
+// 0, and the skb's owner is the sender).
+static __always_inline void udp_from_headers(struct sk_buff *skb, __u8 dir, struct sock *sk)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
@@ -190,9 +235,11 @@ static __always_inline void udp_from_headers(struct sk_buff *skb, __u8 dir)
 	__u32 ulen = bpf_ntohs(uh.len);
 	if (ulen < sizeof(uh))
 		return; // malformed: shorter than its own header
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
 	f.sockid = sock_id(BPF_CORE_READ(skb, sk));
 	unsigned char *payload = th + sizeof(uh);
-	emit(&f, dir, payload, ulen - sizeof(uh), skb_linear_from(skb, payload), 0, 0);
+	udp_emit(&f, dir, sk, payload, ulen - sizeof(uh), skb_linear_from(skb, payload));
 }
 
 // sock_flow describes a TCP socket from its user's side.
@@ -298,6 +345,28 @@ static __always_inline int read_iter(struct msghdr *msg, struct ubufs *u)
 		u->n = i + 1;
 	}
 	return u->n > 0;
+}
+
+// on_udp_call remembers the user buffer of a UDP sendmsg or recvmsg on a
+// socket that can carry DNS (a DNS port at either end, or an unconnected
+// socket on an unprivileged port, as resolvers' upstream sockets are), for
+// udp_emit. size is the send's length, or 0 for a receive.
+static __always_inline void on_udp_call(struct sock *sk, struct msghdr *msg, __u64 size, int recv)
+{
+	if (!recv && size <= UDP_USER_MIN)
+		return; // linear: never looked up
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!is_dns_port(lport) && !is_dns_port(rport) && (rport != 0 || lport < 1024))
+		return;
+	struct ubufs u = {};
+	struct udp_call c = {.sk = (__u64)sk};
+	if (read_iter(msg, &u) && u.n == 1 && u.len[0] > UDP_USER_MIN) {
+		c.base = u.base[0];
+		c.len = u.len[0];
+	}
+	__u64 key = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&udp_calls, &key, &c, BPF_ANY);
 }
 
 // Current's identity for the several records of one TCP send or receive,

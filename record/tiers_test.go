@@ -154,7 +154,7 @@ func TestTiers(t *testing.T) {
 			ref = tier
 			continue
 		}
-		if missing, extra := setDiff(withoutCutUDP(results[ref]), withoutCutUDP(rows)); len(missing)+len(extra) > 0 {
+		if missing, extra := setDiff(results[ref], rows); len(missing)+len(extra) > 0 {
 			t.Errorf("tier %s differs from %s:\n  only in %s: %q\n  only in %s: %q", tier, ref, ref, missing, tier, extra)
 		}
 	}
@@ -224,23 +224,6 @@ func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) 
 			}
 		}
 		for _, want := range wants {
-			if c.txt > 0 && c.network == "udp" && v.tier != bpf.TierCgroup && strings.Contains(want, "|recv|") {
-				// The fentry and kprobe tiers read a UDP message from the
-				// packet's linear part, and the kernel keeps most of a large
-				// datagram in page fragments (all of it, on 6.1 and later):
-				// the message is stored cut there, possibly with no bytes at
-				// all, and must say so, with its length on the wire
-				// (README, Limits).
-				var cut int
-				if err := db.QueryRow(`SELECT count(*) FROM messages WHERE pid = ? AND direction = 'recv' AND role = 'client'
-					AND truncated AND orig_len >= ?`, pidOf(labels, c.label), c.txt).Scan(&cut); err != nil {
-					t.Fatal(err)
-				}
-				if cut != 1 && !slices.Contains(rows, want) {
-					t.Errorf("tier %s: the %d-byte UDP answer %s received is neither whole nor stored cut with its length\n%s", tier, c.txt, c.label, dumpMessages(t, db, c.name))
-				}
-				continue
-			}
 			if !slices.Contains(rows, want) {
 				t.Errorf("tier %s: missing row %q; have %q\nall messages for %s:\n%s", tier, want, rows, c.name, dumpMessages(t, db, c.name))
 			}
@@ -304,25 +287,6 @@ func tierRows(t *testing.T, db *sql.DB, labels map[int]string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// pidOf is the pid the workload's labels give label.
-func pidOf(labels map[int]string, label string) int {
-	for pid, l := range labels {
-		if l == label {
-			return pid
-		}
-	}
-	return -1
-}
-
-// withoutCutUDP leaves out the large UDP answer's rows, which the tiers
-// keep differently (whole with cgroup; cut where the packet's linear part
-// ends with fentry and kprobe): recordTier checks each tier's.
-func withoutCutUDP(rows []string) []string {
-	return slices.DeleteFunc(slices.Clone(rows), func(r string) bool {
-		return strings.HasPrefix(r, "txt-udp|") && strings.Contains(r, "|recv|")
-	})
 }
 
 // txtSummary stands for a large TXT answer section in a row: how many
