@@ -17,6 +17,24 @@ import (
 // ErrTierUnsupported wraps the reason a kernel cannot run a tier.
 var ErrTierUnsupported = errors.New("hook tier not supported by this kernel")
 
+// KernelBTF is where the running kernel publishes its BTF.
+const KernelBTF = "/sys/kernel/btf/vmlinux"
+
+// ErrNoKernelBTF: the kernel publishes no BTF, and no tier runs without it.
+// Every tier's process table hooks sched_process_exec and _exit as BTF
+// tracepoints (tp_btf), which the kernel attaches by their id in its own
+// BTF, so BTF loaded from a file (btfhub, say) cannot stand in; and the
+// programs' field offsets are relocated against it (CO-RE).
+var ErrNoKernelBTF = errors.New("this kernel publishes no BTF (" + KernelBTF + " is missing): it was built without CONFIG_DEBUG_INFO_BTF, and dnsrec's hooks need it on every tier. Use a kernel built with it (Debian 11+, Ubuntu 20.10+, RHEL/Alma/Rocky 8.2+, Fedora 31+ and most cloud kernels are)")
+
+// requireKernelBTF fails with ErrNoKernelBTF before any tier is tried.
+func requireKernelBTF() error {
+	if _, err := os.Stat(KernelBTF); errors.Is(err, os.ErrNotExist) {
+		return ErrNoKernelBTF
+	}
+	return nil
+}
+
 // Config is what the kernel programs are told before they are loaded.
 type Config struct {
 	// Ports are the DNS ports to capture; at most MaxPorts.
@@ -69,6 +87,9 @@ type Capture struct {
 // it releases what it had already set up.
 func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := requireKernelBTF(); err != nil {
 		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -275,6 +296,9 @@ type Skipped struct {
 // only probe that answers for lockdown, policy and inlined functions), and
 // returns the first that runs, plus why each better one did not.
 func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
+	if err := requireKernelBTF(); err != nil {
+		return nil, nil, err
+	}
 	var skipped []Skipped
 	for _, t := range Tiers {
 		c, err := Open(t, cfg)

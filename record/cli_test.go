@@ -283,3 +283,33 @@ func TestCLIForcedTier(t *testing.T) {
 		})
 	}
 }
+
+// TestCLINoKernelBTF: on a kernel that publishes no BTF, `dnsrec record`
+// says so in one message that names the kernel option, and leaves no
+// file. The test hides /sys/kernel/btf under an empty tmpfs in a mount
+// namespace of its own (unshare from util-linux), as such a kernel has it.
+func TestCLINoKernelBTF(t *testing.T) {
+	requireRoot(t)
+	unshare := lookExe(t, "unshare")
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	path := filepath.Join(dir, "case.db")
+	for _, hook := range []string{"auto", "cgroup", "kprobe", "fentry"} {
+		cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+			`mount -t tmpfs none /sys/kernel/btf && exec "$0" record --hook "$1" -o "$2"`, bin, hook, path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("--hook %s: exit %v, want 1\n%s", hook, err, stderr.String())
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if !strings.Contains(msg, "publishes no BTF") || !strings.Contains(msg, "CONFIG_DEBUG_INFO_BTF") || strings.Count(msg, "\n") > 0 {
+			t.Errorf("--hook %s: stderr %q, want one line naming CONFIG_DEBUG_INFO_BTF", hook, msg)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--hook %s: %s exists (%v); nothing was recorded", hook, path, err)
+		}
+	}
+}
