@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fetch-kernels.sh: fetch stock Debian cloud kernels for the vmtest matrix.
 #
-# Usage: vmtest/fetch-kernels.sh [SERIES...]      (default: 5.10 6.1 6.12)
+# Usage: vmtest/fetch-kernels.sh [SERIES...]      (default: 5.10 6.1 6.12 newest)
 #
 # For each series it resolves the newest matching Debian package with
 # apt-cache, downloads it with `apt-get download`, unpacks it with
@@ -15,6 +15,9 @@
 #   5.10  linux-image-5.10.0-N-cloud-amd64-unsigned        (bullseye)
 #   6.1   linux-image-6.1.0-N-cloud-amd64-unsigned         (bookworm)
 #   6.12  linux-image-6.12.N+deb12-cloud-amd64-unsigned    (bookworm)
+#   newest the newest linux-image-X.Y.N+deb13-cloud-amd64[-unsigned] in trixie
+#          and trixie-backports (7.3.4 in November 2026): the matrix follows
+#          Debian's newest kernel without an edit here
 #
 # apt is always driven with a PRIVATE configuration (own sources.list, lists
 # and cache directories under $CACHE/apt/<suite>/). The machine's apt sources
@@ -44,14 +47,15 @@ log() { echo "fetch-kernels: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 series_list=("$@")
-[ ${#series_list[@]} -gt 0 ] || series_list=(5.10 6.1 6.12)
+[ ${#series_list[@]} -gt 0 ] || series_list=(5.10 6.1 6.12 newest)
 
 # series -> suite and package-name regex
 suite_of() {
 	case $1 in
 	5.10) echo bullseye ;;
 	6.1 | 6.12) echo bookworm ;;
-	*) die "unknown kernel series '$1' (known: 5.10 6.1 6.12)" ;;
+	newest) echo trixie ;;
+	*) die "unknown kernel series '$1' (known: 5.10 6.1 6.12 newest)" ;;
 	esac
 }
 regex_of() {
@@ -59,6 +63,7 @@ regex_of() {
 	5.10) echo '^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$' ;;
 	6.1) echo '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' ;;
 	6.12) echo '^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$' ;;
+	newest) echo '^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb13-cloud-amd64(-unsigned)?$' ;;
 	esac
 }
 # glob of cached uname -r directories for a series
@@ -67,6 +72,7 @@ glob_of() {
 	5.10) echo '5.10.0-*-cloud-amd64' ;;
 	6.1) echo '6.1.0-*-cloud-amd64' ;;
 	6.12) echo '6.12.*+deb12-cloud-amd64' ;;
+	newest) echo '*+deb13-cloud-amd64' ;;
 	esac
 }
 
@@ -128,6 +134,8 @@ update_lists() { # suite -> 0 if lists are usable
 		deb ${signed}$mirror $suite-updates main
 		deb ${signed}$secmirror $suite-security main
 	EOF
+	# Debian publishes its newest kernels in trixie-backports.
+	[ "$suite" = trixie ] && echo "deb ${signed}$mirror $suite-backports main" >>"$d/sources.list.new"
 	# Refresh when the sources changed or the lists are missing/old.
 	local fresh=""
 	if cmp -s "$d/sources.list.new" "$d/sources.list" 2>/dev/null &&
@@ -183,8 +191,17 @@ fetch_pkg() { # suite package version -> 0 on success
 	local img
 	img=$(ls "$tmp"/x/boot/vmlinuz-* 2>/dev/null | head -n1)
 	if [ -z "$img" ]; then
+		# Since 7.x (trixie-backports) linux-image-* is a meta package and
+		# the image is linux-binary-<uname -r>'s /usr/lib/modules/*/vmlinuz.
+		log "$pkg holds no image; downloading linux-binary-$ver"
+		if (cd "$tmp" && rm -f ./*.deb && apt-get "${opts[@]}" -q download "linux-binary-$ver" >&2); then
+			dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+			img=$(ls "$tmp"/x/boot/vmlinuz-* "$tmp"/x/usr/lib/modules/*/vmlinuz 2>/dev/null | head -n1)
+		fi
+	fi
+	if [ -z "$img" ]; then
 		rm -rf "$tmp"
-		die "$pkg has no /boot/vmlinuz-*"
+		die "$pkg has no /boot/vmlinuz-* (nor linux-binary-$ver a /usr/lib/modules/*/vmlinuz)"
 	fi
 	mkdir -p "$kdir/$ver"
 	cp "$img" "$kdir/$ver/vmlinuz.tmp"

@@ -132,7 +132,7 @@ flags:
 `)
 		flag.PrintDefaults()
 	}
-	flag.StringVar(&kernels, "kernels", "5.10,6.1,6.12", "comma-separated kernels: 5.10, 6.1, 6.12, host (this machine's kernel, no VM), or a path to a vmlinuz")
+	flag.StringVar(&kernels, "kernels", "5.10,6.1,6.12", "comma-separated kernels: 5.10, 6.1, 6.12, newest (Debian's newest cloud kernel, from trixie-backports), host (this machine's kernel, no VM), or a path to a vmlinuz")
 	flag.Var(&runs, "run", "LABEL=ARGS: a run per kernel with these test arguments (repeatable; ARGS split on spaces, or a JSON array)")
 	flag.Var(&envs, "env", "KEY=VALUE for the test's environment (repeatable)")
 	flag.Var(&adds, "add", "SRC[:DST]: extra host file for the initramfs (repeatable; DST defaults to /basename)")
