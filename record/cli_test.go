@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/dnsrec/dnsrec/bpf"
 )
 
@@ -312,4 +314,92 @@ func TestCLINoKernelBTF(t *testing.T) {
 			t.Errorf("--hook %s: %s exists (%v); nothing was recorded", hook, path, err)
 		}
 	}
+}
+
+// TestCLIBoundedRecording: `--duration` and `--max-size` stop the recorder
+// by itself, cleanly: exit 0, the hash printed, the reason logged, the
+// file whole (no -wal) and holding what was sent before the stop.
+func TestCLIBoundedRecording(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	startServer(t, "bounded.dnsrec.test")
+	q := new(dns.Msg)
+	q.SetQuestion("bounded.dnsrec.test.", dns.TypeA)
+	client := &dns.Client{Timeout: 2 * time.Second}
+
+	stopsBy := func(t *testing.T, rec *recorderCLI, path, reason string, traffic bool) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- rec.cmd.Wait() }()
+		deadline := time.After(90 * time.Second)
+		sent := 0
+		for waiting := true; waiting; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("dnsrec record exited with %v", err)
+				}
+				waiting = false
+			case <-deadline:
+				t.Fatalf("dnsrec record did not stop by itself (%s)", reason)
+			default:
+				if traffic {
+					if _, _, err := client.Exchange(q, "127.0.0.1:53"); err == nil {
+						sent++
+					}
+				} else {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}
+		for l := range rec.lines {
+			rec.log = append(rec.log, l)
+		}
+		if !strings.Contains(rec.logText(), reason) {
+			t.Errorf("the log does not say %q:\n%s", reason, rec.logText())
+		}
+		if !strings.Contains(rec.stdout.String(), "  "+path) {
+			t.Errorf("stdout %q has no hash line for %s", rec.stdout.String(), path)
+		}
+		if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s-wal is left behind (%v)", path, err)
+		}
+		db := openRO(t, path)
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM messages WHERE qname = 'bounded.dnsrec.test' AND role = 'client'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		// Each exchange is a query and a response seen by the client.
+		// The client keeps asking until the recorder has exited, so the
+		// exchanges after it detached are not stored: at most all.
+		if traffic && (n < 20 || n > 2*sent) {
+			t.Errorf("%d client messages stored for %d exchanges", n, sent)
+		}
+	}
+
+	t.Run("duration", func(t *testing.T) {
+		path := filepath.Join(dir, "duration.db")
+		start := time.Now()
+		rec := startRecorderCLI(t, bin, "record", "-o", path, "--duration", "2s")
+		stopsBy(t, rec, path, `stopped="duration 2s reached"`, true)
+		if took := time.Since(start); took < 2*time.Second {
+			t.Errorf("stopped after %s, before its duration", took)
+		}
+	})
+	t.Run("max-size", func(t *testing.T) {
+		path := filepath.Join(dir, "size.db")
+		const max = 1 << 20
+		rec := startRecorderCLI(t, bin, "record", "-o", path, "--max-size", "1MiB")
+		stopsBy(t, rec, path, `stopped="max-size 1048576 bytes reached"`, true)
+		if fi, err := os.Stat(path); err != nil || fi.Size() < max/2 {
+			t.Errorf("%s: %v, want a file that grew to about %d bytes", path, err, max)
+		}
+	})
+	t.Run("bad size", func(t *testing.T) {
+		out, err := exec.Command(bin, "record", "-o", filepath.Join(dir, "bad.db"), "--max-size", "2 parsecs").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--max-size") || !strings.Contains(string(out), "not a size") {
+			t.Errorf("--max-size '2 parsecs': %v\n%s", err, out)
+		}
+	})
 }

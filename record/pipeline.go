@@ -47,6 +47,14 @@ type Options struct {
 	// it as started.
 	Nice int
 
+	// Duration, if set, stops the recording by itself that long after
+	// capture started. MaxSize, if set, stops it once the file and its
+	// -wal reach that many bytes (checked four times a second; the clean
+	// stop then adds the query indexes). Either stop is clean: drained,
+	// committed and hashed, as after SIGINT.
+	Duration time.Duration
+	MaxSize  int64
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -144,8 +152,14 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		}
 		defer restore()
 	}
-	runErr := p.loop(ctx, rd, events)
+	stop, cancel := bound(ctx, opts)
+	defer cancel()
+	runErr := p.loop(stop, rd, events)
+	if why := stopReason(stop, opts); why != "" {
+		opts.Logger.Info("stopping by itself", "reason", why)
+	}
 	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	sum.Stopped = stopReason(stop, opts)
 	return sum, errors.Join(runErr, finErr)
 }
 

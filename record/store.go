@@ -172,6 +172,9 @@ type Summary struct {
 	WAL       string
 	WALBytes  int64
 	WALSHA256 string
+	// Stopped says why a bounded recording stopped by itself (its
+	// Duration or MaxSize), or is empty after a stop from outside.
+	Stopped string
 }
 
 const (

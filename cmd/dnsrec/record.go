@@ -18,8 +18,13 @@ func recordCommand() *cli.Command {
 		Name:  "record",
 		Usage: "capture DNS with process identity into an SQLite file (Linux on amd64, needs root)",
 		Description: `Records every DNS message local processes send or receive, with the process
-that owns it (pid, exe, argv, uid, parents), until SIGINT or SIGTERM. Then it
-detaches, drains, commits and prints the file's size and SHA-256.`,
+that owns it (pid, exe, argv, uid, parents), until SIGINT or SIGTERM, or until
+--duration or --max-size says. Then it detaches, drains, commits and prints
+the file's size and SHA-256.
+
+Examples:
+   sudo dnsrec record -o case.db
+   sudo dnsrec record -o case.db --duration 2h --max-size 2GiB`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "case.db", Usage: "evidence `FILE` to create (refuses an existing file)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing output file"},
@@ -31,6 +36,8 @@ detaches, drains, commits and prints the file's size and SHA-256.`,
 			&cli.IntFlag{Name: "batch-size", Value: record.DefaultBatchSize, Usage: "commit after `N` messages"},
 			&cli.DurationFlag{Name: "batch-interval", Value: record.DefaultBatchInterval, Usage: "commit at least this often"},
 			&cli.IntFlag{Name: "nice", Value: record.DefaultNice, Usage: "scheduling niceness `N` of the recorder's writer (-20..19): 10 yields CPU to the services it records when the host is saturated, and counts what it then cannot keep"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after `D` (e.g. 30m, 2h), as cleanly as on Ctrl-C"},
+			&cli.StringFlag{Name: "max-size", Usage: "stop by itself once the file reaches `SIZE` (e.g. 2GiB, 500MB), as cleanly as on Ctrl-C; the clean stop then adds the query indexes, about a tenth more"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the recorder to `FILE` (for `go tool pprof`)"},
 		},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
@@ -54,6 +55,15 @@ func recordAction(c *cli.Context) error {
 	if ringMiB == 0 || ringMiB > 1024 || ringMiB&(ringMiB-1) != 0 {
 		return fmt.Errorf("--ring-size %d: must be a power of two between 1 and 1024 MiB", ringMiB)
 	}
+	if d := c.Duration("duration"); d < 0 {
+		return fmt.Errorf("--duration %s: must be positive", d)
+	}
+	var maxSize int64
+	if s := c.String("max-size"); s != "" {
+		if maxSize, err = parseSize(s); err != nil {
+			return fmt.Errorf("--max-size: %w", err)
+		}
+	}
 	if os.Geteuid() != 0 {
 		log.Warn("not running as root: loading BPF programs will probably fail")
 	}
@@ -68,6 +78,8 @@ func recordAction(c *cli.Context) error {
 		BatchSize:     c.Int("batch-size"),
 		BatchInterval: c.Duration("batch-interval"),
 		Nice:          c.Int("nice"),
+		Duration:      c.Duration("duration"),
+		MaxSize:       maxSize,
 		Version:       version,
 		Cmdline:       strings.Join(os.Args, " "),
 		Logger:        log,
@@ -76,7 +88,7 @@ func recordAction(c *cli.Context) error {
 		},
 	})
 	if sum.Path != "" && sum.SHA256 != "" {
-		log.Info("wrote evidence", "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
+		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
 			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
 		fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
 	}
