@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -400,6 +401,104 @@ func TestCLIBoundedRecording(t *testing.T) {
 		out, err := exec.Command(bin, "record", "-o", filepath.Join(dir, "bad.db"), "--max-size", "2 parsecs").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "--max-size") || !strings.Contains(string(out), "not a size") {
 			t.Errorf("--max-size '2 parsecs': %v\n%s", err, out)
+		}
+	})
+}
+
+// TestCLILive: `--live` prints a dig query's line, and its response's,
+// within a second of the query; `--live-format json` prints one JSON
+// object per message.
+func TestCLILive(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	dig := lookExe(t, "dig")
+	srv := startServer(t, "live.dnsrec.test", "json.dnsrec.test")
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			name := "live.dnsrec.test"
+			if format == "json" {
+				name = "json.dnsrec.test"
+			}
+			path := filepath.Join(dir, format+".db")
+			cmd := exec.Command(bin, "record", "-o", path, "--live", "--live-format", format)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			lines := make(chan string, 1000)
+			go func() {
+				s := bufio.NewScanner(stdout)
+				for s.Scan() {
+					lines <- s.Text()
+				}
+				close(lines)
+			}()
+			// The recorder is ready when its log says so.
+			for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "msg=recording"); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("dnsrec record did not start:\n%s", stderr.String())
+				}
+			}
+			pid, _ := run(t, exec.Command(dig, "@127.0.0.1", name, "+tries=1", "+time=3"))
+			asked := time.Now()
+			var query, response string
+			timeout := time.After(time.Second)
+			for query == "" || response == "" {
+				select {
+				case l := <-lines:
+					if !strings.Contains(l, name) {
+						continue
+					}
+					if format == "json" {
+						var m struct {
+							Sender, Receiver *struct{ PID int }
+							Response         bool
+							QName, QType     string
+							Rcode            string
+							Answers          []string
+						}
+						if err := json.Unmarshal([]byte(l), &m); err != nil {
+							t.Fatalf("not JSON: %q: %v", l, err)
+						}
+						switch {
+						case !m.Response && m.Sender != nil && m.Sender.PID == pid && m.QType == "A":
+							query = l
+						case m.Response && m.Receiver != nil && m.Receiver.PID == pid && m.QType == "A" && m.Rcode == "NOERROR" &&
+							len(m.Answers) == 1 && m.Answers[0] == "A "+srv.addr4(name):
+							response = l
+						}
+						continue
+					}
+					switch {
+					case strings.Contains(l, fmt.Sprintf("(%d) > ", pid)) && strings.Contains(l, "query") && strings.Contains(l, name+" A"):
+						query = l
+					case strings.Contains(l, fmt.Sprintf(" > dig(%d)", pid)) || strings.Contains(l, fmt.Sprintf("(%d)  udp  response", pid)):
+						if strings.Contains(l, "NOERROR") && strings.Contains(l, "A "+srv.addr4(name)) {
+							response = l
+						}
+					}
+				case <-timeout:
+					t.Fatalf("within a second of dig (pid %d), the live view printed query %q and response %q; stderr:\n%s", pid, query, response, stderr.String())
+				}
+			}
+			t.Logf("%s after %s:\n%s\n%s", format, time.Since(asked).Round(time.Millisecond), query, response)
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("dnsrec record: %v\n%s", err, stderr.String())
+			}
+		})
+	}
+	t.Run("bad format", func(t *testing.T) {
+		out, err := exec.Command(bin, "record", "-o", filepath.Join(dir, "bad.db"), "--live", "--live-format", "xml").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--live-format") {
+			t.Errorf("--live-format xml: %v\n%s", err, out)
 		}
 	})
 }

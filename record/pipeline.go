@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -54,6 +55,13 @@ type Options struct {
 	// committed and hashed, as after SIGINT.
 	Duration time.Duration
 	MaxSize  int64
+
+	// Live, if set, gets one line per message once it is committed (JSON
+	// lines with LiveJSON). The printer has its own goroutine and backlog:
+	// when Live cannot keep up, lines are skipped and counted
+	// (Summary.LiveSkipped), and storing never waits for it.
+	Live     io.Writer
+	LiveJSON bool
 
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
@@ -152,14 +160,24 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		}
 		defer restore()
 	}
+	if opts.Live != nil {
+		p.live = newLiveView(opts.Live, opts.LiveJSON)
+	}
 	stop, cancel := bound(ctx, opts)
 	defer cancel()
 	runErr := p.loop(stop, rd, events)
+	var liveSkipped int64
+	if p.live != nil {
+		if liveSkipped = p.live.close(); liveSkipped > 0 {
+			opts.Logger.Warn("the live view could not keep up: lines skipped (every message is stored)", "skipped", liveSkipped)
+		}
+	}
 	if why := stopReason(stop, opts); why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
 	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	sum.Stopped = stopReason(stop, opts)
+	sum.LiveSkipped = liveSkipped
 	return sum, errors.Join(runErr, finErr)
 }
 
@@ -216,6 +234,7 @@ type pipeline struct {
 
 	rows  []*MsgRow // built since the last commit
 	pairs map[pairKey]*MsgRow
+	live  *liveView // nil unless Options.Live
 	// firstSpeaker holds the flows between two DNS ports by the end that
 	// sent first (see senderIsServer).
 	firstSpeaker map[flowKey]struct{}
@@ -407,6 +426,9 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 	p.batched = 0
 	if err := p.store.Commit(); err != nil {
 		return err
+	}
+	if p.live != nil {
+		p.live.committed()
 	}
 	// The chain head in the system log anchors a recording that is later
 	// killed, or whose file is lost: about once a minute at the default
@@ -707,6 +729,9 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 		}
 		if single {
 			p.forgetPair(m)
+		}
+		if p.live != nil {
+			p.live.add(m)
 		}
 		if err := p.store.InsertMessage(ctx, m); err != nil {
 			return err

@@ -175,6 +175,9 @@ type Summary struct {
 	// Stopped says why a bounded recording stopped by itself (its
 	// Duration or MaxSize), or is empty after a stop from outside.
 	Stopped string
+	// LiveSkipped counts the live view's lines skipped because its output
+	// could not keep up (the messages are stored).
+	LiveSkipped int64
 }
 
 const (

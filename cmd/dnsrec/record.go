@@ -24,7 +24,9 @@ the file's size and SHA-256.
 
 Examples:
    sudo dnsrec record -o case.db
-   sudo dnsrec record -o case.db --duration 2h --max-size 2GiB`,
+   sudo dnsrec record -o case.db --duration 2h --max-size 2GiB
+   sudo dnsrec record -o case.db --live
+   sudo dnsrec record -o case.db --live --live-format json | jq .qname`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "case.db", Usage: "evidence `FILE` to create (refuses an existing file)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing output file"},
@@ -38,6 +40,8 @@ Examples:
 			&cli.IntFlag{Name: "nice", Value: record.DefaultNice, Usage: "scheduling niceness `N` of the recorder's writer (-20..19): 10 yields CPU to the services it records when the host is saturated, and counts what it then cannot keep"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after `D` (e.g. 30m, 2h), as cleanly as on Ctrl-C"},
 			&cli.StringFlag{Name: "max-size", Usage: "stop by itself once the file reaches `SIZE` (e.g. 2GiB, 500MB), as cleanly as on Ctrl-C; the clean stop then adds the query indexes, about a tenth more"},
+			&cli.BoolFlag{Name: "live", Usage: "print each message on stdout as it is stored: time, sender > receiver, question, rcode and answers (lines a slow terminal cannot take are skipped and counted; the evidence never is)"},
+			&cli.StringFlag{Name: "live-format", Value: "text", Usage: "`FORMAT` of --live: text, or json (one JSON object per line, for piping)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the recorder to `FILE` (for `go tool pprof`)"},
 		},

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -64,6 +65,19 @@ func recordAction(c *cli.Context) error {
 			return fmt.Errorf("--max-size: %w", err)
 		}
 	}
+	var live io.Writer
+	liveJSON := false
+	switch f := c.String("live-format"); f {
+	case "text", "json":
+		liveJSON = f == "json"
+	default:
+		return fmt.Errorf("--live-format %q: want text or json", f)
+	}
+	if c.Bool("live") {
+		live = os.Stdout
+	} else if c.IsSet("live-format") {
+		return fmt.Errorf("--live-format needs --live")
+	}
 	if os.Geteuid() != 0 {
 		log.Warn("not running as root: loading BPF programs will probably fail")
 	}
@@ -80,6 +94,8 @@ func recordAction(c *cli.Context) error {
 		Nice:          c.Int("nice"),
 		Duration:      c.Duration("duration"),
 		MaxSize:       maxSize,
+		Live:          live,
+		LiveJSON:      liveJSON,
 		Version:       version,
 		Cmdline:       strings.Join(os.Args, " "),
 		Logger:        log,
