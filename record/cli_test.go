@@ -15,14 +15,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/dnsrec/dnsrec/bpf"
 )
@@ -499,6 +502,135 @@ func TestCLILive(t *testing.T) {
 		out, err := exec.Command(bin, "record", "-o", filepath.Join(dir, "bad.db"), "--live", "--live-format", "xml").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "--live-format") {
 			t.Errorf("--live-format xml: %v\n%s", err, out)
+		}
+	})
+}
+
+// openPTY opens a pseudo-terminal: the master end, which the test reads,
+// and the slave end, which a child takes as its terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/ptmx: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty slave: %v", err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// TestCLIStatus: on a terminal the recorder redraws one status line
+// (elapsed, stored, rate, loss, size, tier) in place; in a pipe it never
+// draws it, and logs a status line every --status-interval instead, or on
+// SIGUSR1.
+func TestCLIStatus(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	startServer(t, "status.dnsrec.test")
+	q := new(dns.Msg)
+	q.SetQuestion("status.dnsrec.test.", dns.TypeA)
+	traffic := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			(&dns.Client{Timeout: time.Second}).Exchange(q, "127.0.0.1:53")
+		}
+	}
+	const clearLine = "\r\x1b[K"
+
+	t.Run("terminal", func(t *testing.T) {
+		master, slave := openPTY(t)
+		cmd := exec.Command(bin, "record", "-o", filepath.Join(dir, "tty.db"))
+		cmd.Stderr = slave
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		slave.Close()
+		var mu sync.Mutex
+		var out bytes.Buffer
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, err := master.Read(buf)
+				mu.Lock()
+				out.Write(buf[:n])
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		traffic(3 * time.Second)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("dnsrec record: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		text := out.String()
+		mu.Unlock()
+		lines := regexp.MustCompile(`\r\x1b\[K(\d+s  (\d+) stored  \d+/s  loss: \d+ ring drops, \d+ unattributed, \d+ undecodable  [\d.]+ [KMG]iB  (cgroup|fentry|kprobe))`).FindAllStringSubmatch(text, -1)
+		if len(lines) < 2 {
+			t.Fatalf("want the status line redrawn at least twice on the terminal, got %d:\n%q", len(lines), text)
+		}
+		if last := lines[len(lines)-1][2]; last == "0" {
+			t.Errorf("the last status says nothing stored: %q", lines[len(lines)-1][1])
+		}
+		// The log still reaches the terminal, each line starting clean.
+		if !strings.Contains(text, clearLine+"time=") || !strings.Contains(text, "msg=\"wrote evidence\"") {
+			t.Errorf("log lines are not written over a cleared status line:\n%q", text)
+		}
+	})
+	t.Run("pipe", func(t *testing.T) {
+		cmd := exec.Command(bin, "record", "-o", filepath.Join(dir, "pipe.db"), "--status-interval", "1s")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		traffic(3500 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("dnsrec record: %v\n%s", err, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "\x1b[K") {
+			t.Errorf("terminal control codes in a pipe:\n%q", stderr.String())
+		}
+		if n := regexp.MustCompile(`msg=status elapsed=\S+ stored=[1-9]\d* rate=\d+ ringbuf_drops=\d+`).FindAllString(stderr.String(), -1); len(n) < 1 {
+			t.Errorf("no status log line every second in a pipe:\n%s", stderr.String())
+		}
+	})
+	t.Run("SIGUSR1", func(t *testing.T) {
+		cmd := exec.Command(bin, "record", "-o", filepath.Join(dir, "usr1.db"), "--status-interval", "0")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		traffic(2500 * time.Millisecond)
+		if strings.Contains(stderr.String(), "msg=status") {
+			t.Fatalf("a status line before SIGUSR1 with --status-interval 0:\n%s", stderr.String())
+		}
+		cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("dnsrec record: %v\n%s", err, stderr.String())
+		}
+		if !regexp.MustCompile(`msg=status elapsed=\S+ stored=[1-9]`).MatchString(stderr.String()) {
+			t.Errorf("SIGUSR1 logged no status:\n%s", stderr.String())
 		}
 	})
 }

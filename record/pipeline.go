@@ -63,6 +63,10 @@ type Options struct {
 	Live     io.Writer
 	LiveJSON bool
 
+	// Status, if set, is called about once a second from the recording
+	// loop with its state (see StatusPrinter). It must not block.
+	Status func(Status)
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -163,6 +167,8 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if opts.Live != nil {
 		p.live = newLiveView(opts.Live, opts.LiveJSON)
 	}
+	p.started = time.Now()
+	p.lastStatus = p.started
 	stop, cancel := bound(ctx, opts)
 	defer cancel()
 	runErr := p.loop(stop, rd, events)
@@ -235,6 +241,11 @@ type pipeline struct {
 	rows  []*MsgRow // built since the last commit
 	pairs map[pairKey]*MsgRow
 	live  *liveView // nil unless Options.Live
+
+	// For Options.Status: observations committed, and inserted since.
+	storedObs, flushedObs int64
+	started, lastStatus   time.Time
+	lastStatusObs         int64
 	// firstSpeaker holds the flows between two DNS ports by the end that
 	// sent first (see senderIsServer).
 	firstSpeaker map[flowKey]struct{}
@@ -362,6 +373,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if err := p.commit(ctx); err != nil {
 				return p.fail(err)
 			}
+			p.status()
 			if time.Since(p.lastCheckpoint) >= checkpointEvery {
 				p.lastCheckpoint = time.Now()
 				if err := p.store.Checkpoint(ctx); err != nil {
@@ -403,6 +415,27 @@ func (p *pipeline) commit(ctx context.Context) error {
 	return p.commitRows(ctx, false)
 }
 
+// status reports to Options.Status, about once a second.
+func (p *pipeline) status() {
+	if p.opts.Status == nil {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.lastStatus) < time.Second {
+		return
+	}
+	s := Status{Elapsed: now.Sub(p.started), Stored: p.storedObs, Loss: p.lastLoss,
+		Rate: float64(p.storedObs-p.lastStatusObs) / now.Sub(p.lastStatus).Seconds(), FileBytes: fileSize(p.opts.Output)}
+	if p.capture != nil {
+		s.Tier = p.capture.Tier
+	}
+	if p.live != nil {
+		s.LiveSkipped = p.live.skipped
+	}
+	p.lastStatus, p.lastStatusObs = now, p.storedObs
+	p.opts.Status(s)
+}
+
 // commitRows writes a batch: the rows, the loss counters if they changed,
 // in one transaction. all also writes rows still waiting for a pair.
 func (p *pipeline) commitRows(ctx context.Context, all bool) error {
@@ -430,6 +463,8 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 	if p.live != nil {
 		p.live.committed()
 	}
+	p.storedObs += p.flushedObs
+	p.flushedObs = 0
 	// The chain head in the system log anchors a recording that is later
 	// killed, or whose file is lost: about once a minute at the default
 	// batch interval, and at the first batch.
@@ -732,6 +767,12 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 		}
 		if p.live != nil {
 			p.live.add(m)
+		}
+		if m.Send.Seen {
+			p.flushedObs++
+		}
+		if m.Recv.Seen {
+			p.flushedObs++
 		}
 		if err := p.store.InsertMessage(ctx, m); err != nil {
 			return err

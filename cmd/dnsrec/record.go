@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -42,6 +43,7 @@ Examples:
 			&cli.StringFlag{Name: "max-size", Usage: "stop by itself once the file reaches `SIZE` (e.g. 2GiB, 500MB), as cleanly as on Ctrl-C; the clean stop then adds the query indexes, about a tenth more"},
 			&cli.BoolFlag{Name: "live", Usage: "print each message on stdout as it is stored: time, sender > receiver, question, rcode and answers (lines a slow terminal cannot take are skipped and counted; the evidence never is)"},
 			&cli.StringFlag{Name: "live-format", Value: "text", Usage: "`FORMAT` of --live: text, or json (one JSON object per line, for piping)"},
+			&cli.DurationFlag{Name: "status-interval", Value: time.Minute, Usage: "when stderr is not a terminal, log a status line (messages stored, rate, loss, file size) every `D`; 0 never. On a terminal the status is one line redrawn every second. SIGUSR1 logs it at any time"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the recorder to `FILE` (for `go tool pprof`)"},
 		},

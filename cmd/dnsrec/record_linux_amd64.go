@@ -6,12 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/record"
 )
 
@@ -35,7 +38,30 @@ func recordAction(c *cli.Context) error {
 	if c.Bool("verbose") {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// The status: a line redrawn on a terminal (not when --live prints on
+	// the same terminal), else a periodic log line; SIGUSR1 logs it.
+	var term io.Writer
+	if query.IsTerminal(os.Stderr) && !(c.Bool("live") && query.IsTerminal(os.Stdout)) {
+		term = os.Stderr
+	}
+	if c.Duration("status-interval") < 0 {
+		return fmt.Errorf("--status-interval %s: must be 0 or positive", c.Duration("status-interval"))
+	}
+	status := record.NewStatusPrinter(term, c.Duration("status-interval"))
+	var logOut io.Writer = os.Stderr
+	if term != nil {
+		logOut = status.Writer(os.Stderr)
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	status.SetLogger(log)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			status.Log()
+		}
+	}()
 	hook, err := pickTier(c.String("hook"))
 	if err != nil {
 		return err
@@ -95,6 +121,7 @@ func recordAction(c *cli.Context) error {
 		Duration:      c.Duration("duration"),
 		MaxSize:       maxSize,
 		Live:          live,
+		Status:        status.Update,
 		LiveJSON:      liveJSON,
 		Version:       version,
 		Cmdline:       strings.Join(os.Args, " "),
@@ -103,6 +130,7 @@ func recordAction(c *cli.Context) error {
 			log.Info("recording", "output", s.Output, "hook", s.Hook, "ports", s.Ports, "stop", "Ctrl-C or SIGTERM")
 		},
 	})
+	status.Clear()
 	if sum.Path != "" && sum.SHA256 != "" {
 		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
 			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
