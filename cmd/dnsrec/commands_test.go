@@ -99,3 +99,31 @@ func TestTimelinePaging(t *testing.T) {
 		t.Errorf("pages:\n%s\nwhole:\n%s", strings.Join(got, "\n"), all.stdout)
 	}
 }
+
+// TestDBGlob: --db takes a glob, given to the subcommand or to `query`
+// itself, and opens every file it matches in name order; a glob that
+// matches nothing is an error naming it.
+func TestDBGlob(t *testing.T) {
+	dir := t.TempDir()
+	build(t, dir, "case-0001.db", querytest.Incident, "web01")
+	build(t, dir, "case-0002.db", querytest.Incident, "web02")
+	build(t, dir, "other.db", querytest.Incident, "db01")
+	glob := dir + "/case-*.db"
+	for _, args := range [][]string{
+		{"query", "info", "--db", glob, "--format", "csv"},
+		{"query", "--db", glob, "info", "--format", "csv"},
+	} {
+		r := dnsrec(t, dir, nil, args...)
+		if r.code != 0 {
+			t.Fatalf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 3 || !strings.Contains(lines[1], "case-0001.db") || !strings.Contains(lines[2], "case-0002.db") || strings.Contains(r.stdout, "db01") {
+			t.Errorf("%q: want the two case files in order:\n%s", args, r.stdout)
+		}
+	}
+	r := dnsrec(t, dir, nil, "query", "info", "--db", dir+"/nope-*.db")
+	if r.code == 0 || !strings.Contains(r.stderr, "matches no file") {
+		t.Errorf("a glob matching nothing: exit %d\n%s", r.code, r.stderr)
+	}
+}

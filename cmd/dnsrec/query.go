@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -23,7 +24,9 @@ func queryCommand() *cli.Command {
 		Usage: "answer questions about recordings, offline and read-only",
 		Description: `Opens evidence files read-only: their SHA-256 never changes. Files being
 recorded, and copies with or without their -wal, work too. Give --db once per
-host to query several recordings together; every row names its host.`,
+host to query several recordings together; every row names its host. --db
+takes a glob ('case-*.db'), before or after the subcommand.`,
+		Flags: []cli.Flag{dbFlag()},
 		Subcommands: []*cli.Command{
 			whoResolvedCommand(),
 			timelineCommand(),
@@ -188,7 +191,24 @@ func openEvidence(c *cli.Context) (*query.DB, error) {
 // evidence too, and "host a, 2024.db" must reach Open intact.
 type pathList struct{ paths []string }
 
+// Set takes one --db value. A value with glob characters (* ? [) that is
+// not itself an existing file expands to the files it matches, in name
+// order, so that 'case-*.db' (quoted, or from a shell that left it) opens
+// a whole recording's files; matching nothing is an error.
 func (p *pathList) Set(v string) error {
+	if strings.ContainsAny(v, "*?[") {
+		if _, err := os.Stat(v); err != nil {
+			matches, err := filepath.Glob(v)
+			if err != nil {
+				return fmt.Errorf("%q: bad pattern: %v", v, err)
+			}
+			if len(matches) == 0 {
+				return fmt.Errorf("%q matches no file", v)
+			}
+			p.paths = append(p.paths, matches...)
+			return nil
+		}
+	}
 	p.paths = append(p.paths, v)
 	return nil
 }
@@ -205,7 +225,7 @@ func dbFlag() cli.Flag {
 	return &cli.GenericFlag{
 		Name:        "db",
 		Value:       &pathList{},
-		Usage:       "evidence `FILE` to query; repeat for several hosts",
+		Usage:       "evidence `FILE` to query, or a glob of files ('case-*.db'); repeat for several hosts",
 		DefaultText: "$" + dbEnv + ", else " + defaultDB,
 	}
 }
@@ -213,8 +233,11 @@ func dbFlag() cli.Flag {
 // dbPaths applies the precedence: --db, else $DNSREC_DB, else case.db. The
 // environment holds one file name, taken whole; several hosts need --db.
 func dbPaths(c *cli.Context) []string {
-	if p, ok := c.Generic("db").(*pathList); ok && len(p.paths) > 0 {
-		return p.paths
+	// The subcommand's --db, else the one given to `query` itself.
+	for _, cc := range c.Lineage() {
+		if p, ok := cc.Generic("db").(*pathList); ok && len(p.paths) > 0 {
+			return p.paths
+		}
 	}
 	if env := os.Getenv(dbEnv); env != "" {
 		return []string{env}
