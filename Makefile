@@ -10,8 +10,10 @@ CLANG   ?= clang-14
 STRIP   ?= llvm-strip-14
 CFLAGS  := -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The DuckDB for node that reads the Parquet export back (query's tests).
+DUCKDB_VERSION := 1.5.6-r.1
 
-.PHONY: all build generate check-generate vet cross test unit fuzz bench vmtest vmtest-bin vmbench clean
+.PHONY: all build generate check-generate check-deps vet cross test unit fuzz bench vmtest vmtest-bin vmbench clean
 
 all: build
 
@@ -48,9 +50,25 @@ cross:
 unit:
 	$(GO) test -count=1 ./...
 
+## check-deps: fail at once, in one line, naming the Debian packages (and
+## the npm module) the tests need and this machine lacks (.ci/run installs
+## them all).
+check-deps:
+	@missing=""; \
+	for p in dig:dnsutils getent:libc-bin unbound:unbound tshark:tshark qemu-system-x86_64:qemu-system-x86 \
+		cpio:cpio gcc:gcc node:nodejs npm:npm unshare:util-linux; do \
+		command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "make test needs:$$missing; run: sudo apt-get install -y$$missing (then npm install --prefix .cache/duckdb @duckdb/node-api@$(DUCKDB_VERSION)), or .ci/run, which does both" >&2; exit 1; \
+	fi; \
+	if [ ! -d .cache/duckdb/node_modules/@duckdb/node-api ]; then \
+		echo "make test needs DuckDB for node: run npm install --prefix .cache/duckdb @duckdb/node-api@$(DUCKDB_VERSION) (or .ci/run)" >&2; exit 1; \
+	fi
+
 ## test: everything CI runs. As root the privileged tests load BPF for real,
 ## then the kernel matrix runs them again on stock kernels (vmtest).
-test: vet cross
+test: check-deps vet cross
 	@if command -v $(CLANG) >/dev/null; then $(MAKE) check-generate; else echo "note: $(CLANG) not installed, skipping check-generate" >&2; fi
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 20m ./record/ ./query/
