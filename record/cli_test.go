@@ -429,7 +429,7 @@ func TestCLILive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stderr bytes.Buffer
+			var stderr lockedBuffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -593,7 +593,7 @@ func TestCLIStatus(t *testing.T) {
 	})
 	t.Run("pipe", func(t *testing.T) {
 		cmd := exec.Command(bin, "record", "-o", filepath.Join(dir, "pipe.db"), "--status-interval", "1s")
-		var stderr bytes.Buffer
+		var stderr lockedBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -613,7 +613,7 @@ func TestCLIStatus(t *testing.T) {
 	})
 	t.Run("SIGUSR1", func(t *testing.T) {
 		cmd := exec.Command(bin, "record", "-o", filepath.Join(dir, "usr1.db"), "--status-interval", "0")
-		var stderr bytes.Buffer
+		var stderr lockedBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -633,4 +633,23 @@ func TestCLIStatus(t *testing.T) {
 			t.Errorf("SIGUSR1 logged no status:\n%s", stderr.String())
 		}
 	})
+}
+
+// lockedBuffer is a bytes.Buffer a test may read while a child process's
+// output is still being copied into it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
