@@ -4,15 +4,15 @@ package record
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
+	qfmt "github.com/dnsrec/dnsrec/query" // its display names, as every query output prints them
 )
 
 // liveBacklog is how many committed batches may wait for the printer. A
@@ -87,20 +87,14 @@ func (v *liveView) add(m *MsgRow) {
 		l.QName = *d.QName
 	}
 	if d.QType != nil {
-		l.QType = dns.TypeToString[*d.QType]
-		if l.QType == "" {
-			l.QType = fmt.Sprintf("TYPE%d", *d.QType)
-		}
+		l.QType = qfmt.TypeName(*d.QType)
 	}
 	if l.Response && d.Rcode != nil {
-		l.Rcode = dns.RcodeToString[*d.Rcode]
-		if l.Rcode == "" {
-			l.Rcode = fmt.Sprintf("RCODE%d", *d.Rcode)
-		}
+		l.Rcode = qfmt.RcodeName(*d.Rcode)
 	}
 	for _, a := range d.Answers {
 		if a.Section == "answer" {
-			l.Answers = append(l.Answers, dns.TypeToString[a.Type]+" "+a.Data)
+			l.Answers = append(l.Answers, qfmt.TypeName(a.Type)+" "+qfmt.DisplayData(a.Type, a.Data))
 		}
 	}
 	v.pending = append(v.pending, l)
@@ -143,12 +137,12 @@ func (l *LiveMsg) line() string {
 	} else {
 		b.WriteString("  query     ")
 	}
-	b.WriteString(cmpOr(l.QName, "?"))
+	b.WriteString(cmp.Or(l.QName, "?"))
 	b.WriteString(" ")
-	b.WriteString(cmpOr(l.QType, "?"))
+	b.WriteString(cmp.Or(l.QType, "?"))
 	if l.Response {
 		b.WriteString("  ")
-		b.WriteString(cmpOr(l.Rcode, "?"))
+		b.WriteString(cmp.Or(l.Rcode, "?"))
 		if len(l.Answers) > 0 {
 			b.WriteString("  ")
 			b.WriteString(strings.Join(l.Answers, "; "))
@@ -166,15 +160,5 @@ func liveEnd(p *LiveProcess, addr string) string {
 	if p != nil {
 		return fmt.Sprintf("%s(%d)", p.Comm, p.PID)
 	}
-	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		return ap.String()
-	}
 	return addr
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -178,11 +178,12 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 			opts.Logger.Warn("the live view could not keep up: lines skipped (every message is stored)", "skipped", liveSkipped)
 		}
 	}
-	if why := stopReason(stop, opts); why != "" {
+	why := stopReason(stop, opts)
+	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
 	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
-	sum.Stopped = stopReason(stop, opts)
+	sum.Stopped = why
 	sum.LiveSkipped = liveSkipped
 	return sum, errors.Join(runErr, finErr)
 }
