@@ -13,7 +13,7 @@ import (
 // session in each file.
 var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "processes",
-	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "unanswered", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -49,6 +49,12 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 		agg = strings.Replace(agg, "count(query_id)", "NULL", 1)
 		unanswered = `NULL`
 	}
+	// v4: record-time filters and what they left out; a rotated file's
+	// number in its series.
+	v4 := `s.filters, l.filtered, s.part`
+	if f.version < 4 {
+		v4 = `NULL, NULL, NULL`
+	}
 	if f.version < 2 {
 		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
 			FROM messages GROUP BY session_id`
@@ -58,7 +64,7 @@ SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns, a.fi
        coalesce(a.n, 0),
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
        l.ringbuf_drops, l.decode_errors, l.unattributed, coalesce(a.perr, 0), `+unanswered+`,
-       s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline
+       `+v4+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline
 FROM sessions s
 LEFT JOIN (`+agg+`) a ON a.session_id = s.id
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
@@ -78,9 +84,10 @@ ORDER BY s.started_ns`)
 		var started int64
 		var stopped, drops, decodeErrs, unattributed, first, last sql.Null[int64]
 		var messages, processes, snaplen, parseErrors int64
-		var unanswered sql.Null[int64]
+		var unanswered, filtered, part sql.Null[int64]
+		var filters sql.NullString
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &processes,
-			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		var stop any
@@ -91,10 +98,19 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, processes,
-			drops.V, decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			drops.V, decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}
 	return out, q.Err()
+}
+
+// filteredCount is what a filtered recording left out: 0 until its first
+// loss row says more, nothing (NULL) for a recording without filters.
+func filteredCount(filters sql.NullString, n sql.Null[int64]) any {
+	if !filters.Valid {
+		return nil
+	}
+	return n.V
 }
 
 func nullTime(ns sql.Null[int64]) any {

@@ -106,7 +106,7 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 	// Each batch's rows, table by table.
 	covered := map[string]int64{}
 	for _, c := range links {
-		for _, t := range schema.ChainTables {
+		for _, t := range schema.ChainTablesFor(f.version) {
 			rg, ok := c.link.Tables[t.Name]
 			if !ok {
 				continue
@@ -126,7 +126,7 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 		}
 	}
 	// Rows no batch wrote.
-	for _, t := range schema.ChainTables {
+	for _, t := range schema.ChainTablesFor(f.version) {
 		var total int64
 		if err := f.db.QueryRowContext(ctx, "SELECT count(*) FROM "+t.Name).Scan(&total); err != nil {
 			return rep, fmt.Errorf("count %s: %w", t.Name, err)

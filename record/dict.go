@@ -45,23 +45,33 @@ type ownerKey struct {
 	pidns, nspid       uint32
 }
 
+// ifaceKey is an interface as the file's interfaces table holds it: by
+// index within a network namespace, with the name it had when first seen.
+type ifaceKey struct {
+	netns   uint32 // 0: unknown
+	ifindex uint32
+	name    string
+}
+
 type dicts struct {
 	names  map[string]int64
 	flows  map[flowKey]int64
 	owners map[ownerKey]int64
+	ifaces map[ifaceKey]int64 // never trimmed: a host has few
 	procs  map[procRowKey]int64 // never trimmed: processes.(boot_id, pid, start_ticks, exec_boot_ns) is unique
 
-	lastName, lastFlow, lastOwner, lastProc int64
+	lastName, lastFlow, lastOwner, lastProc, lastIface int64
 	namesTrimmed                            bool // names may be in the file but not in the cache
 
 	// Entries made for the batch being written, forgotten if it fails.
 	newNames  []string
 	newFlows  []flowKey
 	newOwners []ownerKey
+	newIfaces []ifaceKey
 }
 
 func newDicts() dicts {
-	return dicts{names: map[string]int64{}, flows: map[flowKey]int64{}, owners: map[ownerKey]int64{}, procs: map[procRowKey]int64{}}
+	return dicts{names: map[string]int64{}, flows: map[flowKey]int64{}, owners: map[ownerKey]int64{}, ifaces: map[ifaceKey]int64{}, procs: map[procRowKey]int64{}}
 }
 
 // committed makes this batch's entries permanent and bounds the caches.
@@ -69,7 +79,7 @@ func newDicts() dicts {
 // which is harmless; a name is looked up in the file first (names.rev is
 // unique).
 func (d *dicts) committed() {
-	d.newNames, d.newFlows, d.newOwners = d.newNames[:0], d.newFlows[:0], d.newOwners[:0]
+	d.newNames, d.newFlows, d.newOwners, d.newIfaces = d.newNames[:0], d.newFlows[:0], d.newOwners[:0], d.newIfaces[:0]
 	if len(d.names) > maxCachedNames {
 		clear(d.names)
 		d.namesTrimmed = true
@@ -93,6 +103,9 @@ func (d *dicts) rollback() {
 	}
 	for _, o := range d.newOwners {
 		delete(d.owners, o)
+	}
+	for _, i := range d.newIfaces {
+		delete(d.ifaces, i)
 	}
 	d.committed()
 }
@@ -165,4 +178,27 @@ func (s *Store) ownerID(ctx context.Context, side *Side) (any, error) {
 	s.dict.owners[k] = oid
 	s.dict.newOwners = append(s.dict.newOwners, k)
 	return oid, nil
+}
+
+// ifaceID returns the interfaces row of an observation's network device,
+// writing it if new; nil when the hook tier does not know the device.
+func (s *Store) ifaceID(ctx context.Context, side *Side) (any, error) {
+	if side.Ifindex == 0 {
+		return nil, nil
+	}
+	k := ifaceKey{ifindex: side.Ifindex, name: side.IfName}
+	if side.Ident != nil {
+		k.netns = side.Ident.NetNS
+	}
+	if id, ok := s.dict.ifaces[k]; ok {
+		return id, nil
+	}
+	s.dict.lastIface++
+	id := s.dict.lastIface
+	if err := s.execRow(ctx, "interfaces", sqlIface, id, nonZero(int64(k.netns)), int64(k.ifindex), optStr(nullString(k.name))); err != nil {
+		return nil, fmt.Errorf("write interface: %w", err)
+	}
+	s.dict.ifaces[k] = id
+	s.dict.newIfaces = append(s.dict.newIfaces, k)
+	return id, nil
 }

@@ -46,6 +46,7 @@ type Packet struct {
 	Cookie           uint64
 	Ident            *Identity // nil when the owner was not known in the kernel
 	IdentFromCurrent bool
+	Ifindex          uint32 // network device (cgroup tier); 0 when the hook does not know it
 }
 
 // Exec is an exec or exit of a process.
@@ -141,6 +142,7 @@ func (d *decoder) decodePacket(raw []byte) (*Packet, error) {
 		TCPSeq:  ev.TcpSeq,
 		BootNs:  ev.BootNs,
 		Cookie:  ev.Cookie,
+		Ifindex: ev.Ifindex,
 	}
 	if int(ev.CapLen) > len(raw)-dnsHeaderSize {
 		return nil, fmt.Errorf("dns record claims %d payload bytes, has %d", ev.CapLen, len(raw)-dnsHeaderSize)

@@ -110,7 +110,7 @@ func TestDecodePacket(t *testing.T) {
 				Src:     netip.MustParseAddrPort("10.0.0.2:40000"),
 				Dst:     netip.MustParseAddrPort("192.0.2.53:53"),
 				OrigLen: 100, Payload: payload, BootNs: 7_000_000_000, Cookie: 0xdeadbeef,
-				Ident: wantIdent, IdentFromCurrent: true,
+				Ident: wantIdent, IdentFromCurrent: true, Ifindex: 2,
 			},
 		},
 		{

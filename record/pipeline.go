@@ -56,6 +56,21 @@ type Options struct {
 	Duration time.Duration
 	MaxSize  int64
 
+	// RotateEvery and RotateSize, if either is set, make the recording a
+	// series of files named by RotatedPath(Output, n): the file being
+	// written is closed cleanly (committed, indexed, hashed) and recording
+	// continues in the next one once it has been written that long, or
+	// has reached that many bytes with its -wal. MaxSize then rotates too,
+	// instead of stopping. Keep, if positive, is how many files of the
+	// series stay on disk (the one being written included): older ones
+	// are removed once the next is complete. Closed, if set, is called
+	// (from another goroutine) with each file rotated out once it is
+	// finished; the last file is Run's own Summary.
+	RotateEvery time.Duration
+	RotateSize  int64
+	Keep        int
+	Closed      func(Summary, error)
+
 	// Live, if set, gets one line per message once it is committed (JSON
 	// lines with LiveJSON). The printer has its own goroutine and backlog:
 	// when Live cannot keep up, lines are skipped and counted
@@ -66,6 +81,10 @@ type Options struct {
 	// Status, if set, is called about once a second from the recording
 	// loop with its state (see StatusPrinter). It must not block.
 	Status func(Status)
+
+	// Filter narrows what is stored (see Filter); the zero value keeps
+	// everything.
+	Filter Filter
 
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
@@ -118,11 +137,29 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err := cfg.Validate(); err != nil {
 		return sum, err
 	}
+	rotating := opts.RotateEvery > 0 || opts.RotateSize > 0
+	if opts.Keep < 0 || (opts.Keep > 0 && !rotating) {
+		return sum, errors.New("keep needs rotation (RotateEvery or RotateSize) and must be positive")
+	}
+	var rot *rotation
+	if rotating {
+		if opts.MaxSize > 0 && (opts.RotateSize == 0 || opts.MaxSize < opts.RotateSize) {
+			opts.RotateSize = opts.MaxSize
+		}
+		opts.MaxSize = 0 // rotates; never stops
+		if err := checkRotationOutput(opts.Output, opts.Force); err != nil {
+			return sum, err
+		}
+		rot = newRotation(opts)
+		opts.Output = RotatedPath(opts.Output, 1)
+		defer func() { err = errors.Join(err, rot.wait()) }()
+	}
 	store, err := Create(ctx, opts.Output, opts.Force)
 	if err != nil {
 		return sum, err
 	}
 	p := newPipeline(opts, store)
+	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := openCapture(opts, cfg)
@@ -134,7 +171,11 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	p.capture = capture
 	defer func() { err = errors.Join(err, capture.Close()) }()
 
-	if err := store.BeginSession(ctx, p.session()); err != nil {
+	sess := p.session()
+	if rot != nil {
+		sess.Part = 1
+	}
+	if err := store.BeginSession(ctx, sess); err != nil {
 		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // no session row: nothing says what the file would have been
 		return sum, errors.Join(err, ferr)
@@ -182,7 +223,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
-	sum, finErr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	sum.Stopped = why
 	sum.LiveSkipped = liveSkipped
 	return sum, errors.Join(runErr, finErr)
@@ -191,7 +232,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 func newPipeline(opts Options, store *Store) *pipeline {
 	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
 		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
-		outstanding: map[txKey]outstandingQuery{}}
+		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc")}
 }
 
 // openCapture loads the requested tier, or the best one for "auto". A
@@ -230,6 +271,7 @@ type pipeline struct {
 
 	decodeErrors atomic.Uint64
 	unattributed uint64
+	filtered     uint64 // observations the Filter left out
 	lastLoss     Loss
 	batched      int
 	// dropsErrLogged: reading the kernel's drop counter failed, and the
@@ -253,6 +295,10 @@ type pipeline struct {
 	outstanding  map[txKey]outstandingQuery // queries waiting for a response
 	lastMsgID    int64
 	seed         maphash.Seed
+
+	ifNames    *ifNames
+	rot        *rotation // nil unless rotating
+	storedLoss Loss      // the loss counters last written to this file
 }
 
 // Reading in bursts: when the ring is empty the reader sleeps pollInterval
@@ -388,6 +434,11 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				return p.fail(err)
 			}
 			p.expireQueries()
+			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
+				if err := p.rotate(ctx); err != nil {
+					return p.fail(err)
+				}
+			}
 		case <-done:
 			// Stop: detach so nothing new arrives, then drain what the
 			// kernel already wrote. Flush makes the reader return every
@@ -443,7 +494,7 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 	if err := p.flushRows(ctx, all); err != nil {
 		return err
 	}
-	loss := Loss{DecodeErrors: p.decodeErrors.Load(), Unattributed: p.unattributed, RingbufDrops: p.lastLoss.RingbufDrops}
+	loss := Loss{DecodeErrors: p.decodeErrors.Load(), Unattributed: p.unattributed, RingbufDrops: p.lastLoss.RingbufDrops, Filtered: p.filtered}
 	if n, err := p.capture.Drops(); err == nil {
 		loss.RingbufDrops = n
 	} else if !p.dropsErrLogged {
@@ -451,11 +502,18 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 		p.dropsErrLogged = true
 		p.opts.Logger.Error("cannot read the ring buffer drop counter; ringbuf_drops stays at its last value", "err", err)
 	}
-	if loss != p.lastLoss {
+	p.lastLoss = loss
+	if p.rot != nil {
+		// Each file of a rotated recording counts its own loss.
+		b := p.rot.lossBase
+		loss = Loss{RingbufDrops: loss.RingbufDrops - b.RingbufDrops, DecodeErrors: loss.DecodeErrors - b.DecodeErrors,
+			Unattributed: loss.Unattributed - b.Unattributed, Filtered: loss.Filtered - b.Filtered}
+	}
+	if loss != p.storedLoss {
 		if err := p.store.InsertLoss(ctx, time.Now().UnixNano(), loss); err != nil {
 			return err
 		}
-		p.lastLoss = loss
+		p.storedLoss = loss
 	}
 	p.batched = 0
 	if err := p.store.Commit(); err != nil {
@@ -612,17 +670,24 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		raw = []byte{} // the kernel could not read the bytes: stored empty, with the parse error
 	}
 	send := pkt.Dir == bpf.DirSend
-	side := Side{Seen: true, TsNs: p.wall(pkt.BootNs), Cookie: pkt.Cookie, Ident: pkt.Ident}
-	if pkt.Ident == nil {
-		p.unattributed++
-	} else {
-		id, err := p.processID(ctx, pkt.Ident)
-		if err != nil {
-			return err
-		}
-		side.ProcessID = id
+	if !p.opts.Filter.keepsOwner(pkt.Ident) {
+		p.filtered++
+		return nil
 	}
-	p.batched++
+	side := Side{Seen: true, TsNs: p.wall(pkt.BootNs), Cookie: pkt.Cookie, Ident: pkt.Ident,
+		Ifindex: pkt.Ifindex, IfName: p.ifNames.name(pkt.Ifindex, pkt.Ident)}
+	// attribute completes the side once it is to be stored (not for an
+	// observation the Filter leaves out): its process row.
+	attribute := func() error {
+		p.batched++
+		if pkt.Ident == nil {
+			p.unattributed++
+			return nil
+		}
+		id, err := p.processID(ctx, pkt.Ident)
+		side.ProcessID = id
+		return err
+	}
 	src, dst := pkt.Src, pkt.Dst
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
@@ -636,12 +701,18 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 			continue
 		}
 		if send && !m.Send.Seen {
+			if err := attribute(); err != nil {
+				return err
+			}
 			side.Server = m.senderServer
 			m.Send = side
 			p.forgetPair(m)
 			return nil
 		}
 		if !send && !m.Recv.Seen {
+			if err := attribute(); err != nil {
+				return err
+			}
 			side.Server = !m.senderServer
 			m.Recv = side
 			p.forgetPair(m)
@@ -649,6 +720,13 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		}
 	}
 	m := &MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw, pairSum: key.sum}
+	if !p.opts.Filter.keepsName(m.DNS.QName) {
+		p.filtered++
+		return nil
+	}
+	if err := attribute(); err != nil {
+		return err
+	}
 	if pkt.TCP {
 		m.Proto = "tcp"
 	}
@@ -899,6 +977,7 @@ func (p *pipeline) session() Session {
 		Hook:         string(p.capture.Tier),
 		Ports:        strings.Join(ports, ","),
 		Snaplen:      p.opts.Snaplen,
+		Filters:      p.opts.Filter.JSON(),
 		StartedNs:    time.Now().UnixNano(),
 		AnchorWallNs: p.anchorWall,
 		AnchorBootNs: p.anchorBoot,

@@ -242,3 +242,11 @@ func argvJSON(argv []string) *string {
 	s := string(b)
 	return &s
 }
+
+// forgetRows is for a new evidence file (a rotation): no process has a row
+// in it yet.
+func (t *procTable) forgetRows() {
+	for _, info := range t.m {
+		info.dbID = 0
+	}
+}

@@ -31,6 +31,10 @@ type Session struct {
 	Ports                                                       string
 	Snaplen                                                     uint32
 	StartedNs, AnchorWallNs, AnchorBootNs                       int64
+	// Part is a rotated recording's file number (1, 2, ...); 0 when not
+	// rotated. Filters is the record-time filters as JSON; "" for none.
+	Part    int
+	Filters string
 }
 
 // ProcRow is one process image, written when a message first refers to it.
@@ -84,6 +88,10 @@ type Side struct {
 	Cookie    uint64
 	ProcessID int64     // processes row of the owner; 0 when not identified
 	Ident     *Identity // nil when the owner could not be identified
+	// Ifindex is the network device the message left or arrived by (0:
+	// the hook tier does not know), IfName its name ("" if not found).
+	Ifindex uint32
+	IfName  string
 }
 
 // AnswerTo links m, a response, to q, the query it answers, as the
@@ -189,12 +197,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
 	sqlStop    = `UPDATE sessions SET stopped_ns = ? WHERE id = ?`
 	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns,
-dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, ?, ?, ?, ?, ?)`
-	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlIface   = `INSERT INTO interfaces (id, netns, ifindex, name) VALUES (?, ?, ?, ?)`
 	sqlChain  = `INSERT INTO chain (seq, ts_ns, prev, tables, exits, stopped_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlNameID = `SELECT id FROM names WHERE rev = ?`
 )
@@ -281,7 +290,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -333,7 +342,7 @@ func (s *Store) BeginSession(ctx context.Context, sess Session) error {
 	}
 	s.sessionID, s.bootID = 1, sess.BootID // a new file: the first and only session
 	vals := []any{s.sessionID, sess.Hostname, machine, sess.BootID, sess.Kernel, sess.Version, sess.Cmdline, sess.Hook,
-		sess.Ports, int64(sess.Snaplen), sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs}
+		sess.Ports, int64(sess.Snaplen), sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs, nonZero(int64(sess.Part)), optStr(nullString(sess.Filters))}
 	err := s.inTx(func(ctx context.Context) error {
 		if err := s.execRow(ctx, "sessions", sqlSession, vals...); err != nil {
 			return fmt.Errorf("write session: %w", err)
@@ -448,6 +457,9 @@ func (s *Store) InsertMessage(_ context.Context, m *MsgRow) error {
 // Loss is the cumulative loss of a session.
 type Loss struct {
 	RingbufDrops, DecodeErrors, Unattributed uint64
+	// Filtered counts observations the record-time filters left out: not
+	// a loss, but what a filtered recording does not hold.
+	Filtered uint64
 }
 
 // InsertLoss queues the loss counters as of tsNs.
@@ -528,7 +540,7 @@ func (s *Store) writeQueue(ctx context.Context) error {
 		}
 	}
 	for _, l := range q.loss {
-		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed)); err != nil {
+		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered)); err != nil {
 			return fmt.Errorf("write loss: %w", err)
 		}
 		s.nextLoss++
@@ -566,7 +578,7 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 	if m.QRMismatch {
 		obs |= obsQRSpoof
 	}
-	var sOwner, sCookie, rOwner, rCookie, rDt any
+	var sOwner, sCookie, rOwner, rCookie, rDt, sIface, rIface any
 	ts := m.first()
 	if m.Send.Seen {
 		obs |= obsSent
@@ -577,6 +589,9 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 			return err
 		}
 		sCookie = int64(m.Send.Cookie)
+		if sIface, err = s.ifaceID(ctx, &m.Send); err != nil {
+			return err
+		}
 	}
 	if m.Recv.Seen {
 		obs |= obsReceived
@@ -587,6 +602,9 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 			return err
 		}
 		rCookie, rDt = int64(m.Recv.Cookie), m.Recv.TsNs-ts
+		if rIface, err = s.ifaceID(ctx, &m.Recv); err != nil {
+			return err
+		}
 	}
 	d := &m.DNS
 	var nameID any
@@ -625,7 +643,7 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 	}
 	if err := s.msgRows.add(ctx, s, id, s.sessionID, ts, flow, obs, sOwner, sCookie, rOwner, rCookie, rDt,
 		optU16(d.ID), optU16(d.Flags), optInt(d.Rcode), nameID, optU16(d.QType), optU16(d.QClass), optInt(d.ANCount),
-		origLen, raw, perr, queryID, latency); err != nil {
+		origLen, raw, perr, queryID, latency, sIface, rIface); err != nil {
 		return fmt.Errorf("write message: %w", err)
 	}
 	s.nextMsg = id + 1

@@ -25,7 +25,22 @@ type ChainTable struct {
 
 // ChainTables are hashed in this order within a batch. The recorder binds
 // its INSERTs' values in the same column order, and hashes exactly those.
+// They are the current schema's; ChainTablesFor gives an older file's.
 var ChainTables = []ChainTable{
+	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters"},
+	{"names", "id, name, rev"},
+	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
+	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated"},
+	{"owners", "id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid"},
+	{"interfaces", "id, netns, ifindex, name"},
+	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
+	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
+	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered"},
+}
+
+// chainTablesV3 are the tables and columns a version 3 file hashed (v4
+// added columns and the interfaces table).
+var chainTablesV3 = []ChainTable{
 	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns"},
 	{"names", "id, name, rev"},
 	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
@@ -34,6 +49,16 @@ var ChainTables = []ChainTable{
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed"},
+}
+
+// ChainTablesFor gives the tables a file of this schema version hashed,
+// in order. The order of the tables a link names is the same in every
+// version, so ChainLink.Hash serves them all.
+func ChainTablesFor(version int) []ChainTable {
+	if version < 4 {
+		return chainTablesV3
+	}
+	return ChainTables
 }
 
 // ChainRange is what one batch wrote to one table.

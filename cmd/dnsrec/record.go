@@ -27,7 +27,20 @@ Examples:
    sudo dnsrec record -o case.db
    sudo dnsrec record -o case.db --duration 2h --max-size 2GiB
    sudo dnsrec record -o case.db --live
-   sudo dnsrec record -o case.db --live --live-format json | jq .qname`,
+   sudo dnsrec record -o case.db --live --live-format json | jq .qname
+   sudo dnsrec record -o /var/lib/dnsrec/host.db --rotate 1h --max-size 1GiB --keep 168
+   sudo dnsrec record -o case.db --domain evil.test --exclude-domain cdn.evil.test
+   sudo dnsrec record -o case.db --pid 4242 --comm curl
+
+With --rotate the recording is a series of files, case-0001.db, case-0002.db,
+...: each is closed cleanly (indexed, hashed, its SHA-256 printed) and stands
+alone, and no message is lost at a boundary. Read them all with
+dnsrec query --db 'case-*.db'.
+
+Filters (--domain, --exclude-domain, --pid, --comm) are applied before a
+message is stored; what they leave out is counted, and the file's session
+says which filters were on (dnsrec query info), so a filtered recording is
+never mistaken for a full one.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "case.db", Usage: "evidence `FILE` to create (refuses an existing file)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing output file"},
@@ -41,6 +54,12 @@ Examples:
 			&cli.IntFlag{Name: "nice", Value: record.DefaultNice, Usage: "scheduling niceness `N` of the recorder's writer (-20..19): 10 yields CPU to the services it records when the host is saturated, and counts what it then cannot keep"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after `D` (e.g. 30m, 2h), as cleanly as on Ctrl-C"},
 			&cli.StringFlag{Name: "max-size", Usage: "stop by itself once the file reaches `SIZE` (e.g. 2GiB, 500MB), as cleanly as on Ctrl-C; the clean stop then adds the query indexes, about a tenth more"},
+			&cli.StringFlag{Name: "rotate", Usage: "close the file cleanly and continue in the next one every `D` (e.g. 1h) or at `SIZE` (e.g. 1GiB): case.db becomes case-0001.db, case-0002.db, ... With --rotate, --max-size rotates instead of stopping"},
+			&cli.IntFlag{Name: "keep", Usage: "with --rotate, keep at most `N` files of the series (the one being written included), removing the oldest"},
+			&cli.StringSliceFlag{Name: "domain", Usage: "store only messages about `NAME` and its subdomains (repeat for more)"},
+			&cli.StringSliceFlag{Name: "exclude-domain", Usage: "do not store messages about `NAME` and its subdomains (repeat for more)"},
+			&cli.UintSliceFlag{Name: "pid", Usage: "store only what process `PID` and its descendants send and receive (repeat for more)"},
+			&cli.StringSliceFlag{Name: "comm", Usage: "store only what threads named `COMM` (as in ps -o comm, at most 15 characters) send and receive (repeat for more)"},
 			&cli.BoolFlag{Name: "live", Usage: "print each message on stdout as it is stored: time, sender > receiver, question, rcode and answers (lines a slow terminal cannot take are skipped and counted; the evidence never is)"},
 			&cli.StringFlag{Name: "live-format", Value: "text", Usage: "`FORMAT` of --live: text, or json (one JSON object per line, for piping)"},
 			&cli.DurationFlag{Name: "status-interval", Value: time.Minute, Usage: "when stderr is not a terminal, log a status line (messages stored, rate, loss, file size) every `D`; 0 never. On a terminal the status is one line redrawn every second. SIGUSR1 logs it at any time"},

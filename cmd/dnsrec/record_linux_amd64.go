@@ -9,13 +9,16 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/bpf"
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/record"
+	"github.com/dnsrec/dnsrec/schema"
 )
 
 // canRecord: this build has BPF programs to load (see record_other.go).
@@ -91,6 +94,21 @@ func recordAction(c *cli.Context) error {
 			return fmt.Errorf("--max-size: %w", err)
 		}
 	}
+	rotateEvery, rotateSize, err := parseRotate(c.String("rotate"))
+	if err != nil {
+		return err
+	}
+	keep := c.Int("keep")
+	if keep < 0 || (c.IsSet("keep") && keep == 0) {
+		return fmt.Errorf("--keep %d: must be at least 1", keep)
+	}
+	if keep > 0 && c.String("rotate") == "" {
+		return fmt.Errorf("--keep needs --rotate: without rotation there is one file")
+	}
+	filter, err := recordFilter(c)
+	if err != nil {
+		return err
+	}
 	var live io.Writer
 	liveJSON := false
 	switch f := c.String("live-format"); f {
@@ -120,6 +138,16 @@ func recordAction(c *cli.Context) error {
 		Nice:          c.Int("nice"),
 		Duration:      c.Duration("duration"),
 		MaxSize:       maxSize,
+		RotateEvery:   rotateEvery,
+		RotateSize:    rotateSize,
+		Keep:          keep,
+		Filter:        filter,
+		Closed: func(sum record.Summary, err error) {
+			if err != nil {
+				log.Error("a rotated-out file could not be finished cleanly; what it holds stays readable", "output", sum.Path, "err", err)
+			}
+			printEvidence(log, sum)
+		},
 		Live:          live,
 		Status:        status.Update,
 		LiveJSON:      liveJSON,
@@ -131,6 +159,20 @@ func recordAction(c *cli.Context) error {
 		},
 	})
 	status.Clear()
+	printEvidence(log, sum)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// printEvidence logs a finished file and prints its SHA-256 line (and its
+// -wal's, if a reader kept it in WAL mode), as sha256sum does.
+var printMu sync.Mutex
+
+func printEvidence(log *slog.Logger, sum record.Summary) {
+	printMu.Lock() // rotated-out files are reported from another goroutine
+	defer printMu.Unlock()
 	if sum.Path != "" && sum.SHA256 != "" {
 		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
 			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
@@ -140,10 +182,63 @@ func recordAction(c *cli.Context) error {
 		log.Warn("a reader held the file at the stop, so it stays in WAL mode: copy both files, together", "output", sum.Path, "wal", sum.WAL, "wal_bytes", sum.WALBytes, "wal_sha256", sum.WALSHA256)
 		fmt.Printf("%s  %s\n", sum.WALSHA256, sum.WAL)
 	}
-	if err != nil {
-		return fmt.Errorf("record: %w", err)
+}
+
+// parseRotate reads --rotate: a duration (1h, 30m) or a size (1GiB, 500MB).
+// "m" alone is minutes, as in a duration.
+func parseRotate(v string) (every time.Duration, size int64, err error) {
+	if v == "" {
+		return 0, 0, nil
 	}
-	return nil
+	if d, derr := time.ParseDuration(v); derr == nil {
+		if d < time.Second {
+			return 0, 0, fmt.Errorf("--rotate %s: rotate at most once a second", v)
+		}
+		return d, 0, nil
+	}
+	size, err = parseSize(v)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--rotate %q: want a duration (e.g. 1h, 30m) or a size (e.g. 1GiB, 500MB)", v)
+	}
+	if size < 64<<10 {
+		return 0, 0, fmt.Errorf("--rotate %s: files of less than 64 KiB would be mostly schema", v)
+	}
+	return 0, size, nil
+}
+
+// recordFilter reads --domain, --exclude-domain, --pid and --comm.
+func recordFilter(c *cli.Context) (record.Filter, error) {
+	var f record.Filter
+	for _, flag := range []struct {
+		name string
+		out  *[]string
+	}{{"domain", &f.Domains}, {"exclude-domain", &f.ExcludeDomains}} {
+		for _, v := range c.StringSlice(flag.name) {
+			if strings.ContainsAny(v, "*?[") {
+				return f, fmt.Errorf("--%s %q: give a domain, without wildcards: it matches the name and its subdomains", flag.name, v)
+			}
+			p, err := query.ParseName(v, true)
+			if err != nil {
+				return f, fmt.Errorf("--%s %q: %w", flag.name, v, err)
+			}
+			for _, rev := range p.Revs {
+				*flag.out = append(*flag.out, schema.ReverseName(rev))
+			}
+		}
+	}
+	for _, p := range c.UintSlice("pid") {
+		if p == 0 || p > 1<<22 {
+			return f, fmt.Errorf("--pid %d: not a process id", p)
+		}
+		f.PIDs = append(f.PIDs, uint32(p))
+	}
+	for _, comm := range c.StringSlice("comm") {
+		if comm == "" || len(comm) > 15 {
+			return f, fmt.Errorf("--comm %q: a command name has 1 to 15 characters (the kernel keeps no more)", comm)
+		}
+		f.Comms = append(f.Comms, comm)
+	}
+	return f, nil
 }
 
 // pickTier maps --hook to a tier; auto lets the recorder probe.

@@ -1,0 +1,30 @@
+-- dnsrec schema v4: recorder operations (issue 10).
+
+-- A rotated recording (`record --rotate`) is a series of files, each with
+-- its own session row: part is this file's number in the series (1, 2,
+-- ...), NULL for a recording that was not rotated.
+ALTER TABLE sessions ADD COLUMN part INTEGER;
+-- Record-time filters (`record --domain`, --exclude-domain, --pid,
+-- --comm) as a JSON object, e.g. {"domain":["evil.test"]}. NULL: nothing
+-- was filtered out. A filtered recording is not a full one: `query info`
+-- shows this column.
+ALTER TABLE sessions ADD COLUMN filters TEXT;
+-- Messages the filters left out (observations), counted as they were
+-- dropped: the latest value for the session, like the loss counters.
+ALTER TABLE loss ADD COLUMN filtered INTEGER;
+
+-- The network interfaces messages crossed, one row per (netns, ifindex) as
+-- first seen: an index is only unique within a network namespace.
+CREATE TABLE interfaces (
+    id      INTEGER PRIMARY KEY,
+    netns   INTEGER,                           -- network namespace inode of the process that owned the socket; NULL if unknown
+    ifindex INTEGER NOT NULL,
+    name    TEXT                               -- e.g. eth0, lo; NULL if it could not be looked up (the device was gone, or its namespace could not be entered)
+);
+
+-- The interface of each observation: the send side's outgoing device and
+-- the receive side's incoming one. NULL where the hook tier does not know
+-- it (fentry and kprobe: the socket calls they hook run before routing
+-- picks a device, or after the device is forgotten).
+ALTER TABLE msgs ADD COLUMN s_iface INTEGER REFERENCES interfaces(id);
+ALTER TABLE msgs ADD COLUMN r_iface INTEGER REFERENCES interfaces(id);
