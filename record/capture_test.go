@@ -131,6 +131,7 @@ type testServer struct {
 	mu      sync.Mutex
 	answers map[string]int // name -> last octet of its addresses
 	txt     map[string]int // name -> size of its TXT response
+	h       dns.Handler
 }
 
 // addTXT makes the server answer name TXT with a response of exactly size
@@ -195,26 +196,32 @@ func startServer(t testing.TB, names ...string) *testServer {
 		}
 		w.WriteMsg(m)
 	})
+	s.h = h
 	for _, host := range []string{"127.0.0.1", "::1"} {
-		addr := net.JoinHostPort(host, "53")
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			t.Fatalf("listen udp %s: %v", addr, err)
-		}
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("listen tcp %s: %v", addr, err)
-		}
-		for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-			go srv.ActivateAndServe()
-			t.Cleanup(func() { srv.Shutdown() })
-		}
-		// Shutdown does nothing to a server whose goroutine has not started
-		// yet, which would keep port 53 for the next test: close the
-		// sockets themselves too.
-		t.Cleanup(func() { pc.Close(); l.Close() })
+		s.listen(t, net.JoinHostPort(host, "53"))
 	}
 	return s
+}
+
+// listen serves on one more address, UDP and TCP, until the test ends.
+func (s *testServer) listen(t testing.TB, addr string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("listen udp %s: %v", addr, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen tcp %s: %v", addr, err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s.h}, {Listener: l, Handler: s.h}} {
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	// Shutdown does nothing to a server whose goroutine has not started
+	// yet, which would keep port 53 for the next test: close the sockets
+	// themselves too.
+	t.Cleanup(func() { pc.Close(); l.Close() })
 }
 
 // startRecorder runs record.Run on path until the returned stop is called.

@@ -21,7 +21,8 @@ type Filter struct {
 	Domains, ExcludeDomains []string
 	// PIDs, if any, keep only observations by one of these processes or
 	// their descendants (by the ancestry the kernel read); Comms, if any,
-	// only those by a thread whose command name is one of these. An
+	// only those by a process or thread whose command name is one of
+	// these. An
 	// observation whose process is not known passes neither.
 	PIDs  []uint32
 	Comms []string
@@ -48,14 +49,16 @@ func (f *Filter) JSON() string {
 }
 
 // keepsOwner tells whether an observation by id passes --pid and --comm.
-func (f *Filter) keepsOwner(id *Identity) bool {
+// A command name matches the thread's (id.Comm) or its process's, which
+// procComm gives: dig sends from a thread named isc-net-0000.
+func (f *Filter) keepsOwner(id *Identity, procComm func(*Identity) string) bool {
 	if len(f.PIDs) == 0 && len(f.Comms) == 0 {
 		return true
 	}
 	if id == nil {
 		return false
 	}
-	if len(f.Comms) > 0 && !slices.Contains(f.Comms, id.Comm) {
+	if len(f.Comms) > 0 && !slices.Contains(f.Comms, id.Comm) && !slices.Contains(f.Comms, procComm(id)) {
 		return false
 	}
 	if len(f.PIDs) == 0 || slices.Contains(f.PIDs, id.PID) {

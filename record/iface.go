@@ -15,8 +15,8 @@ import (
 // A name is looked up once per (namespace, index) and kept: a device
 // renamed or replaced later keeps its first name in the recording. A
 // device in another namespace (a container's eth0) is looked up inside that
-// namespace, entered through the owning process's /proc/PID/ns/net on a
-// thread of its own.
+// namespace, entered through the owning process's /proc/PID/ns/net (or an
+// ancestor's, in the same namespace) on a thread of its own.
 type ifNames struct {
 	selfNetNS uint32
 	cache     map[[2]uint32]string
@@ -41,9 +41,9 @@ func (n *ifNames) name(ifindex uint32, id *Identity) string {
 	if ifindex == 0 {
 		return ""
 	}
-	var netns, pid uint32
+	var netns uint32
 	if id != nil {
-		netns, pid = id.NetNS, id.PID
+		netns = id.NetNS
 	}
 	k := [2]uint32{netns, ifindex}
 	if name, ok := n.cache[k]; ok {
@@ -58,7 +58,18 @@ func (n *ifNames) name(ifindex uint32, id *Identity) string {
 			name = ifi.Name
 		}
 	} else {
-		name, _ = ifNameInNetNS(fmt.Sprintf("%s/%d/ns/net", n.procRoot, pid), netns, ifindex)
+		// Through the process, or if it has gone (a short-lived client),
+		// one of its ancestors still in that namespace.
+		pids := []uint32{id.PID}
+		for _, a := range id.Ancestors {
+			pids = append(pids, a.PID)
+		}
+		for _, pid := range pids {
+			var err error
+			if name, err = ifNameInNetNS(fmt.Sprintf("%s/%d/ns/net", n.procRoot, pid), netns, ifindex); err == nil {
+				break
+			}
+		}
 	}
 	n.cache[k] = name
 	return name

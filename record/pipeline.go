@@ -670,7 +670,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		raw = []byte{} // the kernel could not read the bytes: stored empty, with the parse error
 	}
 	send := pkt.Dir == bpf.DirSend
-	if !p.opts.Filter.keepsOwner(pkt.Ident) {
+	if !p.opts.Filter.keepsOwner(pkt.Ident, p.procComm) {
 		p.filtered++
 		return nil
 	}
@@ -908,6 +908,15 @@ func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
 		p.firstSpeaker[k] = struct{}{}
 	}
 	return false
+}
+
+// procComm is the command name of id's process (its thread group leader),
+// as exec or /proc told it; "" if unknown.
+func (p *pipeline) procComm(id *Identity) string {
+	if info := p.procs.m[procKey{id.PID, ticks(id.StartNs)}]; info != nil {
+		return info.comm
+	}
+	return ""
 }
 
 // processID writes the process and its ancestors (top first, so each row
