@@ -37,8 +37,9 @@ type LiveMsg struct {
 
 // LiveProcess is a local end of a message.
 type LiveProcess struct {
-	PID  uint32 `json:"pid"`
-	Comm string `json:"comm"`
+	PID   uint32 `json:"pid"`
+	Comm  string `json:"comm"`
+	Iface string `json:"iface,omitempty"` // the network device of its side, where the hook tier knows it
 }
 
 // liveView prints committed messages on its own goroutine.
@@ -77,10 +78,10 @@ func (v *liveView) add(m *MsgRow) {
 		Cut: len(m.Raw) < m.OrigLen}
 	l.Time = time.Unix(0, m.first()).UTC()
 	if m.Send.Seen && m.Send.Ident != nil {
-		l.Sender = &LiveProcess{m.Send.Ident.PID, m.Send.Ident.Comm}
+		l.Sender = &LiveProcess{m.Send.Ident.PID, m.Send.Ident.Comm, m.Send.IfName}
 	}
 	if m.Recv.Seen && m.Recv.Ident != nil {
-		l.Receiver = &LiveProcess{m.Recv.Ident.PID, m.Recv.Ident.Comm}
+		l.Receiver = &LiveProcess{m.Recv.Ident.PID, m.Recv.Ident.Comm, m.Recv.IfName}
 	}
 	d := &m.DNS
 	if d.QName != nil {
