@@ -429,3 +429,71 @@ func TestCLIInterface(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdUnit: contrib/dnsrec.service is a valid unit (where
+// systemd-analyze is installed), and its ExecStart, run as systemd would
+// run it (with STATE_DIRECTORY set and %% unescaped), records a rotated
+// series that stops cleanly.
+func TestSystemdUnit(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	unit, err := os.ReadFile("../contrib/dnsrec.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := strings.ReplaceAll(string(unit), "/usr/local/bin/dnsrec", bin)
+	if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
+		path := filepath.Join(dir, "dnsrec.service")
+		if err := os.WriteFile(path, []byte(local), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("no systemd-analyze: the unit's syntax is not checked")
+	}
+	var start string
+	for _, l := range strings.Split(local, "\n") {
+		if v, ok := strings.CutPrefix(l, "ExecStart=/bin/sh -c '"); ok {
+			start = strings.TrimSuffix(v, "'")
+		}
+	}
+	if start == "" {
+		t.Fatal("no ExecStart=/bin/sh -c '...' line in the unit")
+	}
+	const name = "unit.dnsrec.test"
+	startServer(t, name)
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", strings.ReplaceAll(start, "%%", "%")+" --duration 3s")
+	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+state)
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	time.Sleep(1500 * time.Millisecond)
+	exchangeFor(name, 200*time.Millisecond)
+	if err := <-done; err != nil {
+		t.Fatalf("the unit's ExecStart: %v\n%s", err, out.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(state, "dns-*-0001.db"))
+	if len(files) != 1 {
+		t.Fatalf("files %q in the state directory, want one dns-<time>-0001.db\n%s", files, out.String())
+	}
+	db := openRO(t, files[0])
+	var n int
+	var stopped *int64
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM messages WHERE qname = ?), stopped_ns FROM sessions`, name).Scan(&n, &stopped); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || stopped == nil {
+		t.Errorf("%s: %d observations of %s, stopped_ns %v\n%s", files[0], n, name, stopped, out.String())
+	}
+}
