@@ -95,10 +95,18 @@ func (d *DB) Close() error {
 // Warnings says what a reader should know about the files before trusting
 // their answers: a recording that never stopped cleanly (killed, or still
 // running) may have its newest messages in a -wal beside the file, and a
-// copy without that -wal lacks them.
+// copy without that -wal lacks them. A filtered recording (record --domain
+// and the like) holds only what its filters let through.
 func (d *DB) Warnings(ctx context.Context) []string {
 	var out []string
 	for _, f := range d.files {
+		if f.version >= 4 {
+			var filters sql.NullString
+			f.db.QueryRowContext(ctx, `SELECT group_concat(DISTINCT filters) FROM sessions WHERE filters IS NOT NULL`).Scan(&filters)
+			if filters.Valid {
+				out = append(out, fmt.Sprintf("%s: a filtered recording (%s): messages outside the filters were never stored, so an absence here proves nothing", f.path, filters.String))
+			}
+		}
 		var open int
 		if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE stopped_ns IS NULL`).Scan(&open); err != nil || open == 0 {
 			continue

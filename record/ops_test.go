@@ -264,6 +264,13 @@ func TestCLIFilters(t *testing.T) {
 		if in["filtered"] != "60" { // 3 names x 5 exchanges x 4 observations
 			t.Errorf("info filtered %q, want 60", in["filtered"])
 		}
+		// Every question warns that an absence proves nothing here.
+		cmd := exec.Command(bin, "query", "--db", path, "who-resolved", "other.test")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "a filtered recording") {
+			t.Errorf("who-resolved on a filtered recording: %v, stderr %q", err, stderr.String())
+		}
 	})
 
 	// A shell whose dig children are the process tree to keep; the test's
