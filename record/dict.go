@@ -46,11 +46,10 @@ type ownerKey struct {
 }
 
 // ifaceKey is an interface as the file's interfaces table holds it: by
-// index within a network namespace, with the name it had when first seen.
+// index within a network namespace (0: unknown). Its row has the name it
+// had when first seen.
 type ifaceKey struct {
-	netns   uint32 // 0: unknown
-	ifindex uint32
-	name    string
+	netns, ifindex uint32
 }
 
 type dicts struct {
@@ -186,7 +185,7 @@ func (s *Store) ifaceID(ctx context.Context, side *Side) (any, error) {
 	if side.Ifindex == 0 {
 		return nil, nil
 	}
-	k := ifaceKey{ifindex: side.Ifindex, name: side.IfName}
+	k := ifaceKey{ifindex: side.Ifindex}
 	if side.Ident != nil {
 		k.netns = side.Ident.NetNS
 	}
@@ -195,7 +194,7 @@ func (s *Store) ifaceID(ctx context.Context, side *Side) (any, error) {
 	}
 	s.dict.lastIface++
 	id := s.dict.lastIface
-	if err := s.execRow(ctx, "interfaces", sqlIface, id, nonZero(int64(k.netns)), int64(k.ifindex), optStr(nullString(k.name))); err != nil {
+	if err := s.execRow(ctx, "interfaces", sqlIface, id, nonZero(int64(k.netns)), int64(k.ifindex), optStr(nullString(side.IfName))); err != nil {
 		return nil, fmt.Errorf("write interface: %w", err)
 	}
 	s.dict.ifaces[k] = id
