@@ -20,13 +20,17 @@ type WhoResolvedOptions struct {
 	Exact bool
 	// Filter narrows the client messages counted (schema v2 and later).
 	Filter
+	// Resolvers keeps the rows of local resolvers for the names they only
+	// asked on behalf of their clients (see relay.go), which are left out
+	// by default: the clients' rows name them in Via.
+	Resolvers bool
 }
 
 // WhoResolvedColumns are the column names of WhoResolvedTable, in order: the
 // CSV header and the JSON keys.
 var WhoResolvedColumns = []string{
 	"qname", "qtype", "pid", "comm", "exe", "argv", "uid", "ancestry",
-	"first_seen", "last_seen", "count", "answers", "status", "host",
+	"first_seen", "last_seen", "count", "answers", "status", "via", "host",
 }
 
 // WhoResolvedRow is one process that looked up one name: the client side of
@@ -59,7 +63,14 @@ type WhoResolvedRow struct {
 	// "cut at snaplen", each with a count when more than one. Empty for
 	// files from before queries were paired with responses (schema v3).
 	Status string
-	Host   string // sessions.hostname of the recording
+	// Via names the local resolvers the process's queries went through,
+	// with how sure each link to the resolver's upstream queries is:
+	// "dnsmasq(812): likely 2, cache 1" (see relay.go). Empty when the
+	// queries went straight to a server that is not a local process.
+	Via  string
+	Host string // sessions.hostname of the recording
+
+	processID sql.NullInt64 // processes.id, for the resolver links
 }
 
 // Ancestor is one process in a parent chain.
@@ -100,7 +111,7 @@ func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *Table {
 	for i, r := range rows {
 		row := []any{
 			r.QName, r.QTypes, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullString(ShellQuote(r.Argv)), nullInt(r.UID),
-			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), r.Host,
+			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), nullString(r.Via), r.Host,
 		}
 		if withFile {
 			row = append([]any{r.File}, row...)
@@ -317,7 +328,19 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
-		rows = append(rows, rs...)
+		rel, err := f.relays(ctx, pat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		for _, r := range rs {
+			if r.processID.Valid {
+				if !opts.Resolvers && rel.onlyForwarding(r.processID.Int64, r.QName) {
+					continue
+				}
+				r.Via = rel.via(r.processID.Int64, r.QName)
+			}
+			rows = append(rows, r)
+		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := &rows[i], &rows[j]
@@ -377,6 +400,7 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args, aargs []any)
 		r.QTypes = qtypeNames(qtypes)
 		r.Argv = parseArgv(argv)
 		r.File = f.path
+		r.processID = k.process
 		rows = append(rows, r)
 		parents = append(parents, parent)
 	}

@@ -170,6 +170,15 @@ func (s *testServer) addr6(name string) string { return fmt.Sprintf("2001:db8::%
 
 func startServer(t testing.TB, names ...string) *testServer {
 	t.Helper()
+	s := newTestServer(names...)
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		s.listen(t, net.JoinHostPort(host, "53"))
+	}
+	return s
+}
+
+// newTestServer is a server that listens nowhere yet: see listen.
+func newTestServer(names ...string) *testServer {
 	s := &testServer{answers: map[string]int{}, txt: map[string]int{}}
 	for i, n := range names {
 		s.answers[n] = 10 + i
@@ -197,9 +206,6 @@ func startServer(t testing.TB, names ...string) *testServer {
 		w.WriteMsg(m)
 	})
 	s.h = h
-	for _, host := range []string{"127.0.0.1", "::1"} {
-		s.listen(t, net.JoinHostPort(host, "53"))
-	}
 	return s
 }
 

@@ -53,16 +53,26 @@ queries (NOERROR, NXDOMAIN, SERVFAIL, unanswered, cut at snaplen; each with a
 count when more than one). Only the client side counts: a local resolver
 answering others is not listed.
 
+A client whose queries went through a local resolver (dnsmasq, unbound,
+systemd-resolved on loopback) has the resolver in the via column, with how
+sure the link to what the resolver asked upstream is: exact (the DNS id was
+kept), likely (one upstream query fits), ambiguous (several do: clients
+asking the same name at once), cache (answered without asking upstream).
+The resolver's own row, for names it only asked on its clients' behalf, is
+left out; --resolvers shows it.
+
 NAME matches itself and its subdomains; *.NAME its subdomains only; a glob
 such as 'c2-*.evil.test' whole names. Internationalised names may be typed
 as they read (bücher.evil.test) or in their xn-- form.
 
    dnsrec query who-resolved evil.test
    dnsrec query who-resolved --exact www.evil.test --format json
-   dnsrec query who-resolved '*.evil.test' --since 24h --exe curl`,
+   dnsrec query who-resolved '*.evil.test' --since 24h --exe curl
+   dnsrec query who-resolved evil.test --resolvers`,
 		Flags: append(append([]cli.Flag{
 			dbFlag(),
 			&cli.BoolFlag{Name: "exact", Usage: "match NAME only, not its subdomains"},
+			&cli.BoolFlag{Name: "resolvers", Usage: "also list local resolvers for the names they only asked on behalf of their clients"},
 		}, outputFlags()...), filterFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -74,7 +84,7 @@ as they read (bücher.evil.test) or in their xn-- form.
 				return err
 			}
 			defer l.db.Close()
-			rows, err := l.db.WhoResolved(c.Context, name, query.WhoResolvedOptions{Exact: c.Bool("exact"), Filter: l.filter})
+			rows, err := l.db.WhoResolved(c.Context, name, query.WhoResolvedOptions{Exact: c.Bool("exact"), Resolvers: c.Bool("resolvers"), Filter: l.filter})
 			if err != nil {
 				return fmt.Errorf("who-resolved %q: %w", name, err)
 			}
