@@ -3,7 +3,9 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -79,14 +81,27 @@ type relayKey struct {
 }
 
 // relaysSQL reads every message of the matching names with its local
-// ends; responses carry query_id (schema v3).
+// ends (owners rows, mapped to processes in Go: a join per row costs more
+// than the scan); responses carry query_id (schema v3).
 const relaysSQL = `
 WITH n AS (SELECT id, name FROM names WHERE %s)
-SELECT m.id, n.name, coalesce(m.qtype, -1), m.dns_id, m.obs, so.process_id, ro.process_id,
+SELECT m.id, n.id, coalesce(m.qtype, -1), m.dns_id, m.obs, m.s_owner, m.r_owner,
        m.ts_ns, m.ts_ns + coalesce(m.r_dt_ns, 0), m.query_id
 FROM n JOIN msgs m ON m.name_id = n.id
-LEFT JOIN owners so ON so.id = m.s_owner
-LEFT JOIN owners ro ON ro.id = m.r_owner`
+ORDER BY m.id`
+
+// relaysServersSQL lists the owners of the local servers that local
+// clients asked about the names.
+const relaysServersSQL = `
+WITH n AS (SELECT id FROM names WHERE %s)
+SELECT DISTINCT m.r_owner FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 15 = 11`
+
+// relaysAnySQL tells whether any query for the names went from a local
+// client to a local server: most questions have none, and are answered from
+// the name index alone.
+const relaysAnySQL = `
+WITH n AS (SELECT id FROM names WHERE %s)
+SELECT 1 FROM n JOIN msgs m ON m.name_id = n.id WHERE m.obs & 15 = 11 LIMIT 1`
 
 // relays links the client queries for the names matching pat to what the
 // local resolvers that received them sent upstream. Files before schema v3
@@ -97,6 +112,74 @@ func (f *file) relays(ctx context.Context, pat NamePattern) (*relays, error) {
 		return out, nil
 	}
 	where, args := pat.where("")
+	var one int
+	switch err := f.db.QueryRowContext(ctx, fmt.Sprintf(relaysAnySQL, where), args...).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return out, nil
+	case err != nil:
+		return nil, fmt.Errorf("resolver links: %w", err)
+	}
+	owners, err := f.db.PrepareContext(ctx, `SELECT process_id FROM owners WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("resolver links: %w", err)
+	}
+	defer owners.Close()
+	procOf := map[int64]sql.NullInt64{}
+	process := func(owner sql.NullInt64) (sql.NullInt64, error) {
+		if !owner.Valid {
+			return owner, nil
+		}
+		p, ok := procOf[owner.Int64]
+		if !ok {
+			if err := owners.QueryRowContext(ctx, owner.Int64).Scan(&p); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return p, err
+			}
+			procOf[owner.Int64] = p
+		}
+		return p, nil
+	}
+	names := map[int64]string{}
+	nrows, err := f.db.QueryContext(ctx, "SELECT id, name FROM names WHERE "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("resolver links: %w", err)
+	}
+	for nrows.Next() {
+		var id int64
+		var name string
+		if err := nrows.Scan(&id, &name); err != nil {
+			nrows.Close()
+			return nil, fmt.Errorf("resolver links: %w", err)
+		}
+		names[id] = name
+	}
+	nrows.Close()
+	// The local servers local clients asked: only their upstream queries
+	// can be links, so only those are kept (a busy name has many
+	// queries, and few of them through a local resolver).
+	servers := map[int64]bool{}
+	srows, err := f.db.QueryContext(ctx, fmt.Sprintf(relaysServersSQL, where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("resolver links: %w", err)
+	}
+	var serverOwners []sql.NullInt64
+	for srows.Next() {
+		var o sql.NullInt64
+		if err := srows.Scan(&o); err != nil {
+			srows.Close()
+			return nil, fmt.Errorf("resolver links: %w", err)
+		}
+		serverOwners = append(serverOwners, o)
+	}
+	srows.Close()
+	for _, o := range serverOwners {
+		p, err := process(o)
+		if err != nil {
+			return nil, fmt.Errorf("resolver links: %w", err)
+		}
+		if p.Valid {
+			servers[p.Int64] = true
+		}
+	}
 	rows, err := f.db.QueryContext(ctx, fmt.Sprintf(relaysSQL, where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("resolver links: %w", err)
@@ -104,39 +187,44 @@ func (f *file) relays(ctx context.Context, pat NamePattern) (*relays, error) {
 	defer rows.Close()
 	var msgs []*relayMsg
 	byID := map[int64]*relayMsg{}
-	type resp struct {
-		query          int64
-		sent, received bool
-		tSend, tRecv   int64
-	}
-	var resps []resp
 	for rows.Next() {
 		var (
-			m        relayMsg
-			obs      int64
-			queryID  sql.NullInt64
-			sendProc sql.NullInt64
-			recvProc sql.NullInt64
+			m                       relayMsg
+			nameID, obs             int64
+			sOwner, rOwner, queryID sql.NullInt64
 		)
-		if err := rows.Scan(&m.id, &m.qname, &m.qtype, &m.dnsID, &obs, &sendProc, &recvProc, &m.tSend, &m.tRecv, &queryID); err != nil {
+		if err := rows.Scan(&m.id, &nameID, &m.qtype, &m.dnsID, &obs, &sOwner, &rOwner, &m.tSend, &m.tRecv, &queryID); err != nil {
 			return nil, fmt.Errorf("resolver links: %w", err)
 		}
-		m.sent, m.received = obs&1 != 0, obs&2 != 0
 		if obs&4 != 0 || obs&8 == 0 && obs&1 == 0 {
 			// From the server end, or only seen arriving at a client: a
-			// response.
-			if queryID.Valid {
-				resps = append(resps, resp{queryID.Int64, m.sent, m.received, m.tSend, m.tRecv})
+			// response. Rows come in id order, so its query came first.
+			if q := byID[queryID.Int64]; queryID.Valid && q != nil {
+				if obs&1 != 0 {
+					q.respSent = sql.NullInt64{Int64: m.tSend, Valid: true}
+				}
+				if obs&2 != 0 {
+					q.respRecv = sql.NullInt64{Int64: m.tRecv, Valid: true}
+				}
 			}
 			continue
 		}
-		m.client, m.server = sendProc, recvProc
-		if !m.sent {
-			m.client = sql.NullInt64{}
+		m.sent, m.received = obs&1 != 0, obs&2 != 0
+		if m.sent {
+			if m.client, err = process(sOwner); err != nil {
+				return nil, fmt.Errorf("resolver links: %w", err)
+			}
 		}
-		if !m.received {
-			m.server = sql.NullInt64{}
+		if m.received {
+			if m.server, err = process(rOwner); err != nil {
+				return nil, fmt.Errorf("resolver links: %w", err)
+			}
 		}
+		// A client's query to a local server, or a local server's own.
+		if !(m.server.Valid && m.client.Valid) && !(m.client.Valid && servers[m.client.Int64]) {
+			continue
+		}
+		m.qname = names[nameID]
 		msgs = append(msgs, &m)
 		byID[m.id] = &m
 	}
@@ -144,16 +232,6 @@ func (f *file) relays(ctx context.Context, pat NamePattern) (*relays, error) {
 		return nil, fmt.Errorf("resolver links: %w", err)
 	}
 	rows.Close()
-	for _, r := range resps {
-		if q := byID[r.query]; q != nil {
-			if r.sent {
-				q.respSent = sql.NullInt64{Int64: r.tSend, Valid: true}
-			}
-			if r.received {
-				q.respRecv = sql.NullInt64{Int64: r.tRecv, Valid: true}
-			}
-		}
-	}
 	out.link(msgs)
 	if len(out.links) > 0 {
 		if err := f.relayNames(ctx, out); err != nil {
@@ -171,13 +249,27 @@ type questionKey struct {
 
 // link computes the links; msgs are the queries of the names looked at.
 func (r *relays) link(msgs []*relayMsg) {
-	// The upstream queries each local process sent, by question.
-	upstream := map[questionKey][]*relayMsg{}
+	// The upstream queries each local process sent, by question, in the
+	// order of their answers' arrival and in the order they were sent.
+	type sent struct{ byAnswer, bySend []*relayMsg }
+	upstream := map[questionKey]*sent{}
 	for _, m := range msgs {
 		if m.client.Valid {
 			k := questionKey{m.client.Int64, m.qname, m.qtype}
-			upstream[k] = append(upstream[k], m)
+			u := upstream[k]
+			if u == nil {
+				u = &sent{}
+				upstream[k] = u
+			}
+			u.bySend = append(u.bySend, m)
+			if m.respRecv.Valid {
+				u.byAnswer = append(u.byAnswer, m)
+			}
 		}
+	}
+	for _, u := range upstream {
+		sort.Slice(u.byAnswer, func(i, j int) bool { return u.byAnswer[i].respRecv.Int64 < u.byAnswer[j].respRecv.Int64 })
+		sort.Slice(u.bySend, func(i, j int) bool { return u.bySend[i].tSend < u.bySend[j].tSend })
 	}
 	candidate := map[int64]bool{} // upstream queries some client query may have caused
 	served := map[questionKey]bool{}
@@ -188,16 +280,18 @@ func (r *relays) link(msgs []*relayMsg) {
 		k := questionKey{d.server.Int64, d.qname, d.qtype}
 		served[k] = true
 		var cands []*relayMsg
-		for _, u := range upstream[k] {
-			if u.id == d.id {
-				continue
+		if u := upstream[k]; u != nil {
+			// The window: answers that reached the resolver while the
+			// client waited, or for an unanswered query, what it sent
+			// within relayWindow.
+			list, key, lo, hi := u.byAnswer, func(m *relayMsg) int64 { return m.respRecv.Int64 }, d.tRecv, d.respSent.Int64
+			if !d.respSent.Valid {
+				list, key, hi = u.bySend, func(m *relayMsg) int64 { return m.tSend }, d.tRecv+int64(relayWindow)
 			}
-			if d.respSent.Valid {
-				if u.respRecv.Valid && u.respRecv.Int64 >= d.tRecv && u.respRecv.Int64 <= d.respSent.Int64 {
-					cands = append(cands, u)
+			for i := sort.Search(len(list), func(i int) bool { return key(list[i]) >= lo }); i < len(list) && key(list[i]) <= hi; i++ {
+				if list[i].id != d.id {
+					cands = append(cands, list[i])
 				}
-			} else if u.tSend >= d.tRecv && u.tSend <= d.tRecv+int64(relayWindow) {
-				cands = append(cands, u)
 			}
 		}
 		l := relayLink{client: d.client.Int64, resolver: d.server.Int64, qname: d.qname}
@@ -241,7 +335,7 @@ func (r *relays) link(msgs []*relayMsg) {
 		if !served[k] {
 			continue
 		}
-		for _, u := range us {
+		for _, u := range us.bySend {
 			rk := relayKey{k.process, k.qname}
 			if candidate[u.id] {
 				r.forwarded[rk]++

@@ -153,11 +153,25 @@ func TestWrite(t *testing.T) {
 	}
 
 	// who-resolved finds the incident exactly as planted.
-	who, err := db.WhoResolved(ctx, f.Incident.Domain, query.WhoResolvedOptions{})
+	// Facts list the local resolver too: who-resolved shows it with
+	// --resolvers (Resolvers), and by default only in its clients' via.
+	who, err := db.WhoResolved(ctx, f.Incident.Domain, query.WhoResolvedOptions{Resolvers: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkResolvers(t, who, f.Incident.Resolvers)
+	clients, err := db.WhoResolved(ctx, f.Incident.Domain, query.WhoResolvedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range clients {
+		if r.Comm == "dnsmasq" {
+			t.Errorf("who-resolved without --resolvers lists the forwarding resolver: %+v", r)
+		}
+		if r.Comm == "curl" && !strings.HasPrefix(r.Via, "dnsmasq(") {
+			t.Errorf("curl's row does not name dnsmasq in via: %q", r.Via)
+		}
+	}
 	var curl *gen.Resolver
 	for i, r := range f.Incident.Resolvers {
 		if r.QName == f.Incident.Name && r.Comm == "curl" {
@@ -168,7 +182,7 @@ func TestWrite(t *testing.T) {
 		!strings.HasPrefix(curl.Ancestry, "bash(") || !strings.HasSuffix(curl.Ancestry, " > sshd(840) > systemd(1)") {
 		t.Errorf("curl's lookups of %s: %+v", f.Incident.Name, curl)
 	}
-	exact, err := db.WhoResolved(ctx, f.Incident.Name, query.WhoResolvedOptions{Exact: true})
+	exact, err := db.WhoResolved(ctx, f.Incident.Name, query.WhoResolvedOptions{Exact: true, Resolvers: true})
 	if err != nil {
 		t.Fatal(err)
 	}
