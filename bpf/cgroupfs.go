@@ -21,7 +21,7 @@ func CgroupV2Root() (string, func() error, error) {
 		return "", nil, fmt.Errorf("find cgroup2 mount: %w", err)
 	}
 	defer f.Close()
-	if p, ok := findCgroup2(bufio.NewScanner(f)); ok {
+	if p, ok := FindCgroup2(bufio.NewScanner(f)); ok {
 		return p, func() error { return nil }, nil
 	}
 	dir, err := os.MkdirTemp("", "dnsrec-cgroup2-")
@@ -40,8 +40,8 @@ func CgroupV2Root() (string, func() error, error) {
 	}, nil
 }
 
-// findCgroup2 scans mountinfo lines: "36 35 98:0 / /mnt rw,noatime - cgroup2 cgroup2 rw".
-func findCgroup2(s *bufio.Scanner) (string, bool) {
+// FindCgroup2 scans mountinfo lines: "36 35 98:0 / /mnt rw,noatime - cgroup2 cgroup2 rw".
+func FindCgroup2(s *bufio.Scanner) (string, bool) {
 	for s.Scan() {
 		pre, post, ok := strings.Cut(s.Text(), " - ")
 		if !ok {

@@ -34,6 +34,9 @@ type txnWriter interface {
 // counts what is written: packets or transactions. Nothing is written to
 // the evidence, which is opened read-only.
 func (d *DB) Export(ctx context.Context, w io.Writer, format string, f Filter) (ExportStats, error) {
+	if err := d.checkFilter(&f); err != nil {
+		return ExportStats{}, err
+	}
 	for _, fl := range d.files {
 		if fl.version < 2 {
 			return ExportStats{}, fmt.Errorf("%s: %w", fl.path, ErrOldSchema)

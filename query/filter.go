@@ -1,6 +1,7 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,6 +21,10 @@ type Filter struct {
 	Exes  []string // an absolute path matches exe exactly; anything else matches its base name
 	Comms []string // the thread comm the message carried, or the process's comm
 	UIDs  []int64
+	// Containers match a process whose container id starts with one of
+	// these (docker's 12-character short ids work), or a systemd-nspawn
+	// machine's name (schema v4).
+	Containers []string
 	// Message filters.
 	QTypes []uint16
 	Rcodes []int // the response code of responses; for queries, of the response they got
@@ -134,7 +139,21 @@ func (f *Filter) empty() bool {
 
 // hasProcess tells whether f filters on the process.
 func (f *Filter) hasProcess() bool {
-	return len(f.PIDs) > 0 || len(f.Exes) > 0 || len(f.Comms) > 0 || len(f.UIDs) > 0
+	return len(f.PIDs) > 0 || len(f.Exes) > 0 || len(f.Comms) > 0 || len(f.UIDs) > 0 || len(f.Containers) > 0
+}
+
+// ErrNoContainers: a container filter on a file recorded before container
+// identity was.
+var ErrNoContainers = errors.New("--container needs a recording from dnsrec with schema v4 or later: this file has no container ids")
+
+// checkFilter refuses filters a file cannot answer.
+func (d *DB) checkFilter(f *Filter) error {
+	for _, fl := range d.files {
+		if len(f.Containers) > 0 && fl.version < 4 {
+			return fmt.Errorf("%s: %w", fl.path, ErrNoContainers)
+		}
+	}
+	return nil
 }
 
 // ownerWhere is the condition on owners o LEFT JOIN processes p that the
@@ -150,6 +169,14 @@ func (f *Filter) ownerWhere() (string, []any) {
 	if len(f.Comms) > 0 {
 		ph := placeholders(len(f.Comms))
 		w.add("(o.comm IN ("+ph+") OR p.comm IN ("+ph+"))", append(anys(f.Comms), anys(f.Comms)...)...)
+	}
+	if len(f.Containers) > 0 {
+		var ors []string
+		for _, c := range f.Containers {
+			ors = append(ors, "substr(p.container, 1, ?) = ?")
+			w.args = append(w.args, len(c), c)
+		}
+		w.conds = append(w.conds, "("+strings.Join(ors, " OR ")+")")
 	}
 	if len(f.Exes) > 0 {
 		var ors []string

@@ -13,7 +13,7 @@ import (
 // ProcessColumns are the columns of `dnsrec query process`: one row per
 // process image that matched.
 var ProcessColumns = []string{
-	"pid", "comm", "exe", "argv", "uid", "ancestry", "children", "started", "exited", "source",
+	"pid", "comm", "exe", "argv", "uid", "ancestry", "container", "children", "started", "exited", "source",
 	"queries", "names", "host",
 }
 
@@ -25,6 +25,9 @@ type ProcessRow struct {
 	Started  time.Time // zero when unknown
 	Exited   time.Time // zero when not seen exiting
 	Source   string    // where exe and argv came from: exec, procfs, inherited, chain
+	// Container is the container id its cgroup names (schema v4); ""
+	// when none, or unknown.
+	Container string
 	Children []Ancestor
 	Queries  int64       // queries it sent
 	Names    []NameCount // the names it asked for, in first-asked order
@@ -49,6 +52,9 @@ const userHZ = 100
 // lists each with its parents, children seen and the names it asked for.
 // f narrows the names counted (time, name, type).
 func (d *DB) Processes(ctx context.Context, arg string, f Filter) ([]ProcessRow, error) {
+	if err := d.checkFilter(&f); err != nil {
+		return nil, err
+	}
 	arg = strings.TrimSpace(arg)
 	if arg == "" {
 		return nil, fmt.Errorf("empty process: want a PID, an executable path or a name")
@@ -81,9 +87,18 @@ func (fl *file) processes(ctx context.Context, arg string, f *Filter) ([]Process
 	} else {
 		where, args = "(p.comm = ? OR substr(p.exe, -?) = ?)", []any{arg, len(arg) + 1, "/" + arg}
 	}
+	container := "coalesce(p.container, '')"
+	if fl.version < 4 {
+		container = "''"
+	}
+	if len(f.Containers) > 0 {
+		c, a := (&Filter{Containers: f.Containers}).ownerWhere()
+		where += " AND " + c
+		args = append(args, a...)
+	}
 	rs, err := fl.db.QueryContext(ctx, `
 SELECT p.id, p.pid, p.comm, p.exe, p.argv, p.uid, p.gid, p.parent_id, p.start_ticks, p.exec_boot_ns, p.exit_ns, p.source,
-       s.hostname, s.anchor_wall_ns, s.anchor_boot_ns
+       s.hostname, s.anchor_wall_ns, s.anchor_boot_ns, `+container+`
 FROM processes p JOIN sessions s ON s.id = p.session_id
 WHERE `+where+` ORDER BY p.id`, args...)
 	if err != nil {
@@ -99,7 +114,7 @@ WHERE `+where+` ORDER BY p.id`, args...)
 			ticks, execBoot, aw, aBoot int64
 		)
 		if err := rs.Scan(&r.Proc.ID, &r.Proc.PID, &comm, &exe, &argv, &r.Proc.UID, &r.Proc.GID, &parent, &ticks, &execBoot, &exit, &r.Source,
-			&r.Host, &aw, &aBoot); err != nil {
+			&r.Host, &aw, &aBoot, &r.Container); err != nil {
 			rs.Close()
 			return nil, fmt.Errorf("read processes: %w", err)
 		}
@@ -203,7 +218,7 @@ func ProcessTable(rows []ProcessRow, withFile bool) *Table {
 			exited = r.Exited
 		}
 		row := []any{r.Proc.PID, nullString(r.Proc.Comm), nullString(r.Proc.Exe), nullString(ShellQuote(r.Proc.Argv)), nullInt(r.Proc.UID),
-			nullString(r.Proc.Ancestry.String()), children, started, exited, r.Source, r.Queries, names, r.Host}
+			nullString(r.Proc.Ancestry.String()), nullString(r.Container), children, started, exited, r.Source, r.Queries, names, r.Host}
 		if withFile {
 			row = append([]any{r.File}, row...)
 		}

@@ -45,6 +45,9 @@ const (
 // Stats summarises the files: the span, the top talkers, failure rates and
 // the names a tunnel would produce.
 func (d *DB) Stats(ctx context.Context, f Filter) (*Table, error) {
+	if err := d.checkFilter(&f); err != nil {
+		return nil, err
+	}
 	t := &Table{Columns: StatsColumns}
 	add := func(section string, rank int, item string, count any, value any, detail any) {
 		var r any

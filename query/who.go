@@ -29,7 +29,7 @@ type WhoResolvedOptions struct {
 // WhoResolvedColumns are the column names of WhoResolvedTable, in order: the
 // CSV header and the JSON keys.
 var WhoResolvedColumns = []string{
-	"qname", "qtype", "pid", "comm", "exe", "argv", "uid", "ancestry",
+	"qname", "qtype", "pid", "comm", "exe", "argv", "uid", "ancestry", "container",
 	"first_seen", "last_seen", "count", "answers", "status", "via", "host",
 }
 
@@ -49,7 +49,10 @@ type WhoResolvedRow struct {
 	Argv []string
 	UID  sql.Null[int64]
 	// Ancestry is the parent chain, direct parent first.
-	Ancestry  Ancestry
+	Ancestry Ancestry
+	// Container is the process's container id (schema v4; "" when not
+	// in a container, or unknown).
+	Container string
 	FirstSeen time.Time // first client message (query or response) of this process for QName
 	LastSeen  time.Time // last one
 	Count     int64     // messages the process sent for QName as a client: its queries
@@ -111,7 +114,7 @@ func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *Table {
 	for i, r := range rows {
 		row := []any{
 			r.QName, r.QTypes, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullString(ShellQuote(r.Argv)), nullInt(r.UID),
-			nullString(r.Ancestry.String()), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), nullString(r.Via), r.Host,
+			nullString(r.Ancestry.String()), nullString(r.Container), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), nullString(r.Via), r.Host,
 		}
 		if withFile {
 			row = append([]any{r.File}, row...)
@@ -220,7 +223,7 @@ const whoResolvedSQL = `
 SELECT g.session_id, g.process_id, g.gpid, g.gcomm, g.qname,
        g.first_ns, g.last_ns, g.queries,
        coalesce(p.pid, g.mpid), coalesce(p.comm, g.mcomm), coalesce(p.exe, ''),
-       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, ''), g.sts, g.qtypes, p.argv
+       coalesce(p.uid, g.muid), p.parent_id, coalesce(s.hostname, ''), g.sts, g.qtypes, p.argv, coalesce(p.container, '')
 FROM (
 	SELECT m.session_id, m.process_id,
 	       CASE WHEN m.process_id IS NULL THEN m.pid END AS gpid,
@@ -252,7 +255,7 @@ func whoSQL(version int, name NamePattern, filter *Filter) (rows, answers string
 	if version < 2 {
 		where, args := name.whereCols("m.qname", "m.qname_rev")
 		cte := fmt.Sprintf(clientObsSQLv1, where)
-		return cte + whoResolvedSQL, cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'"), args, args
+		return strings.Replace(cte+whoResolvedSQL, "coalesce(p.container, '')", "''", 1), cte + fmt.Sprintf(whoResolvedAnswersSQL, "answers", "AND a.section = 'answer'"), args, args
 	}
 	where, args := name.where("")
 	// The process filters apply to the observing client, not to whichever
@@ -277,7 +280,11 @@ func whoSQL(version int, name NamePattern, filter *Filter) (rows, answers string
 	rowArgs = concat(args, fargs, fargs, ownerArgs)
 	ansArgs = concat(args, fargs, ownerArgs)
 	recvOwner := strings.ReplaceAll(ownerW, "owner IN", "m.r_owner IN")
-	return fmt.Sprintf(clientObsSQL, where, status, fw, ownerW) + whoResolvedSQL,
+	rows = fmt.Sprintf(clientObsSQL, where, status, fw, ownerW) + whoResolvedSQL
+	if version < 4 {
+		rows = strings.Replace(rows, "coalesce(p.container, '')", "''", 1)
+	}
+	return rows,
 		fmt.Sprintf(clientRecvSQL, where, fw, recvOwner) + fmt.Sprintf(whoResolvedAnswersSQL, "rrs", ""),
 		rowArgs, ansArgs
 }
@@ -304,6 +311,9 @@ type whoKey struct {
 func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptions) ([]WhoResolvedRow, error) {
 	pat, err := ParseName(name, !opts.Exact)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.checkFilter(&opts.Filter); err != nil {
 		return nil, err
 	}
 	var rows []WhoResolvedRow
@@ -386,7 +396,7 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args, aargs []any)
 		)
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
 			&firstNS, &lastNS, &r.Count,
-			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts, &qtypes, &argv); err != nil {
+			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts, &qtypes, &argv, &r.Container); err != nil {
 			return nil, fmt.Errorf("query messages: %w", err)
 		}
 		r.QName = k.qname

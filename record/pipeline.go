@@ -232,7 +232,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 func newPipeline(opts Options, store *Store) *pipeline {
 	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
 		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
-		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc")}
+		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc")}
 }
 
 // openCapture loads the requested tier, or the best one for "auto". A
@@ -297,6 +297,7 @@ type pipeline struct {
 	seed         maphash.Seed
 
 	ifNames    *ifNames
+	cgroups    *cgroupNames
 	rot        *rotation // nil unless rotating
 	storedLoss Loss      // the loss counters last written to this file
 }
@@ -951,6 +952,9 @@ func (p *pipeline) processID(ctx context.Context, id *Identity) (int64, error) {
 			}
 			if info.exitBootNs != 0 {
 				row.ExitNs = ptr(p.wall(info.exitBootNs))
+			}
+			if row.CgroupID != nil {
+				row.Cgroup, row.Container = p.cgroups.of(pid, *row.CgroupID)
 			}
 			dbID, err := p.store.InsertProcess(ctx, row)
 			if err != nil {

@@ -54,6 +54,9 @@ type ProcRow struct {
 	// ExeTruncated and ArgvTruncated: the kernel cut the exe path or the
 	// arguments it captured at exec (nil when they did not come from exec).
 	ExeTruncated, ArgvTruncated *bool
+	// Cgroup is the cgroup v2 path, Container the container id parsed
+	// from it ("" when unknown, or not in a container).
+	Cgroup, Container string
 }
 
 // MsgRow is one DNS message as it crossed this host: its bytes once, and the
@@ -191,8 +194,8 @@ type Summary struct {
 const (
 	sqlName    = `INSERT INTO names (id, name, rev) VALUES (?, ?, ?)`
 	sqlFlow    = `INSERT INTO flows (id, proto, a_addr, a_port, b_addr, b_port) VALUES (?, ?, ?, ?, ?, ?)`
-	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated, cgroup, container)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlOwner   = `INSERT INTO owners (id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
 	sqlStop    = `UPDATE sessions SET stopped_ns = ? WHERE id = ?`
@@ -512,7 +515,7 @@ func (s *Store) writeQueue(ctx context.Context) error {
 		p := &q.procs[i]
 		if err := s.execRow(ctx, "processes", sqlProcess, p.id, s.sessionID, s.bootID, int64(p.PID), int64(p.StartTicks), int64(p.ExecBootNs),
 			optU32(p.PPID), optI64(p.ParentID), p.Comm, optStr(p.Exe), optStr(p.Argv), optU32(p.UID), optU32(p.GID),
-			optU64(p.CgroupID), p.Source, optBool(p.ExeTruncated), optBool(p.ArgvTruncated)); err != nil {
+			optU64(p.CgroupID), p.Source, optBool(p.ExeTruncated), optBool(p.ArgvTruncated), optStr(nullString(p.Cgroup)), optStr(nullString(p.Container))); err != nil {
 			return fmt.Errorf("write process %d: %w", p.PID, err)
 		}
 		if p.ExitNs != nil {

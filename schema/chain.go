@@ -30,7 +30,7 @@ var ChainTables = []ChainTable{
 	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters"},
 	{"names", "id, name, rev"},
 	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
-	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated"},
+	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated, cgroup, container"},
 	{"owners", "id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid"},
 	{"interfaces", "id, netns, ifindex, name"},
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},

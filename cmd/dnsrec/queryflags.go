@@ -17,6 +17,7 @@ func filterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "since", Usage: "only messages at or after `TIME`: RFC 3339 (2024-05-01T10:00:00Z), a date, or a duration before now (2h, 30m, 7d)", Category: "Filters"},
 		&cli.StringFlag{Name: "until", Usage: "only messages before `TIME` (same forms as --since)", Category: "Filters"},
 		&cli.Int64SliceFlag{Name: "pid", Usage: "only messages of process `PID` (either end); repeatable", Category: "Filters"},
+		&cli.StringSliceFlag{Name: "container", Usage: "only messages of processes in the container whose id starts with `ID` (docker's short ids work) or the systemd-nspawn machine so named; repeatable", Category: "Filters"},
 		&cli.StringSliceFlag{Name: "exe", Usage: "only messages of processes whose executable is `PATH` (absolute) or has that base name; repeatable", Category: "Filters"},
 		&cli.StringSliceFlag{Name: "comm", Usage: "only messages of processes named `COMM`; repeatable", Category: "Filters"},
 		&cli.Int64SliceFlag{Name: "uid", Usage: "only messages of processes running as `UID`; repeatable", Category: "Filters"},
@@ -58,6 +59,7 @@ func parseFilter(c *cli.Context) (query.Filter, error) {
 	f.UIDs = c.Int64Slice("uid")
 	f.Exes = c.StringSlice("exe")
 	f.Comms = c.StringSlice("comm")
+	f.Containers = c.StringSlice("container")
 	for _, s := range c.StringSlice("qtype") {
 		t, err := query.ParseQType(s)
 		if err != nil {

@@ -28,3 +28,14 @@ CREATE TABLE interfaces (
 -- picks a device, or after the device is forgotten).
 ALTER TABLE msgs ADD COLUMN s_iface INTEGER REFERENCES interfaces(id);
 ALTER TABLE msgs ADD COLUMN r_iface INTEGER REFERENCES interfaces(id);
+
+-- Container identity (issue 9): the process's cgroup v2 path, relative to
+-- the cgroup2 root ("/system.slice/docker-<id>.scope"), as it was when the
+-- process was first written, and the container id parsed from it (or, on
+-- a hybrid cgroup host, from the process's v1 paths): docker, containerd
+-- (CRI), CRI-O and podman ids in full, a systemd-nspawn machine's name.
+-- NULL when unknown or not in a container. The pid inside the process's
+-- own pid namespace and the namespace ids are in owners (nspid, pidns,
+-- mntns, netns), per message.
+ALTER TABLE processes ADD COLUMN cgroup TEXT;
+ALTER TABLE processes ADD COLUMN container TEXT;
