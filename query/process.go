@@ -19,18 +19,18 @@ var ProcessColumns = []string{
 
 // ProcessRow is one recorded process image with what it resolved.
 type ProcessRow struct {
-	File     string
-	Host     string
-	Proc     Process
-	Started  time.Time // zero when unknown
-	Exited   time.Time // zero when not seen exiting
-	Source   string    // where exe and argv came from: exec, procfs, inherited, chain
+	File    string
+	Host    string
+	Proc    Process
+	Started time.Time // zero when unknown
+	Exited  time.Time // zero when not seen exiting
+	Source  string    // where exe and argv came from: exec, procfs, inherited, chain
 	// Container is the container id its cgroup names (schema v4); ""
 	// when none, or unknown.
 	Container string
-	Children []Ancestor
-	Queries  int64       // queries it sent
-	Names    []NameCount // the names it asked for, in first-asked order
+	Children  []Ancestor
+	Queries   int64       // queries it sent
+	Names     []NameCount // the names it asked for, in first-asked order
 }
 
 // NameCount is a name and how many queries asked for it.

@@ -56,11 +56,11 @@ type dicts struct {
 	names  map[string]int64
 	flows  map[flowKey]int64
 	owners map[ownerKey]int64
-	ifaces map[ifaceKey]int64 // never trimmed: a host has few
+	ifaces map[ifaceKey]int64   // never trimmed: a host has few
 	procs  map[procRowKey]int64 // never trimmed: processes.(boot_id, pid, start_ticks, exec_boot_ns) is unique
 
 	lastName, lastFlow, lastOwner, lastProc, lastIface int64
-	namesTrimmed                            bool // names may be in the file but not in the cache
+	namesTrimmed                                       bool // names may be in the file but not in the cache
 
 	// Entries made for the batch being written, forgotten if it fails.
 	newNames  []string

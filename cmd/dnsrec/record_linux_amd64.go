@@ -148,12 +148,12 @@ func recordAction(c *cli.Context) error {
 			}
 			printEvidence(log, sum)
 		},
-		Live:          live,
-		Status:        status.Update,
-		LiveJSON:      liveJSON,
-		Version:       version,
-		Cmdline:       strings.Join(os.Args, " "),
-		Logger:        log,
+		Live:     live,
+		Status:   status.Update,
+		LiveJSON: liveJSON,
+		Version:  version,
+		Cmdline:  strings.Join(os.Args, " "),
+		Logger:   log,
 		Started: func(s record.Started) {
 			log.Info("recording", "output", s.Output, "hook", s.Hook, "ports", s.Ports, "stop", "Ctrl-C or SIGTERM")
 		},
