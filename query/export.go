@@ -106,7 +106,7 @@ func (d *DB) exportTimeline(ctx context.Context, w io.Writer, format Format, f F
 		return st, err
 	}
 	counter := &countingRows{RowWriter: rw, n: &st.Rows}
-	if _, err := d.Timeline(ctx, TimelineOptions{Filter: f}, counter); err != nil {
+	if _, err := d.Timeline(ctx, TimelineOptions{Filter: f, NoLinks: true}, counter); err != nil {
 		return st, err
 	}
 	st.Messages = st.Rows

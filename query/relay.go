@@ -403,3 +403,73 @@ func (r *relays) onlyForwarding(process int64, qname string) bool {
 	k := relayKey{process, qname}
 	return r.forwarded[k] > 0 && r.own[k] == 0
 }
+
+// relayOneSQL reads the upstream queries one local server process sent for
+// a question around one client query: the candidates of its link. The time
+// range (an index range on msgs_ts at a clean stop) reaches back
+// relayLookback before the client's query, for an upstream query already
+// in flight when it arrived. The unary + keeps SQLite from preferring the
+// name or owner indexes, which for a busy name or a busy resolver are far
+// longer than the time range.
+const relayOneSQL = `
+SELECT u.id, u.dns_id, u.ts_ns,
+       (SELECT r.ts_ns + coalesce(r.r_dt_ns, 0) FROM msgs r WHERE r.query_id = u.id AND r.obs & 2 LIMIT 1)
+FROM msgs u
+WHERE u.ts_ns BETWEEN ? AND ? AND +u.name_id = ? AND coalesce(u.qtype, -1) = ? AND u.obs & 5 = 1
+  AND +u.s_owner IN (SELECT id FROM owners WHERE process_id = ?) AND u.id != ?`
+
+// relayLookback is how long before a client's query an upstream query for
+// the same question may have been sent and still be its link.
+const relayLookback = 2 * time.Second
+
+// relayOf links one message, if it is a local client's query to a local
+// server, to what the server sent upstream for it: "dnsmasq(812):
+// likely, upstream #1234" for the timeline. "" for any other message.
+func (f *file) relayOf(ctx context.Context, m *Message) (string, error) {
+	if f.version < 3 || m.Response || m.Sender == nil || m.Receiver == nil || m.Sender.Proc == nil || m.Receiver.Proc == nil ||
+		m.Sender.Proc.ID == 0 || m.Receiver.Proc.ID == 0 || m.Sender.Proc.ID == m.Receiver.Proc.ID || m.QName == "" {
+		return "", nil
+	}
+	var nameID int64
+	var answered sql.NullInt64
+	err := f.db.QueryRowContext(ctx, `SELECT m.name_id, (SELECT r.ts_ns FROM msgs r WHERE r.query_id = m.id AND r.obs & 1 LIMIT 1)
+		FROM msgs m WHERE m.id = ?`, m.ID).Scan(&nameID, &answered)
+	if err != nil {
+		return "", fmt.Errorf("resolver link of message %d: %w", m.ID, err)
+	}
+	qtype := int64(m.QType)
+	d := &relayMsg{id: m.ID, qname: m.QName, qtype: qtype, dnsID: sql.NullInt64{Int64: int64(m.DNSID), Valid: true},
+		client: sql.NullInt64{Int64: m.Sender.Proc.ID, Valid: true}, server: sql.NullInt64{Int64: m.Receiver.Proc.ID, Valid: true},
+		sent: true, received: true, tSend: m.Sender.Time.UnixNano(), tRecv: m.Receiver.Time.UnixNano(), respSent: answered}
+	hi := d.tRecv + int64(relayWindow)
+	if answered.Valid {
+		hi = answered.Int64
+	}
+	rows, err := f.db.QueryContext(ctx, relayOneSQL, d.tRecv-int64(relayLookback), hi, nameID, qtype, m.Receiver.Proc.ID, m.ID)
+	if err != nil {
+		return "", fmt.Errorf("resolver link of message %d: %w", m.ID, err)
+	}
+	defer rows.Close()
+	msgs := []*relayMsg{d}
+	for rows.Next() {
+		u := &relayMsg{qname: m.QName, qtype: qtype, client: d.server, sent: true}
+		if err := rows.Scan(&u.id, &u.dnsID, &u.tSend, &u.respRecv); err != nil {
+			return "", fmt.Errorf("resolver link of message %d: %w", m.ID, err)
+		}
+		msgs = append(msgs, u)
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("resolver link of message %d: %w", m.ID, err)
+	}
+	r := &relays{forwarded: map[relayKey]int{}, own: map[relayKey]int{}}
+	r.link(msgs)
+	if len(r.links) != 1 {
+		return "", nil
+	}
+	l := r.links[0]
+	name := fmt.Sprintf("%s(%d)", m.Receiver.Proc.Comm, m.Receiver.Proc.PID)
+	if l.upstream == 0 {
+		return name + ": " + l.confidence, nil
+	}
+	return fmt.Sprintf("%s: %s, upstream #%d", name, l.confidence, l.upstream), nil
+}

@@ -18,11 +18,12 @@ import (
 var TimelineColumns = []string{
 	"time", "host", "id", "kind", "proto",
 	"src", "src_pid", "src_comm", "dst", "dst_pid", "dst_comm",
-	"qname", "qtype", "rcode", "answers", "reply_to", "latency_ms", "note",
+	"qname", "qtype", "rcode", "answers", "reply_to", "latency_ms", "via", "note",
 }
 
-// TimelineRow renders one message as TimelineColumns.
-func TimelineRow(m *Message) []any {
+// TimelineRow renders one message as TimelineColumns; via is its link
+// through a local resolver (see relay.go), or "".
+func TimelineRow(m *Message, via string) []any {
 	kind := "query"
 	if m.Response {
 		kind = "response"
@@ -42,7 +43,7 @@ func TimelineRow(m *Message) []any {
 		m.Time, m.Host, m.ID, kind, m.Proto,
 		addrCell(m.Src), partyPID(m.Sender), partyComm(m.Sender),
 		addrCell(m.Dst), partyPID(m.Receiver), partyComm(m.Receiver),
-		nullString(m.QName), qtypeCell(m), rcode, TypedAnswers(m.Answers), replyTo, latency, nullString(m.Note()),
+		nullString(m.QName), qtypeCell(m), rcode, TypedAnswers(m.Answers), replyTo, latency, nullString(via), nullString(m.Note()),
 	}
 }
 
@@ -149,6 +150,10 @@ func DisplayData(t uint16, data string) string {
 type TimelineOptions struct {
 	Filter
 	After *Cursor
+	// NoLinks leaves the via column empty: the resolver links cost a
+	// lookup per client query to a local resolver, which a page can
+	// afford and a whole-file export should not (see relay.go).
+	NoLinks bool
 }
 
 // Timeline streams every message that passes the filter, in time order, to
@@ -156,9 +161,20 @@ type TimelineOptions struct {
 // resumes after it.
 func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) (*Cursor, error) {
 	multi := len(d.files) > 1
+	files := map[string]*file{}
+	for _, f := range d.files {
+		files[f.path] = f
+	}
 	var last *Cursor
 	err := d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After}, func(m *Message) error {
-		row := TimelineRow(m)
+		var via string
+		if f := files[m.File]; f != nil && !opts.NoLinks {
+			var err error
+			if via, err = f.relayOf(ctx, m); err != nil {
+				return err
+			}
+		}
+		row := TimelineRow(m, via)
 		if multi {
 			row = append([]any{m.File}, row...)
 		}

@@ -145,6 +145,32 @@ remote-control:
 				t.Errorf("cache off, and %d client queries were linked as answered from cache: %v", kinds["cache"], kinds)
 			}
 
+			// The timeline shows each dig's query with its link, and the
+			// upstream query it names is the resolver's.
+			upstreamOf := map[string]string{}
+			linked := 0
+			tl := queryCSV(t, bin, "--db", path, "timeline", "--name", "chain.test")
+			for _, r := range tl {
+				upstreamOf[r["id"]] = r["src_pid"]
+			}
+			for _, r := range tl {
+				if r["kind"] != "query" || r["dst_pid"] != strconv.Itoa(resolver) {
+					continue
+				}
+				if !strings.HasPrefix(r["via"], fmt.Sprintf("%s(%d): ", comm, resolver)) {
+					t.Errorf("timeline: dig's query %s has via %q", r["id"], r["via"])
+				}
+				if _, up, ok := strings.Cut(r["via"], "upstream #"); ok {
+					linked++
+					if upstreamOf[up] != strconv.Itoa(resolver) {
+						t.Errorf("timeline: query %s is linked to #%s, which %s did not send", r["id"], up, comm)
+					}
+				}
+			}
+			if linked == 0 {
+				t.Errorf("timeline: no client query is linked to an upstream query")
+			}
+
 			// With --resolvers the resolver is listed too, as what it is:
 			// a client of the upstream server.
 			found := false
