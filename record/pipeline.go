@@ -219,6 +219,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 			opts.Logger.Warn("the live view could not keep up: lines skipped (every message is stored)", "skipped", liveSkipped)
 		}
 	}
+	if p.ownersFromProc > 0 {
+		opts.Logger.Info("messages attributed through sock_diag and /proc (no hook saw their socket's reader)", "messages", p.ownersFromProc)
+	}
 	why := stopReason(stop, opts)
 	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
@@ -232,7 +235,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 func newPipeline(opts Options, store *Store) *pipeline {
 	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
 		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
-		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc")}
+		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc"), sockOwners: newSockOwners("/proc", opts.Ports)}
 }
 
 // openCapture loads the requested tier, or the best one for "auto". A
@@ -298,8 +301,11 @@ type pipeline struct {
 
 	ifNames    *ifNames
 	cgroups    *cgroupNames
-	rot        *rotation // nil unless rotating
-	storedLoss Loss      // the loss counters last written to this file
+	sockOwners *sockOwners
+	// ownersFromProc counts held packets attributed through sock_diag.
+	ownersFromProc int64
+	rot            *rotation // nil unless rotating
+	storedLoss     Loss      // the loss counters last written to this file
 }
 
 // Reading in bursts: when the ring is empty the reader sleeps pollInterval
@@ -611,6 +617,16 @@ func (p *pipeline) releaseHeld(now time.Time, all bool) error {
 		}
 		if p.heldBy[h.pkt.Cookie]--; p.heldBy[h.pkt.Cookie] <= 0 {
 			delete(p.heldBy, h.pkt.Cookie)
+		}
+		if h.pkt.Ident == nil {
+			// No hook saw the socket's reader: ask sock_diag and /proc
+			// who holds it (sockdiag.go).
+			if pid, ok := p.sockOwners.pid(h.pkt.Cookie); ok {
+				if id, err := p.identFromProc(pid); err == nil {
+					h.pkt.Ident = id
+					p.ownersFromProc++
+				}
+			}
 		}
 		errs = append(errs, p.packet(context.Background(), h.pkt))
 	}

@@ -1,0 +1,113 @@
+//go:build linux && amd64
+
+package record_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// TestTCPOwnerLookup (issue 9, part 4): a TCP server's first bytes that
+// arrive before any hook sees its reader — a query riding the SYN (TCP
+// fast open, as dnsmasq sends upstream), or one queued before accept
+// (TCP_DEFER_ACCEPT) — are stored with the process that holds the
+// listening socket, not as unattributed. The server is this test process;
+// each client is a process of its own.
+func TestTCPOwnerLookup(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	dig := lookExe(t, "dig")
+	python := lookExe(t, "python3")
+	// Fast open in this test's network namespace, client and server,
+	// without the cookie exchange (1|2|4|0x200): data in the first SYN.
+	const sysctl = "/proc/sys/net/ipv4/tcp_fastopen"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sysctl, []byte("519"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(sysctl, old, 0o644)
+
+	srv := newTestServer("tfo.owner.test", "defer.owner.test")
+	listen := func(addr string, opt, val int) {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, opt, val) }); err != nil {
+				return err
+			}
+			return serr
+		}}
+		l, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatalf("listen %s: %v", addr, err)
+		}
+		s := &dns.Server{Listener: l, Handler: srv.h}
+		go s.ActivateAndServe()
+		t.Cleanup(func() { s.Shutdown(); l.Close() })
+	}
+	listen("127.0.0.3:53", unix.TCP_FASTOPEN, 16)
+	listen("127.0.0.4:53", unix.TCP_DEFER_ACCEPT, 5)
+
+	path := filepath.Join(dir, "owner.db")
+	rec := startRecorderCLI(t, bin, "record", "-o", path, "--status-interval", "0")
+	// A fast open client: the query (with its TCP length prefix) is
+	// the SYN's payload.
+	q := new(dns.Msg)
+	q.SetQuestion("tfo.owner.test.", dns.TypeA)
+	wire, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`import socket, struct
+q = bytes.fromhex(%q)
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.sendto(struct.pack("!H", len(q)) + q, socket.MSG_FASTOPEN, ("127.0.0.3", 53))
+n = struct.unpack("!H", s.recv(2))[0]
+r = b""
+while len(r) < n:
+    r += s.recv(n - len(r))
+print(len(r))
+`, fmt.Sprintf("%x", wire))
+	if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("fast open client: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(dig, "+tcp", "+tries=1", "+time=3", "@127.0.0.4", "defer.owner.test").CombinedOutput(); err != nil {
+		t.Fatalf("dig +tcp: %v\n%s", err, out)
+	}
+	// Past the owner wait, so that the held receipts are released.
+	time.Sleep(2 * time.Second)
+	stopRecorder(t, rec)
+
+	db := openRO(t, path)
+	for _, name := range []string{"tfo.owner.test", "defer.owner.test"} {
+		var obs int
+		var pid *int64
+		err := db.QueryRow(`SELECT m.obs, o.pid FROM msgs m JOIN names n ON n.id = m.name_id LEFT JOIN owners o ON o.id = m.r_owner
+			WHERE n.name = ? AND m.obs & 4 = 0 AND m.obs & 2`, name).Scan(&obs, &pid)
+		if err != nil {
+			t.Errorf("%s: the server's receipt of the query: %v\n%s", name, err, rec.logText())
+			continue
+		}
+		if pid == nil || *pid != int64(os.Getpid()) {
+			got := "none"
+			if pid != nil {
+				got = strconv.FormatInt(*pid, 10)
+			}
+			t.Errorf("%s: the server's receipt is attributed to %s, want the listening process %d (obs %d)", name, got, os.Getpid(), obs)
+		}
+	}
+}
