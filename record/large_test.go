@@ -116,36 +116,9 @@ func startUnbound(t *testing.T, zone string, sets []unboundTXT) {
 	if out, err := exec.Command(lookExe(t, "unbound-checkconf"), path).CombinedOutput(); err != nil {
 		t.Fatalf("unbound-checkconf: %v\n%s", err, out)
 	}
-	var log strings.Builder
-	cmd := exec.Command(bin, "-d", "-c", path)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(sets[0].name), dns.TypeTXT)
-	c := &dns.Client{Net: "tcp", Timeout: time.Second}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		r, _, err := c.Exchange(q, "127.0.0.1:53")
-		if err == nil && len(r.Answer) == len(sets[0].rrs) {
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("unbound exited: %s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("unbound does not answer %s TXT: %v %v\n%s", sets[0].name, r, err, log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	startDaemon(t, []string{bin, "-d", "-c", path}, &dns.Client{Net: "tcp", Timeout: time.Second}, q, len(sets[0].rrs))
 }
 
 var reMsgSize = regexp.MustCompile(`;; MSG SIZE\s+rcvd: (\d+)`)

@@ -190,6 +190,15 @@ remote-control:
 // once it answers on 127.0.0.1:53, and returns its pid.
 func startResolver(t *testing.T, argv []string) int {
 	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion("ready.chain.test.", dns.TypeA)
+	return startDaemon(t, argv, &dns.Client{Timeout: time.Second}, q, 1)
+}
+
+// startDaemon runs a DNS server in the foreground until the test ends, and
+// returns its pid once it answers q on 127.0.0.1:53 with answers records.
+func startDaemon(t *testing.T, argv []string, c *dns.Client, q *dns.Msg, answers int) int {
+	t.Helper()
 	var log strings.Builder
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -202,11 +211,9 @@ func startResolver(t *testing.T, argv []string) int {
 		cmd.Process.Kill()
 		<-done
 	})
-	q := new(dns.Msg)
-	q.SetQuestion("ready.chain.test.", dns.TypeA)
-	c := &dns.Client{Timeout: time.Second}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if r, _, err := c.Exchange(q, "127.0.0.1:53"); err == nil && len(r.Answer) == 1 {
+		r, _, err := c.Exchange(q, "127.0.0.1:53")
+		if err == nil && len(r.Answer) == answers {
 			return cmd.Process.Pid
 		}
 		select {
@@ -215,7 +222,7 @@ func startResolver(t *testing.T, argv []string) int {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not answer on 127.0.0.1:53\n%s", argv[0], log.String())
+			t.Fatalf("%s does not answer %s on 127.0.0.1:53: %v %v\n%s", argv[0], q.Question[0].Name, r, err, log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
