@@ -56,7 +56,7 @@ unit:
 check-deps:
 	@missing=""; \
 	for p in dig:dnsutils getent:libc-bin unbound:unbound tshark:tshark qemu-system-x86_64:qemu-system-x86 \
-		cpio:cpio gcc:gcc node:nodejs npm:npm unshare:util-linux ip:iproute2 dnsmasq:dnsmasq-base; do \
+		cpio:cpio gcc:gcc node:nodejs npm:npm unshare:util-linux ip:iproute2 dnsmasq:dnsmasq-base python3:python3; do \
 		command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
