@@ -235,7 +235,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 func newPipeline(opts Options, store *Store) *pipeline {
 	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
 		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
-		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc"), sockOwners: newSockOwners("/proc", opts.Ports)}
+		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc"), sockOwners: newSockOwners("/proc", opts.Ports), procOwners: map[uint64]*Identity{}}
 }
 
 // openCapture loads the requested tier, or the best one for "auto". A
@@ -302,8 +302,11 @@ type pipeline struct {
 	ifNames    *ifNames
 	cgroups    *cgroupNames
 	sockOwners *sockOwners
-	// ownersFromProc counts held packets attributed through sock_diag.
+	// ownersFromProc counts packets attributed through sock_diag;
+	// procOwners remembers the sockets so named (a cookie is never
+	// reused), so that their later packets are not held again.
 	ownersFromProc int64
+	procOwners     map[uint64]*Identity
 	rot            *rotation // nil unless rotating
 	storedLoss     Loss      // the loss counters last written to this file
 }
@@ -570,6 +573,12 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 			return p.owner(ctx, e.Cookie, e.Ident)
 		}
 		if e.Ident == nil && e.Cookie != 0 {
+			if id := p.procOwners[e.Cookie]; id != nil {
+				// A socket sock_diag already named the holder of.
+				e.Ident = id
+				p.ownersFromProc++
+				return p.packet(ctx, e)
+			}
 			p.held = append(p.held, pending{e, time.Now().Add(p.opts.OwnerWait)})
 			p.heldBy[e.Cookie]++
 			return nil
@@ -625,6 +634,10 @@ func (p *pipeline) releaseHeld(now time.Time, all bool) error {
 				if id, err := p.identFromProc(pid); err == nil {
 					h.pkt.Ident = id
 					p.ownersFromProc++
+					if len(p.procOwners) >= maxProcOwners {
+						clear(p.procOwners)
+					}
+					p.procOwners[h.pkt.Cookie] = id
 				}
 			}
 		}

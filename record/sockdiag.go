@@ -37,6 +37,9 @@ type sockOwners struct {
 	lastScan time.Time
 }
 
+// maxProcOwners bounds the sockets whose holder the pipeline remembers.
+const maxProcOwners = 4096
+
 // sockScanEvery bounds how often an unknown cookie makes the recorder dump
 // the sockets and walk /proc again.
 const sockScanEvery = time.Second

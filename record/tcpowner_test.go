@@ -42,7 +42,7 @@ func TestTCPOwnerLookup(t *testing.T) {
 	}
 	defer os.WriteFile(sysctl, old, 0o644)
 
-	srv := newTestServer("tfo.owner.test", "defer.owner.test")
+	srv := newTestServer("tfo.owner.test", "tfo2.owner.test", "defer.owner.test")
 	listen := func(addr string, opt, val int) {
 		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
@@ -66,13 +66,14 @@ func TestTCPOwnerLookup(t *testing.T) {
 	rec := startRecorderCLI(t, bin, "record", "-o", path, "--status-interval", "0")
 	// A fast open client: the query (with its TCP length prefix) is
 	// the SYN's payload.
-	q := new(dns.Msg)
-	q.SetQuestion("tfo.owner.test.", dns.TypeA)
-	wire, err := q.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := fmt.Sprintf(`import socket, struct
+	fastOpen := func(name string) {
+		q := new(dns.Msg)
+		q.SetQuestion(name+".", dns.TypeA)
+		wire, err := q.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := fmt.Sprintf(`import socket, struct
 q = bytes.fromhex(%q)
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.sendto(struct.pack("!H", len(q)) + q, socket.MSG_FASTOPEN, ("127.0.0.3", 53))
@@ -82,9 +83,16 @@ while len(r) < n:
     r += s.recv(n - len(r))
 print(len(r))
 `, fmt.Sprintf("%x", wire))
-	if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
-		t.Fatalf("fast open client: %v\n%s", err, out)
+		if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("fast open client: %v\n%s", err, out)
+		}
 	}
+	fastOpen("tfo.owner.test")
+	// Past the owner wait: the first query's socket is looked up. The
+	// next query on it is attributed at once, and so is stored as one
+	// message with both ends, like any loopback exchange.
+	time.Sleep(1500 * time.Millisecond)
+	fastOpen("tfo2.owner.test")
 	if out, err := exec.Command(dig, "+tcp", "+tries=1", "+time=3", "@127.0.0.4", "defer.owner.test").CombinedOutput(); err != nil {
 		t.Fatalf("dig +tcp: %v\n%s", err, out)
 	}
@@ -93,7 +101,12 @@ print(len(r))
 	stopRecorder(t, rec)
 
 	db := openRO(t, path)
-	for _, name := range []string{"tfo.owner.test", "defer.owner.test"} {
+	var both int
+	if err := db.QueryRow(`SELECT count(*) FROM msgs m JOIN names n ON n.id = m.name_id JOIN owners o ON o.id = m.r_owner
+		WHERE n.name = 'tfo2.owner.test' AND m.obs & 15 = 11 AND o.pid = ?`, os.Getpid()).Scan(&both); err != nil || both != 1 {
+		t.Errorf("the second fast open query: %d rows with both ends and the listener's process (%v), want 1", both, err)
+	}
+	for _, name := range []string{"tfo.owner.test", "tfo2.owner.test", "defer.owner.test"} {
 		var obs int
 		var pid *int64
 		err := db.QueryRow(`SELECT m.obs, o.pid FROM msgs m JOIN names n ON n.id = m.name_id LEFT JOIN owners o ON o.id = m.r_owner
