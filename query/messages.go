@@ -51,6 +51,9 @@ type Party struct {
 	Server bool // the server end of the exchange (its port is the DNS port)
 	Socket int64
 	Proc   *Process // nil when the message carried no identity
+	// Iface is the network device this end sent or received it by
+	// (schema v4, cgroup tier), "" when unknown.
+	Iface string
 }
 
 // Process is the identity of a process as recorded.
@@ -67,7 +70,10 @@ type Process struct {
 	CgroupID int64
 	PidNS    int64
 	ParentID int64
-	Ancestry Ancestry // filled only when MessageOptions.Ancestry
+	// Container is the container id its cgroup names (schema v4), ""
+	// when none or unknown.
+	Container string
+	Ancestry  Ancestry // filled only when MessageOptions.Ancestry
 }
 
 // String renders a process as "comm(pid)".
@@ -248,6 +254,7 @@ type msgRow struct {
 	rrData                                      sql.NullString
 	proto, aAddr, bAddr                         string
 	aPort, bPort                                int64
+	sIface, rIface                              sql.NullString
 }
 
 // messagesSQL is the statement that streams file number idx's messages
@@ -273,6 +280,13 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	if f.version < 3 {
 		linkCols = "NULL, NULL"
 	}
+	ifaceCols, ifaceJoins := "NULL, NULL", ""
+	if f.version >= 4 {
+		ifaceCols = "si.name, ri.name"
+		ifaceJoins = `
+LEFT JOIN interfaces si ON si.id = m.s_iface
+LEFT JOIN interfaces ri ON ri.id = m.r_iface`
+	}
 	raw := "NULL"
 	if opts.Raw {
 		raw = "m.raw"
@@ -287,9 +301,9 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 SELECT m.id, m.session_id, m.ts_ns, m.obs, m.flow_id, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
        m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
        ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0)
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0), ` + ifaceCols + `
 FROM (SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id` + limit + `) m
-LEFT JOIN flows f ON f.id = m.flow_id
+LEFT JOIN flows f ON f.id = m.flow_id` + ifaceJoins + `
 LEFT JOIN names n ON n.id = m.name_id
 LEFT JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
@@ -328,7 +342,7 @@ func (s *msgSource) scan() (*msgRow, error) {
 	if err := s.rows.Scan(&r.id, &r.session, &r.ts, &r.obs, &r.flow, &r.sOwner, &r.sSocket, &r.rOwner, &r.rSocket, &r.rDT,
 		&r.dnsID, &r.flags, &r.rcode, &r.qtype, &r.qclass, &r.origLen, &r.rawLen, &r.qname, &r.parseErr,
 		&r.queryID, &r.latency, &r.raw, &r.rrName, &r.rrType, &r.rrTTL, &r.rrData,
-		&r.proto, &r.aAddr, &r.aPort, &r.bAddr, &r.bPort); err != nil {
+		&r.proto, &r.aAddr, &r.aPort, &r.bAddr, &r.bPort, &r.sIface, &r.rIface); err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
 	return r, nil
@@ -383,14 +397,14 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		m.Src, m.Dst = fl.b, fl.a
 	}
 	if r.obs&1 != 0 {
-		p := &Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64}
+		p := &Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64, Iface: r.sIface.String}
 		if p.Proc, err = s.proc(ctx, r.sOwner); err != nil {
 			return err
 		}
 		m.Sender = p
 	}
 	if r.obs&2 != 0 {
-		p := &Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64}
+		p := &Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64, Iface: r.rIface.String}
 		if p.Proc, err = s.proc(ctx, r.rOwner); err != nil {
 			return err
 		}
@@ -498,13 +512,16 @@ func (d *dicts) owner(ctx context.Context, id int64) (*Process, error) {
 		return p, nil
 	}
 	if d.ownStmt == nil {
-		nspid := "o.nspid"
+		nspid, container := "o.nspid", "p.container"
 		if d.f.version < 3 {
 			nspid = "NULL"
 		}
+		if d.f.version < 4 {
+			container = "NULL"
+		}
 		st, err := d.f.db.PrepareContext(ctx, `
 SELECT o.process_id, o.pid, o.tid, `+nspid+`, coalesce(p.comm, o.comm), p.exe, p.argv, coalesce(p.uid, o.uid), coalesce(p.gid, o.gid),
-       o.cgroup_id, o.pidns, p.parent_id
+       o.cgroup_id, o.pidns, p.parent_id, `+container+`
 FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
 		if err != nil {
 			return nil, fmt.Errorf("owners: %w", err)
@@ -515,9 +532,9 @@ FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
 		p                             Process
 		procID, tid, nspid, cg, pidns sql.NullInt64
 		parent                        sql.NullInt64
-		comm, exe, argvJSON           sql.NullString
+		comm, exe, argvJSON, ctr      sql.NullString
 	)
-	err := d.ownStmt.QueryRowContext(ctx, id).Scan(&procID, &p.PID, &tid, &nspid, &comm, &exe, &argvJSON, &p.UID, &p.GID, &cg, &pidns, &parent)
+	err := d.ownStmt.QueryRowContext(ctx, id).Scan(&procID, &p.PID, &tid, &nspid, &comm, &exe, &argvJSON, &p.UID, &p.GID, &cg, &pidns, &parent, &ctr)
 	if errors.Is(err, sql.ErrNoRows) {
 		d.owners[id] = nil
 		return nil, nil
@@ -526,7 +543,7 @@ FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
 		return nil, fmt.Errorf("owner %d: %w", id, err)
 	}
 	p.ID, p.TID, p.NSPID, p.CgroupID, p.PidNS, p.ParentID = procID.Int64, tid.Int64, nspid.Int64, cg.Int64, pidns.Int64, parent.Int64
-	p.Comm, p.Exe = comm.String, exe.String
+	p.Comm, p.Exe, p.Container = comm.String, exe.String, ctr.String
 	p.Argv = parseArgv(argvJSON)
 	if len(d.owners) >= maxDictCache {
 		clear(d.owners)

@@ -18,6 +18,7 @@ import (
 var TimelineColumns = []string{
 	"time", "host", "id", "kind", "proto",
 	"src", "src_pid", "src_comm", "dst", "dst_pid", "dst_comm",
+	"src_iface", "dst_iface", "src_container", "dst_container",
 	"qname", "qtype", "rcode", "answers", "reply_to", "latency_ms", "via", "note",
 }
 
@@ -43,6 +44,7 @@ func TimelineRow(m *Message, via string) []any {
 		m.Time, m.Host, m.ID, kind, m.Proto,
 		addrCell(m.Src), partyPID(m.Sender), partyComm(m.Sender),
 		addrCell(m.Dst), partyPID(m.Receiver), partyComm(m.Receiver),
+		partyIface(m.Sender), partyIface(m.Receiver), partyContainer(m.Sender), partyContainer(m.Receiver),
 		nullString(m.QName), qtypeCell(m), rcode, TypedAnswers(m.Answers), replyTo, latency, nullString(via), nullString(m.Note()),
 	}
 }
@@ -196,4 +198,20 @@ func (d *DB) withFile(cols []string) []string {
 		return cols
 	}
 	return append([]string{"file"}, cols...)
+}
+
+// partyIface is a local end's network device, or NULL.
+func partyIface(p *Party) any {
+	if p == nil {
+		return nil
+	}
+	return nullString(p.Iface)
+}
+
+// partyContainer is a local end's container id, or NULL.
+func partyContainer(p *Party) any {
+	if p == nil || p.Proc == nil {
+		return nil
+	}
+	return nullString(p.Proc.Container)
 }
