@@ -437,6 +437,16 @@ func TestCLIInterface(t *testing.T) {
 			t.Errorf("no observation %q in %q", want, got)
 		}
 	}
+	// The timeline names both ends' devices.
+	found := false
+	for _, r := range queryCSV(t, bin, "--db", path, "timeline", "--name", name) {
+		if r["kind"] == "query" && r["src"] == "10.77.0.2:"+strings.Split(r["src"], ":")[1] && r["src_iface"] == "veth1" && r["dst_iface"] == "veth0" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the timeline has no query from 10.77.0.2 with src_iface veth1 and dst_iface veth0")
+	}
 }
 
 // TestSystemdUnit: contrib/dnsrec.service is a valid unit (where
