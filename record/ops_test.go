@@ -516,3 +516,38 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("%s: %d observations of %s, stopped_ns %v\n%s", files[0], n, name, stopped, out.String())
 	}
 }
+
+// TestCLIRotationMaxSize: with --rotate, --max-size rotates the file that
+// reaches it instead of stopping the recording.
+func TestCLIRotationMaxSize(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	const name = "maxsize.dnsrec.test"
+	startServer(t, name)
+	out := filepath.Join(dir, "cap.db")
+	rec := startRecorderCLI(t, bin, "record", "-o", out, "--rotate", "1h", "--max-size", "256KiB", "--status-interval", "0")
+	completed := exchangeFor(name, 3*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	stopRecorder(t, rec)
+	if strings.Contains(rec.logText(), "max-size") && strings.Contains(rec.logText(), "reached") {
+		t.Errorf("the recording stopped at --max-size instead of rotating:\n%s", rec.logText())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "cap-*.db"))
+	if len(files) < 2 {
+		t.Fatalf("%d files: --max-size 256KiB under load did not rotate\n%s", len(files), rec.logText())
+	}
+	var total int64
+	for _, f := range files {
+		db := openRO(t, f)
+		var n int64
+		if err := db.QueryRow(`SELECT count(*) FROM messages WHERE qname = ?`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		db.Close()
+	}
+	if total != 4*completed {
+		t.Errorf("%d observations across %d files, want 4 x %d exchanges", total, len(files), completed)
+	}
+}
