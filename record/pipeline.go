@@ -251,9 +251,13 @@ func openCapture(opts Options, cfg bpf.Config) (*bpf.Capture, error) {
 	return c, err
 }
 
+// streamKey is one direction of a TCP connection. The ends are part of it:
+// bytes that arrive with a SYN (fast open) or before accept are counted to
+// the listening socket, so one cookie can carry several connections.
 type streamKey struct {
-	cookie uint64
-	dir    uint8
+	cookie   uint64
+	dir      uint8
+	src, dst netip.AddrPort
 }
 
 type pending struct {
@@ -676,7 +680,7 @@ func (p *pipeline) packet(ctx context.Context, pkt *Packet) error {
 		p.opts.Logger.Debug("tcp segment", "cookie", pkt.Cookie, "dir", pkt.Dir, "seq", pkt.TCPSeq,
 			"len", pkt.OrigLen, "captured", len(pkt.Payload), "head", fmt.Sprintf("%x", pkt.Payload[:min(8, len(pkt.Payload))]))
 	}
-	k := streamKey{pkt.Cookie, pkt.Dir}
+	k := streamKey{pkt.Cookie, pkt.Dir, pkt.Src, pkt.Dst}
 	s := p.streams[k]
 	if s == nil {
 		s = &tcpStream{}
