@@ -172,18 +172,26 @@ func TestCLIRotationUnderLoad(t *testing.T) {
 	}
 }
 
+// rotatedRun records with args under a load asking for name for d, and
+// returns the recorder, its output path and the exchanges completed.
+func rotatedRun(t *testing.T, file, name string, d time.Duration, args ...string) (*recorderCLI, string, int64) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	startServer(t, name)
+	out := filepath.Join(dir, file)
+	rec := startRecorderCLI(t, bin, append([]string{"record", "-o", out, "--status-interval", "0"}, args...)...)
+	completed := exchangeFor(name, d)
+	time.Sleep(300 * time.Millisecond)
+	stopRecorder(t, rec)
+	return rec, out, completed
+}
+
 // TestCLIRotationKeep: --keep 2 leaves the newest two files of the series.
 func TestCLIRotationKeep(t *testing.T) {
 	requireRoot(t)
-	dir := t.TempDir()
-	bin := buildDnsrec(t, dir)
-	const name = "keep.dnsrec.test"
-	startServer(t, name)
-	out := filepath.Join(dir, "keep.db")
-	rec := startRecorderCLI(t, bin, "record", "-o", out, "--rotate", "1s", "--keep", "2", "--status-interval", "0")
-	exchangeFor(name, 3500*time.Millisecond)
-	stopRecorder(t, rec)
-	files, _ := filepath.Glob(filepath.Join(dir, "keep-*.db"))
+	rec, out, _ := rotatedRun(t, "keep.db", "keep.dnsrec.test", 3500*time.Millisecond, "--rotate", "1s", "--keep", "2")
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "keep-*.db"))
 	var last int
 	for n := 1; ; n++ {
 		if !strings.Contains(rec.stdout.String(), "  "+record.RotatedPath(out, n)+"\n") {
@@ -521,19 +529,12 @@ func TestSystemdUnit(t *testing.T) {
 // reaches it instead of stopping the recording.
 func TestCLIRotationMaxSize(t *testing.T) {
 	requireRoot(t)
-	dir := t.TempDir()
-	bin := buildDnsrec(t, dir)
 	const name = "maxsize.dnsrec.test"
-	startServer(t, name)
-	out := filepath.Join(dir, "cap.db")
-	rec := startRecorderCLI(t, bin, "record", "-o", out, "--rotate", "1h", "--max-size", "256KiB", "--status-interval", "0")
-	completed := exchangeFor(name, 3*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	stopRecorder(t, rec)
+	rec, out, completed := rotatedRun(t, "cap.db", name, 3*time.Second, "--rotate", "1h", "--max-size", "256KiB")
 	if strings.Contains(rec.logText(), "max-size") && strings.Contains(rec.logText(), "reached") {
 		t.Errorf("the recording stopped at --max-size instead of rotating:\n%s", rec.logText())
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "cap-*.db"))
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "cap-*.db"))
 	if len(files) < 2 {
 		t.Fatalf("%d files: --max-size 256KiB under load did not rotate\n%s", len(files), rec.logText())
 	}
