@@ -231,12 +231,22 @@ type msgSource struct {
 	dict *dicts
 	peek *msgRow // a row read ahead: the first of the next message
 	done bool
+	vals []any // the current row's columns
+	dest []any // pointers to vals, for Scan
+
+	// A stream (see stream) is read by produce, which hands batches to
+	// next, and joined with its answers, read by answers.
+	answers *answerStream
+	batches chan []*Message
+	cur     []*Message
+	err     error // set by produce before it closes batches
+	cancel  context.CancelFunc
 }
 
 // msgRow is one row of the message query: a message, joined with one of
 // its answer records (or none).
 type msgRow struct {
-	id, session, ts, obs, flow                  int64
+	id, session, ts, obs                        int64
 	sOwner, sSocket, rOwner, rSocket, rDT       sql.NullInt64
 	dnsID, flags, rcode, qtype, qclass, origLen sql.NullInt64
 	rawLen                                      int64
@@ -250,9 +260,21 @@ type msgRow struct {
 	aPort, bPort                                int64
 }
 
-// messagesSQL is the statement that streams file number idx's messages
-// for opts, and its arguments.
-func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
+// msgCols is the number of columns messagesSQL selects.
+const msgCols = 30
+
+// pageMessages is the largest Limit read as a page: up to it, the
+// messages are chosen first and their answers joined after, so that
+// SQLite stops (or, without msgs_ts, keeps a top-N sort) at the limit.
+// A longer stream is one flat join walked in msgs_ts and rrs_message
+// order: no sort at all, where the page's form sorts each message's
+// answers again, a third of the cost of a row. The merge in Messages
+// stops it at the limit.
+const pageMessages = 10_000
+
+// messagesWhere is the condition on msgs m that selects file number idx's
+// messages for opts, and its arguments.
+func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 	where, args := opts.Filter.msgsWhere(false)
 	if c := opts.After; c != nil {
 		switch {
@@ -269,6 +291,13 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 			args = append(args, c.TS)
 		}
 	}
+	return where, args
+}
+
+// messagesSQL is the statement that streams file number idx's messages
+// for opts, and its arguments.
+func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
+	where, args := messagesWhere(idx, opts)
 	linkCols := "m.query_id, m.latency_ns"
 	if f.version < 3 {
 		linkCols = "NULL, NULL"
@@ -277,42 +306,233 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	if opts.Raw {
 		raw = "m.raw"
 	}
-	limit := ""
-	if opts.Limit > 0 {
-		limit = " LIMIT " + strconv.Itoa(opts.Limit)
+	from := "msgs m"
+	if opts.Limit > 0 && opts.Limit <= pageMessages {
+		// The page of messages first, then their answers: LIMIT counts
+		// messages, not message-answer pairs.
+		from = `(SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id LIMIT ` + strconv.Itoa(opts.Limit) + `) m`
+		where = "1"
 	}
-	// The page of messages first, then their answers: LIMIT counts
-	// messages, not message-answer pairs.
-	q := `
-SELECT m.id, m.session_id, m.ts_ns, m.obs, m.flow_id, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
-       m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
-       ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0)
-FROM (SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id` + limit + `) m
-LEFT JOIN flows f ON f.id = m.flow_id
-LEFT JOIN names n ON n.id = m.name_id
+	rrCols := "rn.name, r.type, r.ttl, r.data"
+	rrJoin := `
 LEFT JOIN rrs r ON r.message_id = m.id
-LEFT JOIN names rn ON rn.id = r.name_id
-ORDER BY m.ts_ns, m.id, r.id`
+LEFT JOIN names rn ON rn.id = r.name_id`
+	order := "m.ts_ns, m.id, r.id"
+	if stream(opts) {
+		// The answers come from answersSQL, on a connection of their own.
+		rrCols, rrJoin, order = "NULL, NULL, NULL, NULL", "", "m.ts_ns, m.id"
+	}
+	q := `
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+       m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
+       ` + linkCols + `, ` + raw + `, ` + rrCols + `,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0)
+FROM ` + from + `
+LEFT JOIN flows f ON f.id = m.flow_id
+LEFT JOIN names n ON n.id = m.name_id` + rrJoin + `
+WHERE ` + where + `
+ORDER BY ` + order
 	return q, args
 }
 
+// stream tells whether opts ask for a stream rather than a page: see
+// pageMessages.
+func stream(opts *MessageOptions) bool {
+	return opts.Limit == 0 || opts.Limit > pageMessages
+}
+
+// answersSQL is the statement that streams the answers of the messages
+// messagesSQL streams, in the same order, for a stream (see stream).
+// Joined into the messages' statement, every answer would read its
+// message's thirty columns again; apart, on a second connection, they are
+// read once and on the other core.
+func answersSQL(idx int, opts *MessageOptions) (string, []any) {
+	where, args := messagesWhere(idx, opts)
+	return `
+SELECT m.ts_ns, m.id, rn.name, r.type, r.ttl, r.data
+FROM msgs m
+JOIN rrs r ON r.message_id = m.id
+LEFT JOIN names rn ON rn.id = r.name_id
+WHERE ` + where + `
+ORDER BY m.ts_ns, m.id, r.id`, args
+}
+
 func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (*msgSource, error) {
-	q, args := f.messagesSQL(idx, &opts)
-	rows, err := f.db.QueryContext(ctx, q, args...)
+	o := opts
+	s := &msgSource{f: f, idx: idx, opts: &o, dict: f.dicts(), vals: make([]any, msgCols), dest: make([]any, msgCols)}
+	for i := range s.dest {
+		s.dest[i] = &s.vals[i]
+	}
+	if !stream(&o) {
+		q, args := f.messagesSQL(idx, &o)
+		rows, err := f.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read messages: %w", err)
+		}
+		s.rows = rows
+		return s, nil
+	}
+	// A stream: the messages and their answers are read by two
+	// goroutines, each on its own connection, while the caller writes
+	// what they read. The messages' statement starts first: a statement's
+	// snapshot of the file is taken when it starts, so the answers' is
+	// the same or later and holds every answer of every message read
+	// (on a file still being recorded), and the merge skips the others.
+	rctx, cancel := context.WithCancel(ctx)
+	q, args := f.messagesSQL(idx, &o)
+	rows, err := f.db.QueryContext(rctx, q, args...)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
-	o := opts
-	return &msgSource{f: f, idx: idx, opts: &o, rows: rows, dict: f.dicts()}, nil
+	q, args = answersSQL(idx, &o)
+	ans, err := f.db.QueryContext(rctx, q, args...)
+	if err != nil {
+		rows.Close()
+		cancel()
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	s.rows, s.cancel = rows, cancel
+	s.answers = &answerStream{batches: make(chan []answerRow, 4)}
+	go s.answers.read(rctx, ans)
+	s.batches = make(chan []*Message, 4)
+	go s.produce(rctx)
+	return s, nil
 }
 
 func (s *msgSource) close() {
+	if s.batches != nil {
+		s.cancel()
+		for range s.batches { // produce closes the statements when it ends
+		}
+		s.batches = nil
+		return
+	}
 	if s.rows != nil {
 		s.rows.Close()
 	}
 }
 
+// streamBatch is how many messages a stream's reader hands over at once.
+const streamBatch = 256
+
+// produce reads a stream's messages, with their answers, in batches until
+// the end, an error (kept in s.err) or the limit, then closes both
+// statements.
+func (s *msgSource) produce(ctx context.Context) {
+	defer close(s.batches)
+	defer func() {
+		s.cancel() // at the limit, the answers' statement would read on
+		s.rows.Close()
+		s.answers.stop()
+	}()
+	n := 0
+	batch := make([]*Message, 0, streamBatch)
+	for {
+		m, err := s.read(ctx)
+		if err != nil {
+			s.err = err
+		}
+		if m != nil {
+			batch = append(batch, m)
+			n++
+		}
+		end := m == nil || (s.opts.Limit > 0 && n >= s.opts.Limit)
+		if len(batch) > 0 && (len(batch) == cap(batch) || end) {
+			select {
+			case s.batches <- batch:
+			case <-ctx.Done():
+				return
+			}
+			batch = make([]*Message, 0, streamBatch)
+		}
+		if end {
+			return
+		}
+	}
+}
+
+// answerRow is one answer of answersSQL, with its message's position.
+type answerRow struct {
+	ts, msg int64
+	rr      RR
+}
+
+// answerStream reads answersSQL ahead of the messages that need it.
+type answerStream struct {
+	batches chan []answerRow
+	cur     []answerRow
+	err     error // set before batches is closed
+}
+
+func (a *answerStream) read(ctx context.Context, rows *sql.Rows) {
+	defer close(a.batches)
+	defer rows.Close()
+	vals := make([]any, 6)
+	dest := make([]any, len(vals))
+	for i := range dest {
+		dest[i] = &vals[i]
+	}
+	batch := make([]answerRow, 0, 4*streamBatch)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			a.err = fmt.Errorf("read answers: %w", err)
+			return
+		}
+		batch = append(batch, answerRow{ts: anyInt(vals[0]), msg: anyInt(vals[1]),
+			rr: RR{Name: anyNullString(vals[2]).String, Type: uint16(anyInt(vals[3])), TTL: uint32(anyInt(vals[4])), Data: anyNullString(vals[5]).String}})
+		if len(batch) == cap(batch) {
+			select {
+			case a.batches <- batch:
+			case <-ctx.Done():
+				return
+			}
+			batch = make([]answerRow, 0, 4*streamBatch)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		a.err = fmt.Errorf("read answers: %w", err)
+		return
+	}
+	if len(batch) > 0 {
+		select {
+		case a.batches <- batch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// attach appends to m the answers of the message at (ts, m.ID), skipping
+// those of messages before it that the messages' statement did not see.
+func (a *answerStream) attach(m *Message, ts int64) error {
+	for {
+		if len(a.cur) == 0 {
+			b, ok := <-a.batches
+			if !ok {
+				return a.err
+			}
+			a.cur = b
+		}
+		r := &a.cur[0]
+		if r.ts > ts || (r.ts == ts && r.msg > m.ID) {
+			return nil
+		}
+		if r.msg == m.ID {
+			m.Answers = append(m.Answers, r.rr)
+		}
+		a.cur = a.cur[1:]
+	}
+}
+
+// stop waits for read to end, once its context is cancelled.
+func (a *answerStream) stop() {
+	for range a.batches {
+	}
+}
+
+// scan reads the next row. The columns are scanned into interface values
+// and converted here: database/sql's conversions to typed destinations
+// go through reflection, a tenth of the cost of a row.
 func (s *msgSource) scan() (*msgRow, error) {
 	if s.done {
 		return nil, nil
@@ -324,18 +544,84 @@ func (s *msgSource) scan() (*msgRow, error) {
 		}
 		return nil, nil
 	}
-	r := &msgRow{}
-	if err := s.rows.Scan(&r.id, &r.session, &r.ts, &r.obs, &r.flow, &r.sOwner, &r.sSocket, &r.rOwner, &r.rSocket, &r.rDT,
-		&r.dnsID, &r.flags, &r.rcode, &r.qtype, &r.qclass, &r.origLen, &r.rawLen, &r.qname, &r.parseErr,
-		&r.queryID, &r.latency, &r.raw, &r.rrName, &r.rrType, &r.rrTTL, &r.rrData,
-		&r.proto, &r.aAddr, &r.aPort, &r.bAddr, &r.bPort); err != nil {
+	if err := s.rows.Scan(s.dest...); err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
+	v := s.vals
+	r := &msgRow{
+		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
+		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
+		dnsID: anyNullInt(v[9]), flags: anyNullInt(v[10]), rcode: anyNullInt(v[11]), qtype: anyNullInt(v[12]), qclass: anyNullInt(v[13]),
+		origLen: anyNullInt(v[14]), rawLen: anyInt(v[15]), qname: anyNullString(v[16]), parseErr: anyNullString(v[17]),
+		queryID: anyNullInt(v[18]), latency: anyNullInt(v[19]),
+		rrName: anyNullString(v[21]), rrType: anyNullInt(v[22]), rrTTL: anyNullInt(v[23]), rrData: anyNullString(v[24]),
+		proto: anyNullString(v[25]).String, aAddr: anyNullString(v[26]).String, aPort: anyInt(v[27]),
+		bAddr: anyNullString(v[28]).String, bPort: anyInt(v[29]),
+	}
+	if b, ok := v[20].([]byte); ok {
+		r.raw = b // database/sql copied it
+	}
+	clear(v)
 	return r, nil
+}
+
+// anyInt, anyNullInt and anyNullString convert what SQLite returned for an
+// integer or text column (int64, string or []byte, or nil for NULL).
+func anyInt(v any) int64 {
+	return anyNullInt(v).Int64
+}
+
+func anyNullInt(v any) sql.NullInt64 {
+	switch x := v.(type) {
+	case int64:
+		return sql.NullInt64{Int64: x, Valid: true}
+	case float64:
+		return sql.NullInt64{Int64: int64(x), Valid: true}
+	case nil:
+		return sql.NullInt64{}
+	}
+	var n sql.NullInt64
+	n.Scan(v) // text holding a number: as database/sql would convert it
+	return n
+}
+
+func anyNullString(v any) sql.NullString {
+	switch x := v.(type) {
+	case string:
+		return sql.NullString{String: x, Valid: true}
+	case []byte:
+		return sql.NullString{String: string(x), Valid: true}
+	case nil:
+		return sql.NullString{}
+	}
+	var n sql.NullString
+	n.Scan(v)
+	return n
 }
 
 // next returns the next message, or nil at the end.
 func (s *msgSource) next(ctx context.Context) (*Message, error) {
+	if s.batches == nil {
+		return s.read(ctx)
+	}
+	if len(s.cur) == 0 {
+		b, ok := <-s.batches
+		if !ok {
+			if s.err != nil {
+				return nil, s.err
+			}
+			return nil, ctx.Err()
+		}
+		s.cur = b
+	}
+	m := s.cur[0]
+	s.cur[0] = nil
+	s.cur = s.cur[1:]
+	return m, nil
+}
+
+// read reads the next message from the statement.
+func (s *msgSource) read(ctx context.Context) (*Message, error) {
 	r := s.peek
 	s.peek = nil
 	if r == nil {
@@ -347,6 +633,18 @@ func (s *msgSource) next(ctx context.Context) (*Message, error) {
 	m := &Message{}
 	if err := s.fill(ctx, m, r); err != nil {
 		return nil, err
+	}
+	if s.answers != nil {
+		// One row per message: the answers are those of answers.
+		if err := s.answers.attach(m, r.ts); err != nil {
+			return nil, err
+		}
+		nr, err := s.scan()
+		if err != nil {
+			return nil, err
+		}
+		s.peek = nr
+		return m, nil
 	}
 	for {
 		if r.rrType.Valid {
