@@ -743,6 +743,9 @@ type dicts struct {
 	walker  *ancestryWalker
 	chains  map[int64]Ancestry
 	ownStmt *sql.Stmt
+	// allOwners: owners holds every owner of the file (loadOwners), and
+	// one missing does not exist.
+	allOwners bool
 }
 
 const maxDictCache = 200_000
@@ -791,31 +794,50 @@ func addrPort(addr string, port int64) netip.AddrPort {
 	return netip.AddrPortFrom(a, uint16(port))
 }
 
-func (d *dicts) owner(ctx context.Context, id int64) (*Process, error) {
-	if p, ok := d.owners[id]; ok {
-		return p, nil
+// ownersSQL reads owners with their processes; ownerRow scans its rows.
+func (d *dicts) ownersSQL() string {
+	nspid := "o.nspid"
+	if d.f.version < 3 {
+		nspid = "NULL"
 	}
-	if d.ownStmt == nil {
-		nspid := "o.nspid"
-		if d.f.version < 3 {
-			nspid = "NULL"
-		}
-		st, err := d.f.db.PrepareContext(ctx, `
-SELECT o.process_id, o.pid, o.tid, `+nspid+`, coalesce(p.comm, o.comm), p.exe, p.argv, coalesce(p.uid, o.uid), coalesce(p.gid, o.gid),
-       o.cgroup_id, o.pidns, p.parent_id
-FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
-		if err != nil {
-			return nil, fmt.Errorf("owners: %w", err)
-		}
-		d.ownStmt = st
-	}
+	return `
+SELECT o.process_id, o.pid, o.tid, ` + nspid + `, coalesce(p.comm, o.comm), p.exe, p.argv, coalesce(p.uid, o.uid), coalesce(p.gid, o.gid),
+       o.cgroup_id, o.pidns, p.parent_id, o.id
+FROM owners o LEFT JOIN processes p ON p.id = o.process_id`
+}
+
+func ownerRow(scan func(...any) error) (*Process, int64, error) {
 	var (
 		p                             Process
 		procID, tid, nspid, cg, pidns sql.NullInt64
 		parent                        sql.NullInt64
 		comm, exe, argvJSON           sql.NullString
+		id                            int64
 	)
-	err := d.ownStmt.QueryRowContext(ctx, id).Scan(&procID, &p.PID, &tid, &nspid, &comm, &exe, &argvJSON, &p.UID, &p.GID, &cg, &pidns, &parent)
+	if err := scan(&procID, &p.PID, &tid, &nspid, &comm, &exe, &argvJSON, &p.UID, &p.GID, &cg, &pidns, &parent, &id); err != nil {
+		return nil, 0, err
+	}
+	p.ID, p.TID, p.NSPID, p.CgroupID, p.PidNS, p.ParentID = procID.Int64, tid.Int64, nspid.Int64, cg.Int64, pidns.Int64, parent.Int64
+	p.Comm, p.Exe = comm.String, exe.String
+	p.Argv = parseArgv(argvJSON)
+	return &p, id, nil
+}
+
+func (d *dicts) owner(ctx context.Context, id int64) (*Process, error) {
+	if p, ok := d.owners[id]; ok {
+		return p, nil
+	}
+	if d.allOwners {
+		return nil, nil
+	}
+	if d.ownStmt == nil {
+		st, err := d.f.db.PrepareContext(ctx, d.ownersSQL()+` WHERE o.id = ?`)
+		if err != nil {
+			return nil, fmt.Errorf("owners: %w", err)
+		}
+		d.ownStmt = st
+	}
+	p, _, err := ownerRow(d.ownStmt.QueryRowContext(ctx, id).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		d.owners[id] = nil
 		return nil, nil
@@ -823,14 +845,48 @@ FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
 	if err != nil {
 		return nil, fmt.Errorf("owner %d: %w", id, err)
 	}
-	p.ID, p.TID, p.NSPID, p.CgroupID, p.PidNS, p.ParentID = procID.Int64, tid.Int64, nspid.Int64, cg.Int64, pidns.Int64, parent.Int64
-	p.Comm, p.Exe = comm.String, exe.String
-	p.Argv = parseArgv(argvJSON)
 	if len(d.owners) >= maxDictCache {
 		clear(d.owners)
 	}
-	d.owners[id] = &p
-	return &p, nil
+	d.owners[id] = p
+	return p, nil
+}
+
+// loadOwners reads every owner at once, for a question that meets most of
+// them (stats): one statement instead of one per owner, when they are not
+// too many to keep.
+func (d *dicts) loadOwners(ctx context.Context) error {
+	if d.allOwners {
+		return nil
+	}
+	var n int64
+	if err := d.f.db.QueryRowContext(ctx, `SELECT count(*) FROM owners`).Scan(&n); err != nil {
+		return fmt.Errorf("owners: %w", err)
+	}
+	if n > maxDictCache {
+		return nil
+	}
+	rs, err := d.f.db.QueryContext(ctx, d.ownersSQL())
+	if err != nil {
+		return fmt.Errorf("owners: %w", err)
+	}
+	defer rs.Close()
+	all := make(map[int64]*Process, n)
+	for rs.Next() {
+		p, id, err := ownerRow(rs.Scan)
+		if err != nil {
+			return fmt.Errorf("owners: %w", err)
+		}
+		if old, ok := d.owners[id]; ok && old != nil {
+			p = old // already handed out: keep one value per owner
+		}
+		all[id] = p
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("owners: %w", err)
+	}
+	d.owners, d.allOwners = all, true
+	return nil
 }
 
 func (d *dicts) ancestry(ctx context.Context, parent int64) (Ancestry, error) {
