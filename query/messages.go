@@ -313,25 +313,39 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 		from = `(SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id LIMIT ` + strconv.Itoa(opts.Limit) + `) m`
 		where = "1"
 	}
-	rrCols := "rn.name, r.type, r.ttl, r.data"
-	rrJoin := `
-LEFT JOIN rrs r ON r.message_id = m.id
-LEFT JOIN names rn ON rn.id = r.name_id`
-	order := "m.ts_ns, m.id, r.id"
 	if stream(opts) {
 		// The answers come from answersSQL, on a connection of their own.
-		rrCols, rrJoin, order = "NULL, NULL, NULL, NULL", "", "m.ts_ns, m.id"
+		// Each column costs as much as the rest of a row's work in the
+		// driver, so the 16-bit fields come packed four and two to a
+		// column (see scanStream), and raw only when asked for.
+		if opts.Raw {
+			raw = ", m.raw"
+		} else {
+			raw = ""
+		}
+		return `
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+       (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
+       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16)` + raw + `
+FROM msgs m
+LEFT JOIN flows f ON f.id = m.flow_id
+LEFT JOIN names n ON n.id = m.name_id
+WHERE ` + where + `
+ORDER BY m.ts_ns, m.id`, args
 	}
 	q := `
 SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
        m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
-       ` + linkCols + `, ` + raw + `, ` + rrCols + `,
+       ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
        coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0)
 FROM ` + from + `
 LEFT JOIN flows f ON f.id = m.flow_id
-LEFT JOIN names n ON n.id = m.name_id` + rrJoin + `
+LEFT JOIN names n ON n.id = m.name_id
+LEFT JOIN rrs r ON r.message_id = m.id
+LEFT JOIN names rn ON rn.id = r.name_id
 WHERE ` + where + `
-ORDER BY ` + order
+ORDER BY m.ts_ns, m.id, r.id`
 	return q, args
 }
 
@@ -544,10 +558,17 @@ func (s *msgSource) scan() (*msgRow, error) {
 		}
 		return nil, nil
 	}
-	if err := s.rows.Scan(s.dest...); err != nil {
+	dest := s.dest
+	if s.answers != nil {
+		dest = dest[:streamCols(s.opts)]
+	}
+	if err := s.rows.Scan(dest...); err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
 	v := s.vals
+	if s.answers != nil {
+		return s.scanStream(v[:len(dest)]), nil
+	}
 	r := &msgRow{
 		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
 		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
@@ -563,6 +584,37 @@ func (s *msgSource) scan() (*msgRow, error) {
 	}
 	clear(v)
 	return r, nil
+}
+
+// streamCols is the number of columns of a stream's messages' statement.
+func streamCols(opts *MessageOptions) int {
+	if opts.Raw {
+		return 22
+	}
+	return 21
+}
+
+// scanStream converts the columns of a stream's messages' statement.
+func (s *msgSource) scanStream(v []any) *msgRow {
+	hdr := uint64(anyInt(v[9]))
+	ports := uint64(anyInt(v[20]))
+	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
+	r := &msgRow{
+		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
+		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
+		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
+		rcode: anyNullInt(v[10]), origLen: anyNullInt(v[11]), rawLen: anyInt(v[12]), qname: anyNullString(v[13]), parseErr: anyNullString(v[14]),
+		queryID: anyNullInt(v[15]), latency: anyNullInt(v[16]),
+		proto: anyNullString(v[17]).String, aAddr: anyNullString(v[18]).String, bAddr: anyNullString(v[19]).String,
+		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535),
+	}
+	if len(v) > 21 {
+		if b, ok := v[21].([]byte); ok {
+			r.raw = b // database/sql copied it
+		}
+	}
+	clear(v)
+	return r
 }
 
 // anyInt, anyNullInt and anyNullString convert what SQLite returned for an
