@@ -204,3 +204,25 @@ func TestResolvedToUsesIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendJSONCell: the fast path writes what marshal writes, and leaves
+// to it what needs escaping.
+func TestAppendJSONCell(t *testing.T) {
+	at := time.Date(2024, 3, 4, 9, 35, 4, 871208669, time.UTC)
+	for _, v := range []any{
+		nil, "", "c2.evil.test", "a b", `say "hi"`, `back\slash`, "tab\there", "é", "\u2028", "<script>&", "\xff",
+		int64(-42), 7, at, []string(nil), []string{}, []string{"A 203.0.113.7", "CNAME x1.evil-edge.test"}, []string{"ok", "no\n"},
+		Millis(1500 * time.Microsecond), true, 1.5, uint64(3),
+	} {
+		for _, loc := range []*time.Location{time.UTC, time.FixedZone("X", 2*3600)} {
+			want, err := marshal(jsonValue(v, loc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := appendJSONCell(nil, v, loc)
+			if ok && string(got) != string(want) {
+				t.Errorf("%#v: got %s, want %s", v, got, want)
+			}
+		}
+	}
+}
