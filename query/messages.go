@@ -3,8 +3,10 @@ package query
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -241,6 +243,7 @@ type msgSource struct {
 	cur     []*Message
 	err     error // set by produce before it closes batches
 	cancel  context.CancelFunc
+	ready   chan struct{} // closed once the answers' statement started, or failed to
 }
 
 // msgRow is one row of the message query: a message, joined with one of
@@ -393,31 +396,33 @@ func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (
 	// the same or later and holds every answer of every message read
 	// (on a file still being recorded), and the merge skips the others.
 	rctx, cancel := context.WithCancel(ctx)
-	q, args := f.messagesSQL(idx, &o)
-	rows, err := f.db.QueryContext(rctx, q, args...)
-	if err != nil {
-		cancel()
+	s.cancel = cancel
+	s.answers = &answerStream{batches: make(chan []answerRow, 4)}
+	s.batches = make(chan []*Message, 4)
+	started := make(chan error, 1)
+	s.ready = make(chan struct{})
+	go s.produce(rctx, started)
+	if err := <-started; err != nil {
+		close(s.answers.batches) // never started
+		close(s.ready)
+		s.close()
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
-	q, args = answersSQL(idx, &o)
-	ans, err := f.db.QueryContext(rctx, q, args...)
+	q, args := answersSQL(idx, &o)
+	go s.answers.read(rctx, f, q, args, started)
+	err := <-started
+	close(s.ready)
 	if err != nil {
-		rows.Close()
-		cancel()
+		s.close()
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
-	s.rows, s.cancel = rows, cancel
-	s.answers = &answerStream{batches: make(chan []answerRow, 4)}
-	go s.answers.read(rctx, ans)
-	s.batches = make(chan []*Message, 4)
-	go s.produce(rctx)
 	return s, nil
 }
 
 func (s *msgSource) close() {
 	if s.batches != nil {
 		s.cancel()
-		for range s.batches { // produce closes the statements when it ends
+		for range s.batches { // produce ends, and with it the statements
 		}
 		s.batches = nil
 		return
@@ -430,39 +435,106 @@ func (s *msgSource) close() {
 // streamBatch is how many messages a stream's reader hands over at once.
 const streamBatch = 256
 
+// errEnough ends a statement's rows early.
+var errEnough = errors.New("enough rows")
+
+// rawRows runs q on a connection of its own and calls each with every
+// row's values as the driver returns them (int64, string, []byte, nil;
+// it makes a new slice for every text and blob), reporting on started
+// whether the statement started. Rows read this way skip database/sql's
+// Rows and Scan and their locks and conversions, which cost as much as
+// the driver's own work for a row of a stream.
+func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<- error, each func([]driver.Value) error) error {
+	conn, err := f.db.Conn(ctx)
+	if err != nil {
+		started <- err
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			err := fmt.Errorf("the SQLite driver (%T) cannot run a query", dc)
+			started <- err
+			return err
+		}
+		nv := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			v, err := driver.DefaultParameterConverter.ConvertValue(a)
+			if err != nil {
+				started <- err
+				return err
+			}
+			nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		}
+		rows, err := qc.QueryContext(ctx, q, nv)
+		started <- err
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, len(rows.Columns()))
+		for {
+			if err := rows.Next(dest); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := each(dest); err != nil {
+				return err
+			}
+		}
+	})
+}
+
 // produce reads a stream's messages, with their answers, in batches until
-// the end, an error (kept in s.err) or the limit, then closes both
-// statements.
-func (s *msgSource) produce(ctx context.Context) {
+// the end, an error (kept in s.err) or the limit.
+func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	defer close(s.batches)
 	defer func() {
-		s.cancel() // at the limit, the answers' statement would read on
-		s.rows.Close()
+		// Once the answers' statement has started (or failed to): at the
+		// limit it would read on.
+		<-s.ready
+		s.cancel()
 		s.answers.stop()
 	}()
 	n := 0
 	batch := make([]*Message, 0, streamBatch)
-	for {
-		m, err := s.read(ctx)
-		if err != nil {
-			s.err = err
-		}
-		if m != nil {
-			batch = append(batch, m)
-			n++
-		}
-		end := m == nil || (s.opts.Limit > 0 && n >= s.opts.Limit)
-		if len(batch) > 0 && (len(batch) == cap(batch) || end) {
-			select {
-			case s.batches <- batch:
-			case <-ctx.Done():
-				return
-			}
+	send := func() bool {
+		select {
+		case s.batches <- batch:
 			batch = make([]*Message, 0, streamBatch)
+			return true
+		case <-ctx.Done():
+			return false
 		}
-		if end {
-			return
+	}
+	q, args := s.f.messagesSQL(s.idx, s.opts)
+	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
+		r := s.scanStream(dest)
+		m := &Message{}
+		if err := s.fill(ctx, m, r); err != nil {
+			return err
 		}
+		if err := s.answers.attach(m, r.ts); err != nil {
+			return err
+		}
+		batch = append(batch, m)
+		n++
+		if len(batch) == cap(batch) && !send() {
+			return ctx.Err()
+		}
+		if s.opts.Limit > 0 && n >= s.opts.Limit {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		s.err = fmt.Errorf("read messages: %w", err)
+		return
+	}
+	if len(batch) > 0 {
+		send()
 	}
 }
 
@@ -479,32 +551,23 @@ type answerStream struct {
 	err     error // set before batches is closed
 }
 
-func (a *answerStream) read(ctx context.Context, rows *sql.Rows) {
+func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, started chan<- error) {
 	defer close(a.batches)
-	defer rows.Close()
-	vals := make([]any, 6)
-	dest := make([]any, len(vals))
-	for i := range dest {
-		dest[i] = &vals[i]
-	}
 	batch := make([]answerRow, 0, 4*streamBatch)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			a.err = fmt.Errorf("read answers: %w", err)
-			return
-		}
-		batch = append(batch, answerRow{ts: anyInt(vals[0]), msg: anyInt(vals[1]),
-			rr: RR{Name: anyNullString(vals[2]).String, Type: uint16(anyInt(vals[3])), TTL: uint32(anyInt(vals[4])), Data: anyNullString(vals[5]).String}})
+	err := f.rawRows(ctx, q, args, started, func(v []driver.Value) error {
+		batch = append(batch, answerRow{ts: anyInt(v[0]), msg: anyInt(v[1]),
+			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[4])), Data: anyNullString(v[5]).String}})
 		if len(batch) == cap(batch) {
 			select {
 			case a.batches <- batch:
 			case <-ctx.Done():
-				return
+				return ctx.Err()
 			}
 			batch = make([]answerRow, 0, 4*streamBatch)
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		a.err = fmt.Errorf("read answers: %w", err)
 		return
 	}
@@ -558,17 +621,10 @@ func (s *msgSource) scan() (*msgRow, error) {
 		}
 		return nil, nil
 	}
-	dest := s.dest
-	if s.answers != nil {
-		dest = dest[:streamCols(s.opts)]
-	}
-	if err := s.rows.Scan(dest...); err != nil {
+	if err := s.rows.Scan(s.dest...); err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
 	v := s.vals
-	if s.answers != nil {
-		return s.scanStream(v[:len(dest)]), nil
-	}
 	r := &msgRow{
 		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
 		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
@@ -580,7 +636,7 @@ func (s *msgSource) scan() (*msgRow, error) {
 		bAddr: anyNullString(v[28]).String, bPort: anyInt(v[29]),
 	}
 	if b, ok := v[20].([]byte); ok {
-		r.raw = b // database/sql copied it
+		r.raw = b // a copy: database/sql's or the driver's
 	}
 	clear(v)
 	return r, nil
@@ -595,7 +651,7 @@ func streamCols(opts *MessageOptions) int {
 }
 
 // scanStream converts the columns of a stream's messages' statement.
-func (s *msgSource) scanStream(v []any) *msgRow {
+func (s *msgSource) scanStream(v []driver.Value) *msgRow {
 	hdr := uint64(anyInt(v[9]))
 	ports := uint64(anyInt(v[20]))
 	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
@@ -610,7 +666,7 @@ func (s *msgSource) scanStream(v []any) *msgRow {
 	}
 	if len(v) > 21 {
 		if b, ok := v[21].([]byte); ok {
-			r.raw = b // database/sql copied it
+			r.raw = b // the driver's copy
 		}
 	}
 	clear(v)
@@ -672,7 +728,7 @@ func (s *msgSource) next(ctx context.Context) (*Message, error) {
 	return m, nil
 }
 
-// read reads the next message from the statement.
+// read reads the next message of a page from its statement.
 func (s *msgSource) read(ctx context.Context) (*Message, error) {
 	r := s.peek
 	s.peek = nil
@@ -685,18 +741,6 @@ func (s *msgSource) read(ctx context.Context) (*Message, error) {
 	m := &Message{}
 	if err := s.fill(ctx, m, r); err != nil {
 		return nil, err
-	}
-	if s.answers != nil {
-		// One row per message: the answers are those of answers.
-		if err := s.answers.attach(m, r.ts); err != nil {
-			return nil, err
-		}
-		nr, err := s.scan()
-		if err != nil {
-			return nil, err
-		}
-		s.peek = nr
-		return m, nil
 	}
 	for {
 		if r.rrType.Valid {

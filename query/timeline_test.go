@@ -294,6 +294,12 @@ func TestMessagesStreamMatchesPage(t *testing.T) {
 	}
 
 	before := runtime.NumGoroutine()
+	// A stream that cannot start (its context is done) fails, and ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := db.Messages(ctx, query.MessageOptions{}, func(*query.Message) error { return nil }); err == nil {
+		t.Error("a stream with its context cancelled did not fail")
+	}
 	stop := errors.New("enough")
 	for range 20 {
 		n := 0
