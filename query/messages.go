@@ -513,7 +513,7 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
 		r := s.scanStream(dest)
 		m := &Message{}
-		if err := s.fill(ctx, m, r); err != nil {
+		if err := s.fill(ctx, m, &r); err != nil {
 			return err
 		}
 		if err := s.answers.attach(m, r.ts); err != nil {
@@ -651,11 +651,11 @@ func streamCols(opts *MessageOptions) int {
 }
 
 // scanStream converts the columns of a stream's messages' statement.
-func (s *msgSource) scanStream(v []driver.Value) *msgRow {
+func (s *msgSource) scanStream(v []driver.Value) msgRow {
 	hdr := uint64(anyInt(v[9]))
 	ports := uint64(anyInt(v[20]))
 	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
-	r := &msgRow{
+	r := msgRow{
 		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
 		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
 		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
