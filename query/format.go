@@ -286,6 +286,55 @@ type jsonWriter struct {
 	loc   *time.Location
 	lines bool
 	n     int
+	buf   []byte
+}
+
+// appendJSONCell appends the JSON of the cells that need no escaping, as
+// marshal(jsonValue(v, loc)) would write them, without its encoder and
+// reflection: null, integers, times, and strings (or lists of them) of
+// printable ASCII other than '"' and '\'. ok is false for anything else,
+// which marshal writes.
+func appendJSONCell(b []byte, v any, loc *time.Location) (_ []byte, ok bool) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return appendPlainJSON(b, v)
+	case int64:
+		return strconv.AppendInt(b, v, 10), true
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), true
+	case time.Time:
+		b = append(b, '"')
+		b = v.In(loc).AppendFormat(b, TimeLayout)
+		return append(b, '"'), true
+	case []string:
+		b = append(b, '[')
+		for i, s := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendPlainJSON(b, s); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	case fmt.Stringer:
+		return appendPlainJSON(b, v.String())
+	}
+	return b, false
+}
+
+// appendPlainJSON appends s quoted, if JSON needs no escape in it.
+func appendPlainJSON(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return b, false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
 }
 
 func newJSONWriter(w io.Writer, columns []string, loc *time.Location, lines bool) (*jsonWriter, error) {
@@ -318,12 +367,17 @@ func (j *jsonWriter) Row(cells []any) error {
 		if i > 0 {
 			bw.WriteString(",")
 		}
+		bw.Write(j.keys[i])
+		bw.WriteString(":")
+		if b, ok := appendJSONCell(j.buf[:0], cells[i], j.loc); ok {
+			j.buf = b
+			bw.Write(b)
+			continue
+		}
 		v, err := marshal(jsonValue(cells[i], j.loc))
 		if err != nil {
 			return fmt.Errorf("column %s: %w", j.cols[i], err)
 		}
-		bw.Write(j.keys[i])
-		bw.WriteString(":")
 		bw.Write(v)
 	}
 	bw.WriteString("}")

@@ -151,13 +151,28 @@ func TestTimelineUsesIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, after := range []*Cursor{nil, {TS: querytest.At(3 * time.Second).UnixNano(), ID: 11}} {
-			q, args := db.files[0].messagesSQL(0, &MessageOptions{Filter: Filter{Limit: 100}, After: after})
+			opts := &MessageOptions{Filter: Filter{Limit: 100}, After: after}
+			q, args := db.files[0].messagesSQL(0, opts)
 			plan := planOf(t, db.files[0], q, args)
 			// "LAST TERM OF ORDER BY" is r.id within one message's answers.
 			uses := strings.Contains(plan, " m USING INDEX msgs_ts") && strings.Contains(plan, "USING INDEX rrs_message") &&
 				!strings.Contains(plan, "TEMP B-TREE FOR ORDER BY")
 			if uses != clean {
 				t.Errorf("clean=%v after=%v: plan\n%s", clean, after != nil, plan)
+			}
+			// A stream (an export) reads the messages and their answers
+			// in two statements that sort nothing, not even each
+			// message's answers.
+			opts.Limit = 0
+			q, args = db.files[0].messagesSQL(0, opts)
+			plan = planOf(t, db.files[0], q, args)
+			q, args = answersSQL(0, opts)
+			answers := planOf(t, db.files[0], q, args)
+			uses = strings.Contains(plan, " m USING INDEX msgs_ts") && !strings.Contains(plan, "TEMP B-TREE") &&
+				strings.Contains(answers, " m USING COVERING INDEX msgs_ts") && strings.Contains(answers, "USING INDEX rrs_message") &&
+				!strings.Contains(answers, "TEMP B-TREE")
+			if uses != clean {
+				t.Errorf("clean=%v after=%v stream: plans\n%s\n%s", clean, after != nil, plan, answers)
 			}
 		}
 		db.Close()
@@ -186,6 +201,28 @@ func TestResolvedToUsesIndex(t *testing.T) {
 		plan := planOf(t, db.files[0], q, args)
 		if !strings.Contains(plan, "USING INDEX rrs_addr") || strings.Contains(plan, "SCAN r") {
 			t.Errorf("%s: plan\n%s", arg, plan)
+		}
+	}
+}
+
+// TestAppendJSONCell: the fast path writes what marshal writes, and leaves
+// to it what needs escaping.
+func TestAppendJSONCell(t *testing.T) {
+	at := time.Date(2024, 3, 4, 9, 35, 4, 871208669, time.UTC)
+	for _, v := range []any{
+		nil, "", "c2.evil.test", "a b", `say "hi"`, `back\slash`, "tab\there", "é", "\u2028", "<script>&", "\xff",
+		int64(-42), 7, at, []string(nil), []string{}, []string{"A 203.0.113.7", "CNAME x1.evil-edge.test"}, []string{"ok", "no\n"},
+		Millis(1500 * time.Microsecond), true, 1.5, uint64(3),
+	} {
+		for _, loc := range []*time.Location{time.UTC, time.FixedZone("X", 2*3600)} {
+			want, err := marshal(jsonValue(v, loc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := appendJSONCell(nil, v, loc)
+			if ok && string(got) != string(want) {
+				t.Errorf("%#v: got %s, want %s", v, got, want)
+			}
 		}
 	}
 }

@@ -3,8 +3,10 @@ package query
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -237,12 +239,23 @@ type msgSource struct {
 	dict *dicts
 	peek *msgRow // a row read ahead: the first of the next message
 	done bool
+	vals []any // the current row's columns
+	dest []any // pointers to vals, for Scan
+
+	// A stream (see stream) is read by produce, which hands batches to
+	// next, and joined with its answers, read by answers.
+	answers *answerStream
+	batches chan []*Message
+	cur     []*Message
+	err     error // set by produce before it closes batches
+	cancel  context.CancelFunc
+	ready   chan struct{} // closed once the answers' statement started, or failed to
 }
 
 // msgRow is one row of the message query: a message, joined with one of
 // its answer records (or none).
 type msgRow struct {
-	id, session, ts, obs, flow                  int64
+	id, session, ts, obs                        int64
 	sOwner, sSocket, rOwner, rSocket, rDT       sql.NullInt64
 	dnsID, flags, rcode, qtype, qclass, origLen sql.NullInt64
 	rawLen                                      int64
@@ -254,12 +267,24 @@ type msgRow struct {
 	rrData                                      sql.NullString
 	proto, aAddr, bAddr                         string
 	aPort, bPort                                int64
-	sIface, rIface                              sql.NullString
+	sIface, rIface                              int64 // interfaces.id, 0 when none
 }
 
-// messagesSQL is the statement that streams file number idx's messages
-// for opts, and its arguments.
-func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
+// msgCols is the number of columns messagesSQL selects.
+const msgCols = 31
+
+// pageMessages is the largest Limit read as a page: up to it, the
+// messages are chosen first and their answers joined after, so that
+// SQLite stops (or, without msgs_ts, keeps a top-N sort) at the limit.
+// A longer stream is one flat join walked in msgs_ts and rrs_message
+// order: no sort at all, where the page's form sorts each message's
+// answers again, a third of the cost of a row. The merge in Messages
+// stops it at the limit.
+const pageMessages = 10_000
+
+// messagesWhere is the condition on msgs m that selects file number idx's
+// messages for opts, and its arguments.
+func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 	where, args := opts.Filter.msgsWhere(false)
 	if c := opts.After; c != nil {
 		switch {
@@ -276,57 +301,328 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 			args = append(args, c.TS)
 		}
 	}
+	return where, args
+}
+
+// messagesSQL is the statement that streams file number idx's messages
+// for opts, and its arguments.
+func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
+	where, args := messagesWhere(idx, opts)
 	linkCols := "m.query_id, m.latency_ns"
 	if f.version < 3 {
 		linkCols = "NULL, NULL"
 	}
-	ifaceCols, ifaceJoins := "NULL, NULL", ""
+	// The two interfaces come packed into one column, as ids: the
+	// interfaces table is a handful of rows, read once (dicts.iface).
+	ifaceCol := "0"
 	if f.version >= 4 {
-		ifaceCols = "si.name, ri.name"
-		ifaceJoins = `
-LEFT JOIN interfaces si ON si.id = m.s_iface
-LEFT JOIN interfaces ri ON ri.id = m.r_iface`
+		ifaceCol = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
 	}
 	raw := "NULL"
 	if opts.Raw {
 		raw = "m.raw"
 	}
-	limit := ""
-	if opts.Limit > 0 {
-		limit = " LIMIT " + strconv.Itoa(opts.Limit)
+	from := "msgs m"
+	if opts.Limit > 0 && opts.Limit <= pageMessages {
+		// The page of messages first, then their answers: LIMIT counts
+		// messages, not message-answer pairs.
+		from = `(SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id LIMIT ` + strconv.Itoa(opts.Limit) + `) m`
+		where = "1"
 	}
-	// The page of messages first, then their answers: LIMIT counts
-	// messages, not message-answer pairs.
+	if stream(opts) {
+		// The answers come from answersSQL, on a connection of their own.
+		// Each column costs as much as the rest of a row's work in the
+		// driver, so the 16-bit fields come packed four and two to a
+		// column (see scanStream), and raw only when asked for.
+		if opts.Raw {
+			raw = ", m.raw"
+		} else {
+			raw = ""
+		}
+		return `
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+       (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
+       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16), ` + ifaceCol + raw + `
+FROM msgs m
+LEFT JOIN flows f ON f.id = m.flow_id
+LEFT JOIN names n ON n.id = m.name_id
+WHERE ` + where + `
+ORDER BY m.ts_ns, m.id`, args
+	}
 	q := `
-SELECT m.id, m.session_id, m.ts_ns, m.obs, m.flow_id, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
        m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
        ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0), ` + ifaceCols + `
-FROM (SELECT * FROM msgs m WHERE ` + where + ` ORDER BY m.ts_ns, m.id` + limit + `) m
-LEFT JOIN flows f ON f.id = m.flow_id` + ifaceJoins + `
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0), ` + ifaceCol + `
+FROM ` + from + `
+LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
 LEFT JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
+WHERE ` + where + `
 ORDER BY m.ts_ns, m.id, r.id`
 	return q, args
 }
 
+// stream tells whether opts ask for a stream rather than a page: see
+// pageMessages.
+func stream(opts *MessageOptions) bool {
+	return opts.Limit == 0 || opts.Limit > pageMessages
+}
+
+// answersSQL is the statement that streams the answers of the messages
+// messagesSQL streams, in the same order, for a stream (see stream).
+// Joined into the messages' statement, every answer would read its
+// message's thirty columns again; apart, on a second connection, they are
+// read once and on the other core.
+func answersSQL(idx int, opts *MessageOptions) (string, []any) {
+	where, args := messagesWhere(idx, opts)
+	return `
+SELECT m.ts_ns, m.id, rn.name, r.type, r.ttl, r.data
+FROM msgs m
+JOIN rrs r ON r.message_id = m.id
+LEFT JOIN names rn ON rn.id = r.name_id
+WHERE ` + where + `
+ORDER BY m.ts_ns, m.id, r.id`, args
+}
+
 func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (*msgSource, error) {
-	q, args := f.messagesSQL(idx, &opts)
-	rows, err := f.db.QueryContext(ctx, q, args...)
-	if err != nil {
+	o := opts
+	s := &msgSource{f: f, idx: idx, opts: &o, dict: f.dicts(), vals: make([]any, msgCols), dest: make([]any, msgCols)}
+	for i := range s.dest {
+		s.dest[i] = &s.vals[i]
+	}
+	if !stream(&o) {
+		q, args := f.messagesSQL(idx, &o)
+		rows, err := f.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read messages: %w", err)
+		}
+		s.rows = rows
+		return s, nil
+	}
+	// A stream: the messages and their answers are read by two
+	// goroutines, each on its own connection, while the caller writes
+	// what they read. The messages' statement starts first: a statement's
+	// snapshot of the file is taken when it starts, so the answers' is
+	// the same or later and holds every answer of every message read
+	// (on a file still being recorded), and the merge skips the others.
+	rctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	s.answers = &answerStream{batches: make(chan []answerRow, 4)}
+	s.batches = make(chan []*Message, 4)
+	started := make(chan error, 1)
+	s.ready = make(chan struct{})
+	go s.produce(rctx, started)
+	if err := <-started; err != nil {
+		close(s.answers.batches) // never started
+		close(s.ready)
+		s.close()
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
-	o := opts
-	return &msgSource{f: f, idx: idx, opts: &o, rows: rows, dict: f.dicts()}, nil
+	q, args := answersSQL(idx, &o)
+	go s.answers.read(rctx, f, q, args, started)
+	err := <-started
+	close(s.ready)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("read answers: %w", err)
+	}
+	return s, nil
 }
 
 func (s *msgSource) close() {
+	if s.batches != nil {
+		s.cancel()
+		for range s.batches { // produce ends, and with it the statements
+		}
+		s.batches = nil
+		return
+	}
 	if s.rows != nil {
 		s.rows.Close()
 	}
 }
 
+// streamBatch is how many messages a stream's reader hands over at once.
+const streamBatch = 256
+
+// errEnough ends a statement's rows early.
+var errEnough = errors.New("enough rows")
+
+// rawRows runs q on a connection of its own and calls each with every
+// row's values as the driver returns them (int64, string, []byte, nil;
+// it makes a new slice for every text and blob), reporting on started
+// whether the statement started. Rows read this way skip database/sql's
+// Rows and Scan and their locks and conversions, which cost as much as
+// the driver's own work for a row of a stream.
+func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<- error, each func([]driver.Value) error) error {
+	conn, err := f.db.Conn(ctx)
+	if err != nil {
+		started <- err
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			err := fmt.Errorf("the SQLite driver (%T) cannot run a query", dc)
+			started <- err
+			return err
+		}
+		nv := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			v, err := driver.DefaultParameterConverter.ConvertValue(a)
+			if err != nil {
+				started <- err
+				return err
+			}
+			nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		}
+		rows, err := qc.QueryContext(ctx, q, nv)
+		started <- err
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, len(rows.Columns()))
+		for {
+			if err := rows.Next(dest); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := each(dest); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// produce reads a stream's messages, with their answers, in batches until
+// the end, an error (kept in s.err) or the limit.
+func (s *msgSource) produce(ctx context.Context, started chan<- error) {
+	defer close(s.batches)
+	defer func() {
+		// Once the answers' statement has started (or failed to): at the
+		// limit it would read on.
+		<-s.ready
+		s.cancel()
+		s.answers.stop()
+	}()
+	n := 0
+	batch := make([]*Message, 0, streamBatch)
+	send := func() bool {
+		select {
+		case s.batches <- batch:
+			batch = make([]*Message, 0, streamBatch)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	q, args := s.f.messagesSQL(s.idx, s.opts)
+	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
+		r := s.scanStream(dest)
+		m := &Message{}
+		if err := s.fill(ctx, m, &r); err != nil {
+			return err
+		}
+		if err := s.answers.attach(m, r.ts); err != nil {
+			return err
+		}
+		batch = append(batch, m)
+		n++
+		if len(batch) == cap(batch) && !send() {
+			return ctx.Err()
+		}
+		if s.opts.Limit > 0 && n >= s.opts.Limit {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		s.err = fmt.Errorf("read messages: %w", err)
+		return
+	}
+	if len(batch) > 0 {
+		send()
+	}
+}
+
+// answerRow is one answer of answersSQL, with its message's position.
+type answerRow struct {
+	ts, msg int64
+	rr      RR
+}
+
+// answerStream reads answersSQL ahead of the messages that need it.
+type answerStream struct {
+	batches chan []answerRow
+	cur     []answerRow
+	err     error // set before batches is closed
+}
+
+func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, started chan<- error) {
+	defer close(a.batches)
+	batch := make([]answerRow, 0, 4*streamBatch)
+	err := f.rawRows(ctx, q, args, started, func(v []driver.Value) error {
+		batch = append(batch, answerRow{ts: anyInt(v[0]), msg: anyInt(v[1]),
+			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[4])), Data: anyNullString(v[5]).String}})
+		if len(batch) == cap(batch) {
+			select {
+			case a.batches <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			batch = make([]answerRow, 0, 4*streamBatch)
+		}
+		return nil
+	})
+	if err != nil {
+		a.err = fmt.Errorf("read answers: %w", err)
+		return
+	}
+	if len(batch) > 0 {
+		select {
+		case a.batches <- batch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// attach appends to m the answers of the message at (ts, m.ID), skipping
+// those of messages before it that the messages' statement did not see.
+func (a *answerStream) attach(m *Message, ts int64) error {
+	for {
+		if len(a.cur) == 0 {
+			b, ok := <-a.batches
+			if !ok {
+				return a.err
+			}
+			a.cur = b
+		}
+		r := &a.cur[0]
+		if r.ts > ts || (r.ts == ts && r.msg > m.ID) {
+			return nil
+		}
+		if r.msg == m.ID {
+			m.Answers = append(m.Answers, r.rr)
+		}
+		a.cur = a.cur[1:]
+	}
+}
+
+// stop waits for read to end, once its context is cancelled.
+func (a *answerStream) stop() {
+	for range a.batches {
+	}
+}
+
+// scan reads the next row. The columns are scanned into interface values
+// and converted here: database/sql's conversions to typed destinations
+// go through reflection, a tenth of the cost of a row.
 func (s *msgSource) scan() (*msgRow, error) {
 	if s.done {
 		return nil, nil
@@ -338,18 +634,117 @@ func (s *msgSource) scan() (*msgRow, error) {
 		}
 		return nil, nil
 	}
-	r := &msgRow{}
-	if err := s.rows.Scan(&r.id, &r.session, &r.ts, &r.obs, &r.flow, &r.sOwner, &r.sSocket, &r.rOwner, &r.rSocket, &r.rDT,
-		&r.dnsID, &r.flags, &r.rcode, &r.qtype, &r.qclass, &r.origLen, &r.rawLen, &r.qname, &r.parseErr,
-		&r.queryID, &r.latency, &r.raw, &r.rrName, &r.rrType, &r.rrTTL, &r.rrData,
-		&r.proto, &r.aAddr, &r.aPort, &r.bAddr, &r.bPort, &r.sIface, &r.rIface); err != nil {
+	if err := s.rows.Scan(s.dest...); err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
+	v := s.vals
+	r := &msgRow{
+		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
+		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
+		dnsID: anyNullInt(v[9]), flags: anyNullInt(v[10]), rcode: anyNullInt(v[11]), qtype: anyNullInt(v[12]), qclass: anyNullInt(v[13]),
+		origLen: anyNullInt(v[14]), rawLen: anyInt(v[15]), qname: anyNullString(v[16]), parseErr: anyNullString(v[17]),
+		queryID: anyNullInt(v[18]), latency: anyNullInt(v[19]),
+		rrName: anyNullString(v[21]), rrType: anyNullInt(v[22]), rrTTL: anyNullInt(v[23]), rrData: anyNullString(v[24]),
+		proto: anyNullString(v[25]).String, aAddr: anyNullString(v[26]).String, aPort: anyInt(v[27]),
+		bAddr: anyNullString(v[28]).String, bPort: anyInt(v[29]),
+		sIface: anyInt(v[30]) & 0xffffffff, rIface: int64(uint64(anyInt(v[30])) >> 32),
+	}
+	if b, ok := v[20].([]byte); ok {
+		r.raw = b // a copy: database/sql's or the driver's
+	}
+	clear(v)
 	return r, nil
+}
+
+// streamCols is the number of columns of a stream's messages' statement.
+func streamCols(opts *MessageOptions) int {
+	if opts.Raw {
+		return 23
+	}
+	return 22
+}
+
+// scanStream converts the columns of a stream's messages' statement.
+func (s *msgSource) scanStream(v []driver.Value) msgRow {
+	hdr := uint64(anyInt(v[9]))
+	ports := uint64(anyInt(v[20]))
+	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
+	r := msgRow{
+		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
+		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
+		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
+		rcode: anyNullInt(v[10]), origLen: anyNullInt(v[11]), rawLen: anyInt(v[12]), qname: anyNullString(v[13]), parseErr: anyNullString(v[14]),
+		queryID: anyNullInt(v[15]), latency: anyNullInt(v[16]),
+		proto: anyNullString(v[17]).String, aAddr: anyNullString(v[18]).String, bAddr: anyNullString(v[19]).String,
+		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535),
+		sIface: anyInt(v[21]) & 0xffffffff, rIface: int64(uint64(anyInt(v[21])) >> 32),
+	}
+	if len(v) > 22 {
+		if b, ok := v[22].([]byte); ok {
+			r.raw = b // the driver's copy
+		}
+	}
+	clear(v)
+	return r
+}
+
+// anyInt, anyNullInt and anyNullString convert what SQLite returned for an
+// integer or text column (int64, string or []byte, or nil for NULL).
+func anyInt(v any) int64 {
+	return anyNullInt(v).Int64
+}
+
+func anyNullInt(v any) sql.NullInt64 {
+	switch x := v.(type) {
+	case int64:
+		return sql.NullInt64{Int64: x, Valid: true}
+	case float64:
+		return sql.NullInt64{Int64: int64(x), Valid: true}
+	case nil:
+		return sql.NullInt64{}
+	}
+	var n sql.NullInt64
+	n.Scan(v) // text holding a number: as database/sql would convert it
+	return n
+}
+
+func anyNullString(v any) sql.NullString {
+	switch x := v.(type) {
+	case string:
+		return sql.NullString{String: x, Valid: true}
+	case []byte:
+		return sql.NullString{String: string(x), Valid: true}
+	case nil:
+		return sql.NullString{}
+	}
+	var n sql.NullString
+	n.Scan(v)
+	return n
 }
 
 // next returns the next message, or nil at the end.
 func (s *msgSource) next(ctx context.Context) (*Message, error) {
+	if s.batches == nil {
+		return s.read(ctx)
+	}
+	if len(s.cur) == 0 {
+		b, ok := <-s.batches
+		if !ok {
+			if s.err != nil {
+				return nil, s.err
+			}
+			return nil, ctx.Err()
+		}
+		s.cur = b
+	}
+	m := s.cur[0]
+	s.cur[0] = nil
+	s.cur = s.cur[1:]
+	return m, nil
+}
+
+// read reads the next message of a page from its statement.
+func (s *msgSource) read(ctx context.Context) (*Message, error) {
 	r := s.peek
 	s.peek = nil
 	if r == nil {
@@ -397,14 +792,20 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		m.Src, m.Dst = fl.b, fl.a
 	}
 	if r.obs&1 != 0 {
-		p := &Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64, Iface: r.sIface.String}
+		p := &Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64}
+		if p.Iface, err = d.iface(ctx, r.sIface); err != nil {
+			return err
+		}
 		if p.Proc, err = s.proc(ctx, r.sOwner); err != nil {
 			return err
 		}
 		m.Sender = p
 	}
 	if r.obs&2 != 0 {
-		p := &Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64, Iface: r.rIface.String}
+		p := &Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64}
+		if p.Iface, err = d.iface(ctx, r.rIface); err != nil {
+			return err
+		}
 		if p.Proc, err = s.proc(ctx, r.rOwner); err != nil {
 			return err
 		}
@@ -455,10 +856,14 @@ func (s *msgSource) proc(ctx context.Context, owner sql.NullInt64) (*Process, er
 type dicts struct {
 	f       *file
 	hosts   map[int64]string
+	ifaces  map[int64]string // interfaces.id to name, read whole once
 	owners  map[int64]*Process
 	walker  *ancestryWalker
 	chains  map[int64]Ancestry
 	ownStmt *sql.Stmt
+	// allOwners: owners holds every owner of the file (loadOwners), and
+	// one missing does not exist.
+	allOwners bool
 }
 
 const maxDictCache = 200_000
@@ -499,6 +904,33 @@ func (d *dicts) host(ctx context.Context, session int64) (string, error) {
 	return h, nil
 }
 
+// iface names interface id, "" for 0 or an id the file lacks.
+func (d *dicts) iface(ctx context.Context, id int64) (string, error) {
+	if id == 0 {
+		return "", nil
+	}
+	if d.ifaces == nil {
+		d.ifaces = map[int64]string{}
+		rs, err := d.f.db.QueryContext(ctx, `SELECT id, name FROM interfaces`)
+		if err != nil {
+			return "", fmt.Errorf("interfaces: %w", err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var i int64
+			var n string
+			if err := rs.Scan(&i, &n); err != nil {
+				return "", fmt.Errorf("interfaces: %w", err)
+			}
+			d.ifaces[i] = n
+		}
+		if err := rs.Err(); err != nil {
+			return "", fmt.Errorf("interfaces: %w", err)
+		}
+	}
+	return d.ifaces[id], nil
+}
+
 func addrPort(addr string, port int64) netip.AddrPort {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
@@ -507,34 +939,53 @@ func addrPort(addr string, port int64) netip.AddrPort {
 	return netip.AddrPortFrom(a, uint16(port))
 }
 
-func (d *dicts) owner(ctx context.Context, id int64) (*Process, error) {
-	if p, ok := d.owners[id]; ok {
-		return p, nil
+// ownersSQL reads owners with their processes; ownerRow scans its rows.
+func (d *dicts) ownersSQL() string {
+	nspid, container := "o.nspid", "p.container"
+	if d.f.version < 3 {
+		nspid = "NULL"
 	}
-	if d.ownStmt == nil {
-		nspid, container := "o.nspid", "p.container"
-		if d.f.version < 3 {
-			nspid = "NULL"
-		}
-		if d.f.version < 4 {
-			container = "NULL"
-		}
-		st, err := d.f.db.PrepareContext(ctx, `
-SELECT o.process_id, o.pid, o.tid, `+nspid+`, coalesce(p.comm, o.comm), p.exe, p.argv, coalesce(p.uid, o.uid), coalesce(p.gid, o.gid),
-       o.cgroup_id, o.pidns, p.parent_id, `+container+`
-FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
-		if err != nil {
-			return nil, fmt.Errorf("owners: %w", err)
-		}
-		d.ownStmt = st
+	if d.f.version < 4 {
+		container = "NULL"
 	}
+	return `
+SELECT o.process_id, o.pid, o.tid, ` + nspid + `, coalesce(p.comm, o.comm), p.exe, p.argv, coalesce(p.uid, o.uid), coalesce(p.gid, o.gid),
+       o.cgroup_id, o.pidns, p.parent_id, ` + container + `, o.id
+FROM owners o LEFT JOIN processes p ON p.id = o.process_id`
+}
+
+func ownerRow(scan func(...any) error) (*Process, int64, error) {
 	var (
 		p                             Process
 		procID, tid, nspid, cg, pidns sql.NullInt64
 		parent                        sql.NullInt64
 		comm, exe, argvJSON, ctr      sql.NullString
+		id                            int64
 	)
-	err := d.ownStmt.QueryRowContext(ctx, id).Scan(&procID, &p.PID, &tid, &nspid, &comm, &exe, &argvJSON, &p.UID, &p.GID, &cg, &pidns, &parent, &ctr)
+	if err := scan(&procID, &p.PID, &tid, &nspid, &comm, &exe, &argvJSON, &p.UID, &p.GID, &cg, &pidns, &parent, &ctr, &id); err != nil {
+		return nil, 0, err
+	}
+	p.ID, p.TID, p.NSPID, p.CgroupID, p.PidNS, p.ParentID = procID.Int64, tid.Int64, nspid.Int64, cg.Int64, pidns.Int64, parent.Int64
+	p.Comm, p.Exe, p.Container = comm.String, exe.String, ctr.String
+	p.Argv = parseArgv(argvJSON)
+	return &p, id, nil
+}
+
+func (d *dicts) owner(ctx context.Context, id int64) (*Process, error) {
+	if p, ok := d.owners[id]; ok {
+		return p, nil
+	}
+	if d.allOwners {
+		return nil, nil
+	}
+	if d.ownStmt == nil {
+		st, err := d.f.db.PrepareContext(ctx, d.ownersSQL()+` WHERE o.id = ?`)
+		if err != nil {
+			return nil, fmt.Errorf("owners: %w", err)
+		}
+		d.ownStmt = st
+	}
+	p, _, err := ownerRow(d.ownStmt.QueryRowContext(ctx, id).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		d.owners[id] = nil
 		return nil, nil
@@ -542,14 +993,48 @@ FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE o.id = ?`)
 	if err != nil {
 		return nil, fmt.Errorf("owner %d: %w", id, err)
 	}
-	p.ID, p.TID, p.NSPID, p.CgroupID, p.PidNS, p.ParentID = procID.Int64, tid.Int64, nspid.Int64, cg.Int64, pidns.Int64, parent.Int64
-	p.Comm, p.Exe, p.Container = comm.String, exe.String, ctr.String
-	p.Argv = parseArgv(argvJSON)
 	if len(d.owners) >= maxDictCache {
 		clear(d.owners)
 	}
-	d.owners[id] = &p
-	return &p, nil
+	d.owners[id] = p
+	return p, nil
+}
+
+// loadOwners reads every owner at once, for a question that meets most of
+// them (stats): one statement instead of one per owner, when they are not
+// too many to keep.
+func (d *dicts) loadOwners(ctx context.Context) error {
+	if d.allOwners {
+		return nil
+	}
+	var n int64
+	if err := d.f.db.QueryRowContext(ctx, `SELECT count(*) FROM owners`).Scan(&n); err != nil {
+		return fmt.Errorf("owners: %w", err)
+	}
+	if n > maxDictCache {
+		return nil
+	}
+	rs, err := d.f.db.QueryContext(ctx, d.ownersSQL())
+	if err != nil {
+		return fmt.Errorf("owners: %w", err)
+	}
+	defer rs.Close()
+	all := make(map[int64]*Process, n)
+	for rs.Next() {
+		p, id, err := ownerRow(rs.Scan)
+		if err != nil {
+			return fmt.Errorf("owners: %w", err)
+		}
+		if old, ok := d.owners[id]; ok && old != nil {
+			p = old // already handed out: keep one value per owner
+		}
+		all[id] = p
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("owners: %w", err)
+	}
+	d.owners, d.allOwners = all, true
+	return nil
 }
 
 func (d *dicts) ancestry(ctx context.Context, parent int64) (Ancestry, error) {

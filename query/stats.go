@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/publicsuffix"
@@ -29,6 +30,10 @@ var StatsColumns = []string{"section", "rank", "item", "count", "value", "detail
 
 // StatsTop is how many rows each ranked section shows.
 const StatsTop = 20
+
+// statsNameRanges is how many ranges of name ids the per-name pass of
+// stats is cut into, each read at once with the others.
+const statsNameRanges = 4
 
 // StatsMinResponses is how many responses a process needs before its
 // NXDOMAIN rate is ranked: one failed lookup is not a pattern.
@@ -86,12 +91,29 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*Table, error) {
 	for i, kv := range topCounts(agg.names, StatsTop) {
 		add("top_names", i+1, kv.key, kv.n, nil, nil)
 	}
+	// One pass over the names: their domains, and the labels that look
+	// random.
+	type scored struct {
+		name  string
+		label string
+		bits  float64
+	}
+	var high []scored
+	suspects := map[string]int64{}
 	domains := map[string]int64{}
 	distinct := map[string]int64{}
 	for name, n := range agg.names {
 		dom := registered(name)
 		domains[dom] += n
 		distinct[dom]++
+		label := longestLabelIn(name, dom)
+		if len(label) < entropyMinLen {
+			continue
+		}
+		if b := Entropy(label); b >= entropyMinBits {
+			high = append(high, scored{name, label, b})
+			suspects[dom]++
+		}
 	}
 	for i, kv := range topCounts(domains, StatsTop) {
 		add("top_domains", i+1, kv.key, kv.n, nil, fmt.Sprintf("%d distinct names", distinct[kv.key]))
@@ -135,45 +157,26 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*Table, error) {
 	for i, kv := range topCounts(agg.unanswered, StatsTop) {
 		add("unanswered", i+1, kv.key, kv.n, nil, "queries with no response linked")
 	}
-	// Names by length, then by entropy.
-	names := make([]string, 0, len(agg.names))
-	for n := range agg.names {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if len(names[i]) != len(names[j]) {
-			return len(names[i]) > len(names[j])
+	// Names by length, then by entropy (ties: the longer name, then in
+	// order).
+	for i, n := range top(keys(agg.names), StatsTop, func(a, b string) bool {
+		if len(a) != len(b) {
+			return len(a) > len(b)
 		}
-		return names[i] < names[j]
-	})
-	for i, n := range names {
-		if i == StatsTop {
-			break
-		}
+		return a < b
+	}) {
 		add("long_names", i+1, n, agg.names[n], int64(len(n)), "characters")
 	}
-	type scored struct {
-		name  string
-		label string
-		bits  float64
-	}
-	var high []scored
-	suspects := map[string]int64{}
-	for _, n := range names {
-		label := longestLabel(n)
-		if len(label) < entropyMinLen {
-			continue
+	high = top(high, StatsTop, func(a, b scored) bool {
+		if a.bits != b.bits {
+			return a.bits > b.bits
 		}
-		if b := Entropy(label); b >= entropyMinBits {
-			high = append(high, scored{n, label, b})
-			suspects[registered(n)]++
+		if len(a.name) != len(b.name) {
+			return len(a.name) > len(b.name)
 		}
-	}
-	sort.SliceStable(high, func(i, j int) bool { return high[i].bits > high[j].bits })
+		return a.name < b.name
+	})
 	for i, h := range high {
-		if i == StatsTop {
-			break
-		}
 		add("high_entropy", i+1, h.name, agg.names[h.name], strconv.FormatFloat(h.bits, 'f', 2, 64),
 			fmt.Sprintf("bits per character of %q", h.label))
 	}
@@ -228,6 +231,59 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 		names          []nameRow
 		sent, received []ownRow
 	)
+	// The per-name pass reads every message: it is cut into ranges of
+	// name ids, each a range of msgs_name on a connection of its own, so
+	// that every core takes a share. Each name id is in one range, and
+	// the figures are added up by name below.
+	var maxName sql.NullInt64
+	if err := fl.db.QueryRowContext(ctx, `SELECT max(id) FROM names`).Scan(&maxName); err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	nameRanges := []string{"m.name_id IS NULL"}
+	var rangeArgs [][]any
+	rangeArgs = append(rangeArgs, nil)
+	step := maxName.Int64/statsNameRanges + 1
+	for lo := int64(0); lo <= maxName.Int64; lo += step {
+		nameRanges = append(nameRanges, "m.name_id >= ? AND m.name_id < ?")
+		rangeArgs = append(rangeArgs, []any{lo, lo + step})
+	}
+	var mu sync.Mutex // names and msgs, from every range
+	namePass := func(cond string, cargs []any) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			// Per name: client queries, the queries a response was linked
+			// to, and observations.
+			rs, err := fl.db.QueryContext(ctx, `SELECT coalesce(n.name, ''), q.queries, q.answered, q.obs FROM
+				(SELECT m.name_id, sum(m.obs & 5 = 1) AS queries, `+answered+` AS answered,
+				        sum((m.obs & 1) + (m.obs >> 1 & 1)) AS obs
+				 FROM msgs m WHERE `+cond+` AND `+mw+` GROUP BY m.name_id) q
+				LEFT JOIN names n ON n.id = q.name_id`, append(append([]any{}, cargs...), margs...)...)
+			if err != nil {
+				return fmt.Errorf("names: %w", err)
+			}
+			defer rs.Close()
+			var mine []nameRow
+			var obsSum int64
+			for rs.Next() {
+				var r nameRow
+				var obs int64
+				if err := rs.Scan(&r.name, &r.queries, &r.answered, &obs); err != nil {
+					return fmt.Errorf("names: %w", err)
+				}
+				obsSum += obs
+				if r.queries > 0 {
+					mine = append(mine, r)
+				}
+			}
+			if err := rs.Err(); err != nil {
+				return fmt.Errorf("names: %w", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			names = append(names, mine...)
+			msgs += obsSum
+			return nil
+		}
+	}
 	passes := []func(ctx context.Context) error{
 		func(ctx context.Context) error {
 			// Two statements: SQLite answers a lone min() or max() from
@@ -242,31 +298,6 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 				return fmt.Errorf("sessions: %w", err)
 			}
 			return nil
-		},
-		func(ctx context.Context) error {
-			// Per name: client queries, the queries a response was linked
-			// to, and observations.
-			rs, err := fl.db.QueryContext(ctx, `SELECT coalesce(n.name, ''), q.queries, q.answered, q.obs FROM
-				(SELECT m.name_id, sum(m.obs & 5 = 1) AS queries, `+answered+` AS answered,
-				        sum((m.obs & 1) + (m.obs >> 1 & 1)) AS obs
-				 FROM msgs m WHERE `+mw+` GROUP BY m.name_id) q
-				LEFT JOIN names n ON n.id = q.name_id`, margs...)
-			if err != nil {
-				return fmt.Errorf("names: %w", err)
-			}
-			defer rs.Close()
-			for rs.Next() {
-				var r nameRow
-				var obs int64
-				if err := rs.Scan(&r.name, &r.queries, &r.answered, &obs); err != nil {
-					return fmt.Errorf("names: %w", err)
-				}
-				msgs += obs
-				if r.queries > 0 {
-					names = append(names, r)
-				}
-			}
-			return rs.Err()
 		},
 		func(ctx context.Context) error {
 			rs, err := fl.db.QueryContext(ctx, `SELECT m.s_owner, count(*), 0 FROM msgs m
@@ -287,6 +318,12 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 			return err
 		},
 	}
+	for i, c := range nameRanges {
+		passes = append(passes, namePass(c, rangeArgs[i]))
+	}
+	// The senders and receivers are most of the owners.
+	dict := fl.dicts()
+	passes = append(passes, dict.loadOwners)
 	if err := runAll(ctx, passes); err != nil {
 		return err
 	}
@@ -307,7 +344,6 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 			agg.unanswered[r.name] += u
 		}
 	}
-	dict := fl.dicts()
 	for i, rows := range [][]ownRow{sent, received} {
 		for _, o := range rows {
 			ps, err := agg.proc(ctx, fl, dict, o.own)
@@ -387,18 +423,46 @@ type keyCount struct {
 
 // topCounts returns the n largest counts, ties by key.
 func topCounts(m map[string]int64, n int) []keyCount {
-	out := make([]keyCount, 0, len(m))
+	out := make([]keyCount, 0, min(n, len(m)))
 	for k, v := range m {
-		out = append(out, keyCount{k, v})
+		out = topAdd(out, keyCount{k, v}, n, func(a, b keyCount) bool {
+			if a.n != b.n {
+				return a.n > b.n
+			}
+			return a.key < b.key
+		})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].n != out[j].n {
-			return out[i].n > out[j].n
-		}
-		return out[i].key < out[j].key
-	})
-	if len(out) > n {
-		out = out[:n]
+	return out
+}
+
+// top returns the first n of vs in the order before defines (a total
+// order), without sorting all of them.
+func top[T any](vs []T, n int, before func(a, b T) bool) []T {
+	out := make([]T, 0, min(n, len(vs)))
+	for _, v := range vs {
+		out = topAdd(out, v, n, before)
+	}
+	return out
+}
+
+// topAdd adds v to out, the first (at most) n values in before's order.
+func topAdd[T any](out []T, v T, n int, before func(a, b T) bool) []T {
+	if n <= 0 || (len(out) == n && !before(v, out[n-1])) {
+		return out
+	}
+	i := sort.Search(len(out), func(i int) bool { return before(v, out[i]) })
+	if len(out) < n {
+		out = append(out, v)
+	}
+	copy(out[i+1:], out[i:len(out)-1])
+	out[i] = v
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	return out
 }
@@ -412,9 +476,10 @@ func registered(name string) string {
 	return name
 }
 
-// longestLabel is the longest label of name below its registered domain.
-func longestLabel(name string) string {
-	sub := strings.TrimSuffix(strings.TrimSuffix(name, registered(name)), ".")
+// longestLabelIn is the longest label of name below dom, its registered
+// domain.
+func longestLabelIn(name, dom string) string {
+	sub := strings.TrimSuffix(strings.TrimSuffix(name, dom), ".")
 	best := ""
 	for _, l := range strings.Split(sub, ".") {
 		if len(l) > len(best) {

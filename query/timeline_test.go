@@ -3,8 +3,11 @@ package query_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -251,4 +254,70 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestMessagesStreamMatchesPage: a stream (no limit, read by two statements
+// at once, see messages.go) gives the same messages, answers and bytes
+// included, as a page that holds them all; and a caller that stops early
+// leaves no reader running.
+func TestMessagesStreamMatchesPage(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	ba := querytest.New(t, a)
+	querytest.Incident(ba, "web01")
+	ba.Close()
+	bb := querytest.New(t, b)
+	querytest.Incident(bb, "web2")
+	querytest.SecondHost(bb, "web2")
+	bb.Close()
+	db := openDB(t, a, b)
+	read := func(opts query.MessageOptions) []*query.Message {
+		var out []*query.Message
+		if err := db.Messages(context.Background(), opts, func(m *query.Message) error {
+			out = append(out, m)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, raw := range []bool{false, true} {
+		stream := read(query.MessageOptions{Raw: raw, Ancestry: true})
+		page := read(query.MessageOptions{Filter: query.Filter{Limit: 10_000}, Raw: raw, Ancestry: true})
+		answers := 0
+		for _, m := range stream {
+			answers += len(m.Answers)
+		}
+		if len(stream) < 30 || answers == 0 || !reflect.DeepEqual(stream, page) {
+			t.Errorf("raw=%v: the stream's %d messages (%d answers) differ from the page's %d", raw, len(stream), answers, len(page))
+		}
+	}
+
+	before := runtime.NumGoroutine()
+	// A stream that cannot start (its context is done) fails, and ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := db.Messages(ctx, query.MessageOptions{}, func(*query.Message) error { return nil }); err == nil {
+		t.Error("a stream with its context cancelled did not fail")
+	}
+	stop := errors.New("enough")
+	for range 20 {
+		n := 0
+		err := db.Messages(context.Background(), query.MessageOptions{}, func(*query.Message) error {
+			if n++; n == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) {
+			t.Fatalf("stopped early: %v", err)
+		}
+	}
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d goroutines after stopping streams early, %d before", runtime.NumGoroutine(), before)
 }

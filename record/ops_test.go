@@ -445,15 +445,19 @@ func TestCLIInterface(t *testing.T) {
 			t.Errorf("no observation %q in %q", want, got)
 		}
 	}
-	// The timeline names both ends' devices.
-	found := false
-	for _, r := range queryCSV(t, bin, "--db", path, "timeline", "--name", name) {
-		if r["kind"] == "query" && r["src"] == "10.77.0.2:"+strings.Split(r["src"], ":")[1] && r["src_iface"] == "veth1" && r["dst_iface"] == "veth0" {
-			found = true
+	// The timeline names both ends' devices, read as a stream (no
+	// limit) and as a page (a limit), which are two statements.
+	for _, extra := range [][]string{nil, {"--limit", "100"}} {
+		found := false
+		args := append([]string{"--db", path, "timeline", "--name", name}, extra...)
+		for _, r := range queryCSV(t, bin, args...) {
+			if r["kind"] == "query" && r["src"] == "10.77.0.2:"+strings.Split(r["src"], ":")[1] && r["src_iface"] == "veth1" && r["dst_iface"] == "veth0" {
+				found = true
+			}
 		}
-	}
-	if !found {
-		t.Errorf("the timeline has no query from 10.77.0.2 with src_iface veth1 and dst_iface veth0")
+		if !found {
+			t.Errorf("timeline %q: no query from 10.77.0.2 with src_iface veth1 and dst_iface veth0", extra)
+		}
 	}
 }
 
