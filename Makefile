@@ -8,7 +8,7 @@ export PATH := $(dir $(GO)):$(PATH)
 # `make check-generate` fails if they differ from what it produces.
 CLANG   ?= clang-14
 STRIP   ?= llvm-strip-14
-CFLAGS  := -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
+CFLAGS  := -O2 -g -Wall -Werror
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # The DuckDB for node that reads the Parquet export back (query's tests).
 DUCKDB_VERSION := 1.5.6-r.1
