@@ -10,7 +10,17 @@
 //   - never block traffic: every cgroup program returns 1 (allow).
 #pragma once
 
-#include "headers/vmlinux.h"
+// One vmlinux.h per architecture (bpf2go defines __TARGET_ARCH_*, see gen.go):
+// x86 from an amd64 kernel's BTF, arm64 from Debian's 6.12 cloud-arm64 kernel's
+// (Makefile, vmlinux-arm64). Field offsets are relocated at load time (CO-RE)
+// either way; the header must only be of the right architecture.
+#if defined(__TARGET_ARCH_arm64)
+#include "headers/arm64/vmlinux.h"
+#elif defined(__TARGET_ARCH_x86)
+#include "headers/x86/vmlinux.h"
+#else
+#error "no vmlinux.h for this target: build with bpf2go -target amd64 or arm64"
+#endif
 #include "headers/bpf_helpers.h"
 #include "headers/bpf_core_read.h"
 #include "headers/bpf_endian.h"

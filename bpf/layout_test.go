@@ -1,9 +1,11 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package bpf
 
 import (
+	"os"
 	"reflect"
+	"strings"
 	"structs"
 	"testing"
 
@@ -11,15 +13,58 @@ import (
 	"github.com/cilium/ebpf/btf"
 )
 
-// objects are the embedded objects of every tier. They all include
-// common.h, and the Go types are generated from the cgroup tier's BTF only.
-var objects = []struct {
+// objects are the committed objects of every tier, for every architecture,
+// read from their files rather than the embedded copies, so that the test
+// checks the x86 and the arm64 objects on either kind of host. They all
+// include common.h, and the Go types are generated from the cgroup tier's
+// BTF only.
+var objects = func() (objs []struct {
 	name string
 	load func() (*ebpf.CollectionSpec, error)
-}{
-	{"cgroup", loadCgroup},
-	{"fentry", loadFentry},
-	{"kprobe", loadKprobe},
+}) {
+	for _, tier := range []string{"cgroup", "fentry", "kprobe"} {
+		for _, arch := range objectArches {
+			file := tier + "_" + arch + "_bpfel.o"
+			objs = append(objs, struct {
+				name string
+				load func() (*ebpf.CollectionSpec, error)
+			}{tier + "/" + arch, func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(file) }})
+		}
+	}
+	return objs
+}()
+
+// objectArches are bpf2go's names for the targets in gen.go.
+var objectArches = []string{"x86", "arm64"}
+
+// TestGeneratedGoAgree: bpf2go writes one Go file per tier and architecture,
+// and only the one of the build's architecture is compiled. The x86 and
+// arm64 files must declare the same types, programs and maps, so that the
+// layout checked below against every object is the one each build uses.
+func TestGeneratedGoAgree(t *testing.T) {
+	for _, tier := range []string{"cgroup", "fentry", "kprobe"} {
+		var texts []string
+		for _, arch := range objectArches {
+			b, err := os.ReadFile(tier + "_" + arch + "_bpfel.go")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keep []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "//go:build ") || strings.HasPrefix(l, "//go:embed ") {
+					continue
+				}
+				keep = append(keep, l)
+			}
+			texts = append(texts, strings.Join(keep, "\n"))
+		}
+		for i := 1; i < len(texts); i++ {
+			if texts[i] != texts[0] {
+				t.Errorf("%s: the %s and %s Go files differ beyond their build tag and embed line; run make generate",
+					tier, objectArches[0], objectArches[i])
+			}
+		}
+	}
 }
 
 // TestLayout compares the Go twins of the event structs with the BTF that

@@ -3,7 +3,7 @@ package bpf
 // Tier names a set of hook points. See doc.go.
 //
 // The names build on every platform, so that the command line can list
-// them; only linux/amd64 builds can load a tier (load.go).
+// them; only linux/amd64 and linux/arm64 builds can load a tier (load.go).
 type Tier string
 
 // Tiers, best first.

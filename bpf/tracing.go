@@ -1,4 +1,4 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package bpf
 
@@ -182,6 +182,12 @@ func (c *Capture) attachPlan(tier Tier, plan []attachment) error {
 			l, err = link.Kprobe(a.symbol, prog, nil)
 		}
 		if err != nil {
+			if tier == TierFentry && errors.Is(err, ebpf.ErrNotSupported) {
+				// ENOTSUPP from the trampoline: seen on Debian's arm64 6.1,
+				// which loads fentry programs but cannot attach them (arm64
+				// gained ftrace direct calls, which trampolines need, in 6.4).
+				return fmt.Errorf("hook tier fentry: %w: the kernel loads fentry programs but cannot attach BPF trampolines (arm64 before Linux 6.4?); try --hook kprobe or cgroup: attach %s: %v", ErrTierUnsupported, a.prog, err)
+			}
 			if tier == TierKprobe && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, os.ErrNotExist)) {
 				return fmt.Errorf("hook tier kprobe: %w: cannot create a kprobe on %s (kernel without CONFIG_KPROBES, or tracefs and the kprobe PMU unavailable): %v", ErrTierUnsupported, a.symbol, err)
 			}

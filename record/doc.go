@@ -20,8 +20,8 @@
 // commits, checkpoints, and leaves one self-contained file (Store.Finish).
 // Everything committed before an error stays in the file.
 //
-// The package records on linux/amd64 only, where package bpf has its objects
-// (//go:build linux && amd64). Elsewhere it holds the DNS parsing (dns.go),
+// The package records on linux/amd64 and linux/arm64, where package bpf has
+// its objects (//go:build linux && (amd64 || arm64)). Elsewhere it holds the DNS parsing (dns.go),
 // which has no kernel dependency, and the defaults that record's help shows
 // (defaults.go).
 package record

@@ -2,6 +2,7 @@
 # fetch-kernels.sh: fetch stock Debian cloud kernels for the vmtest matrix.
 #
 # Usage: vmtest/fetch-kernels.sh [SERIES...]      (default: 5.10 6.1 6.12 newest)
+#                                                  (arm64: 6.1-arm64 6.12-arm64)
 #
 # For each series it resolves the newest matching Debian package with
 # apt-cache, downloads it with `apt-get download`, unpacks it with
@@ -18,6 +19,12 @@
 #   newest the newest linux-image-X.Y.N+deb13-cloud-amd64[-unsigned] in trixie
 #          and trixie-backports (7.3.4 in November 2026): the matrix follows
 #          Debian's newest kernel without an edit here
+#   6.1-arm64  linux-image-6.1.0-N-cloud-arm64-unsigned    (bookworm, arm64)
+#   6.12-arm64 linux-image-6.12.N+deb13-cloud-arm64-unsigned (trixie, arm64)
+#
+# The arm64 series use their own private apt state ($CACHE/apt/<suite>-arm64/)
+# with APT::Architecture=arm64, so the package lists and downloads are arm64
+# ones; the machine's own architecture configuration is not touched.
 #
 # apt is always driven with a PRIVATE configuration (own sources.list, lists
 # and cache directories under $CACHE/apt/<suite>/). The machine's apt sources
@@ -49,13 +56,16 @@ die() { log "error: $*"; exit 1; }
 series_list=("$@")
 [ ${#series_list[@]} -gt 0 ] || series_list=(5.10 6.1 6.12 newest)
 
-# series -> suite and package-name regex
+# series -> suite and package-name regex. A suite "X-arm64" is suite X with
+# arm64 package lists, in a private apt state of its own.
 suite_of() {
 	case $1 in
 	5.10) echo bullseye ;;
 	6.1 | 6.12) echo bookworm ;;
 	newest) echo trixie ;;
-	*) die "unknown kernel series '$1' (known: 5.10 6.1 6.12 newest)" ;;
+	6.1-arm64) echo bookworm-arm64 ;;
+	6.12-arm64) echo trixie-arm64 ;;
+	*) die "unknown kernel series '$1' (known: 5.10 6.1 6.12 newest 6.1-arm64 6.12-arm64)" ;;
 	esac
 }
 regex_of() {
@@ -64,6 +74,8 @@ regex_of() {
 	6.1) echo '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' ;;
 	6.12) echo '^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$' ;;
 	newest) echo '^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb13-cloud-amd64(-unsigned)?$' ;;
+	6.1-arm64) echo '^linux-image-6\.1\.0-[0-9]+-cloud-arm64-unsigned$' ;;
+	6.12-arm64) echo '^linux-image-6\.12\.[0-9]+\+deb13-cloud-arm64-unsigned$' ;;
 	esac
 }
 # glob of cached uname -r directories for a series
@@ -73,6 +85,8 @@ glob_of() {
 	6.1) echo '6.1.0-*-cloud-amd64' ;;
 	6.12) echo '6.12.*+deb12-cloud-amd64' ;;
 	newest) echo '*+deb13-cloud-amd64' ;;
+	6.1-arm64) echo '6.1.0-*-cloud-arm64' ;;
+	6.12-arm64) echo '6.12.*+deb13-cloud-arm64' ;;
 	esac
 }
 
@@ -111,6 +125,9 @@ detect_mirrors() {
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 apt_opts() { # suite -> private apt options
 	local d=$cache/apt/$1
+	if [ "${1%-arm64}" != "$1" ]; then
+		printf '%s\n' -o "APT::Architecture=arm64" -o "APT::Architectures=arm64"
+	fi
 	printf '%s\n' \
 		-o "Dir::Etc::SourceList=$d/sources.list" \
 		-o "Dir::Etc::SourceParts=/dev/null" \
@@ -123,19 +140,23 @@ apt_opts() { # suite -> private apt options
 
 declare -A updated=()
 update_lists() { # suite -> 0 if lists are usable
-	local suite=$1 d=$cache/apt/$1 opts
-	[ -n "${updated[$suite]:-}" ] && return "${updated[$suite]}"
+	local key=$1 d=$cache/apt/$1 opts
+	[ -n "${updated[$key]:-}" ] && return "${updated[$key]}"
 	detect_mirrors
 	mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+	local suite=${key%-arm64} arch=""
+	[ "$suite" != "$key" ] && arch="arch=arm64 "
 	local signed=""
-	[ -f "$keyring" ] && signed="[signed-by=$keyring] "
+	[ -f "$keyring" ] && signed="signed-by=$keyring "
+	local o=""
+	[ -n "$arch$signed" ] && o="[${arch}${signed% }] "
 	cat >"$d/sources.list.new" <<-EOF
-		deb ${signed}$mirror $suite main
-		deb ${signed}$mirror $suite-updates main
-		deb ${signed}$secmirror $suite-security main
+		deb ${o}$mirror $suite main
+		deb ${o}$mirror $suite-updates main
+		deb ${o}$secmirror $suite-security main
 	EOF
 	# Debian publishes its newest kernels in trixie-backports.
-	[ "$suite" = trixie ] && echo "deb ${signed}$mirror $suite-backports main" >>"$d/sources.list.new"
+	[ "$key" = trixie ] && echo "deb ${o}$mirror $suite-backports main" >>"$d/sources.list.new"
 	# Refresh when the sources changed or the lists are missing/old.
 	local fresh=""
 	if cmp -s "$d/sources.list.new" "$d/sources.list" 2>/dev/null &&
@@ -143,18 +164,18 @@ update_lists() { # suite -> 0 if lists are usable
 		fresh=1
 	fi
 	mv "$d/sources.list.new" "$d/sources.list"
-	mapfile -t opts < <(apt_opts "$suite")
+	mapfile -t opts < <(apt_opts "$key")
 	if [ -z "$fresh" ]; then
-		log "updating private package lists for $suite from $mirror"
+		log "updating private package lists for $key from $mirror"
 		local out
 		if ! out=$(apt-get "${opts[@]}" -q update 2>&1) ||
 			grep -qE '^(W|E): (Failed to fetch|Some index files failed)' <<<"$out"; then
 			printf '%s\n' "$out" | grep -E '^(W|E):' | head -n5 >&2 || true
-			updated[$suite]=1
+			updated[$key]=1
 			return 1
 		fi
 	fi
-	updated[$suite]=0
+	updated[$key]=0
 	return 0
 }
 

@@ -1,4 +1,4 @@
-//go:build !(linux && amd64)
+//go:build !(linux && (amd64 || arm64))
 
 package main
 
@@ -10,7 +10,7 @@ import (
 )
 
 // devGen: the generator writes through the recorder's writer, which builds
-// for linux/amd64 only (see record_other.go).
+// for linux/amd64 and linux/arm64 only (see record_other.go).
 func devGen(*cli.Context, string, int64, uint64) error {
 	return fmt.Errorf("dev-gen: writes through the recorder's writer, which this %s/%s build does not have", runtime.GOOS, runtime.GOARCH)
 }

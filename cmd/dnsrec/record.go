@@ -12,12 +12,12 @@ import (
 )
 
 // recordCommand is the same on every platform, so that its help can be read
-// anywhere; recordAction runs it on linux/amd64 (record_linux_amd64.go) and
-// refuses elsewhere (record_other.go).
+// anywhere; recordAction runs it on linux/amd64 and linux/arm64
+// (record_linux.go) and refuses elsewhere (record_other.go).
 func recordCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "record",
-		Usage: "capture DNS with process identity into an SQLite file (Linux on amd64, needs root)",
+		Usage: "capture DNS with process identity into an SQLite file (Linux on amd64 or arm64, needs root)",
 		Description: `Records every DNS message local processes send or receive, with the process
 that owns it (pid, exe, argv, uid, parents), until SIGINT or SIGTERM, or until
 --duration or --max-size says. Then it detaches, drains, commits and prints
@@ -79,17 +79,17 @@ func tierNames() string {
 }
 
 // recordUnsupported says why a build for goos/goarch cannot record, or nil
-// for linux/amd64, the one platform with BPF programs: the committed objects
-// are x86-64 ones (issue 11 adds arm64).
+// for linux/amd64 and linux/arm64, the platforms with BPF programs (bpf/'s
+// committed x86 and arm64 objects).
 func recordUnsupported(goos, goarch string) error {
 	switch {
-	case goos == "linux" && goarch == "amd64":
+	case goos == "linux" && (goarch == "amd64" || goarch == "arm64"):
 		return nil
 	case goos == "linux":
-		return fmt.Errorf("record: this build has no BPF programs for %s yet, only for amd64; "+
-			"record on a linux/amd64 host, then copy the evidence file here and use `dnsrec query`", goarch)
+		return fmt.Errorf("record: this build has no BPF programs for %s, only for amd64 and arm64; "+
+			"record on a linux/amd64 or linux/arm64 host, then copy the evidence file here and use `dnsrec query`", goarch)
 	default:
-		return fmt.Errorf("record: recording needs Linux with eBPF on amd64; this build is %s/%s. "+
+		return fmt.Errorf("record: recording needs Linux with eBPF on amd64 or arm64; this build is %s/%s. "+
 			"Record on the Linux host, then copy the evidence file here and use `dnsrec query`", goos, goarch)
 	}
 }

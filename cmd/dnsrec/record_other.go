@@ -1,4 +1,4 @@
-//go:build !(linux && amd64)
+//go:build !(linux && (amd64 || arm64))
 
 package main
 
@@ -9,7 +9,7 @@ import (
 )
 
 // canRecord: this build has no BPF programs to load. See
-// record_linux_amd64.go.
+// record_linux.go.
 const canRecord = false
 
 // recordAction refuses, with flags parsed and help available as everywhere.

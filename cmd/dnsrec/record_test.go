@@ -14,10 +14,11 @@ func TestRecordUnsupported(t *testing.T) {
 		want         []string // in the message; none: it can record
 	}{
 		{"linux", "amd64", nil},
-		{"darwin", "arm64", []string{"record: ", "needs Linux with eBPF on amd64", "this build is darwin/arm64", "`dnsrec query`"}},
+		{"linux", "arm64", nil},
+		{"darwin", "arm64", []string{"record: ", "needs Linux with eBPF on amd64 or arm64", "this build is darwin/arm64", "`dnsrec query`"}},
 		{"darwin", "amd64", []string{"this build is darwin/amd64", "`dnsrec query`"}},
 		{"windows", "amd64", []string{"this build is windows/amd64", "`dnsrec query`"}},
-		{"linux", "arm64", []string{"record: ", "no BPF programs for arm64 yet", "linux/amd64 host", "`dnsrec query`"}},
+		{"linux", "riscv64", []string{"record: ", "no BPF programs for riscv64", "linux/amd64 or linux/arm64 host", "`dnsrec query`"}},
 	}
 	for _, tt := range tests {
 		err := recordUnsupported(tt.goos, tt.goarch)
@@ -37,7 +38,7 @@ func TestRecordUnsupported(t *testing.T) {
 			}
 		}
 	}
-	// The message and the build tags of record_linux_amd64.go and
+	// The message and the build tags of record_linux.go and
 	// record_other.go must agree on where recording is built in.
 	if err := recordUnsupported(runtime.GOOS, runtime.GOARCH); (err == nil) != canRecord {
 		t.Errorf("%s/%s: recordUnsupported says %v, but canRecord is %v", runtime.GOOS, runtime.GOARCH, err, canRecord)

@@ -13,6 +13,11 @@
 // several runs per kernel; ARGS is split on white space, or is a JSON array of
 // strings when it starts with '['.
 //
+// Kernels are amd64 or arm64 (Debian's cloud-arm64 kernels, booted with
+// qemu-system-aarch64 -machine virt). Each VM gets the test binary of its
+// kernel's architecture: TEST_BINARY for the one it is built for, -bin-arm64
+// (or -bin-amd64) for the other; the host column runs TEST_BINARY.
+//
 // In each VM the binary is /test.bin, started by vmtest/init as PID 1 with the
 // arguments of the run. A test reports a passed run by exiting 0, a failed one
 // by exiting non-zero, and an unsupported one by printing a line
@@ -38,6 +43,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +63,7 @@ type kernel struct {
 	Version string `json:"version"` // uname -r
 	Path    string `json:"path"`    // vmlinuz; empty for host
 	Host    bool   `json:"host"`
+	Arch    string `json:"arch"` // GOARCH of the kernel: amd64 or arm64
 }
 
 func (k kernel) Title() string {
@@ -69,6 +76,7 @@ func (k kernel) Title() string {
 type outcome struct {
 	Kernel  string  `json:"kernel"`
 	Version string  `json:"version"`
+	Arch    string  `json:"arch"`
 	Run     string  `json:"run"`
 	Status  string  `json:"status"` // passed, failed, unsupported, error
 	Exit    *int    `json:"exit,omitempty"`
@@ -92,7 +100,8 @@ func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 type config struct {
 	root, cache, logDir string
-	testBin             string
+	testBin             string            // the positional binary: the host's, and its arch's VMs'
+	bins                map[string]string // GOARCH -> static test binary for VMs of that arch
 	kernels             []string
 	runs                []runSpec
 	env                 []string
@@ -100,6 +109,7 @@ type config struct {
 	timeout             time.Duration
 	mem, smp, jobs      int
 	accel, qemu, extra  string
+	qemuArm64           string
 	verbose             bool
 }
 
@@ -120,6 +130,8 @@ func run() int {
 		adds     multiFlag
 		kernels  string
 		testBins string
+		binArm64 string
+		binAmd64 string
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, `usage: vmrun [flags] TEST_BINARY [ARGS...]
@@ -132,7 +144,7 @@ flags:
 `)
 		flag.PrintDefaults()
 	}
-	flag.StringVar(&kernels, "kernels", "5.10,6.1,6.12", "comma-separated kernels: 5.10, 6.1, 6.12, newest (Debian's newest cloud kernel, from trixie-backports), host (this machine's kernel, no VM), or a path to a vmlinuz")
+	flag.StringVar(&kernels, "kernels", "5.10,6.1,6.12", "comma-separated kernels: 5.10, 6.1, 6.12, newest (Debian's newest cloud kernel, from trixie-backports), 6.1-arm64, 6.12-arm64 (Debian's cloud-arm64 kernels, under qemu-system-aarch64), host (this machine's kernel, no VM), or a path to a vmlinuz (x86 bzImage or arm64 Image)")
 	flag.Var(&runs, "run", "LABEL=ARGS: a run per kernel with these test arguments (repeatable; ARGS split on spaces, or a JSON array)")
 	flag.Var(&envs, "env", "KEY=VALUE for the test's environment (repeatable)")
 	flag.Var(&adds, "add", "SRC[:DST]: extra host file for the initramfs (repeatable; DST defaults to /basename)")
@@ -141,7 +153,10 @@ flags:
 	flag.IntVar(&c.smp, "smp", 2, "guest CPUs")
 	flag.IntVar(&c.jobs, "j", 1, "VMs to run at the same time")
 	flag.StringVar(&c.accel, "accel", "tcg", "qemu accelerator (kvm hung at 'Booting from ROM' on the dev machines)")
-	flag.StringVar(&c.qemu, "qemu", "qemu-system-x86_64", "qemu binary")
+	flag.StringVar(&c.qemu, "qemu", "qemu-system-x86_64", "qemu binary for amd64 kernels")
+	flag.StringVar(&c.qemuArm64, "qemu-arm64", "qemu-system-aarch64", "qemu binary for arm64 kernels (-machine virt)")
+	flag.StringVar(&binArm64, "bin-arm64", "", "static linux/arm64 test binary for the arm64 kernels (when TEST_BINARY is an amd64 one)")
+	flag.StringVar(&binAmd64, "bin-amd64", "", "static linux/amd64 test binary for the amd64 kernels (when TEST_BINARY is an arm64 one)")
 	flag.StringVar(&c.extra, "append", "", "extra kernel command line parameters")
 	flag.StringVar(&c.root, "root", "", "repository root (default: found from the working directory)")
 	flag.StringVar(&c.cache, "cache", "", "cache directory (default: ROOT/.cache, or $VMTEST_CACHE)")
@@ -198,13 +213,30 @@ flags:
 		c.jobs = 1
 	}
 
+	c.bins = map[string]string{}
+	for _, b := range []string{c.testBin, binAmd64, binArm64} {
+		if b == "" {
+			continue
+		}
+		p, err := filepath.Abs(b)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		arch, err := checkStatic(p)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if b == c.testBin {
+			c.testBin = p
+		} else if want := map[string]string{binAmd64: "amd64", binArm64: "arm64"}[b]; arch != want {
+			return usageErr("test binary %s is %s, want %s", p, arch, want)
+		}
+		if prev, ok := c.bins[arch]; ok && prev != p {
+			return usageErr("two %s test binaries: %s and %s", arch, prev, p)
+		}
+		c.bins[arch] = p
+	}
 	var err error
-	if c.testBin, err = filepath.Abs(c.testBin); err != nil {
-		return usageErr("%v", err)
-	}
-	if err := checkStatic(c.testBin); err != nil {
-		return usageErr("%v", err)
-	}
 	if c.root == "" {
 		if c.root, err = findRoot(); err != nil {
 			return usageErr("%v", err)
@@ -228,19 +260,33 @@ flags:
 		return usageErr("%v", err)
 	}
 
-	var initrd string
-	if needsVM(ks) {
-		if _, err := exec.LookPath(c.qemu); err != nil {
-			return usageErr("%s not found: apt-get install qemu-system-x86", c.qemu)
+	// One initramfs per architecture of the VMs: its own /init and test binary.
+	initrds := map[string]string{}
+	for _, k := range ks {
+		if k.Host || initrds[k.Arch] != "" {
+			continue
 		}
-		initrd, err = buildInitramfs(&c)
+		qemu, pkg := c.qemuFor(k.Arch), "qemu-system-x86"
+		if k.Arch == "arm64" {
+			pkg = "qemu-system-arm"
+		}
+		if _, err := exec.LookPath(qemu); err != nil {
+			return usageErr("%s not found: apt-get install %s", qemu, pkg)
+		}
+		bin := c.bins[k.Arch]
+		if bin == "" {
+			flagName := "-bin-" + k.Arch
+			return usageErr("kernel %s is %s, and no %s test binary was given (%s)", k.Title(), k.Arch, k.Arch, flagName)
+		}
+		initrd, err := buildInitramfs(&c, k.Arch, bin)
 		if err != nil {
-			return usageErr("building initramfs: %v", err)
+			return usageErr("building the %s initramfs: %v", k.Arch, err)
 		}
 		defer os.Remove(initrd)
+		initrds[k.Arch] = initrd
 	}
 
-	outcomes := runMatrix(&c, ks, initrd)
+	outcomes := runMatrix(&c, ks, initrds)
 	printMatrix(os.Stdout, &c, ks, outcomes)
 	writeSummary(&c, outcomes)
 	for _, o := range outcomes {
@@ -272,21 +318,55 @@ func parseRun(s string) (runSpec, error) {
 	return rs, nil
 }
 
-func checkStatic(p string) error {
+// checkStatic checks that p is a static x86-64 or arm64 ELF and returns
+// its GOARCH.
+func checkStatic(p string) (string, error) {
 	f, err := elf.Open(p)
 	if err != nil {
-		return fmt.Errorf("test binary %s: %w", p, err)
+		return "", fmt.Errorf("test binary %s: %w", p, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("test binary %s is %v, want x86-64", p, f.Machine)
+	var arch string
+	switch f.Machine {
+	case elf.EM_X86_64:
+		arch = "amd64"
+	case elf.EM_AARCH64:
+		arch = "arm64"
+	default:
+		return "", fmt.Errorf("test binary %s is %v, want x86-64 or aarch64", p, f.Machine)
 	}
 	for _, ph := range f.Progs {
 		if ph.Type == elf.PT_INTERP {
-			return fmt.Errorf("test binary %s is dynamically linked; the VM has no libc: build it with CGO_ENABLED=0", p)
+			return "", fmt.Errorf("test binary %s is dynamically linked; the VM has no libc: build it with CGO_ENABLED=0", p)
 		}
 	}
-	return nil
+	return arch, nil
+}
+
+// kernelArch tells an arm64 Image (magic "ARM\x64" at 0x38, see the kernel's
+// Documentation/arch/arm64/booting.rst) from anything else, taken as an x86
+// bzImage.
+func kernelArch(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	hdr := make([]byte, 64)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if string(hdr[0x38:0x3c]) == "ARM\x64" {
+		return "arm64", nil
+	}
+	return "amd64", nil
+}
+
+func (c *config) qemuFor(arch string) string {
+	if arch == "arm64" {
+		return c.qemuArm64
+	}
+	return c.qemu
 }
 
 func findRoot() (string, error) {
@@ -352,7 +432,7 @@ func resolveKernels(c *config) ([]kernel, error) {
 		case k == "host":
 			var uts unix.Utsname
 			_ = unix.Uname(&uts)
-			ks = append(ks, kernel{Label: "host", Version: unix.ByteSliceToString(uts.Release[:]), Host: true})
+			ks = append(ks, kernel{Label: "host", Version: unix.ByteSliceToString(uts.Release[:]), Host: true, Arch: runtime.GOARCH})
 		case strings.Contains(k, "/"):
 			p, err := filepath.Abs(k)
 			if err != nil {
@@ -370,25 +450,35 @@ func resolveKernels(c *config) ([]kernel, error) {
 			ks = append(ks, fk)
 		}
 	}
+	for i := range ks {
+		if ks[i].Host {
+			continue
+		}
+		arch, err := kernelArch(ks[i].Path)
+		if err != nil {
+			return nil, err
+		}
+		ks[i].Arch = arch
+	}
 	return ks, nil
 }
 
 // buildInitramfs builds /init (vmtest/init, static) and packs it with the test
 // binary and the -add files. One initramfs serves every kernel and run: the
 // per-run arguments travel on the kernel command line.
-func buildInitramfs(c *config) (string, error) {
+func buildInitramfs(c *config, arch, testBin string) (string, error) {
 	work := filepath.Join(c.cache, "vmtest")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return "", err
 	}
-	initBin := filepath.Join(work, "init")
+	initBin := filepath.Join(work, "init-"+arch)
 	gobin := os.Getenv("GO")
 	if gobin == "" {
 		gobin = "go"
 	}
 	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags=-s -w", "-o", initBin, "./vmtest/init")
 	cmd.Dir = c.root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build ./vmtest/init: %w", err)
@@ -405,7 +495,7 @@ func buildInitramfs(c *config) (string, error) {
 		{name: "etc", mode: 0o755, dir: true},
 		{name: "root", mode: 0o700, dir: true},
 		{name: "init", mode: 0o755, src: initBin},
-		{name: "test.bin", mode: 0o755, src: c.testBin},
+		{name: "test.bin", mode: 0o755, src: testBin},
 	}
 	for _, a := range c.adds {
 		src, dst, ok := strings.Cut(a, ":")
@@ -419,7 +509,7 @@ func buildInitramfs(c *config) (string, error) {
 		mode := uint32(st.Mode().Perm())
 		entries = append(entries, cpioEntry{name: dst, mode: mode, src: src})
 	}
-	f, err := os.CreateTemp(work, "initrd-*.gz")
+	f, err := os.CreateTemp(work, "initrd-"+arch+"-*.gz")
 	if err != nil {
 		return "", err
 	}
@@ -440,7 +530,7 @@ type job struct {
 	r runSpec
 }
 
-func runMatrix(c *config, ks []kernel, initrd string) []outcome {
+func runMatrix(c *config, ks []kernel, initrds map[string]string) []outcome {
 	var jobs []job
 	for _, k := range ks {
 		for _, r := range c.runs {
@@ -455,7 +545,7 @@ func runMatrix(c *config, ks []kernel, initrd string) []outcome {
 		if j.k.Host {
 			o = runHost(c, j.k, j.r)
 		} else {
-			o = runVM(c, j.k, j.r, initrd)
+			o = runVM(c, j.k, j.r, initrds[j.k.Arch])
 		}
 		fmt.Fprintf(os.Stderr, "vmrun: %s / %s: %s in %.1fs\n", j.k.Title(), j.r.Label, o.Status, o.TotalS)
 		out[i] = o
@@ -512,14 +602,18 @@ func encodeList(l []string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// x86 COMMAND_LINE_SIZE is 2048 including the terminating NUL.
+// COMMAND_LINE_SIZE is 2048 including the terminating NUL, on x86 and arm64.
 const maxCmdline = 2047
 
 func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
-	o := outcome{Kernel: k.Label, Version: k.Version, Run: r.Label, Log: logName(c, k, r)}
+	o := outcome{Kernel: k.Label, Version: k.Version, Arch: k.Arch, Run: r.Label, Log: logName(c, k, r)}
 	id := nonce()
+	console := "ttyS0"
+	if k.Arch == "arm64" {
+		console = "ttyAMA0" // the virt machine's PL011
+	}
 	appendLine := strings.Join([]string{
-		"console=ttyS0", "quiet", "panic=-1", "oops=panic",
+		"console=" + console, "quiet", "panic=-1", "oops=panic",
 		"vmtest.id=" + id,
 		"vmtest.args=" + encodeList(r.Args),
 		"vmtest.env=" + encodeList(c.env),
@@ -531,14 +625,20 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 		o.Status, o.Reason = statusError, fmt.Sprintf("kernel command line too long (%d > %d bytes): pass fewer arguments", len(appendLine), maxCmdline)
 		return o
 	}
-	args := []string{
-		"-accel", c.accel, "-cpu", "max",
+	var args []string
+	if k.Arch == "arm64" {
+		// TCG emulates arm64 on the x86 machines, whatever -accel says.
+		args = []string{"-machine", "virt", "-accel", "tcg", "-cpu", "max"}
+	} else {
+		args = []string{"-accel", c.accel, "-cpu", "max"}
+	}
+	args = append(args,
 		"-smp", strconv.Itoa(c.smp), "-m", strconv.Itoa(c.mem),
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", k.Path, "-initrd", initrd,
 		"-append", appendLine,
-	}
-	first := execAndParse(c, &o, c.qemu, args, nil, id, k)
+	)
+	first := execAndParse(c, &o, c.qemuFor(k.Arch), args, nil, id, k)
 	if first.Status != statusError || first.BootS > 0 {
 		return first
 	}
@@ -549,8 +649,8 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 	kept := o.Log + ".boot1"
 	_ = os.Rename(o.Log, kept)
 	fmt.Fprintf(os.Stderr, "vmrun: %s / %s: the kernel died before /init (%s); booting once more (first log: %s)\n", k.Title(), r.Label, first.Reason, kept)
-	o = outcome{Kernel: k.Label, Version: k.Version, Run: r.Label, Log: first.Log}
-	second := execAndParse(c, &o, c.qemu, args, nil, id, k)
+	o = outcome{Kernel: k.Label, Version: k.Version, Arch: k.Arch, Run: r.Label, Log: first.Log}
+	second := execAndParse(c, &o, c.qemuFor(k.Arch), args, nil, id, k)
 	if second.Reason != "" {
 		second.Reason += "; "
 	}
@@ -559,10 +659,15 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 }
 
 func runHost(c *config, k kernel, r runSpec) outcome {
-	o := outcome{Kernel: "host", Version: k.Version, Run: r.Label, Log: logName(c, k, r)}
+	o := outcome{Kernel: "host", Version: k.Version, Arch: k.Arch, Run: r.Label, Log: logName(c, k, r)}
 	env := append(os.Environ(), "VMTEST_HOST=1", "VMTEST_KERNEL="+k.Version)
 	env = append(env, c.env...)
-	return execAndParse(c, &o, c.testBin, r.Args, env, "", k)
+	bin := c.bins[k.Arch]
+	if bin == "" {
+		o.Status, o.Reason = statusError, fmt.Sprintf("no %s test binary for the host", k.Arch)
+		return o
+	}
+	return execAndParse(c, &o, bin, r.Args, env, "", k)
 }
 
 var (
