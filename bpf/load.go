@@ -300,9 +300,15 @@ func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
 		return nil, nil, err
 	}
 	var skipped []Skipped
-	for _, t := range Tiers {
+	order, passedOver := autoOrder()
+	for _, t := range order {
 		c, err := Open(t, cfg)
 		if err == nil {
+			for p, why := range passedOver {
+				if p != t {
+					skipped = append(skipped, Skipped{p, why})
+				}
+			}
 			return c, skipped, nil
 		}
 		if !errors.Is(err, ErrTierUnsupported) {

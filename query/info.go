@@ -13,7 +13,7 @@ import (
 // session in each file.
 var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "processes",
-	"ringbuf_drops", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"ringbuf_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -51,9 +51,9 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	}
 	// v4: record-time filters and what they left out; a rotated file's
 	// number in its series.
-	v4 := `s.filters, l.filtered, s.part`
+	v4 := `s.filters, l.filtered, s.part, l.hook_misses`
 	if f.version < 4 {
-		v4 = `NULL, NULL, NULL`
+		v4 = `NULL, NULL, NULL, NULL`
 	}
 	if f.version < 2 {
 		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
@@ -84,10 +84,10 @@ ORDER BY s.started_ns`)
 		var started int64
 		var stopped, drops, decodeErrs, unattributed, first, last sql.Null[int64]
 		var messages, processes, snaplen, parseErrors int64
-		var unanswered, filtered, part sql.Null[int64]
+		var unanswered, filtered, part, misses sql.Null[int64]
 		var filters sql.NullString
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &processes,
-			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		var stop any
@@ -98,10 +98,19 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, processes,
-			drops.V, decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			drops.V, hookMisses(f.version, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}
 	return out, q.Err()
+}
+
+// hookMisses is the hook calls the kernel skipped: 0 until a loss row says
+// more, NULL where the file predates the count (v3 and older).
+func hookMisses(version int, n sql.Null[int64]) any {
+	if version < 4 {
+		return nil
+	}
+	return n.V
 }
 
 // filteredCount is what a filtered recording left out: 0 until its first

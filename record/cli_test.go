@@ -579,7 +579,7 @@ func TestCLIStatus(t *testing.T) {
 		mu.Lock()
 		text := out.String()
 		mu.Unlock()
-		lines := regexp.MustCompile(`\r\x1b\[K(\d+s  (\d+) stored  \d+/s  loss: \d+ ring drops, \d+ unattributed, \d+ undecodable  [\d.]+ [KMG]iB  (cgroup|fentry|kprobe))`).FindAllStringSubmatch(text, -1)
+		lines := regexp.MustCompile(`\r\x1b\[K(\d+s  (\d+) stored  \d+/s  loss: \d+ ring drops, \d+ hook misses, \d+ unattributed, \d+ undecodable  [\d.]+ [KMG]iB  (cgroup|fentry|kprobe))`).FindAllStringSubmatch(text, -1)
 		if len(lines) < 2 {
 			t.Fatalf("want the status line redrawn at least twice on the terminal, got %d:\n%q", len(lines), text)
 		}

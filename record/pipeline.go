@@ -242,10 +242,17 @@ func newPipeline(opts Options, store *Store) *pipeline {
 // forced tier that cannot run is an error, never a silent fallback.
 func openCapture(opts Options, cfg bpf.Config) (*bpf.Capture, error) {
 	if opts.Hook != bpf.TierAuto {
+		if model, source := bpf.PreemptModel(); opts.Hook == bpf.TierFentry && bpf.PreemptsTracing(model) {
+			opts.Logger.Warn("this kernel preempts kernel code, and so fentry programs: under load the kernel skips hook calls, and those messages are lost (counted in loss.hook_misses); --hook kprobe or cgroup does not lose them", "preempt", model, "from", source)
+		}
 		return bpf.Open(opts.Hook, cfg)
 	}
 	c, skipped, err := bpf.OpenAuto(cfg)
 	for _, s := range skipped {
+		if errors.Is(s.Err, bpf.ErrTierPassedOver) {
+			opts.Logger.Info("hook tier passed over", "tier", s.Tier, "reason", s.Err)
+			continue
+		}
 		opts.Logger.Info("hook tier unavailable, trying the next", "tier", s.Tier, "reason", s.Err)
 	}
 	return c, err
@@ -279,6 +286,7 @@ type pipeline struct {
 	decodeErrors atomic.Uint64
 	unattributed uint64
 	filtered     uint64 // observations the Filter left out
+	missesLogged bool   // the first hook miss was logged
 	lastLoss     Loss
 	batched      int
 	// dropsErrLogged: reading the kernel's drop counter failed, and the
@@ -516,12 +524,21 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 		p.dropsErrLogged = true
 		p.opts.Logger.Error("cannot read the ring buffer drop counter; ringbuf_drops stays at its last value", "err", err)
 	}
+	loss.HookMisses = p.lastLoss.HookMisses
+	if n, err := p.capture.MissedTotal(); err == nil {
+		loss.HookMisses = n
+		if n > 0 && !p.missesLogged {
+			p.missesLogged = true
+			p.opts.Logger.Warn("the kernel skipped hook calls: a program was already running on that CPU (fentry programs can be preempted on this kernel); those messages are lost and counted in loss.hook_misses. --hook kprobe or cgroup does not have this", "hook_misses", n, "hook", p.capture.Tier)
+		}
+	}
 	p.lastLoss = loss
 	if p.rot != nil {
 		// Each file of a rotated recording counts its own loss.
 		b := p.rot.lossBase
 		loss = Loss{RingbufDrops: loss.RingbufDrops - b.RingbufDrops, DecodeErrors: loss.DecodeErrors - b.DecodeErrors,
-			Unattributed: loss.Unattributed - b.Unattributed, Filtered: loss.Filtered - b.Filtered}
+			Unattributed: loss.Unattributed - b.Unattributed, Filtered: loss.Filtered - b.Filtered,
+			HookMisses: loss.HookMisses - b.HookMisses}
 	}
 	if loss != p.storedLoss {
 		if err := p.store.InsertLoss(ctx, time.Now().UnixNano(), loss); err != nil {

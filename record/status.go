@@ -25,15 +25,15 @@ type Status struct {
 
 // Line is the status in one line, for a terminal.
 func (s Status) Line() string {
-	return fmt.Sprintf("%s  %d stored  %.0f/s  loss: %d ring drops, %d unattributed, %d undecodable  %s  %s",
-		s.Elapsed.Truncate(time.Second), s.Stored, s.Rate, s.Loss.RingbufDrops, s.Loss.Unattributed, s.Loss.DecodeErrors,
+	return fmt.Sprintf("%s  %d stored  %.0f/s  loss: %d ring drops, %d hook misses, %d unattributed, %d undecodable  %s  %s",
+		s.Elapsed.Truncate(time.Second), s.Stored, s.Rate, s.Loss.RingbufDrops, s.Loss.HookMisses, s.Loss.Unattributed, s.Loss.DecodeErrors,
 		humanBytes(s.FileBytes), s.Tier)
 }
 
 // attrs is the status as log attributes.
 func (s Status) attrs() []any {
 	return []any{"elapsed", s.Elapsed.Truncate(time.Second).String(), "stored", s.Stored, "rate", int64(s.Rate),
-		"ringbuf_drops", s.Loss.RingbufDrops, "unattributed", s.Loss.Unattributed, "undecodable", s.Loss.DecodeErrors,
+		"ringbuf_drops", s.Loss.RingbufDrops, "hook_misses", s.Loss.HookMisses, "unattributed", s.Loss.Unattributed, "undecodable", s.Loss.DecodeErrors,
 		"file_bytes", s.FileBytes, "hook", s.Tier, "live_skipped", s.LiveSkipped}
 }
 

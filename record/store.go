@@ -203,7 +203,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlIface  = `INSERT INTO interfaces (id, netns, ifindex, name) VALUES (?, ?, ?, ?)`
@@ -463,6 +463,9 @@ type Loss struct {
 	// Filtered counts observations the record-time filters left out: not
 	// a loss, but what a filtered recording does not hold.
 	Filtered uint64
+	// HookMisses counts hook calls the kernel skipped (see
+	// bpf.Capture.Misses): observations lost before the ring buffer.
+	HookMisses uint64
 }
 
 // InsertLoss queues the loss counters as of tsNs.
@@ -543,7 +546,7 @@ func (s *Store) writeQueue(ctx context.Context) error {
 		}
 	}
 	for _, l := range q.loss {
-		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered)); err != nil {
+		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered), int64(l.l.HookMisses)); err != nil {
 			return fmt.Errorf("write loss: %w", err)
 		}
 		s.nextLoss++

@@ -132,7 +132,7 @@ func TestTiers(t *testing.T) {
 	for _, v := range tiers {
 		tier := v.name
 		t.Run(tier, func(t *testing.T) {
-			rows, err := recordTier(t, v, srv)
+			rows, lost, err := recordTier(t, v, srv)
 			if errors.Is(err, bpf.ErrTierUnsupported) && !slices.Contains(expect, v.tier) {
 				fmt.Printf("\nVMTEST-TIER tier=%s result=unsupported\n", tier)
 				if len(tiers) == 1 {
@@ -143,11 +143,38 @@ func TestTiers(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tier %s: %v", tier, err)
 			}
-			if !t.Failed() {
+			switch {
+			case t.Failed():
+			case lost > 0:
+				// Not compared with the others: they hold rows this one
+				// lost, every one counted.
+				fmt.Printf("\nVMTEST-TIER tier=%s result=passed-counted-loss rows=%d lost=%d\n", tier, len(rows), lost)
+			default:
 				results[tier] = rows
 				fmt.Printf("\nVMTEST-TIER tier=%s result=passed rows=%d\n", tier, len(rows))
 			}
 		})
+	}
+
+	// Where the kernel preempts fentry programs, auto must not pick fentry.
+	if model, _ := bpf.PreemptModel(); bpf.PreemptsTracing(model) && os.Getenv("VMTEST") != "" && len(tiers) > 1 {
+		c, skipped, err := bpf.OpenAuto(bpf.Config{Ports: []uint16{53}, Snaplen: bpf.MaxSnaplen, RingBytes: 1 << 20})
+		if err != nil {
+			t.Errorf("auto: %v", err)
+		} else {
+			if c.Tier == bpf.TierFentry {
+				t.Errorf("auto chose fentry on a kernel whose preemption model is %s", model)
+			}
+			passed := false
+			for _, s := range skipped {
+				passed = passed || s.Tier == bpf.TierFentry && errors.Is(s.Err, bpf.ErrTierPassedOver)
+			}
+			if !passed {
+				t.Errorf("auto did not say it passed fentry over: %v", skipped)
+			}
+			fmt.Printf("\nVMTEST-AUTO tier=%s preempt=%s\n", c.Tier, model)
+			c.Close()
+		}
 	}
 
 	var ref string
@@ -169,7 +196,14 @@ func TestTiers(t *testing.T) {
 
 // recordTier records the workload with one tier and returns its normalized
 // client rows, after checking that every client's query and answer are there.
-func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) {
+//
+// One exception: fentry on a kernel that preempts kernel code (Debian 7.3's
+// lazy model) skips hook calls under load, and TCG makes the programs slow
+// enough for that to happen in most runs. Rows missing there are accepted
+// when the kernel counted at least as many skipped calls (loss.hook_misses):
+// lost is then their number. Anywhere else, and beyond the count, a missing
+// row fails.
+func recordTier(t *testing.T, v tierVariant, srv *testServer) (rows []string, lost int, err error) {
 	tier := v.name
 	path := filepath.Join(t.TempDir(), tier+".db")
 	opts := record.Options{Hook: v.tier, StableHooks: v.stable, OwnerWait: 300 * time.Millisecond}
@@ -178,11 +212,11 @@ func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) 
 	}
 	stop, err := tryStartRecorder(t, path, opts)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	labels := map[int]string{os.Getpid(): "test"}
 	for _, c := range tierWorkload {
@@ -199,7 +233,7 @@ func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) 
 			labels[pid] = "spawner"
 			gpid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(out, "pid=")))
 			if err != nil {
-				return nil, fmt.Errorf("grandchild printed %q", out)
+				return nil, 0, fmt.Errorf("grandchild printed %q", out)
 			}
 			pid = gpid
 		}
@@ -212,7 +246,16 @@ func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) 
 	if err := db.QueryRow(`SELECT hook FROM sessions`).Scan(&hook); err != nil || hook != string(v.tier) {
 		t.Errorf("sessions.hook = %q (%v), want %s", hook, err, v.tier)
 	}
-	rows := tierRows(t, db, labels)
+	rows = tierRows(t, db, labels)
+	var missing []string
+	// What the kernel said it lost: ring buffer drops and skipped hook
+	// calls (each a missing row below, if any).
+	var drops, misses sql.NullInt64
+	if err := db.QueryRow(`SELECT ringbuf_drops, hook_misses FROM loss ORDER BY id DESC LIMIT 1`).Scan(&drops, &misses); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("loss: %v", err)
+	}
+	lossNote := fmt.Sprintf("loss: ringbuf_drops=%d hook_misses=%d", drops.Int64, misses.Int64)
+	fmt.Printf("\nVMTEST-LOSS tier=%s %s\n", tier, lossNote)
 	for _, c := range tierWorkload {
 		ancestry := "test"
 		if c.spawn {
@@ -232,11 +275,23 @@ func recordTier(t *testing.T, v tierVariant, srv *testServer) ([]string, error) 
 		}
 		for _, want := range wants {
 			if !slices.Contains(rows, want) {
-				t.Errorf("tier %s: missing row %q; have %q\nall messages for %s:\n%s", tier, want, rows, c.name, dumpMessages(t, db, c.name))
+				missing = append(missing, fmt.Sprintf("missing row %q; all messages for %s:\n%s", want, c.name, dumpMessages(t, db, c.name)))
 			}
 		}
 	}
-	return rows, nil
+	if len(missing) == 0 {
+		return rows, 0, nil
+	}
+	model, source := bpf.PreemptModel()
+	if v.tier == bpf.TierFentry && bpf.PreemptsTracing(model) && misses.Int64 >= int64(len(missing)) {
+		t.Logf("tier %s: %d rows missing, and the kernel (preemption model %s, from %s) counted %d skipped hook calls: counted loss, not compared", tier, len(missing), model, source, misses.Int64)
+		return rows, len(missing), nil
+	}
+	for _, m := range missing {
+		t.Errorf("tier %s (%s, preemption model %q): %s", tier, lossNote, model, m)
+	}
+	t.Errorf("tier %s: have %q", tier, rows)
+	return rows, 0, nil
 }
 
 // tierRows renders every client message of the workload as

@@ -35,7 +35,7 @@ var ChainTables = []ChainTable{
 	{"interfaces", "id, netns, ifindex, name"},
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
-	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered"},
+	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"},
 }
 
 // chainTablesV3 are the tables and columns a version 3 file hashed (v4

@@ -104,8 +104,11 @@ func infoCommand() *cli.Command {
 		Name:  "info",
 		Usage: "recording sessions: host, hook tier, kernel, times, counts and loss",
 		Description: `One row per recording session in each file. Loss is never silent:
-ringbuf_drops counts records the kernel could not queue, decode_errors records
-user space could not read, unattributed messages stored without a process.`,
+ringbuf_drops counts records the kernel could not queue, hook_misses hook calls
+the kernel skipped (a program already running on that CPU: fentry programs can be
+preempted on kernels with the lazy or full preemption model), decode_errors
+records user space could not read, unattributed messages stored without a
+process.`,
 		Flags: []cli.Flag{dbFlag(), formatFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {

@@ -12,6 +12,13 @@ ALTER TABLE sessions ADD COLUMN filters TEXT;
 -- Messages the filters left out (observations), counted as they were
 -- dropped: the latest value for the session, like the loss counters.
 ALTER TABLE loss ADD COLUMN filtered INTEGER;
+-- Hook calls the kernel skipped: the programs' recursion_misses, summed
+-- (Linux 5.12+). The kernel runs each fentry/fexit program at most once at
+-- a time per CPU, so a task that preempts one mid-run and reaches the same
+-- hook on that CPU is not traced; kernels that preempt kernel code (the
+-- lazy and full preemption models) do that under load. Each one is a lost
+-- observation, like a ring buffer drop. NULL where it could not be read.
+ALTER TABLE loss ADD COLUMN hook_misses INTEGER;
 
 -- The network interfaces messages crossed, one row per (netns, ifindex) as
 -- first seen: an index is only unique within a network namespace.
