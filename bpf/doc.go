@@ -17,9 +17,12 @@
 // Every tier produces the same records for the same traffic; record's
 // TestTiers checks that on stock kernels (make vmtest).
 //
-// Open loads and attaches one tier, OpenAuto the best one that runs; the
-// caller reads Capture.Events with a ringbuf.Reader, calls Detach to stop
-// new records, drains, then Close.
+// Open loads and attaches one tier, OpenAuto the best one that runs (both
+// through a Loader, which validates the Config once, before the kernel is
+// touched); the caller reads Capture.Events with a ringbuf.Reader, calls
+// Detach to stop new records, drains, then Close. What differs between tiers
+// (object, capability probe, attach plan, attach) is one tierDesc each, in
+// tierDescs (tiers.go); the loading steps are the same for all (load.go).
 //
 // The committed objects are built twice, for x86 and arm64 (bpf2go -target
 // amd64,arm64, each with its own headers/<arch>/vmlinux.h), and bpf2go tags
