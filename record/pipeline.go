@@ -133,8 +133,10 @@ func (o *Options) setDefaults() {
 // the file.
 func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	opts.setDefaults()
-	cfg := bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes, StableHooks: opts.StableHooks}
-	if err := cfg.Validate(); err != nil {
+	// The kernel side's options are checked here, once, before any file
+	// is created (or, with Force, replaced); the tier is loaded below.
+	loader, err := bpf.NewLoader(opts.Hook, bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes, StableHooks: opts.StableHooks})
+	if err != nil {
 		return sum, err
 	}
 	rotating := opts.RotateEvery > 0 || opts.RotateSize > 0
@@ -162,7 +164,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
-	capture, err := openCapture(opts, cfg)
+	capture, err := openCapture(opts, loader)
 	if err != nil {
 		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // nothing was recorded: leave no empty evidence behind
@@ -240,11 +242,8 @@ func newPipeline(opts Options, store *Store) *pipeline {
 
 // openCapture loads the requested tier, or the best one for "auto". A
 // forced tier that cannot run is an error, never a silent fallback.
-func openCapture(opts Options, cfg bpf.Config) (*bpf.Capture, error) {
-	if opts.Hook != bpf.TierAuto {
-		return bpf.Open(opts.Hook, cfg)
-	}
-	c, skipped, err := bpf.OpenAuto(cfg)
+func openCapture(opts Options, loader *bpf.Loader) (*bpf.Capture, error) {
+	c, skipped, err := loader.Open()
 	for _, s := range skipped {
 		opts.Logger.Info("hook tier unavailable, trying the next", "tier", s.Tier, "reason", s.Err)
 	}
