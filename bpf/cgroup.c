@@ -161,36 +161,21 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		return 0;
 	}
 	p->proto = l4;
-	return is_dns_port(p->sport) || is_dns_port(p->dport);
+	return is_dns_flow(p->sport, p->dport);
 }
 
 // fill writes one DNS record in place: header, identity, cap payload bytes.
 static __always_inline void fill(struct __sk_buff *skb, struct pkt *p, __u8 dir,
 				 struct dns_event *ev, __u8 *data, __u64 cap, __u64 max)
 {
-	ev->kind = EV_DNS;
-	ev->dir = dir;
-	ev->proto = p->proto;
-	ev->family = p->family;
-	ev->flags = 0;
-	ev->_pad1 = 0;
-	ev->sport = p->sport;
-	ev->dport = p->dport;
-	ev->_pad2 = 0;
-	ev->orig_len = p->plen;
-	ev->tcp_seq = p->seq;
-	ev->boot_ns = bpf_ktime_get_boot_ns();
-	ev->cookie = bpf_get_socket_cookie(skb);
-	__builtin_memcpy(ev->saddr, p->saddr, 16);
-	__builtin_memcpy(ev->daddr, p->daddr, 16);
-	ev->ifindex = skb->ifindex;
-	ev->_pad3 = 0;
+	__u64 cookie = bpf_get_socket_cookie(skb); // on the stack: helpers take one ring buffer argument
+	dns_header(ev, dir, p->proto, p->family, 0, p->sport, p->dport, p->saddr, p->daddr, p->plen, p->seq,
+		   cookie, skb->ifindex);
 
 	// For a UDP send, current is the sender: record it as the socket's
 	// owner (written in place in the map: 5.10 does not accept ring buffer
 	// memory as a map value argument), then copy it. Otherwise look the
 	// owner up by socket.
-	__u64 cookie = ev->cookie; // on the stack: helpers take one ring buffer argument
 	struct ident *o;
 	if (dir == DIR_SEND && p->proto == IPPROTO_UDP) {
 		o = owner_slot(cookie);
@@ -208,16 +193,11 @@ static __always_inline void fill(struct __sk_buff *skb, struct pkt *p, __u8 dir,
 		ev->flags = 0;
 	}
 
-	// cap is in [0, max], max a power of two. Zero copies nothing; the
-	// rest is restated as a mask, a form every verifier follows: clang
-	// reuses unclamped registers for plain comparisons, and the 6.1
-	// verifier then sees a copy of 0 or too many bytes.
 	if (cap == 0) {
 		ev->cap_len = 0;
 		return;
 	}
-	barrier_var(cap);
-	cap = ((cap - 1) & (max - 1)) + 1;
+	cap = cap_mask(cap, max);
 	if (bpf_skb_load_bytes(skb, p->poff, data, cap))
 		cap = 0;
 	ev->cap_len = cap;
@@ -371,7 +351,7 @@ int BPF_PROG(dns_sock_recv, struct sock *sk, int ret, int flags)
 		return 0;
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!is_dns_port(lport) && !is_dns_port(rport))
+	if (!is_dns_flow(lport, rport))
 		return 0;
 	remember_owner(bpf_get_socket_cookie(sk), 1);
 	return 0;

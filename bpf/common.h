@@ -213,6 +213,52 @@ static __always_inline int is_dns_port(__u16 port)
 	return 0;
 }
 
+// is_dns_flow is every tier's port filter: a message, or a socket, is DNS
+// when either of its ports is one of dns_ports.
+static __always_inline int is_dns_flow(__u16 sport, __u16 dport)
+{
+	return is_dns_port(sport) || is_dns_port(dport);
+}
+
+// dns_header writes the header of an EV_DNS record in place, all but its
+// identity and cap_len, the same way for every tier. Addresses are 16
+// bytes, IPv4 in the first 4. A tier without a socket cookie or an
+// interface passes its own socket id, or 0.
+static __always_inline void dns_header(struct dns_event *ev, __u8 dir, __u8 proto, __u8 family, __u8 flags,
+				       __u16 sport, __u16 dport, const __u8 *saddr, const __u8 *daddr,
+				       __u32 orig, __u32 seq, __u64 cookie, __u32 ifindex)
+{
+	ev->kind = EV_DNS;
+	ev->dir = dir;
+	ev->proto = proto;
+	ev->family = family;
+	ev->flags = flags;
+	ev->_pad1 = 0;
+	ev->sport = sport;
+	ev->dport = dport;
+	ev->_pad2 = 0;
+	ev->orig_len = orig;
+	ev->tcp_seq = seq;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	ev->cookie = cookie;
+	__builtin_memcpy(ev->saddr, saddr, 16);
+	__builtin_memcpy(ev->daddr, daddr, 16);
+	ev->ifindex = ifindex;
+	ev->_pad3 = 0;
+}
+
+// cap_mask restates the payload bytes a record copies, cap in [1, max] with
+// max (its size class) a power of two, as a mask: a form every verifier
+// follows. clang reuses unclamped registers for plain comparisons, and the
+// 6.1 verifier then sees a copy of 0 or too many bytes. A cap of 0 copies
+// nothing: callers check for it first, and must never copy max bytes
+// instead.
+static __always_inline __u64 cap_mask(__u64 cap, __u64 max)
+{
+	barrier_var(cap);
+	return ((cap - 1) & (max - 1)) + 1;
+}
+
 static __always_inline __u64 leader_start(struct task_struct *t)
 {
 	return BPF_CORE_READ(t, group_leader, start_boottime);

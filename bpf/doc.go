@@ -17,15 +17,18 @@
 // Every tier produces the same records for the same traffic; record's
 // TestTiers checks that on stock kernels (make vmtest).
 //
-// Open loads and attaches one tier, OpenAuto the best one that runs; the
-// caller reads Capture.Events with a ringbuf.Reader, calls Detach to stop
-// new records, drains, then Close.
+// Open loads and attaches one tier, OpenAuto the best one that runs (both
+// through a Loader, which validates the Config once, before the kernel is
+// touched); the caller reads Capture.Events with a ringbuf.Reader, calls
+// Detach to stop new records, drains, then Close. What differs between tiers
+// (object, capability probe, attach plan, attach) is one tierDesc each, in
+// tierDescs (tiers.go); the loading steps are the same for all (load.go).
 //
 // The committed objects are built twice, for x86 and arm64 (bpf2go -target
 // amd64,arm64, each with its own headers/<arch>/vmlinux.h), and bpf2go tags
 // their Go files by architecture, so loading builds on linux/amd64 and
-// linux/arm64 (//go:build linux && (amd64 || arm64): load.go, tracing.go,
-// kallsyms.go, twins.go). Elsewhere the package holds the tier names and the
+// linux/arm64 (//go:build linux && (amd64 || arm64): load.go, tiers.go,
+// tracing.go, cgroup.go, kallsyms.go, twins.go). Elsewhere the package holds the tier names and the
 // constants of common.h (tier.go, types.go), which the command line's help
 // shows, and pulls in no cilium/ebpf code.
 package bpf

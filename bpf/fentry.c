@@ -7,7 +7,8 @@
 //
 // ip_send_skb/ip6_send_skb are only attached where udp_send_skb/
 // udp_v6_send_skb are missing from the kernel's BTF (inlined); both sets
-// attached would record every datagram twice. bpf/load.go decides.
+// attached would record every datagram twice. bpf/tracing.go decides
+// (planFentry).
 #include "tracing.h"
 
 SEC("fentry/udp_send_skb")

@@ -11,7 +11,6 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 )
 
 // ErrTierUnsupported wraps the reason a kernel cannot run a tier.
@@ -83,29 +82,109 @@ type Capture struct {
 	cleanup func() error
 }
 
-// Open loads tier with cfg and attaches all of its programs. On any failure
-// it releases what it had already set up.
-func Open(tier Tier, cfg Config) (c *Capture, err error) {
+// Loader is a checked request for a capture: a configuration validated once,
+// and the tiers to try. NewLoader touches no kernel state, so that a caller
+// can refuse a bad configuration before preparing anything else; Open then
+// loads and attaches.
+type Loader struct {
+	cfg   Config
+	tiers []Tier // best first
+	auto  bool   // try each of tiers; else the one, or its error
+}
+
+// NewLoader checks cfg, and tier: one of Tiers, or TierAuto (or "") for the
+// best tier that runs on this kernel.
+func NewLoader(tier Tier, cfg Config) (*Loader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := requireKernelBTF(); err != nil {
-		return nil, err
+	if tier == TierAuto || tier == "" {
+		return &Loader{cfg: cfg, tiers: Tiers, auto: true}, nil
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("remove memlock limit: %w", err)
-	}
-	var spec *ebpf.CollectionSpec
-	switch tier {
-	case TierFentry:
-		spec, err = loadFentry()
-	case TierKprobe:
-		spec, err = loadKprobe()
-	case TierCgroup:
-		spec, err = loadCgroup()
-	default:
+	if _, ok := tierDescs[tier]; !ok {
 		return nil, fmt.Errorf("unknown hook tier %q", tier)
 	}
+	return &Loader{cfg: cfg, tiers: []Tier{tier}}, nil
+}
+
+// Open loads and attaches the loader's tier; for TierAuto, as OpenAuto
+// does, the best one that runs, plus why each better one did not. A forced
+// tier that cannot run is an error, with no Skipped.
+func (l *Loader) Open() (*Capture, []Skipped, error) {
+	if err := requireKernelBTF(); err != nil {
+		return nil, nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, nil, fmt.Errorf("remove memlock limit: %w", err)
+	}
+	if !l.auto {
+		c, err := open(l.tiers[0], l.cfg)
+		return c, nil, err
+	}
+	var skipped []Skipped
+	order, passedOver := autoOrder(l.tiers)
+	for _, t := range order {
+		c, err := open(t, l.cfg)
+		if err == nil {
+			for p, why := range passedOver {
+				if p != t {
+					skipped = append(skipped, Skipped{p, why})
+				}
+			}
+			return c, skipped, nil
+		}
+		if !errors.Is(err, ErrTierUnsupported) {
+			// A verifier rejection or an attach failure on a kernel that
+			// has the feature is a defect to report, not a reason to
+			// record quietly with a lesser tier.
+			return nil, skipped, fmt.Errorf("hook tier %s failed on a kernel that supports it (use --hook to force another tier): %w", t, err)
+		}
+		skipped = append(skipped, Skipped{t, err})
+	}
+	errs := make([]error, len(skipped))
+	for i, s := range skipped {
+		errs[i] = s.Err
+	}
+	return nil, skipped, fmt.Errorf("no hook tier runs on this kernel: %w", errors.Join(errs...))
+}
+
+// Open loads tier with cfg and attaches all of its programs. On any failure
+// it releases what it had already set up.
+func Open(tier Tier, cfg Config) (*Capture, error) {
+	l, err := NewLoader(tier, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if l.auto {
+		return nil, fmt.Errorf("unknown hook tier %q", tier)
+	}
+	c, _, err := l.Open()
+	return c, err
+}
+
+// Skipped says why OpenAuto did not use a better tier.
+type Skipped struct {
+	Tier Tier
+	Err  error
+}
+
+// OpenAuto tries each tier, best first, with a real load and attach (the
+// only probe that answers for lockdown, policy and inlined functions), and
+// returns the first that runs, plus why each better one did not.
+func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
+	l, err := NewLoader(TierAuto, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.Open()
+}
+
+// open loads one tier, described by tierDescs, with a validated cfg, and
+// attaches all of its programs. On any failure it releases what it had
+// already set up.
+func open(tier Tier, cfg Config) (c *Capture, err error) {
+	d := tierDescs[tier]
+	spec, err := d.load()
 	if err != nil {
 		return nil, fmt.Errorf("read %s tier objects: %w", tier, err)
 	}
@@ -115,21 +194,22 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	if err := dropMissingTracepoints(spec); err != nil {
 		return nil, fmt.Errorf("configure %s tier: %w", tier, err)
 	}
-	var plan []attachment
-	switch tier {
-	case TierFentry:
-		plan, err = planFentry(spec, cfg.StableHooks)
-	case TierKprobe:
-		plan, err = planKprobe("/proc/kallsyms", cfg.StableHooks)
+	if d.probe != nil {
+		if err := d.probe(); err != nil {
+			return nil, fmt.Errorf("hook tier %s: %w", tier, err)
+		}
 	}
+	plan, err := d.plan(spec, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("hook tier %s: %w", tier, err)
 	}
 
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		if tier == TierFentry && errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("hook tier fentry: %w: the kernel refuses BPF trampolines (fentry/fexit) with EPERM (lockdown, or no trampoline support); try --hook kprobe or cgroup: %v", ErrTierUnsupported, err)
+		if d.refused != nil {
+			if uerr := d.refused(err); uerr != nil {
+				return nil, uerr
+			}
 		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -149,13 +229,7 @@ func Open(tier Tier, cfg Config) (c *Capture, err error) {
 	if err := c.attachTracing(); err != nil {
 		return c, err
 	}
-	switch tier {
-	case TierCgroup:
-		err = c.attachCgroupTier(spec)
-	default:
-		err = c.attachPlan(tier, plan)
-	}
-	return c, err
+	return c, d.attach(c, spec, plan)
 }
 
 func configure(spec *ebpf.CollectionSpec, cfg Config) error {
@@ -220,31 +294,6 @@ func (c *Capture) attachTracing() error {
 	return nil
 }
 
-func (c *Capture) attachCgroupTier(spec *ebpf.CollectionSpec) error {
-	root, cleanup, err := CgroupV2Root()
-	if err != nil {
-		return err
-	}
-	c.cleanup = cleanup
-	// Owner-tracking hooks before the packet hooks, so that the first
-	// packets already find their sockets' owners.
-	for _, name := range []string{
-		"dns_connect4", "dns_connect6", "dns_sendmsg4", "dns_sendmsg6",
-		"dns_recvmsg4", "dns_recvmsg6", "dns_egress", "dns_ingress",
-	} {
-		l, err := link.AttachCgroup(link.CgroupOptions{
-			Path:    root,
-			Attach:  spec.Programs[name].AttachType,
-			Program: c.coll.Programs[name],
-		})
-		if err != nil {
-			return fmt.Errorf("attach %s to cgroup %s: %w", name, root, err)
-		}
-		c.links = append(c.links, l)
-	}
-	return nil
-}
-
 // Drops returns the ring buffer records the kernel could not write, summed
 // over CPUs.
 func (c *Capture) Drops() (uint64, error) {
@@ -284,44 +333,4 @@ func (c *Capture) Close() error {
 		c.cleanup = nil
 	}
 	return errors.Join(errs...)
-}
-
-// Skipped says why OpenAuto did not use a better tier.
-type Skipped struct {
-	Tier Tier
-	Err  error
-}
-
-// OpenAuto tries each tier, best first, with a real load and attach (the
-// only probe that answers for lockdown, policy and inlined functions), and
-// returns the first that runs, plus why each better one did not.
-func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
-	if err := requireKernelBTF(); err != nil {
-		return nil, nil, err
-	}
-	var skipped []Skipped
-	order, passedOver := autoOrder()
-	for _, t := range order {
-		c, err := Open(t, cfg)
-		if err == nil {
-			for p, why := range passedOver {
-				if p != t {
-					skipped = append(skipped, Skipped{p, why})
-				}
-			}
-			return c, skipped, nil
-		}
-		if !errors.Is(err, ErrTierUnsupported) {
-			// A verifier rejection or an attach failure on a kernel that
-			// has the feature is a defect to report, not a reason to
-			// record quietly with a lesser tier.
-			return nil, skipped, fmt.Errorf("hook tier %s failed on a kernel that supports it (use --hook to force another tier): %w", t, err)
-		}
-		skipped = append(skipped, Skipped{t, err})
-	}
-	errs := make([]error, len(skipped))
-	for i, s := range skipped {
-		errs[i] = s.Err
-	}
-	return nil, skipped, fmt.Errorf("no hook tier runs on this kernel: %w", errors.Join(errs...))
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -134,13 +135,13 @@ func PreemptsTracing(model string) bool {
 // programs, fentry goes last: it would skip hook calls under load (Debian
 // 7.3's lazy model lost a message in most runs of the tier test, every
 // one counted in recursion_misses), and kprobe and cgroup do not.
-func autoOrder() ([]Tier, map[Tier]error) {
+func autoOrder(tiers []Tier) ([]Tier, map[Tier]error) {
 	model, source := PreemptModel()
-	if !PreemptsTracing(model) {
-		return Tiers, nil
+	if !PreemptsTracing(model) || !slices.Contains(tiers, TierFentry) {
+		return tiers, nil
 	}
-	order := make([]Tier, 0, len(Tiers))
-	for _, t := range Tiers {
+	order := make([]Tier, 0, len(tiers))
+	for _, t := range tiers {
 		if t != TierFentry {
 			order = append(order, t)
 		}

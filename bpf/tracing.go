@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // target is a kernel function the fentry and kprobe tiers hook. Their
@@ -38,11 +39,33 @@ var tracingTargets = []target{
 	{fn: "tcp_recvmsg", ret: true},
 }
 
-// attachment is one program to attach to one kernel symbol.
-type attachment struct {
-	prog   string
-	symbol string // kallsyms name, for kprobes
-	ret    bool
+// fentryTier: BPF trampolines (fentry.c), planned from the kernel's BTF.
+var fentryTier = tierDesc{
+	load: loadFentry,
+	plan: func(spec *ebpf.CollectionSpec, cfg Config) ([]attachment, error) {
+		return planFentry(spec, cfg.StableHooks)
+	},
+	refused: func(err error) error {
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("hook tier fentry: %w: the kernel refuses BPF trampolines (fentry/fexit) with EPERM (lockdown, or no trampoline support); try --hook kprobe or cgroup: %v", ErrTierUnsupported, err)
+		}
+		return nil
+	},
+	attach: func(c *Capture, _ *ebpf.CollectionSpec, plan []attachment) error {
+		return c.attachEach(TierFentry, plan, attachFentry)
+	},
+}
+
+// kprobeTier: kprobes and kretprobes (kprobe.c), planned from kallsyms.
+var kprobeTier = tierDesc{
+	load:  loadKprobe,
+	probe: kprobesAvailable,
+	plan: func(_ *ebpf.CollectionSpec, cfg Config) ([]attachment, error) {
+		return planFromKallsyms("/proc/kallsyms", cfg.StableHooks)
+	},
+	attach: func(c *Capture, _ *ebpf.CollectionSpec, plan []attachment) error {
+		return c.attachEach(TierKprobe, plan, attachKprobe)
+	},
 }
 
 // planFentry picks, from the kernel's BTF, which function each target
@@ -130,16 +153,8 @@ func kprobesAvailable() error {
 	return fmt.Errorf("%w: no kprobe PMU (/sys/bus/event_source/devices/kprobe) and no kprobe_events in tracefs: the kernel has no kprobes (CONFIG_KPROBES off?); try --hook cgroup", ErrTierUnsupported)
 }
 
-// planKprobe resolves each target against kallsyms (see resolveSymbol).
-func planKprobe(kallsyms string, stable bool) ([]attachment, error) {
-	if err := kprobesAvailable(); err != nil {
-		return nil, err
-	}
-	return planFromKallsyms(kallsyms, stable)
-}
-
-// planFromKallsyms resolves the kprobe tier's targets in a kallsyms file:
-// it needs no kprobe support, only the symbols.
+// planFromKallsyms resolves the kprobe tier's targets in a kallsyms file
+// (see resolveSymbol): it needs no kprobe support, only the symbols.
 func planFromKallsyms(kallsyms string, stable bool) ([]attachment, error) {
 	f, err := os.Open(kallsyms)
 	if err != nil {
@@ -164,36 +179,33 @@ func planFromKallsyms(kallsyms string, stable bool) ([]attachment, error) {
 	return plan, nil
 }
 
-// attachPlan attaches a fentry or kprobe plan.
-func (c *Capture) attachPlan(tier Tier, plan []attachment) error {
-	for _, a := range plan {
-		prog := c.coll.Programs[a.prog]
-		if prog == nil {
-			return fmt.Errorf("hook tier %s: program %s missing from the object", tier, a.prog)
-		}
-		var l link.Link
-		var err error
-		switch {
-		case tier == TierFentry:
-			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
-		case a.ret:
-			l, err = link.Kretprobe(a.symbol, prog, nil)
-		default:
-			l, err = link.Kprobe(a.symbol, prog, nil)
-		}
-		if err != nil {
-			if tier == TierFentry && errors.Is(err, ebpf.ErrNotSupported) {
-				// ENOTSUPP from the trampoline: seen on Debian's arm64 6.1,
-				// which loads fentry programs but cannot attach them (arm64
-				// gained ftrace direct calls, which trampolines need, in 6.4).
-				return fmt.Errorf("hook tier fentry: %w: the kernel loads fentry programs but cannot attach BPF trampolines (arm64 before Linux 6.4?); try --hook kprobe or cgroup: attach %s: %v", ErrTierUnsupported, a.prog, err)
-			}
-			if tier == TierKprobe && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, os.ErrNotExist)) {
-				return fmt.Errorf("hook tier kprobe: %w: cannot create a kprobe on %s (kernel without CONFIG_KPROBES, or tracefs and the kprobe PMU unavailable): %v", ErrTierUnsupported, a.symbol, err)
-			}
-			return fmt.Errorf("hook tier %s: attach %s: %w", tier, a.prog, err)
-		}
-		c.links = append(c.links, l)
+// attachFentry attaches one fentry or fexit program of a plan.
+func attachFentry(prog *ebpf.Program, a attachment) (link.Link, error) {
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		// ENOTSUPP from the trampoline: seen on Debian's arm64 6.1,
+		// which loads fentry programs but cannot attach them (arm64
+		// gained ftrace direct calls, which trampolines need, in 6.4).
+		return nil, fmt.Errorf("hook tier fentry: %w: the kernel loads fentry programs but cannot attach BPF trampolines (arm64 before Linux 6.4?); try --hook kprobe or cgroup: attach %s: %v", ErrTierUnsupported, a.prog, err)
 	}
-	return nil
+	if err != nil {
+		return nil, attachFailed(TierFentry, a, err)
+	}
+	return l, nil
+}
+
+// attachKprobe attaches one kprobe or kretprobe of a plan.
+func attachKprobe(prog *ebpf.Program, a attachment) (link.Link, error) {
+	attach := link.Kprobe
+	if a.ret {
+		attach = link.Kretprobe
+	}
+	l, err := attach(a.symbol, prog, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("hook tier kprobe: %w: cannot create a kprobe on %s (kernel without CONFIG_KPROBES, or tracefs and the kprobe PMU unavailable): %v", ErrTierUnsupported, a.symbol, err)
+	}
+	if err != nil {
+		return nil, attachFailed(TierKprobe, a, err)
+	}
+	return l, nil
 }

@@ -46,34 +46,18 @@ static __always_inline void fill_tr(struct flow *f, __u8 dir, struct dns_event *
 				    const void *src, __u32 orig, __u64 cap, __u64 max, int user,
 				    const struct ident *id)
 {
-	ev->kind = EV_DNS;
-	ev->dir = dir;
-	ev->proto = f->proto;
-	ev->family = f->family;
-	ev->flags = F_IDENT | F_IDENT_CURRENT;
-	ev->_pad1 = 0;
-	ev->sport = f->sport;
-	ev->dport = f->dport;
-	ev->_pad2 = 0;
-	ev->orig_len = orig;
-	ev->tcp_seq = f->seq;
-	ev->boot_ns = bpf_ktime_get_boot_ns();
-	ev->cookie = f->sockid;
-	__builtin_memcpy(ev->saddr, f->saddr, 16);
-	__builtin_memcpy(ev->daddr, f->daddr, 16);
-	ev->ifindex = 0;
-	ev->_pad3 = 0;
+	dns_header(ev, dir, f->proto, f->family, F_IDENT | F_IDENT_CURRENT, f->sport, f->dport, f->saddr,
+		   f->daddr, orig, f->seq, f->sockid, 0);
 	if (id)
 		__builtin_memcpy(&ev->id, id, sizeof(*id));
 	else
 		fill_ident(&ev->id);
 
-	if (cap == 0) { // nothing readable: never copy max bytes from elsewhere
+	if (cap == 0) {
 		ev->cap_len = 0;
 		return;
 	}
-	barrier_var(cap); // see cgroup.c: cap is in [1, max], max a power of two
-	cap = ((cap - 1) & (max - 1)) + 1;
+	cap = cap_mask(cap, max);
 	long err = user ? bpf_probe_read_user(data, cap, src) : bpf_probe_read_kernel(data, cap, src);
 	ev->cap_len = err ? 0 : cap;
 }
@@ -91,11 +75,6 @@ static __always_inline void emit(struct flow *f, __u8 dir, const void *src, __u3
 #define FILL_TR(ev, data, max) fill_tr(f, dir, ev, data, src, orig, cap, max, user, id)
 	EMIT_SIZE_CLASSES(FILL_TR)
 #undef FILL_TR
-}
-
-static __always_inline int flow_is_dns(struct flow *f)
-{
-	return is_dns_port(f->sport) || is_dns_port(f->dport);
 }
 
 // skb_linear_from returns how many bytes of skb's linear data start at p.
@@ -156,7 +135,7 @@ static __always_inline void udp_emit(struct flow *f, __u8 dir, struct sock *sk, 
 // from the flow, payload after the (still empty) UDP header.
 static __always_inline void udp_send(struct sk_buff *skb, struct flow *f)
 {
-	if (!flow_is_dns(f))
+	if (!is_dns_flow(f->sport, f->dport))
 		return;
 	f->proto = IPPROTO_UDP;
 	f->seq = 0;
@@ -230,7 +209,7 @@ static __always_inline void udp_from_headers(struct sk_buff *skb, __u8 dir, stru
 		return;
 	f.sport = bpf_ntohs(uh.source);
 	f.dport = bpf_ntohs(uh.dest);
-	if (!flow_is_dns(&f))
+	if (!is_dns_flow(f.sport, f.dport))
 		return;
 	__u32 ulen = bpf_ntohs(uh.len);
 	if (ulen < sizeof(uh))
@@ -248,7 +227,7 @@ static __always_inline int sock_flow(struct sock *sk, struct flow *f, __u8 dir)
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!is_dns_port(lport) && !is_dns_port(rport))
+	if (!is_dns_flow(lport, rport))
 		return 0;
 	__u8 local[16] = {}, remote[16] = {};
 	if (family == 2) {
@@ -357,7 +336,7 @@ static __always_inline void on_udp_call(struct sock *sk, struct msghdr *msg, __u
 		return; // linear: never looked up
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!is_dns_port(lport) && !is_dns_port(rport) && (rport != 0 || lport < 1024))
+	if (!is_dns_flow(lport, rport) && (rport != 0 || lport < 1024))
 		return;
 	struct ubufs u = {};
 	struct udp_call c = {.sk = (__u64)sk};

@@ -133,8 +133,10 @@ func (o *Options) setDefaults() {
 // the file.
 func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	opts.setDefaults()
-	cfg := bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes, StableHooks: opts.StableHooks}
-	if err := cfg.Validate(); err != nil {
+	// The kernel side's options are checked here, once, before any file
+	// is created (or, with Force, replaced); the tier is loaded below.
+	loader, err := bpf.NewLoader(opts.Hook, bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes, StableHooks: opts.StableHooks})
+	if err != nil {
 		return sum, err
 	}
 	rotating := opts.RotateEvery > 0 || opts.RotateSize > 0
@@ -162,7 +164,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
-	capture, err := openCapture(opts, cfg)
+	capture, err := openCapture(opts, loader)
 	if err != nil {
 		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // nothing was recorded: leave no empty evidence behind
@@ -240,14 +242,11 @@ func newPipeline(opts Options, store *Store) *pipeline {
 
 // openCapture loads the requested tier, or the best one for "auto". A
 // forced tier that cannot run is an error, never a silent fallback.
-func openCapture(opts Options, cfg bpf.Config) (*bpf.Capture, error) {
-	if opts.Hook != bpf.TierAuto {
-		if model, source := bpf.PreemptModel(); opts.Hook == bpf.TierFentry && bpf.PreemptsTracing(model) {
-			opts.Logger.Warn("this kernel preempts kernel code, and so fentry programs: under load the kernel skips hook calls, and those messages are lost (counted in loss.hook_misses); --hook kprobe or cgroup does not lose them", "preempt", model, "from", source)
-		}
-		return bpf.Open(opts.Hook, cfg)
+func openCapture(opts Options, loader *bpf.Loader) (*bpf.Capture, error) {
+	if model, source := bpf.PreemptModel(); opts.Hook == bpf.TierFentry && bpf.PreemptsTracing(model) {
+		opts.Logger.Warn("this kernel preempts kernel code, and so fentry programs: under load the kernel skips hook calls, and those messages are lost (counted in loss.hook_misses); --hook kprobe or cgroup does not lose them", "preempt", model, "from", source)
 	}
-	c, skipped, err := bpf.OpenAuto(cfg)
+	c, skipped, err := loader.Open()
 	for _, s := range skipped {
 		if errors.Is(s.Err, bpf.ErrTierPassedOver) {
 			opts.Logger.Info("hook tier passed over", "tier", s.Tier, "reason", s.Err)
