@@ -100,7 +100,7 @@ fuzz:
 	for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./record/ || exit 1; done
 
 # Stock Debian cloud kernels for the matrix, fetched into .cache/kernels.
-VMTEST_KERNELS ?= 5.10,6.1,6.12
+VMTEST_KERNELS ?= 5.10,6.1,6.12,newest
 # Debian's cloud-arm64 kernels, under qemu-system-aarch64 (TCG: the full
 # arm64 matrix takes about 13 minutes here). Empty: no arm64 rows.
 VMTEST_KERNELS_ARM64 ?= 6.1-arm64,6.12-arm64
