@@ -87,6 +87,11 @@ func recordAction(c *cli.Context) error {
 	if ringMiB == 0 || ringMiB > 1024 || ringMiB&(ringMiB-1) != 0 {
 		return fmt.Errorf("--ring-size %d: must be a power of two between 1 and 1024 MiB", ringMiB)
 	}
+	// The flag is a uint; the kernel option a uint32, which a larger value
+	// would wrap (4294967296 to 0, then quietly the default).
+	if n := c.Uint("snaplen"); c.IsSet("snaplen") && (n == 0 || n > bpf.MaxSnaplen) {
+		return fmt.Errorf("--snaplen %d: must be between 1 and %d", n, bpf.MaxSnaplen)
+	}
 	if d := c.Duration("duration"); d < 0 {
 		return fmt.Errorf("--duration %s: must be positive", d)
 	}

@@ -80,3 +80,22 @@ func TestRecordRefuses(t *testing.T) {
 		t.Errorf("case.db: %v, want it not created", err)
 	}
 }
+
+// TestRecordBadSnaplen: a --snaplen out of range is refused before
+// anything is created, including one a uint32 would wrap to 0.
+func TestRecordBadSnaplen(t *testing.T) {
+	if !canRecord {
+		t.Skip("this build cannot record")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "case.db")
+	for _, v := range []string{"0", "65537", "4294967296"} {
+		r := dnsrec(t, dir, nil, "record", "-o", out, "--snaplen", v)
+		if r.code == 0 || !strings.Contains(r.stderr, "--snaplen "+v+": must be between 1 and 65536") {
+			t.Errorf("--snaplen %s: exit %d, stderr %q", v, r.code, r.stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("--snaplen %s created %s", v, out)
+		}
+	}
+}
