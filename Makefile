@@ -113,6 +113,9 @@ vmtest-bin:
 	mkdir -p .cache/vmtest
 	CGO_ENABLED=0 $(GO) test -c -o $(VMTEST_BIN) ./record
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) test -c -o $(VMTEST_BIN_ARM64) ./record
+	for a in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o .cache/vmtest/dnsrec-$$a ./cmd/dnsrec || exit 1; \
+	done
 
 ## vmtest: TestTiers per hook tier, and all tiers compared, on each kernel
 ## under QEMU (amd64 and arm64) and on the host: a kernel x tier matrix of
@@ -120,6 +123,8 @@ vmtest-bin:
 vmtest: vmtest-bin
 	vmtest/run -kernels $(VMTEST_KERNELS),$(if $(VMTEST_KERNELS_ARM64),$(VMTEST_KERNELS_ARM64)$(comma))host \
 		-bin-arm64 $(VMTEST_BIN_ARM64) \
+		-add '.cache/vmtest/dnsrec-{arch}:/dnsrec' -env DNSREC_BIN=/dnsrec \
+		-run 'cli=-test.v -test.run ^TestCLIBinaryRecords$$' \
 		-run 'fentry=$(TIERS_TEST) -tiers fentry' \
 		-run 'kprobe=$(TIERS_TEST) -tiers kprobe' \
 		-run 'cgroup=$(TIERS_TEST) -tiers cgroup' \

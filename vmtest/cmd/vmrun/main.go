@@ -147,7 +147,7 @@ flags:
 	flag.StringVar(&kernels, "kernels", "5.10,6.1,6.12", "comma-separated kernels: 5.10, 6.1, 6.12, newest (Debian's newest cloud kernel, from trixie-backports), 6.1-arm64, 6.12-arm64 (Debian's cloud-arm64 kernels, under qemu-system-aarch64), host (this machine's kernel, no VM), or a path to a vmlinuz (x86 bzImage or arm64 Image)")
 	flag.Var(&runs, "run", "LABEL=ARGS: a run per kernel with these test arguments (repeatable; ARGS split on spaces, or a JSON array)")
 	flag.Var(&envs, "env", "KEY=VALUE for the test's environment (repeatable)")
-	flag.Var(&adds, "add", "SRC[:DST]: extra host file for the initramfs (repeatable; DST defaults to /basename)")
+	flag.Var(&adds, "add", "SRC[:DST]: extra host file for the initramfs (repeatable; DST defaults to /basename; {arch} in SRC becomes the guest's, amd64 or arm64)")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for one boot (or host run), after which it is killed and counted as an error")
 	flag.IntVar(&c.mem, "mem", 1024, "guest memory in MiB")
 	flag.IntVar(&c.smp, "smp", 2, "guest CPUs")
@@ -502,6 +502,8 @@ func buildInitramfs(c *config, arch, testBin string) (string, error) {
 		if !ok || dst == "" {
 			dst = "/" + filepath.Base(src)
 		}
+		// {arch}: the file built for this initramfs's architecture.
+		src = strings.ReplaceAll(src, "{arch}", arch)
 		st, err := os.Stat(src)
 		if err != nil {
 			return "", fmt.Errorf("-add %s: %w", a, err)
