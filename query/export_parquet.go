@@ -51,45 +51,49 @@ import (
 //	note            string              what a reader must know about either message's bytes (cut, undecodable,
 //	                                    a QR bit that contradicts the ports); null when nothing
 type ParquetRow struct {
-	TS             time.Time  `parquet:"ts,timestamp(nanosecond),delta" json:"ts"`
-	TSNs           int64      `parquet:"ts_ns,delta" json:"ts_ns"`
-	ResponseTS     *time.Time `parquet:"response_ts,optional,timestamp(nanosecond)" json:"response_ts"`
-	Host           string     `parquet:"host,dict" json:"host"`
-	File           string     `parquet:"file,dict" json:"file"`
-	UID            string     `parquet:"uid" json:"uid"`
-	QueryID        *int64     `parquet:"query_id,optional" json:"query_id"`
-	ResponseID     *int64     `parquet:"response_id,optional" json:"response_id"`
-	Proto          string     `parquet:"proto,dict" json:"proto"`
-	ClientAddr     *string    `parquet:"client_addr,optional,dict" json:"client_addr"`
-	ClientPort     int32      `parquet:"client_port" json:"client_port"`
-	ServerAddr     *string    `parquet:"server_addr,optional,dict" json:"server_addr"`
-	ServerPort     int32      `parquet:"server_port" json:"server_port"`
-	DNSID          int32      `parquet:"dns_id" json:"dns_id"`
-	QName          *string    `parquet:"qname,optional" json:"qname"`
-	QType          *int32     `parquet:"qtype,optional" json:"qtype"`
-	QTypeName      *string    `parquet:"qtype_name,optional,dict" json:"qtype_name"`
-	QClass         *int32     `parquet:"qclass,optional" json:"qclass"`
-	Rcode          *int32     `parquet:"rcode,optional" json:"rcode"`
-	RcodeName      *string    `parquet:"rcode_name,optional,dict" json:"rcode_name"`
-	Answers        []string   `parquet:"answers,list" json:"answers"`
-	TTLs           []int64    `parquet:"ttls,list" json:"ttls"`
-	LatencyNs      *int64     `parquet:"latency_ns,optional" json:"latency_ns"`
-	ClientPID      *int64     `parquet:"client_pid,optional" json:"client_pid"`
-	ClientTID      *int64     `parquet:"client_tid,optional" json:"client_tid"`
-	ClientComm     *string    `parquet:"client_comm,optional,dict" json:"client_comm"`
-	ClientExe      *string    `parquet:"client_exe,optional,dict" json:"client_exe"`
-	ClientArgv     []string   `parquet:"client_argv,list" json:"client_argv"`
-	ClientUID      *int64     `parquet:"client_uid,optional" json:"client_uid"`
-	ClientAncestry *string    `parquet:"client_ancestry,optional,dict" json:"client_ancestry"`
-	ServerPID      *int64     `parquet:"server_pid,optional" json:"server_pid"`
-	ServerTID      *int64     `parquet:"server_tid,optional" json:"server_tid"`
-	ServerComm     *string    `parquet:"server_comm,optional,dict" json:"server_comm"`
-	ServerExe      *string    `parquet:"server_exe,optional,dict" json:"server_exe"`
-	ServerArgv     []string   `parquet:"server_argv,list" json:"server_argv"`
-	ServerUID      *int64     `parquet:"server_uid,optional" json:"server_uid"`
-	ServerAncestry *string    `parquet:"server_ancestry,optional,dict" json:"server_ancestry"`
-	Status         string     `parquet:"status,dict" json:"status"`
-	Note           *string    `parquet:"note,optional" json:"note"`
+	TS              time.Time  `parquet:"ts,timestamp(nanosecond),delta" json:"ts"`
+	TSNs            int64      `parquet:"ts_ns,delta" json:"ts_ns"`
+	ResponseTS      *time.Time `parquet:"response_ts,optional,timestamp(nanosecond)" json:"response_ts"`
+	Host            string     `parquet:"host,dict" json:"host"`
+	File            string     `parquet:"file,dict" json:"file"`
+	UID             string     `parquet:"uid" json:"uid"`
+	QueryID         *int64     `parquet:"query_id,optional" json:"query_id"`
+	ResponseID      *int64     `parquet:"response_id,optional" json:"response_id"`
+	Proto           string     `parquet:"proto,dict" json:"proto"`
+	ClientAddr      *string    `parquet:"client_addr,optional,dict" json:"client_addr"`
+	ClientPort      int32      `parquet:"client_port" json:"client_port"`
+	ServerAddr      *string    `parquet:"server_addr,optional,dict" json:"server_addr"`
+	ServerPort      int32      `parquet:"server_port" json:"server_port"`
+	DNSID           int32      `parquet:"dns_id" json:"dns_id"`
+	QName           *string    `parquet:"qname,optional" json:"qname"`
+	QType           *int32     `parquet:"qtype,optional" json:"qtype"`
+	QTypeName       *string    `parquet:"qtype_name,optional,dict" json:"qtype_name"`
+	QClass          *int32     `parquet:"qclass,optional" json:"qclass"`
+	Rcode           *int32     `parquet:"rcode,optional" json:"rcode"`
+	RcodeName       *string    `parquet:"rcode_name,optional,dict" json:"rcode_name"`
+	Answers         []string   `parquet:"answers,list" json:"answers"`
+	TTLs            []int64    `parquet:"ttls,list" json:"ttls"`
+	LatencyNs       *int64     `parquet:"latency_ns,optional" json:"latency_ns"`
+	ClientPID       *int64     `parquet:"client_pid,optional" json:"client_pid"`
+	ClientTID       *int64     `parquet:"client_tid,optional" json:"client_tid"`
+	ClientComm      *string    `parquet:"client_comm,optional,dict" json:"client_comm"`
+	ClientExe       *string    `parquet:"client_exe,optional,dict" json:"client_exe"`
+	ClientArgv      []string   `parquet:"client_argv,list" json:"client_argv"`
+	ClientUID       *int64     `parquet:"client_uid,optional" json:"client_uid"`
+	ClientAncestry  *string    `parquet:"client_ancestry,optional,dict" json:"client_ancestry"`
+	ServerPID       *int64     `parquet:"server_pid,optional" json:"server_pid"`
+	ServerTID       *int64     `parquet:"server_tid,optional" json:"server_tid"`
+	ServerComm      *string    `parquet:"server_comm,optional,dict" json:"server_comm"`
+	ServerExe       *string    `parquet:"server_exe,optional,dict" json:"server_exe"`
+	ServerArgv      []string   `parquet:"server_argv,list" json:"server_argv"`
+	ServerUID       *int64     `parquet:"server_uid,optional" json:"server_uid"`
+	ServerAncestry  *string    `parquet:"server_ancestry,optional,dict" json:"server_ancestry"`
+	ClientContainer *string    `parquet:"client_container,optional,dict" json:"client_container"`
+	ServerContainer *string    `parquet:"server_container,optional,dict" json:"server_container"`
+	ClientIface     *string    `parquet:"client_iface,optional,dict" json:"client_iface"`
+	ServerIface     *string    `parquet:"server_iface,optional,dict" json:"server_iface"`
+	Status          string     `parquet:"status,dict" json:"status"`
+	Note            *string    `parquet:"note,optional" json:"note"`
 }
 
 // parquetRowGroup is the rows of one row group: what the writer holds in
@@ -107,9 +111,9 @@ type parquetWriter struct {
 
 // parquetProcCols are one process's columns, shared by its rows.
 type parquetProcCols struct {
-	pid, tid, uid       *int64
-	comm, exe, ancestry *string
-	argv                []string
+	pid, tid, uid                  *int64
+	comm, exe, ancestry, container *string
+	argv                           []string
 }
 
 func newParquetWriter(w io.Writer) (*parquetWriter, error) {
@@ -199,10 +203,14 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 	}
 	if c := p.proc(t.Client()); c != nil {
 		row.ClientPID, row.ClientTID, row.ClientComm, row.ClientExe, row.ClientArgv, row.ClientUID, row.ClientAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
+		row.ClientContainer = c.container
 	}
 	if c := p.proc(t.Server()); c != nil {
 		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
+		row.ServerContainer = c.container
 	}
+	row.ClientIface = optString(partyIfaceName(t.clientParty()))
+	row.ServerIface = optString(partyIfaceName(t.serverParty()))
 	return row
 }
 
@@ -218,7 +226,7 @@ func (p *parquetWriter) proc(pr *Process) *parquetProcCols {
 		clear(p.procs)
 	}
 	c := &parquetProcCols{pid: ptr(pr.PID), comm: optString(pr.Comm), exe: optString(pr.Exe), argv: pr.Argv,
-		ancestry: optString(pr.Ancestry.String())}
+		ancestry: optString(pr.Ancestry.String()), container: optString(pr.Container)}
 	if pr.TID != 0 {
 		c.tid = ptr(pr.TID)
 	}

@@ -180,6 +180,9 @@ func (pw *pcapngWriter) party(p *Party) string {
 		s = procDesc(p.Proc)
 		pw.procs[p.Proc] = s
 	}
+	if p.Iface != "" {
+		return role + s + " iface=" + quoteIfNeeded(p.Iface)
+	}
 	return role + s
 }
 
@@ -205,6 +208,9 @@ func procDesc(pr *Process) string {
 	}
 	if len(pr.Ancestry) > 0 {
 		b.WriteString(" ancestry=" + strconv.Quote(pr.Ancestry.String()))
+	}
+	if pr.Container != "" {
+		b.WriteString(" container=" + quoteIfNeeded(pr.Container))
 	}
 	return b.String()
 }

@@ -68,6 +68,10 @@ func exportEvidence(t testing.TB, dir string) string {
 	b.Exec(`UPDATE flows SET a_addr = CASE a_port WHEN 53 THEN '127.0.0.53' ELSE '127.0.0.1' END,
 		b_addr = CASE b_port WHEN 53 THEN '127.0.0.53' ELSE '127.0.0.1' END
 		WHERE id IN (SELECT flow_id FROM msgs WHERE id IN (?, ?))`, q, r)
+	// Both ends on lo, and curl in a container (schema v4).
+	b.Exec(`INSERT INTO interfaces (id, netns, ifindex, name) VALUES (1, 4026531840, 1, 'lo')`)
+	b.Exec(`UPDATE msgs SET s_iface = 1, r_iface = 1 WHERE id IN (?, ?)`, q, r)
+	b.Exec(`UPDATE processes SET container = 'c0ffee0123456789', cgroup = '/system.slice/docker-c0ffee0123456789.scope' WHERE id = ?`, curl)
 
 	// TCP over IPv6, one flow for both messages.
 	q = b.Message(querytest.Message{Session: s, Process: py, PID: 950, Comm: "python3", UID: querytest.UID(1000), TS: at(9500),
@@ -529,6 +533,9 @@ func TestExportPcapngTshark(t *testing.T) {
 			client, server := "client: pid=901", "server: pid=300"
 			if !strings.Contains(comment, client) || !strings.Contains(comment, server) || !strings.Contains(comment, `ancestry="sh(812) > sshd(640) > systemd(1)"`) {
 				t.Errorf("packet %d: loopback comment %q does not name both ends", i+1, comment)
+			}
+			if !strings.Contains(comment, "container=c0ffee0123456789") || strings.Count(comment, "iface=lo") != 2 {
+				t.Errorf("packet %d: loopback comment %q lacks curl's container or both ends' iface=lo", i+1, comment)
 			}
 		}
 	}

@@ -60,23 +60,48 @@ func (t *Transaction) ServerAddr() netip.AddrPort {
 // the response's receiver. Nil when that end is not on this host or its
 // messages carried no identity.
 func (t *Transaction) Client() *Process {
-	if t.Query != nil && t.Query.Sender != nil && t.Query.Sender.Proc != nil {
-		return t.Query.Sender.Proc
-	}
-	if t.Response != nil && t.Response.Receiver != nil {
-		return t.Response.Receiver.Proc
+	if p := t.clientParty(); p != nil {
+		return p.Proc
 	}
 	return nil
+}
+
+// clientParty is the observed client end: the query's sender (when it has
+// a process), else the response's receiver.
+func (t *Transaction) clientParty() *Party {
+	if t.Query != nil && t.Query.Sender != nil && t.Query.Sender.Proc != nil {
+		return t.Query.Sender
+	}
+	if t.Response != nil && t.Response.Receiver != nil {
+		return t.Response.Receiver
+	}
+	return nil
+}
+
+// serverParty is the observed server end, as Server chooses it.
+func (t *Transaction) serverParty() *Party {
+	if t.Query != nil && t.Query.Receiver != nil && t.Query.Receiver.Proc != nil {
+		return t.Query.Receiver
+	}
+	if t.Response != nil && t.Response.Sender != nil {
+		return t.Response.Sender
+	}
+	return nil
+}
+
+// partyIfaceName is a party's network device, "" when unknown.
+func partyIfaceName(p *Party) string {
+	if p == nil {
+		return ""
+	}
+	return p.Iface
 }
 
 // Server is the local process at the server end (a local resolver): the
 // query's receiver, or the response's sender.
 func (t *Transaction) Server() *Process {
-	if t.Query != nil && t.Query.Receiver != nil && t.Query.Receiver.Proc != nil {
-		return t.Query.Receiver.Proc
-	}
-	if t.Response != nil && t.Response.Sender != nil {
-		return t.Response.Sender.Proc
+	if p := t.serverParty(); p != nil {
+		return p.Proc
 	}
 	return nil
 }
