@@ -97,6 +97,13 @@ type ocsfProcess struct {
 	User          *ocsfUser       `json:"user,omitempty"`
 	ParentProcess *ocsfProcess    `json:"parent_process,omitempty"`
 	Ancestry      []ocsfProcEntry `json:"ancestry,omitempty"`
+	Container     *ocsfContainer  `json:"container,omitempty"`
+}
+
+// ocsfContainer is OCSF's Container object: the id parsed from the
+// process's cgroup path.
+type ocsfContainer struct {
+	UID string `json:"uid"`
 }
 
 type ocsfProcEntry struct {
@@ -351,6 +358,9 @@ func ocsfProc(p *Process) *ocsfProcess {
 	}
 	if p.UID.Valid {
 		op.User = &ocsfUser{UID: strconv.FormatInt(p.UID.V, 10)}
+	}
+	if p.Container != "" {
+		op.Container = &ocsfContainer{UID: p.Container}
 	}
 	if len(p.Ancestry) > 0 {
 		op.ParentProcess = &ocsfProcess{PID: p.Ancestry[0].PID, Name: p.Ancestry[0].Comm}
