@@ -221,7 +221,9 @@ func buildDnsrec(t *testing.T, dir string) string {
 		t.Skip("needs the go tool to build cmd/dnsrec")
 	}
 	bin := filepath.Join(dir, "dnsrec")
-	build := exec.Command(gobin, "build", "-o", bin, "../cmd/dnsrec")
+	// By import path, so it builds from any directory inside the module (the
+	// matrix runs the host column from the repository root).
+	build := exec.Command(gobin, "build", "-o", bin, "github.com/dnsrec/dnsrec/cmd/dnsrec")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build dnsrec: %v\n%s", err, out)

@@ -663,13 +663,40 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 func runHost(c *config, k kernel, r runSpec) outcome {
 	o := outcome{Kernel: "host", Version: k.Version, Arch: k.Arch, Run: r.Label, Log: logName(c, k, r)}
 	env := append(os.Environ(), "VMTEST_HOST=1", "VMTEST_KERNEL="+k.Version)
-	env = append(env, c.env...)
+	env = append(env, hostEnv(c.env, c.adds, k.Arch)...)
 	bin := c.bins[k.Arch]
 	if bin == "" {
 		o.Status, o.Reason = statusError, fmt.Sprintf("no %s test binary for the host", k.Arch)
 		return o
 	}
 	return execAndParse(c, &o, bin, r.Args, env, "", k)
+}
+
+// hostEnv is -env for a run on the host, where no initramfs exists: a value
+// naming an -add destination (DNSREC_BIN=/dnsrec) becomes that file's
+// absolute host path, with {arch} the host's.
+func hostEnv(envs, adds []string, arch string) []string {
+	dsts := map[string]string{}
+	for _, a := range adds {
+		src, dst, ok := strings.Cut(a, ":")
+		if !ok || dst == "" {
+			dst = "/" + filepath.Base(src)
+		}
+		src = strings.ReplaceAll(src, "{arch}", arch)
+		if abs, err := filepath.Abs(src); err == nil {
+			src = abs
+		}
+		dsts[dst] = src
+	}
+	out := make([]string, 0, len(envs))
+	for _, e := range envs {
+		k, v, _ := strings.Cut(e, "=")
+		if src, ok := dsts[v]; ok {
+			e = k + "=" + src
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 var (

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -123,5 +124,14 @@ func TestMarkers(t *testing.T) {
 func TestEncodeList(t *testing.T) {
 	if got := encodeList(nil); got != "W10" { // base64url("[]")
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestHostEnv(t *testing.T) {
+	got := hostEnv([]string{"DNSREC_BIN=/dnsrec", "OTHER=/x", "PLAIN=1"},
+		[]string{"/cache/dnsrec-{arch}:/dnsrec", "/cache/x.bin"}, "amd64")
+	want := []string{"DNSREC_BIN=/cache/dnsrec-amd64", "OTHER=/x", "PLAIN=1"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("hostEnv = %q, want %q", got, want)
 	}
 }
