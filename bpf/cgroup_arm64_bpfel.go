@@ -104,30 +104,52 @@ type cgroupIdent struct {
 	Anc      [16]cgroupAncestor
 }
 
+type cgroupResAddr struct {
+	_      structs.HostLayout
+	Family uint8
+	Pad    [3]uint8
+	Addr   [16]uint8
+}
+
+type cgroupResolveEvent struct {
+	_      structs.HostLayout
+	Kind   uint8
+	Func   uint8
+	Flags  uint8
+	Naddrs uint8
+	Rc     int32
+	BootNs uint64
+	CallNs uint64
+	Addrs  [16]cgroupResAddr
+	Name   [256]int8
+	Id     cgroupIdent
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	cgroupMapAncCache        = "anc_cache"
-	cgroupMapEvents          = "events"
-	cgroupMapRingbufDrops    = "ringbuf_drops"
-	cgroupMapSockOwner       = "sock_owner"
-	cgroupProgDnsConnect4    = "dns_connect4"
-	cgroupProgDnsConnect6    = "dns_connect6"
-	cgroupProgDnsEgress      = "dns_egress"
-	cgroupProgDnsIngress     = "dns_ingress"
-	cgroupProgDnsRecvmsg4    = "dns_recvmsg4"
-	cgroupProgDnsRecvmsg6    = "dns_recvmsg6"
-	cgroupProgDnsSendmsg4    = "dns_sendmsg4"
-	cgroupProgDnsSendmsg6    = "dns_sendmsg6"
-	cgroupProgDnsSockRecv    = "dns_sock_recv"
-	cgroupProgOnExec         = "on_exec"
-	cgroupProgOnExit         = "on_exit"
-	cgroupVarAncEmpty        = "anc_empty"
-	cgroupVarDnsPorts        = "dns_ports"
-	cgroupVarSnaplen         = "snaplen"
-	cgroupVarUnusedDnsEvent  = "unused_dns_event"
-	cgroupVarUnusedExecEvent = "unused_exec_event"
+	cgroupMapAncCache           = "anc_cache"
+	cgroupMapEvents             = "events"
+	cgroupMapRingbufDrops       = "ringbuf_drops"
+	cgroupMapSockOwner          = "sock_owner"
+	cgroupProgDnsConnect4       = "dns_connect4"
+	cgroupProgDnsConnect6       = "dns_connect6"
+	cgroupProgDnsEgress         = "dns_egress"
+	cgroupProgDnsIngress        = "dns_ingress"
+	cgroupProgDnsRecvmsg4       = "dns_recvmsg4"
+	cgroupProgDnsRecvmsg6       = "dns_recvmsg6"
+	cgroupProgDnsSendmsg4       = "dns_sendmsg4"
+	cgroupProgDnsSendmsg6       = "dns_sendmsg6"
+	cgroupProgDnsSockRecv       = "dns_sock_recv"
+	cgroupProgOnExec            = "on_exec"
+	cgroupProgOnExit            = "on_exit"
+	cgroupVarAncEmpty           = "anc_empty"
+	cgroupVarDnsPorts           = "dns_ports"
+	cgroupVarSnaplen            = "snaplen"
+	cgroupVarUnusedDnsEvent     = "unused_dns_event"
+	cgroupVarUnusedExecEvent    = "unused_exec_event"
+	cgroupVarUnusedResolveEvent = "unused_resolve_event"
 )
 
 // loadCgroup returns the embedded CollectionSpec for cgroup.
@@ -199,11 +221,12 @@ type cgroupMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupVariableSpecs struct {
-	AncEmpty        *ebpf.VariableSpec `ebpf:"anc_empty"`
-	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
-	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
-	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
+	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
+	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
 }
 
 // cgroupObjects contains all objects after they have been loaded into the kernel.
@@ -245,11 +268,12 @@ func (m *cgroupMaps) Close() error {
 //
 // It can be passed to loadCgroupObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupVariables struct {
-	AncEmpty        *ebpf.Variable `ebpf:"anc_empty"`
-	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
-	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
-	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
+	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
+	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
+	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
 }
 
 // cgroupPrograms contains all programs after they have been loaded into the kernel.

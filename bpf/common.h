@@ -41,6 +41,23 @@ enum event_kind {
 	EV_EXEC = 2,  // struct exec_event + path components + argv
 	EV_EXIT = 3,  // struct exec_event, no data
 	EV_OWNER = 4, // struct dns_event, no payload: a socket's owner became known
+	EV_RESOLVE = 5, // struct resolve_event: a libc resolver call returned (uprobes)
+};
+
+#define RES_NAME 256 // name bytes kept per libc resolution, NUL included
+#define RES_ADDRS 16 // distinct addresses kept per libc resolution
+
+// resolve_event.func: the libc entry point that returned.
+enum resolve_func {
+	RES_GETADDRINFO = 1,
+	RES_GETHOSTBYNAME_R = 2,  // also gethostbyname(), which glibc implements with it
+	RES_GETHOSTBYNAME2_R = 3, // also gethostbyname2()
+};
+
+// resolve_event.flags
+enum resolve_flags {
+	RES_NAME_CUT = 1,  // the name was longer than RES_NAME - 1 bytes
+	RES_ADDRS_CUT = 2, // the result held more than RES_ADDRS addresses
 };
 
 // dns_event.flags
@@ -99,6 +116,28 @@ struct dns_event {
 	__u8 daddr[16];
 	__u32 ifindex;
 	__u32 _pad3;
+	struct ident id;
+};
+
+struct res_addr {
+	__u8 family; // 4 or 6
+	__u8 _pad[3];
+	__u8 addr[16]; // IPv4 in the first 4 bytes
+};
+
+// A libc resolver call, emitted when it returns, in the caller's context.
+struct resolve_event {
+	__u8 kind; // EV_RESOLVE
+	__u8 func; // enum resolve_func
+	__u8 flags; // enum resolve_flags
+	__u8 naddrs; // valid entries in addrs, duplicates removed
+	__s32 rc;    // 0: the call returned a result; else getaddrinfo's EAI_* code, or
+	             // gethostbyname*_r's error (its return value, or -1 when it
+	             // returned 0 with no result: the name was not found)
+	__u64 boot_ns;  // when the call returned
+	__u64 call_ns;  // when it was entered
+	struct res_addr addrs[RES_ADDRS];
+	char name[RES_NAME]; // NUL-terminated
 	struct ident id;
 };
 
@@ -548,3 +587,4 @@ int BPF_PROG(on_exit, struct task_struct *p)
 // Referenced so that the types reach BTF and bpf2go can emit Go twins.
 const struct dns_event *unused_dns_event __attribute__((unused));
 const struct exec_event *unused_exec_event __attribute__((unused));
+const struct resolve_event *unused_resolve_event __attribute__((unused));

@@ -92,34 +92,35 @@ type fentryUdpCall struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fentryMapAncCache         = "anc_cache"
-	fentryMapEvents           = "events"
-	fentryMapRingbufDrops     = "ringbuf_drops"
-	fentryMapSockOwner        = "sock_owner"
-	fentryMapTcpRecvs         = "tcp_recvs"
-	fentryMapThreadIdent      = "thread_ident"
-	fentryMapUdpCalls         = "udp_calls"
-	fentryProgFeIp6SendSkb    = "fe_ip6_send_skb"
-	fentryProgFeIpSendSkb     = "fe_ip_send_skb"
-	fentryProgFeSkbConsumeUdp = "fe_skb_consume_udp"
-	fentryProgFeTcpRecvmsg    = "fe_tcp_recvmsg"
-	fentryProgFeTcpSendmsg    = "fe_tcp_sendmsg"
-	fentryProgFeUdpRecvmsg    = "fe_udp_recvmsg"
-	fentryProgFeUdpSendSkb    = "fe_udp_send_skb"
-	fentryProgFeUdpSendmsg    = "fe_udp_sendmsg"
-	fentryProgFeUdpV6SendSkb  = "fe_udp_v6_send_skb"
-	fentryProgFeUdpv6Recvmsg  = "fe_udpv6_recvmsg"
-	fentryProgFeUdpv6Sendmsg  = "fe_udpv6_sendmsg"
-	fentryProgFxTcpRecvmsg4   = "fx_tcp_recvmsg4"
-	fentryProgFxTcpRecvmsg5   = "fx_tcp_recvmsg5"
-	fentryProgFxTcpRecvmsg6   = "fx_tcp_recvmsg6"
-	fentryProgOnExec          = "on_exec"
-	fentryProgOnExit          = "on_exit"
-	fentryVarAncEmpty         = "anc_empty"
-	fentryVarDnsPorts         = "dns_ports"
-	fentryVarSnaplen          = "snaplen"
-	fentryVarUnusedDnsEvent   = "unused_dns_event"
-	fentryVarUnusedExecEvent  = "unused_exec_event"
+	fentryMapAncCache           = "anc_cache"
+	fentryMapEvents             = "events"
+	fentryMapRingbufDrops       = "ringbuf_drops"
+	fentryMapSockOwner          = "sock_owner"
+	fentryMapTcpRecvs           = "tcp_recvs"
+	fentryMapThreadIdent        = "thread_ident"
+	fentryMapUdpCalls           = "udp_calls"
+	fentryProgFeIp6SendSkb      = "fe_ip6_send_skb"
+	fentryProgFeIpSendSkb       = "fe_ip_send_skb"
+	fentryProgFeSkbConsumeUdp   = "fe_skb_consume_udp"
+	fentryProgFeTcpRecvmsg      = "fe_tcp_recvmsg"
+	fentryProgFeTcpSendmsg      = "fe_tcp_sendmsg"
+	fentryProgFeUdpRecvmsg      = "fe_udp_recvmsg"
+	fentryProgFeUdpSendSkb      = "fe_udp_send_skb"
+	fentryProgFeUdpSendmsg      = "fe_udp_sendmsg"
+	fentryProgFeUdpV6SendSkb    = "fe_udp_v6_send_skb"
+	fentryProgFeUdpv6Recvmsg    = "fe_udpv6_recvmsg"
+	fentryProgFeUdpv6Sendmsg    = "fe_udpv6_sendmsg"
+	fentryProgFxTcpRecvmsg4     = "fx_tcp_recvmsg4"
+	fentryProgFxTcpRecvmsg5     = "fx_tcp_recvmsg5"
+	fentryProgFxTcpRecvmsg6     = "fx_tcp_recvmsg6"
+	fentryProgOnExec            = "on_exec"
+	fentryProgOnExit            = "on_exit"
+	fentryVarAncEmpty           = "anc_empty"
+	fentryVarDnsPorts           = "dns_ports"
+	fentryVarSnaplen            = "snaplen"
+	fentryVarUnusedDnsEvent     = "unused_dns_event"
+	fentryVarUnusedExecEvent    = "unused_exec_event"
+	fentryVarUnusedResolveEvent = "unused_resolve_event"
 )
 
 // loadFentry returns the embedded CollectionSpec for fentry.
@@ -199,11 +200,12 @@ type fentryMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryVariableSpecs struct {
-	AncEmpty        *ebpf.VariableSpec `ebpf:"anc_empty"`
-	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
-	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
-	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
+	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
+	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
 }
 
 // fentryObjects contains all objects after they have been loaded into the kernel.
@@ -251,11 +253,12 @@ func (m *fentryMaps) Close() error {
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryVariables struct {
-	AncEmpty        *ebpf.Variable `ebpf:"anc_empty"`
-	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
-	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
-	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
+	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
+	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
+	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
 }
 
 // fentryPrograms contains all programs after they have been loaded into the kernel.

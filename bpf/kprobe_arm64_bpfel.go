@@ -92,32 +92,33 @@ type kprobeUdpCall struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	kprobeMapAncCache         = "anc_cache"
-	kprobeMapEvents           = "events"
-	kprobeMapRingbufDrops     = "ringbuf_drops"
-	kprobeMapSockOwner        = "sock_owner"
-	kprobeMapTcpRecvs         = "tcp_recvs"
-	kprobeMapThreadIdent      = "thread_ident"
-	kprobeMapUdpCalls         = "udp_calls"
-	kprobeProgKpIp6SendSkb    = "kp_ip6_send_skb"
-	kprobeProgKpIpSendSkb     = "kp_ip_send_skb"
-	kprobeProgKpSkbConsumeUdp = "kp_skb_consume_udp"
-	kprobeProgKpTcpRecvmsg    = "kp_tcp_recvmsg"
-	kprobeProgKpTcpSendmsg    = "kp_tcp_sendmsg"
-	kprobeProgKpUdpRecvmsg    = "kp_udp_recvmsg"
-	kprobeProgKpUdpSendSkb    = "kp_udp_send_skb"
-	kprobeProgKpUdpSendmsg    = "kp_udp_sendmsg"
-	kprobeProgKpUdpV6SendSkb  = "kp_udp_v6_send_skb"
-	kprobeProgKpUdpv6Recvmsg  = "kp_udpv6_recvmsg"
-	kprobeProgKpUdpv6Sendmsg  = "kp_udpv6_sendmsg"
-	kprobeProgKrTcpRecvmsg    = "kr_tcp_recvmsg"
-	kprobeProgOnExec          = "on_exec"
-	kprobeProgOnExit          = "on_exit"
-	kprobeVarAncEmpty         = "anc_empty"
-	kprobeVarDnsPorts         = "dns_ports"
-	kprobeVarSnaplen          = "snaplen"
-	kprobeVarUnusedDnsEvent   = "unused_dns_event"
-	kprobeVarUnusedExecEvent  = "unused_exec_event"
+	kprobeMapAncCache           = "anc_cache"
+	kprobeMapEvents             = "events"
+	kprobeMapRingbufDrops       = "ringbuf_drops"
+	kprobeMapSockOwner          = "sock_owner"
+	kprobeMapTcpRecvs           = "tcp_recvs"
+	kprobeMapThreadIdent        = "thread_ident"
+	kprobeMapUdpCalls           = "udp_calls"
+	kprobeProgKpIp6SendSkb      = "kp_ip6_send_skb"
+	kprobeProgKpIpSendSkb       = "kp_ip_send_skb"
+	kprobeProgKpSkbConsumeUdp   = "kp_skb_consume_udp"
+	kprobeProgKpTcpRecvmsg      = "kp_tcp_recvmsg"
+	kprobeProgKpTcpSendmsg      = "kp_tcp_sendmsg"
+	kprobeProgKpUdpRecvmsg      = "kp_udp_recvmsg"
+	kprobeProgKpUdpSendSkb      = "kp_udp_send_skb"
+	kprobeProgKpUdpSendmsg      = "kp_udp_sendmsg"
+	kprobeProgKpUdpV6SendSkb    = "kp_udp_v6_send_skb"
+	kprobeProgKpUdpv6Recvmsg    = "kp_udpv6_recvmsg"
+	kprobeProgKpUdpv6Sendmsg    = "kp_udpv6_sendmsg"
+	kprobeProgKrTcpRecvmsg      = "kr_tcp_recvmsg"
+	kprobeProgOnExec            = "on_exec"
+	kprobeProgOnExit            = "on_exit"
+	kprobeVarAncEmpty           = "anc_empty"
+	kprobeVarDnsPorts           = "dns_ports"
+	kprobeVarSnaplen            = "snaplen"
+	kprobeVarUnusedDnsEvent     = "unused_dns_event"
+	kprobeVarUnusedExecEvent    = "unused_exec_event"
+	kprobeVarUnusedResolveEvent = "unused_resolve_event"
 )
 
 // loadKprobe returns the embedded CollectionSpec for kprobe.
@@ -195,11 +196,12 @@ type kprobeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeVariableSpecs struct {
-	AncEmpty        *ebpf.VariableSpec `ebpf:"anc_empty"`
-	DnsPorts        *ebpf.VariableSpec `ebpf:"dns_ports"`
-	Snaplen         *ebpf.VariableSpec `ebpf:"snaplen"`
-	UnusedDnsEvent  *ebpf.VariableSpec `ebpf:"unused_dns_event"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
+	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
+	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
 }
 
 // kprobeObjects contains all objects after they have been loaded into the kernel.
@@ -247,11 +249,12 @@ func (m *kprobeMaps) Close() error {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobeVariables struct {
-	AncEmpty        *ebpf.Variable `ebpf:"anc_empty"`
-	DnsPorts        *ebpf.Variable `ebpf:"dns_ports"`
-	Snaplen         *ebpf.Variable `ebpf:"snaplen"`
-	UnusedDnsEvent  *ebpf.Variable `ebpf:"unused_dns_event"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
+	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
+	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
+	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
 }
 
 // kprobePrograms contains all programs after they have been loaded into the kernel.

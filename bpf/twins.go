@@ -15,4 +15,8 @@ type (
 	Ident = cgroupIdent
 	// Ancestor is one entry of Ident's parent chain.
 	Ancestor = cgroupAncestor
+	// ResolveEvent is an EventResolve record: a libc resolver call.
+	ResolveEvent = cgroupResolveEvent
+	// ResAddr is one address of a ResolveEvent.
+	ResAddr = cgroupResAddr
 )

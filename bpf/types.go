@@ -9,6 +9,21 @@ const (
 	EventExec  = 2
 	EventExit  = 3
 	EventOwner = 4
+	// EventResolve is a libc resolver call that returned (ResolveEvent).
+	EventResolve = 5
+)
+
+// ResolveEvent.Func values (enum resolve_func): the libc entry point.
+const (
+	ResolveGetaddrinfo     = 1
+	ResolveGethostbynameR  = 2
+	ResolveGethostbyname2R = 3
+)
+
+// ResolveEvent.Flags bits (enum resolve_flags).
+const (
+	ResolveNameCut  = 1
+	ResolveAddrsCut = 2
 )
 
 // DNSEvent.Flags bits (enum dns_flags).
