@@ -79,7 +79,8 @@ const (
 // errShort is returned for records smaller than their kind's header.
 var errShort = errors.New("record shorter than its header")
 
-// Decode turns one ring buffer record into a *Packet or an *Exec. Nothing in
+// Decode turns one ring buffer record into a *Packet, an *Exec or a
+// *Resolution. Nothing in
 // the result aliases raw, so the reader can reuse its record buffer; only the
 // payload's own bytes are copied, not the size class the kernel reserved.
 func Decode(raw []byte) (any, error) {
@@ -122,6 +123,8 @@ func (d *decoder) decode(raw []byte) (any, error) {
 		return d.decodePacket(raw)
 	case bpf.EventExec, bpf.EventExit:
 		return decodeExec(raw)
+	case bpf.EventResolve:
+		return d.decodeResolution(raw)
 	default:
 		return nil, fmt.Errorf("unknown record kind %d", raw[0])
 	}

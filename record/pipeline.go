@@ -284,7 +284,8 @@ type pipeline struct {
 
 	decodeErrors atomic.Uint64
 	unattributed uint64
-	filtered     uint64 // observations the Filter left out
+	filtered     uint64 // observations (and libc resolutions) the Filter left out
+	resolutions  int64  // libc resolutions stored
 	missesLogged bool   // the first hook miss was logged
 	lastLoss     Loss
 	batched      int
@@ -609,6 +610,8 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 			}
 		}
 		return p.packet(ctx, e)
+	case *Resolution:
+		return p.resolution(ctx, e)
 	}
 	return fmt.Errorf("unexpected event %T", ev)
 }

@@ -135,8 +135,10 @@ type Store struct {
 	msgRows   *multiRow
 	rrRows    *multiRow
 	nextLoss  int64
-	bootID    string
-	chain     chainState
+	// Ids of the next libc resolution and of its next address.
+	nextRes, nextResAddr int64
+	bootID               string
+	chain                chainState
 }
 
 // queue is what the next Commit writes, in this order.
@@ -147,6 +149,8 @@ type queue struct {
 	msgs  []*MsgRow
 	exits [][2]int64 // process id, exit_ns
 	loss  []lossRow
+	// libc resolver calls
+	resolutions []*ResolutionRow
 }
 
 type procRow struct {
@@ -155,12 +159,13 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0]}
+	clear(q.resolutions)
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], resolutions: q.resolutions[:0]}
 }
 
 type lossRow struct {
@@ -257,7 +262,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, inode: st.Ino, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, inode: st.Ino, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -293,7 +298,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -539,6 +544,11 @@ func (s *Store) writeQueue(ctx context.Context) error {
 	}
 	if err := s.rrRows.flush(ctx, s); err != nil {
 		return fmt.Errorf("write answer: %w", err)
+	}
+	for _, r := range q.resolutions {
+		if err := s.writeResolution(ctx, r); err != nil {
+			return err
+		}
 	}
 	for _, e := range q.exits {
 		if err := s.setExit(ctx, e[0], e[1]); err != nil {

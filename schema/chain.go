@@ -36,7 +36,12 @@ var ChainTables = []ChainTable{
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"},
+	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
+	{"resolution_addrs", "id, resolution_id, addr"},
 }
+
+// chainTablesV4 are a version 4 file's: v5 added the libc resolutions.
+var chainTablesV4 = ChainTables[:len(ChainTables)-2]
 
 // chainTablesV3 are the tables and columns a version 3 file hashed (v4
 // added columns and the interfaces table).
@@ -55,8 +60,11 @@ var chainTablesV3 = []ChainTable{
 // in order. The order of the tables a link names is the same in every
 // version, so ChainLink.Hash serves them all.
 func ChainTablesFor(version int) []ChainTable {
-	if version < 4 {
+	switch {
+	case version < 4:
 		return chainTablesV3
+	case version < 5:
+		return chainTablesV4
 	}
 	return ChainTables
 }

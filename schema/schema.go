@@ -35,6 +35,9 @@ var migrationFS embed.FS
 // one rrs_data index held every answer's data, a large TXT answer's text a
 // third time (after the message's bytes and the answer rows), and files
 // recorded then keep it; resolved-to uses either.
+//
+// res_name, res_addr and res_ts do for the libc resolutions what msgs_name,
+// rrs_addr4/6 and msgs_ts do for messages.
 const StopIndexes = `
 CREATE INDEX IF NOT EXISTS msgs_name ON msgs(name_id, obs, query_id);
 CREATE INDEX IF NOT EXISTS rrs_message ON rrs(message_id);
@@ -44,6 +47,10 @@ CREATE INDEX IF NOT EXISTS msgs_query ON msgs(query_id) WHERE query_id IS NOT NU
 CREATE INDEX IF NOT EXISTS msgs_ts ON msgs(ts_ns);
 CREATE INDEX IF NOT EXISTS msgs_sowner ON msgs(s_owner) WHERE obs & 5 = 1;
 CREATE INDEX IF NOT EXISTS msgs_rowner ON msgs(r_owner, rcode) WHERE obs & 10 = 2;
+CREATE INDEX IF NOT EXISTS res_name ON resolutions(name_id);
+CREATE INDEX IF NOT EXISTS res_ts ON resolutions(ts_ns);
+CREATE INDEX IF NOT EXISTS res_addrs ON resolution_addrs(resolution_id);
+CREATE INDEX IF NOT EXISTS res_addr ON resolution_addrs(addr);
 `
 
 // Migration is one embedded schema step.

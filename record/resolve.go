@@ -1,0 +1,184 @@
+//go:build linux && (amd64 || arm64)
+
+package record
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"unsafe"
+
+	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/schema"
+)
+
+// Resolution is a libc resolver call that returned (bpf.EventResolve): the
+// process, the name it asked for and the addresses it got, whatever
+// answered (DNS, /etc/hosts, nscd, nss-resolve).
+type Resolution struct {
+	Func     string // getaddrinfo, gethostbyname_r, gethostbyname2_r
+	RC       int32  // 0: an answer; see schema migration 0005
+	BootNs   uint64 // when the call returned
+	CallNs   uint64 // when it was entered
+	Name     string // normalized presentation form, as messages' names
+	NameCut  bool
+	AddrsCut bool
+	Addrs    []netip.Addr
+	Ident    *Identity
+}
+
+// resolveFuncs names enum resolve_func.
+var resolveFuncs = map[uint8]string{
+	bpf.ResolveGetaddrinfo:     "getaddrinfo",
+	bpf.ResolveGethostbynameR:  "gethostbyname_r",
+	bpf.ResolveGethostbyname2R: "gethostbyname2_r",
+}
+
+var resolveHeaderSize = int(unsafe.Sizeof(bpf.ResolveEvent{}))
+
+func (d *decoder) decodeResolution(raw []byte) (*Resolution, error) {
+	if len(raw) < resolveHeaderSize {
+		return nil, fmt.Errorf("resolution record of %d bytes: %w", len(raw), errShort)
+	}
+	ev := (*bpf.ResolveEvent)(unsafe.Pointer(&raw[0]))
+	fn, ok := resolveFuncs[ev.Func]
+	if !ok {
+		return nil, fmt.Errorf("resolution record of unknown function %d", ev.Func)
+	}
+	if int(ev.Naddrs) > len(ev.Addrs) {
+		return nil, fmt.Errorf("resolution record claims %d addresses, holds at most %d", ev.Naddrs, len(ev.Addrs))
+	}
+	r := &Resolution{
+		Func: fn, RC: ev.Rc, BootNs: ev.BootNs, CallNs: ev.CallNs,
+		NameCut:  ev.Flags&bpf.ResolveNameCut != 0,
+		AddrsCut: ev.Flags&bpf.ResolveAddrsCut != 0,
+		Ident:    d.decodeIdent(&ev.Id),
+	}
+	name := make([]byte, 0, 64)
+	for _, c := range ev.Name {
+		if c == 0 {
+			break
+		}
+		name = append(name, byte(c))
+	}
+	r.Name = presentName(name)
+	for _, a := range ev.Addrs[:ev.Naddrs] {
+		switch a.Family {
+		case 4:
+			r.Addrs = append(r.Addrs, netip.AddrFrom4([4]byte(a.Addr[:4])))
+		case 6:
+			r.Addrs = append(r.Addrs, netip.AddrFrom16(a.Addr).Unmap())
+		default:
+			return nil, fmt.Errorf("resolution record with address family %d", a.Family)
+		}
+	}
+	return r, nil
+}
+
+// presentName turns the bytes a program passed to libc into the
+// presentation form (RFC 1035 section 5.1) that names from DNS messages are
+// stored in, normalized the same way, so that one name is one names row
+// whichever way it was asked for. Bytes a label cannot hold as they are
+// are escaped: \. inside a label is impossible here (libc splits at every
+// dot), so only the specials and the unprintable need it.
+func presentName(b []byte) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		switch {
+		case c == '.':
+			out = append(out, c)
+		case c == '\\' || c == '"' || c == '(' || c == ')' || c == ';' || c == '@' || c == '$' || c == ' ':
+			out = append(out, '\\', c)
+		case c < 0x21 || c > 0x7e:
+			out = append(out, '\\')
+			if c < 100 {
+				out = append(out, '0')
+			}
+			if c < 10 {
+				out = append(out, '0')
+			}
+			out = strconv.AppendUint(out, uint64(c), 10)
+		default:
+			out = append(out, c)
+		}
+	}
+	return schema.NormalizeName(string(out))
+}
+
+// resolution stores a libc resolver call, unless the record-time filters
+// leave it out.
+func (p *pipeline) resolution(ctx context.Context, r *Resolution) error {
+	p.lastBootNs = max(p.lastBootNs, r.BootNs)
+	if !p.opts.Filter.keepsOwner(r.Ident, p.procComm) || !p.opts.Filter.keepsName(&r.Name) {
+		p.filtered++
+		return nil
+	}
+	row := &ResolutionRow{Resolution: r, TsNs: p.wall(r.BootNs)}
+	if r.CallNs != 0 && r.CallNs <= r.BootNs {
+		row.DurNs = int64(r.BootNs - r.CallNs)
+	}
+	if r.Ident != nil {
+		id, err := p.processID(ctx, r.Ident)
+		if err != nil {
+			return err
+		}
+		row.Side = Side{Seen: true, TsNs: row.TsNs, Ident: r.Ident, ProcessID: id}
+	}
+	p.batched++
+	p.resolutions++
+	return p.store.InsertResolution(ctx, row)
+}
+
+// ResolutionRow is a Resolution as stored.
+type ResolutionRow struct {
+	*Resolution
+	TsNs  int64 // wall clock
+	DurNs int64
+	Side  Side // the caller: Ident and its process row
+}
+
+const (
+	sqlResolution = `INSERT INTO resolutions (id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlResAddr    = `INSERT INTO resolution_addrs (id, resolution_id, addr) VALUES (?, ?, ?)`
+)
+
+// InsertResolution queues a libc resolution for the next Commit.
+func (s *Store) InsertResolution(_ context.Context, r *ResolutionRow) error {
+	s.q.resolutions = append(s.q.resolutions, r)
+	return nil
+}
+
+func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
+	owner, err := s.ownerID(ctx, &r.Side)
+	if err != nil {
+		return err
+	}
+	var nameID any
+	if r.Name != "" {
+		id, err := s.nameID(ctx, r.Name)
+		if err != nil {
+			return err
+		}
+		nameID = id
+	}
+	flags := int64(0)
+	if r.NameCut {
+		flags |= bpf.ResolveNameCut
+	}
+	if r.AddrsCut {
+		flags |= bpf.ResolveAddrsCut
+	}
+	id := s.nextRes
+	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags); err != nil {
+		return fmt.Errorf("write resolution: %w", err)
+	}
+	s.nextRes++
+	for _, a := range r.Addrs {
+		if err := s.execRow(ctx, "resolution_addrs", sqlResAddr, s.nextResAddr, id, a.String()); err != nil {
+			return fmt.Errorf("write resolution address: %w", err)
+		}
+		s.nextResAddr++
+	}
+	return nil
+}
