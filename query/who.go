@@ -70,6 +70,9 @@ type WhoResolvedRow struct {
 	// with how sure each link to the resolver's upstream queries is:
 	// "dnsmasq(812): likely 2, cache 1" (see relay.go). Empty when the
 	// queries went straight to a server that is not a local process.
+	// For a row of libc resolutions (schema v5) it is "libc" and the
+	// functions called, "libc getaddrinfo": the process asked the C
+	// library, and Answers are the addresses the calls returned.
 	Via  string
 	Host string // sessions.hostname of the recording
 
@@ -342,6 +345,11 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
+		libc, err := f.whoResolvedLibc(ctx, pat, &opts.Filter)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		rows = append(rows, libc...)
 		for _, r := range rs {
 			if r.processID.Valid {
 				if !opts.Resolvers && rel.onlyForwarding(r.processID.Int64, r.QName) {

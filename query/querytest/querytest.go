@@ -310,3 +310,32 @@ func null[T comparable](v T) any {
 	}
 	return v
 }
+
+// Resolution is a row of the resolutions table (schema v5): a libc
+// resolver call.
+type Resolution struct {
+	Session int64
+	Process int64 // processes.id; 0 stores NULL
+	PID     int64
+	Comm    string
+	TS      time.Time
+	Func    string // "" is getaddrinfo
+	Name    string // presentation form
+	RC      int
+	Addrs   []string
+}
+
+// Resolution adds a libc resolution and returns its id.
+func (b *Builder) Resolution(r Resolution) int64 {
+	b.tb.Helper()
+	if r.Func == "" {
+		r.Func = "getaddrinfo"
+	}
+	owner := b.Exec(`INSERT INTO owners (process_id, pid, tid, comm) VALUES (?, ?, ?, ?)`, null(r.Process), r.PID, r.PID, null(r.Comm))
+	id := b.Exec(`INSERT INTO resolutions (session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags) VALUES (?, ?, 1000, ?, ?, ?, ?, 0)`,
+		r.Session, r.TS.UnixNano(), owner, r.Func, b.name(schema.NormalizeName(r.Name)), r.RC)
+	for _, a := range r.Addrs {
+		b.Exec(`INSERT INTO resolution_addrs (resolution_id, addr) VALUES (?, ?)`, id, a)
+	}
+	return id
+}

@@ -1,0 +1,80 @@
+package query_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/querytest"
+)
+
+var libcT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// libcFile is a recording with libc resolutions (schema v5): getent(3100),
+// a child of sh(3000), resolved hosts-only.evil.test twice through
+// getaddrinfo and asked for a name that does not exist; curl(3200) sent a
+// DNS query for www.evil.test.
+func libcFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "libc.db")
+	b := querytest.New(t, p)
+	s := b.Session("web01", libcT0)
+	sh := b.Process(querytest.Process{Session: s, PID: 3000, Comm: "sh", Exe: "/usr/bin/sh", UID: querytest.UID(0)})
+	getent := b.Process(querytest.Process{Session: s, PID: 3100, Parent: sh, Comm: "getent", Exe: "/usr/bin/getent", UID: querytest.UID(0)})
+	curl := b.Process(querytest.Process{Session: s, PID: 3200, Parent: sh, Comm: "curl", Exe: "/usr/bin/curl", UID: querytest.UID(1000)})
+	b.Resolution(querytest.Resolution{Session: s, Process: getent, PID: 3100, Comm: "getent", TS: libcT0.Add(time.Second),
+		Name: "hosts-only.evil.test", Addrs: []string{"192.0.2.55", "2001:db8::55"}})
+	b.Resolution(querytest.Resolution{Session: s, Process: getent, PID: 3100, Comm: "getent", TS: libcT0.Add(2 * time.Second),
+		Func: "gethostbyname2_r", Name: "Hosts-Only.evil.test.", Addrs: []string{"192.0.2.55"}})
+	b.Resolution(querytest.Resolution{Session: s, Process: getent, PID: 3100, Comm: "getent", TS: libcT0.Add(3 * time.Second),
+		Name: "nx.evil.test", RC: -2})
+	b.Message(querytest.Message{Session: s, Process: curl, PID: 3200, Comm: "curl", TS: libcT0.Add(4 * time.Second), Direction: "send", QName: "www.evil.test"})
+	b.Message(querytest.Message{Session: s, Process: curl, PID: 3200, Comm: "curl", TS: libcT0.Add(4*time.Second + time.Millisecond), Direction: "recv",
+		Response: true, QName: "www.evil.test", Answers: []querytest.Answer{{Data: "192.0.2.80"}}})
+	b.Close()
+	return p
+}
+
+func whoLine(r query.WhoResolvedRow) string {
+	return strings.Join([]string{r.QName, r.Comm, r.Exe, r.Ancestry.String(), r.Via, r.Status, strings.Join(r.Answers, " "),
+		r.FirstSeen.Format(time.TimeOnly), r.LastSeen.Format(time.TimeOnly)}, " | ")
+}
+
+func TestWhoResolvedLibc(t *testing.T) {
+	db := open(t, libcFile(t))
+	ctx := context.Background()
+	hosts := "hosts-only.evil.test | getent | /usr/bin/getent | sh(3000) | libc getaddrinfo, gethostbyname2_r | answered (2) | A 192.0.2.55 AAAA 2001:db8::55 | 12:00:01 | 12:00:02"
+	nx := "nx.evil.test | getent | /usr/bin/getent | sh(3000) | libc getaddrinfo | EAI_NONAME |  | 12:00:03 | 12:00:03"
+	curl := "www.evil.test | curl | /usr/bin/curl | sh(3000) |  | NOERROR | A 192.0.2.80 | 12:00:04 | 12:00:04"
+	for _, tc := range []struct {
+		name, q string
+		f       query.Filter
+		want    []string
+	}{
+		{name: "all", q: "evil.test", want: []string{hosts, nx, curl}},
+		{name: "one name", q: "hosts-only.evil.test", want: []string{hosts}},
+		{name: "pid", q: "evil.test", f: query.Filter{PIDs: []int64{3100}}, want: []string{hosts, nx}},
+		{name: "exe", q: "evil.test", f: query.Filter{Exes: []string{"curl"}}, want: []string{curl}},
+		{name: "since", q: "evil.test", f: query.Filter{Since: libcT0.Add(2500 * time.Millisecond)}, want: []string{nx, curl}},
+		{name: "until", q: "evil.test", f: query.Filter{Until: libcT0.Add(1500 * time.Millisecond)},
+			want: []string{"hosts-only.evil.test | getent | /usr/bin/getent | sh(3000) | libc getaddrinfo | answered | A 192.0.2.55 AAAA 2001:db8::55 | 12:00:01 | 12:00:01"}},
+		{name: "a query type leaves libc out", q: "evil.test", f: query.Filter{QTypes: []uint16{1}}, want: []string{curl}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, err := db.WhoResolved(ctx, tc.q, query.WhoResolvedOptions{Filter: tc.f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rows {
+				got = append(got, whoLine(r))
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tc.want, "\n\t"))
+			}
+		})
+	}
+}
