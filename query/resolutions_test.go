@@ -3,6 +3,7 @@ package query_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,51 @@ func TestWhoResolvedLibc(t *testing.T) {
 				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tc.want, "\n\t"))
 			}
 		})
+	}
+}
+
+func TestResolvedToLibc(t *testing.T) {
+	db := open(t, libcFile(t))
+	ctx := context.Background()
+	line := func(r query.ResolvedToRow) string {
+		comm := ""
+		if r.Proc != nil {
+			comm = r.Proc.Comm
+		}
+		return strings.Join([]string{r.Address, r.QName, r.Chain, comm, r.FirstSeen.Format(time.TimeOnly)}, " | ") + " | " + strconv.FormatInt(r.Count, 10)
+	}
+	for _, tc := range []struct {
+		prefix string
+		f      query.Filter
+		want   []string
+	}{
+		{prefix: "192.0.2.0/24", want: []string{
+			"192.0.2.55 | hosts-only.evil.test | hosts-only.evil.test > libc getaddrinfo > A 192.0.2.55 | getent | 12:00:01 | 1",
+			"192.0.2.55 | hosts-only.evil.test | hosts-only.evil.test > libc gethostbyname2_r > A 192.0.2.55 | getent | 12:00:02 | 1",
+			"192.0.2.80 | www.evil.test | www.evil.test > A 192.0.2.80 | curl | 12:00:04 | 1",
+		}},
+		{prefix: "2001:db8::/32", want: []string{
+			"2001:db8::55 | hosts-only.evil.test | hosts-only.evil.test > libc getaddrinfo > AAAA 2001:db8::55 | getent | 12:00:01 | 1",
+		}},
+		{prefix: "192.0.2.55", f: query.Filter{PIDs: []int64{3200}}, want: nil},
+		{prefix: "0.0.0.0/0", f: query.Filter{Until: libcT0.Add(1500 * time.Millisecond)}, want: []string{
+			"192.0.2.55 | hosts-only.evil.test | hosts-only.evil.test > libc getaddrinfo > A 192.0.2.55 | getent | 12:00:01 | 1",
+		}},
+	} {
+		p, err := query.ParsePrefix(tc.prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.ResolvedTo(ctx, p, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, line(r))
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%s: got\n\t%s\nwant\n\t%s", tc.prefix, strings.Join(got, "\n\t"), strings.Join(tc.want, "\n\t"))
+		}
 	}
 }

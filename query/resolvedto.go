@@ -137,6 +137,7 @@ type resolvedKey struct {
 	addr, qname string
 	owner       int64
 	client      netip.AddrPort
+	libc        string // the libc function, for a libc resolution's address
 }
 
 // resolvedToSQL is the statement that finds the answers inside prefix,
@@ -183,17 +184,9 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 	if err != nil {
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
-	type hit struct {
-		key    resolvedKey
-		msg    int64
-		ts     int64
-		owner  sql.NullInt64
-		obs    int64
-		client netip.AddrPort
-	}
-	var hits []hit
+	var hits []resolvedHit
 	for rs.Next() {
-		var h hit
+		var h resolvedHit
 		var data, qname, caddr string
 		var cport int64
 		if err := rs.Scan(&data, &h.msg, &h.key.session, &h.ts, &h.obs, &h.owner, &qname, &caddr, &cport); err != nil {
@@ -215,13 +208,21 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
 	rs.Close()
+	libc, err := fl.resolvedToLibc(ctx, prefix, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(libc) > 0 {
+		hits = append(hits, libc...)
+		sort.SliceStable(hits, func(i, j int) bool { return hits[i].ts < hits[j].ts })
+	}
 
 	dict := fl.dicts()
 	groups := map[resolvedKey]*ResolvedToRow{}
 	var order []resolvedKey
 	for _, h := range hits {
 		client := h.client
-		local := h.obs&2 != 0 && h.obs&8 == 0 && h.owner.Valid
+		local := (h.obs&2 != 0 && h.obs&8 == 0 || h.key.libc != "") && h.owner.Valid
 		k := h.key
 		var proc *Process
 		if local {
@@ -255,7 +256,9 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 				}
 			}
 		}
-		if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
+		if k.libc != "" {
+			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + addrAnswer(k.addr)
+		} else if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
 			return nil, err
 		}
 		groups[k] = row
@@ -266,6 +269,51 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		out[i] = *groups[k]
 	}
 	return out, nil
+}
+
+// resolvedHit is one answer inside the prefix: of a response (msg), or
+// of a libc resolution (key.libc set).
+type resolvedHit struct {
+	key    resolvedKey
+	msg    int64
+	ts     int64
+	owner  sql.NullInt64
+	obs    int64
+	client netip.AddrPort
+}
+
+// resolvedToLibc is the addresses inside prefix that libc resolutions
+// returned (schema v5), in time order.
+func (fl *file) resolvedToLibc(ctx context.Context, prefix netip.Prefix, f *Filter) ([]resolvedHit, error) {
+	if fl.version < 5 {
+		return nil, nil
+	}
+	conds, args, exact := addrRanges(prefix)
+	for i := range conds {
+		conds[i] = strings.ReplaceAll(conds[i], "r.data", "a.addr")
+	}
+	rw, rargs := f.resWhere()
+	rs, err := fl.db.QueryContext(ctx, `
+SELECT a.addr, r.session_id, r.ts_ns, r.owner, coalesce(n.name, ''), r.func
+FROM resolution_addrs a JOIN resolutions r ON r.id = a.resolution_id LEFT JOIN names n ON n.id = r.name_id
+WHERE (`+strings.Join(conds, " OR ")+`) AND `+rw+`
+ORDER BY r.ts_ns, r.id`, concat(args, rargs)...)
+	if err != nil {
+		return nil, fmt.Errorf("read libc resolutions: %w", err)
+	}
+	defer rs.Close()
+	var hits []resolvedHit
+	for rs.Next() {
+		var h resolvedHit
+		if err := rs.Scan(&h.key.addr, &h.key.session, &h.ts, &h.owner, &h.key.qname, &h.key.libc); err != nil {
+			return nil, fmt.Errorf("read libc resolutions: %w", err)
+		}
+		if a, err := netip.ParseAddr(h.key.addr); err != nil || (!exact && !prefix.Contains(a)) || a.Is4() != prefix.Addr().Is4() {
+			continue
+		}
+		hits = append(hits, h)
+	}
+	return hits, rs.Err()
 }
 
 // chainOf follows the answer records of message id from qname to addr:
