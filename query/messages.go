@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -123,11 +124,26 @@ type Cursor struct {
 	TS   int64
 	File int
 	ID   int64
+	// Res: ID is a libc resolution's (schema v5), printed "r" and the id.
+	Res bool
 }
 
 // String renders the cursor as the --after flag takes it.
 func (c Cursor) String() string {
+	if c.Res {
+		return fmt.Sprintf("%d.%d.r%d", c.TS, c.File, c.ID)
+	}
 	return fmt.Sprintf("%d.%d.%d", c.TS, c.File, c.ID)
+}
+
+// messagesAfter is where the messages resume after c: after a libc
+// resolution, after every message of its time in its file (they come
+// first).
+func (c *Cursor) messagesAfter() *Cursor {
+	if c == nil || !c.Res {
+		return c
+	}
+	return &Cursor{TS: c.TS, File: c.File, ID: math.MaxInt64}
 }
 
 // ParseCursor parses what Cursor.String printed.
@@ -140,7 +156,9 @@ func ParseCursor(s string) (Cursor, error) {
 	var err error
 	if c.TS, err = strconv.ParseInt(parts[0], 10, 64); err == nil {
 		if c.File, err = strconv.Atoi(parts[1]); err == nil {
-			c.ID, err = strconv.ParseInt(parts[2], 10, 64)
+			id, res := strings.CutPrefix(parts[2], "r")
+			c.ID, err = strconv.ParseInt(id, 10, 64)
+			c.Res = res
 		}
 	}
 	if err != nil || c.File < 0 {

@@ -125,3 +125,72 @@ func TestResolvedToLibc(t *testing.T) {
 		}
 	}
 }
+
+// TestTimelineLibc: libc resolutions are timeline rows in time order among
+// the messages, and pages of every size joined by their cursors give the
+// whole timeline once, across two files.
+func TestTimelineLibc(t *testing.T) {
+	one := libcFile(t)
+	two := libcFile(t) // the same times: ties between files
+	db := open(t, one, two)
+	ctx := context.Background()
+	page := func(limit int, after *query.Cursor) ([]string, *query.Cursor) {
+		var buf strings.Builder
+		w, err := query.NewRowWriter(&buf, query.FormatCSV, db.TimelineColumnsFor(), query.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := db.Timeline(ctx, query.TimelineOptions{Filter: query.Filter{Limit: limit}, After: after}, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for i, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if i > 0 && l != "" { // after the header
+				f := strings.Split(l, ",")
+				// file, time, host, id, kind, ..., qname (16), qtype, rcode (18)
+				lines = append(lines, f[3]+" "+f[4]+" "+f[16]+" "+f[18])
+			}
+		}
+		return lines, c
+	}
+	all, _ := page(0, nil)
+	want := []string{
+		"r1 libc getaddrinfo hosts-only.evil.test answered", "r1 libc getaddrinfo hosts-only.evil.test answered",
+		"r2 libc gethostbyname2_r hosts-only.evil.test answered", "r2 libc gethostbyname2_r hosts-only.evil.test answered",
+		"r3 libc getaddrinfo nx.evil.test EAI_NONAME", "r3 libc getaddrinfo nx.evil.test EAI_NONAME",
+		"1 query www.evil.test ", "1 query www.evil.test ",
+		"2 response www.evil.test NOERROR", "2 response www.evil.test NOERROR",
+	}
+	if strings.Join(all, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("timeline:\n\t%s\nwant\n\t%s", strings.Join(all, "\n\t"), strings.Join(want, "\n\t"))
+	}
+	for limit := 1; limit <= 4; limit++ {
+		var got []string
+		var after *query.Cursor
+		for i := 0; i < 20; i++ {
+			rows, c := page(limit, after)
+			if len(rows) == 0 {
+				break
+			}
+			if len(rows) > limit {
+				t.Fatalf("limit %d: a page of %d rows", limit, len(rows))
+			}
+			got = append(got, rows...)
+			if after != nil && c.String() == after.String() {
+				t.Fatalf("limit %d: the cursor did not move", limit)
+			}
+			after = c
+			back, err := query.ParseCursor(c.String())
+			if err != nil || back != *c {
+				t.Fatalf("cursor %v printed %q parses back as %v, %v", *c, c.String(), back, err)
+			}
+		}
+		if strings.Join(got, "\n") != strings.Join(all, "\n") {
+			t.Errorf("limit %d: pages joined:\n\t%s\nwant\n\t%s", limit, strings.Join(got, "\n\t"), strings.Join(all, "\n\t"))
+		}
+	}
+}

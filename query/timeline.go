@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -158,17 +159,48 @@ type TimelineOptions struct {
 	NoLinks bool
 }
 
-// Timeline streams every message that passes the filter, in time order, to
-// out, and returns the cursor of the last one written (nil if none), which
-// resumes after it.
+// Timeline streams every message that passes the filter, and every libc
+// resolution (schema v5), in time order, to out, and returns the cursor of
+// the last one written (nil if none), which resumes after it. At one time
+// in one file messages come before resolutions.
 func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) (*Cursor, error) {
 	multi := len(d.files) > 1
 	files := map[string]*file{}
 	for _, f := range d.files {
 		files[f.path] = f
 	}
+	res, err := d.Resolutions(ctx, &opts.Filter, opts.After)
+	if err != nil {
+		return nil, err
+	}
 	var last *Cursor
-	err := d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After}, func(m *Message) error {
+	n, limit := 0, opts.Limit
+	full := func() bool { return limit > 0 && n >= limit }
+	write := func(row []any, c Cursor) error {
+		if multi {
+			row = append([]any{d.files[c.File].path}, row...)
+		}
+		last = &c
+		n++
+		return out.Row(row)
+	}
+	writeRes := func(r *Resolution) error {
+		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
+	}
+	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter()}, func(m *Message) error {
+		c := d.CursorOf(m)
+		for len(res) > 0 && resolutionFirst(res[0], m, c.File) {
+			if full() {
+				return errPageFull
+			}
+			if err := writeRes(res[0]); err != nil {
+				return err
+			}
+			res = res[1:]
+		}
+		if full() {
+			return errPageFull
+		}
 		var via string
 		if f := files[m.File]; f != nil && !opts.NoLinks {
 			var err error
@@ -176,16 +208,24 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 				return err
 			}
 		}
-		row := TimelineRow(m, via)
-		if multi {
-			row = append([]any{m.File}, row...)
-		}
-		c := d.CursorOf(m)
-		last = &c
-		return out.Row(row)
+		return write(TimelineRow(m, via), c)
 	})
-	return last, err
+	if err != nil && !errors.Is(err, errPageFull) {
+		return last, err
+	}
+	for _, r := range res {
+		if full() {
+			break
+		}
+		if err := writeRes(r); err != nil {
+			return last, err
+		}
+	}
+	return last, nil
 }
+
+// errPageFull stops the messages when resolutions filled the page.
+var errPageFull = errors.New("page full")
 
 // TimelineColumnsFor returns the timeline's columns for this set of files.
 func (d *DB) TimelineColumnsFor() []string {

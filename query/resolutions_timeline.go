@@ -1,0 +1,178 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Resolution is a libc resolver call (schema v5), as the timeline and the
+// process view show it.
+type Resolution struct {
+	File     string
+	fileIdx  int
+	ID       int64
+	Host     string
+	Time     time.Time // when the call returned
+	Duration time.Duration
+	Func     string // getaddrinfo, gethostbyname_r, gethostbyname2_r
+	Name     string
+	RC       int64
+	Flags    int64
+	Addrs    []string
+	Proc     *Process // nil when the caller could not be identified
+}
+
+// Status is what the call returned: "answered", EAI_NONAME, ...
+func (r *Resolution) Status() string { return ResolutionStatus(r.Func, r.RC) }
+
+// Note says what was not kept of the call.
+func (r *Resolution) Note() string {
+	var notes []string
+	if r.Flags&1 != 0 {
+		notes = append(notes, "name cut at 255 bytes")
+	}
+	if r.Flags&2 != 0 {
+		notes = append(notes, "more addresses than the 16 kept")
+	}
+	return strings.Join(notes, "; ")
+}
+
+// Answers are the addresses typed as answers: "A 192.0.2.7".
+func (r *Resolution) Answers() []string {
+	out := make([]string, len(r.Addrs))
+	for i, a := range r.Addrs {
+		out[i] = addrAnswer(a)
+	}
+	return out
+}
+
+// ResolutionTimelineRow renders a libc resolution as TimelineColumns: its
+// id is "r" and the resolution's id, its kind "libc" and the function, the
+// caller is the source end, and the outcome stands in the rcode column.
+func ResolutionTimelineRow(r *Resolution) []any {
+	var pid, comm, container any
+	if r.Proc != nil {
+		pid, comm, container = r.Proc.PID, nullString(r.Proc.Comm), nullString(r.Proc.Container)
+	}
+	return []any{
+		r.Time, r.Host, "r" + strconv.FormatInt(r.ID, 10), libcSource(r.Func), nil,
+		nil, pid, comm, nil, nil, nil,
+		nil, nil, container, nil,
+		nullString(r.Name), nil, r.Status(), r.Answers(), nil, Millis(r.Duration), nil, nullString(r.Note()),
+	}
+}
+
+// resolutionsWhere is the condition on resolutions r that selects file
+// number idx's resolutions after the cursor. At one time in one file the
+// timeline puts messages first, then resolutions, each by id.
+func resolutionsWhere(idx int, f *Filter, c *Cursor) (string, []any) {
+	where, args := f.resWhere()
+	if c == nil {
+		return where, args
+	}
+	switch {
+	case idx < c.File:
+		where += " AND r.ts_ns > ?"
+		args = append(args, c.TS)
+	case idx == c.File && c.Res:
+		where += " AND r.ts_ns >= ? AND (r.ts_ns > ? OR r.id > ?)"
+		args = append(args, c.TS, c.TS, c.ID)
+	default:
+		where += " AND r.ts_ns >= ?"
+		args = append(args, c.TS)
+	}
+	return where, args
+}
+
+// Resolutions returns the libc resolutions that pass f after the cursor,
+// across files, in timeline order (time, file, id), at most f.Limit.
+func (d *DB) Resolutions(ctx context.Context, f *Filter, after *Cursor) ([]*Resolution, error) {
+	var out []*Resolution
+	for i, fl := range d.files {
+		if fl.version < 5 {
+			continue
+		}
+		where, args := resolutionsWhere(i, f, after)
+		q := `SELECT r.id, r.session_id, r.ts_ns, r.dur_ns, r.owner, r.func, coalesce(n.name, ''), r.rc, r.flags,
+       (SELECT group_concat(addr, ';') FROM (SELECT addr FROM resolution_addrs WHERE resolution_id = r.id ORDER BY id))
+FROM resolutions r LEFT JOIN names n ON n.id = r.name_id
+WHERE ` + where + ` ORDER BY r.ts_ns, r.id`
+		if f.Limit > 0 {
+			q += " LIMIT " + strconv.Itoa(f.Limit)
+		}
+		rs, err := fl.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
+		}
+		dict := fl.dicts()
+		var owners []sql.NullInt64
+		var sessions []int64
+		start := len(out)
+		for rs.Next() {
+			r := &Resolution{File: fl.path, fileIdx: i}
+			var ts, dur, session int64
+			var owner sql.NullInt64
+			var addrs sql.NullString
+			if err := rs.Scan(&r.ID, &session, &ts, &dur, &owner, &r.Func, &r.Name, &r.RC, &r.Flags, &addrs); err != nil {
+				rs.Close()
+				return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
+			}
+			r.Time, r.Duration = time.Unix(0, ts).UTC(), time.Duration(dur)
+			if addrs.String != "" {
+				r.Addrs = strings.Split(addrs.String, ";")
+			}
+			out = append(out, r)
+			owners = append(owners, owner)
+			sessions = append(sessions, session)
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
+		}
+		// The owners and hosts are read once the rows are: the dictionary
+		// needs a connection of its own.
+		for j, r := range out[start:] {
+			if r.Host, err = dict.host(ctx, sessions[j]); err != nil {
+				return nil, err
+			}
+			if owners[j].Valid {
+				if r.Proc, err = dict.owner(ctx, owners[j].Int64); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	sortResolutions(out)
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+func sortResolutions(rs []*Resolution) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		if a.fileIdx != b.fileIdx {
+			return a.fileIdx < b.fileIdx
+		}
+		return a.ID < b.ID
+	})
+}
+
+// resolutionFirst tells whether r comes before message m, of file number
+// mFile, in the timeline: at one time in one file, messages come first.
+func resolutionFirst(r *Resolution, m *Message, mFile int) bool {
+	if !r.Time.Equal(m.Time) {
+		return r.Time.Before(m.Time)
+	}
+	return r.fileIdx < mFile
+}
