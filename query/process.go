@@ -14,7 +14,7 @@ import (
 // process image that matched.
 var ProcessColumns = []string{
 	"pid", "comm", "exe", "argv", "uid", "ancestry", "container", "children", "started", "exited", "source",
-	"queries", "names", "host",
+	"queries", "names", "libc_names", "host",
 }
 
 // ProcessRow is one recorded process image with what it resolved.
@@ -31,6 +31,9 @@ type ProcessRow struct {
 	Children  []Ancestor
 	Queries   int64       // queries it sent
 	Names     []NameCount // the names it asked for, in first-asked order
+	// LibcNames are the names it resolved through libc (schema v5), with
+	// how many calls asked for each, in first-asked order.
+	LibcNames []NameCount
 }
 
 // NameCount is a name and how many queries asked for it.
@@ -191,7 +194,32 @@ GROUP BY o.process_id, m.name_id ORDER BY first`, append(ids, margs...)...)
 		r.Names = append(r.Names, nc)
 		r.Queries += nc.Count
 	}
-	return out, nrs.Err()
+	if err := nrs.Err(); err != nil {
+		return nil, fmt.Errorf("read names: %w", err)
+	}
+	nrs.Close()
+	if fl.version < 5 {
+		return out, nil
+	}
+	rw, rargs := msgF.resWhere()
+	lrs, err := fl.db.QueryContext(ctx, `
+SELECT o.process_id, coalesce(n.name, ''), count(*), min(r.ts_ns) AS first
+FROM resolutions r JOIN owners o ON o.id = r.owner LEFT JOIN names n ON n.id = r.name_id
+WHERE r.owner IN (SELECT id FROM owners WHERE process_id IN (`+placeholders(len(ids))+`)) AND `+rw+`
+GROUP BY o.process_id, r.name_id ORDER BY first`, append(ids, rargs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read libc resolutions: %w", err)
+	}
+	defer lrs.Close()
+	for lrs.Next() {
+		var proc, first int64
+		var nc NameCount
+		if err := lrs.Scan(&proc, &nc.Name, &nc.Count, &first); err != nil {
+			return nil, fmt.Errorf("read libc resolutions: %w", err)
+		}
+		byID[proc].LibcNames = append(byID[proc].LibcNames, nc)
+	}
+	return out, lrs.Err()
 }
 
 // ProcessTable converts rows for Write.
@@ -210,6 +238,10 @@ func ProcessTable(rows []ProcessRow, withFile bool) *Table {
 		for j, n := range r.Names {
 			names[j] = n.String()
 		}
+		libcNames := make([]string, len(r.LibcNames))
+		for j, n := range r.LibcNames {
+			libcNames[j] = n.String()
+		}
 		var started, exited any
 		if !r.Started.IsZero() {
 			started = r.Started
@@ -218,7 +250,7 @@ func ProcessTable(rows []ProcessRow, withFile bool) *Table {
 			exited = r.Exited
 		}
 		row := []any{r.Proc.PID, nullString(r.Proc.Comm), nullString(r.Proc.Exe), nullString(ShellQuote(r.Proc.Argv)), nullInt(r.Proc.UID),
-			nullString(r.Proc.Ancestry.String()), nullString(r.Container), children, started, exited, r.Source, r.Queries, names, r.Host}
+			nullString(r.Proc.Ancestry.String()), nullString(r.Container), children, started, exited, r.Source, r.Queries, names, libcNames, r.Host}
 		if withFile {
 			row = append([]any{r.File}, row...)
 		}

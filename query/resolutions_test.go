@@ -194,3 +194,25 @@ func TestTimelineLibc(t *testing.T) {
 		}
 	}
 }
+
+func TestProcessLibcNames(t *testing.T) {
+	db := open(t, libcFile(t))
+	rows, err := db.Processes(context.Background(), "getent", query.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%d rows for getent, want 1", len(rows))
+	}
+	var got []string
+	for _, n := range rows[0].LibcNames {
+		got = append(got, n.String())
+	}
+	if want := "hosts-only.evil.test (2);nx.evil.test (1)"; strings.Join(got, ";") != want || rows[0].Queries != 0 {
+		t.Errorf("getent: libc names %q, queries %d; want %q, 0", strings.Join(got, ";"), rows[0].Queries, want)
+	}
+	rows, err = db.Processes(context.Background(), "3100", query.Filter{Since: libcT0.Add(2500 * time.Millisecond)})
+	if err != nil || len(rows) != 1 || len(rows[0].LibcNames) != 1 || rows[0].LibcNames[0].Name != "nx.evil.test" {
+		t.Errorf("getent since 12:00:02.5: %+v, %v", rows, err)
+	}
+}
