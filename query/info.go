@@ -12,7 +12,7 @@ import (
 // InfoColumns are the columns of `dnsrec query info`, one row per recording
 // session in each file.
 var InfoColumns = []string{
-	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "processes",
+	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
 	"ringbuf_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
@@ -55,13 +55,18 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	if f.version < 4 {
 		v4 = `NULL, NULL, NULL, NULL`
 	}
+	// v5: libc resolutions; NULL before the recorder captured them.
+	resolutions := `(SELECT count(*) FROM resolutions r WHERE r.session_id = s.id)`
+	if f.version < 5 {
+		resolutions = `NULL`
+	}
 	if f.version < 2 {
 		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
 			FROM messages GROUP BY session_id`
 	}
 	q, err := f.db.QueryContext(ctx, `
 SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns, a.first, a.last,
-       coalesce(a.n, 0),
+       coalesce(a.n, 0), `+resolutions+`,
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
        l.ringbuf_drops, l.decode_errors, l.unattributed, coalesce(a.perr, 0), `+unanswered+`,
        `+v4+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline
@@ -84,9 +89,9 @@ ORDER BY s.started_ns`)
 		var started int64
 		var stopped, drops, decodeErrs, unattributed, first, last sql.Null[int64]
 		var messages, processes, snaplen, parseErrors int64
-		var unanswered, filtered, part, misses sql.Null[int64]
+		var unanswered, filtered, part, misses, resolutions sql.Null[int64]
 		var filters sql.NullString
-		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &processes,
+		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &resolutions, &processes,
 			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &ports, &snaplen, &bootID, &machineID, &cmdline); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
@@ -97,7 +102,7 @@ ORDER BY s.started_ns`)
 		// No loss row means nothing was ever lost: rows are written when a
 		// counter changes.
 		out = append(out, []any{
-			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, processes,
+			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
 			drops.V, hookMisses(f.version, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}

@@ -3,6 +3,7 @@ package query_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,5 +215,17 @@ func TestProcessLibcNames(t *testing.T) {
 	rows, err = db.Processes(context.Background(), "3100", query.Filter{Since: libcT0.Add(2500 * time.Millisecond)})
 	if err != nil || len(rows) != 1 || len(rows[0].LibcNames) != 1 || rows[0].LibcNames[0].Name != "nx.evil.test" {
 		t.Errorf("getent since 12:00:02.5: %+v, %v", rows, err)
+	}
+}
+
+func TestInfoCountsResolutions(t *testing.T) {
+	db := open(t, libcFile(t))
+	tab, err := db.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(tab.Columns, "resolutions")
+	if col < 0 || len(tab.Rows) != 1 || tab.Rows[0][col] != int64(3) {
+		t.Errorf("info: columns %v, rows %v; want 3 resolutions", tab.Columns, tab.Rows)
 	}
 }
