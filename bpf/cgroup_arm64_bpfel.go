@@ -111,6 +111,20 @@ type cgroupResAddr struct {
 	Addr   [16]uint8
 }
 
+type cgroupResCall struct {
+	_      structs.HostLayout
+	Name   uint64
+	Result uint64
+	CallNs uint64
+}
+
+type cgroupResKey struct {
+	_       structs.HostLayout
+	PidTgid uint64
+	Func    uint32
+	Pad     uint32
+}
+
 type cgroupResolveEvent struct {
 	_      structs.HostLayout
 	Kind   uint8
@@ -131,6 +145,7 @@ type cgroupResolveEvent struct {
 const (
 	cgroupMapAncCache           = "anc_cache"
 	cgroupMapEvents             = "events"
+	cgroupMapResCalls           = "res_calls"
 	cgroupMapRingbufDrops       = "ringbuf_drops"
 	cgroupMapSockOwner          = "sock_owner"
 	cgroupProgDnsConnect4       = "dns_connect4"
@@ -144,6 +159,12 @@ const (
 	cgroupProgDnsSockRecv       = "dns_sock_recv"
 	cgroupProgOnExec            = "on_exec"
 	cgroupProgOnExit            = "on_exit"
+	cgroupProgUpGetaddrinfo     = "up_getaddrinfo"
+	cgroupProgUpGethostbyname2R = "up_gethostbyname2_r"
+	cgroupProgUpGethostbynameR  = "up_gethostbyname_r"
+	cgroupProgUrGetaddrinfo     = "ur_getaddrinfo"
+	cgroupProgUrGethostbyname2R = "ur_gethostbyname2_r"
+	cgroupProgUrGethostbynameR  = "ur_gethostbyname_r"
 	cgroupVarAncEmpty           = "anc_empty"
 	cgroupVarDnsPorts           = "dns_ports"
 	cgroupVarSnaplen            = "snaplen"
@@ -194,17 +215,23 @@ type cgroupSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupProgramSpecs struct {
-	DnsConnect4 *ebpf.ProgramSpec `ebpf:"dns_connect4"`
-	DnsConnect6 *ebpf.ProgramSpec `ebpf:"dns_connect6"`
-	DnsEgress   *ebpf.ProgramSpec `ebpf:"dns_egress"`
-	DnsIngress  *ebpf.ProgramSpec `ebpf:"dns_ingress"`
-	DnsRecvmsg4 *ebpf.ProgramSpec `ebpf:"dns_recvmsg4"`
-	DnsRecvmsg6 *ebpf.ProgramSpec `ebpf:"dns_recvmsg6"`
-	DnsSendmsg4 *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6 *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
-	DnsSockRecv *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
-	OnExec      *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit      *ebpf.ProgramSpec `ebpf:"on_exit"`
+	DnsConnect4       *ebpf.ProgramSpec `ebpf:"dns_connect4"`
+	DnsConnect6       *ebpf.ProgramSpec `ebpf:"dns_connect6"`
+	DnsEgress         *ebpf.ProgramSpec `ebpf:"dns_egress"`
+	DnsIngress        *ebpf.ProgramSpec `ebpf:"dns_ingress"`
+	DnsRecvmsg4       *ebpf.ProgramSpec `ebpf:"dns_recvmsg4"`
+	DnsRecvmsg6       *ebpf.ProgramSpec `ebpf:"dns_recvmsg6"`
+	DnsSendmsg4       *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6       *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
+	DnsSockRecv       *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
+	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
+	UpGetaddrinfo     *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR  *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo     *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
 }
 
 // cgroupMapSpecs contains maps before they are loaded into the kernel.
@@ -213,6 +240,7 @@ type cgroupProgramSpecs struct {
 type cgroupMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 }
@@ -251,6 +279,7 @@ func (o *cgroupObjects) Close() error {
 type cgroupMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 }
@@ -259,6 +288,7 @@ func (m *cgroupMaps) Close() error {
 	return _CgroupClose(
 		m.AncCache,
 		m.Events,
+		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,
 	)
@@ -280,17 +310,23 @@ type cgroupVariables struct {
 //
 // It can be passed to loadCgroupObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupPrograms struct {
-	DnsConnect4 *ebpf.Program `ebpf:"dns_connect4"`
-	DnsConnect6 *ebpf.Program `ebpf:"dns_connect6"`
-	DnsEgress   *ebpf.Program `ebpf:"dns_egress"`
-	DnsIngress  *ebpf.Program `ebpf:"dns_ingress"`
-	DnsRecvmsg4 *ebpf.Program `ebpf:"dns_recvmsg4"`
-	DnsRecvmsg6 *ebpf.Program `ebpf:"dns_recvmsg6"`
-	DnsSendmsg4 *ebpf.Program `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6 *ebpf.Program `ebpf:"dns_sendmsg6"`
-	DnsSockRecv *ebpf.Program `ebpf:"dns_sock_recv"`
-	OnExec      *ebpf.Program `ebpf:"on_exec"`
-	OnExit      *ebpf.Program `ebpf:"on_exit"`
+	DnsConnect4       *ebpf.Program `ebpf:"dns_connect4"`
+	DnsConnect6       *ebpf.Program `ebpf:"dns_connect6"`
+	DnsEgress         *ebpf.Program `ebpf:"dns_egress"`
+	DnsIngress        *ebpf.Program `ebpf:"dns_ingress"`
+	DnsRecvmsg4       *ebpf.Program `ebpf:"dns_recvmsg4"`
+	DnsRecvmsg6       *ebpf.Program `ebpf:"dns_recvmsg6"`
+	DnsSendmsg4       *ebpf.Program `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6       *ebpf.Program `ebpf:"dns_sendmsg6"`
+	DnsSockRecv       *ebpf.Program `ebpf:"dns_sock_recv"`
+	OnExec            *ebpf.Program `ebpf:"on_exec"`
+	OnExit            *ebpf.Program `ebpf:"on_exit"`
+	UpGetaddrinfo     *ebpf.Program `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R *ebpf.Program `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR  *ebpf.Program `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo     *ebpf.Program `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR  *ebpf.Program `ebpf:"ur_gethostbyname_r"`
 }
 
 func (p *cgroupPrograms) Close() error {
@@ -306,6 +342,12 @@ func (p *cgroupPrograms) Close() error {
 		p.DnsSockRecv,
 		p.OnExec,
 		p.OnExit,
+		p.UpGetaddrinfo,
+		p.UpGethostbyname2R,
+		p.UpGethostbynameR,
+		p.UrGetaddrinfo,
+		p.UrGethostbyname2R,
+		p.UrGethostbynameR,
 	)
 }
 

@@ -584,6 +584,304 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	return 0;
 }
 
+// ---- libc resolver calls (uprobes; attached per libc by bpf/libc.go) ----
+//
+// getaddrinfo, gethostbyname_r and gethostbyname2_r: the name a process asked
+// its libc for and the addresses it got back, in the caller's context. The
+// entry probe keeps the arguments the return probe needs; the return probe
+// emits one EV_RESOLVE record. The user structures are read at the fixed
+// offsets of the LP64 ABI (x86_64 and arm64, glibc and musl alike).
+
+#define RES_AF_INET 2
+#define RES_AF_INET6 10
+#define RES_ERANGE 34     // gethostbyname*_r: buffer too small; the caller retries
+#define RES_MAX_NODES 48  // addrinfo nodes walked: one per address and socktype
+
+// The sixth argument of a call, which bpf_tracing.h of this libbpf lacks.
+#if defined(__TARGET_ARCH_x86)
+#define RES_PARM6(ctx) ((ctx)->r9)
+#elif defined(__TARGET_ARCH_arm64)
+#define RES_PARM6(ctx) (((const struct user_pt_regs *)(ctx))->regs[5])
+#endif
+
+struct res_key {
+	__u64 pid_tgid;
+	__u32 func; // enum resolve_func: a thread may be inside more than one
+	__u32 _pad;
+};
+
+struct res_call {
+	__u64 name;    // const char *
+	__u64 result;  // struct addrinfo ** or struct hostent **
+	__u64 call_ns;
+};
+
+// Calls in progress, by thread. A call that never returns (the thread was
+// killed, or longjmp'ed out) leaves its entry to the LRU.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct res_key);
+	__type(value, struct res_call);
+} res_calls SEC(".maps");
+
+static __always_inline void res_enter(__u8 func, const void *name, const void *result)
+{
+	struct res_key k = {.pid_tgid = bpf_get_current_pid_tgid(), .func = func};
+	struct res_call c = {
+		.name = (__u64)name,
+		.result = (__u64)result,
+		.call_ns = bpf_ktime_get_boot_ns(),
+	};
+	bpf_map_update_elem(&res_calls, &k, &c, BPF_ANY);
+}
+
+// res_take removes the thread's call of func, copying it to c; 0 if none.
+static __always_inline int res_take(__u8 func, struct res_call *c)
+{
+	struct res_key k = {.pid_tgid = bpf_get_current_pid_tgid(), .func = func};
+	struct res_call *v = bpf_map_lookup_elem(&res_calls, &k);
+	if (!v)
+		return 0;
+	*c = *v;
+	bpf_map_delete_elem(&res_calls, &k);
+	return 1;
+}
+
+// res_begin reserves and fills in everything of a record but its addresses
+// (naddrs 0, addrs zeroed) and the flags those set.
+static __always_inline struct resolve_event *res_begin(__u8 func, int rc, struct res_call *c)
+{
+	struct resolve_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop();
+		return 0;
+	}
+	ev->kind = EV_RESOLVE;
+	ev->func = func;
+	ev->flags = 0;
+	ev->naddrs = 0;
+	ev->rc = rc;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	ev->call_ns = c->call_ns;
+	__builtin_memset(ev->addrs, 0, sizeof(ev->addrs));
+	ev->name[0] = 0;
+	if (c->name) {
+		long n = bpf_probe_read_user_str(ev->name, RES_NAME, (const void *)c->name);
+		if (n < 0) {
+			ev->name[0] = 0;
+		} else if (n == RES_NAME) {
+			// RES_NAME - 1 bytes were kept: cut, unless that was all.
+			char more = 0;
+			bpf_probe_read_user(&more, 1, (const char *)c->name + RES_NAME - 1);
+			if (more)
+				ev->flags |= RES_NAME_CUT;
+		}
+	}
+	fill_ident(&ev->id);
+	return ev;
+}
+
+// An address as the walks read it, 4 or 16 bytes, zero-padded.
+union res_ip {
+	__u8 b[16];
+	__u64 q[2];
+};
+
+// The last address added, to drop the repeats: glibc lists each address of
+// getaddrinfo's result once per socket type, one after the other.
+struct res_last {
+	__u64 q[2];
+	__u32 family; // 0: none yet
+	__u32 _pad;
+};
+
+// res_add appends one address unless it equals the last one added, and
+// returns 0 once the record is full (RES_ADDRS_CUT set). The count lives in
+// the record, whose memory the verifier does not track, so that the walking
+// loops' states differ by their counter only and prune.
+static __always_inline int res_add(struct resolve_event *ev, struct res_last *last, __u8 family, const union res_ip *a)
+{
+	if (last->family == family && last->q[0] == a->q[0] && last->q[1] == a->q[1])
+		return 1;
+	__u32 n = *(volatile __u8 *)&ev->naddrs;
+	if (n >= RES_ADDRS) {
+		ev->flags |= RES_ADDRS_CUT;
+		return 0;
+	}
+	struct res_addr *slot = &ev->addrs[n & (RES_ADDRS - 1)];
+	slot->family = family;
+	__builtin_memcpy(slot->addr, a->b, 16);
+	*(volatile __u8 *)&ev->naddrs = n + 1;
+	last->family = family;
+	last->q[0] = a->q[0];
+	last->q[1] = a->q[1];
+	return 1;
+}
+
+// struct addrinfo, LP64.
+struct res_addrinfo {
+	__s32 ai_flags;
+	__s32 ai_family;
+	__s32 ai_socktype;
+	__s32 ai_protocol;
+	__u32 ai_addrlen;
+	__u32 _pad;
+	__u64 ai_addr;
+	__u64 ai_canonname;
+	__u64 ai_next;
+};
+
+static __always_inline void res_walk_addrinfo(struct resolve_event *ev, __u64 resp)
+{
+	__u64 ai = 0;
+	bpf_probe_read_user(&ai, sizeof(ai), (const void *)resp);
+	struct res_last last = {};
+	for (int i = 0; i < RES_MAX_NODES; i++) {
+		if (!ai)
+			return;
+		struct res_addrinfo node;
+		if (bpf_probe_read_user(&node, sizeof(node), (const void *)ai))
+			return;
+		ai = node.ai_next;
+		union res_ip a = {};
+		__u8 family;
+		if (node.ai_family == RES_AF_INET) {
+			// sockaddr_in: family, port, then the address
+			if (bpf_probe_read_user(a.b, 4, (const void *)(node.ai_addr + 4)))
+				continue;
+			family = 4;
+		} else if (node.ai_family == RES_AF_INET6) {
+			// sockaddr_in6: family, port, flowinfo, then the address
+			if (bpf_probe_read_user(a.b, 16, (const void *)(node.ai_addr + 8)))
+				continue;
+			family = 6;
+		} else {
+			continue;
+		}
+		if (!res_add(ev, &last, family, &a))
+			return;
+	}
+	if (ai)
+		ev->flags |= RES_ADDRS_CUT; // more nodes than walked
+}
+
+// struct hostent, LP64.
+struct res_hostent {
+	__u64 h_name;
+	__u64 h_aliases;
+	__s32 h_addrtype;
+	__s32 h_length;
+	__u64 h_addr_list;
+};
+
+static __always_inline void res_walk_hostent(struct resolve_event *ev, __u64 h)
+{
+	struct res_hostent he;
+	if (bpf_probe_read_user(&he, sizeof(he), (const void *)h))
+		return;
+	__u8 family;
+	__u32 len;
+	if (he.h_addrtype == RES_AF_INET && he.h_length == 4) {
+		family = 4;
+		len = 4;
+	} else if (he.h_addrtype == RES_AF_INET6 && he.h_length == 16) {
+		family = 6;
+		len = 16;
+	} else {
+		return;
+	}
+	struct res_last last = {};
+	for (int i = 0; i < RES_ADDRS + 1; i++) {
+		__u64 p = 0;
+		if (bpf_probe_read_user(&p, sizeof(p), (const void *)(he.h_addr_list + 8 * i)) || !p)
+			return;
+		union res_ip a = {};
+		if (bpf_probe_read_user(a.b, len & 31, (const void *)p))
+			return;
+		if (!res_add(ev, &last, family, &a))
+			return;
+	}
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_getaddrinfo, const char *node, const char *service, const void *hints, void *res)
+{
+	res_enter(RES_GETADDRINFO, node, res);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_getaddrinfo, long ret)
+{
+	struct res_call c;
+	if (!res_take(RES_GETADDRINFO, &c))
+		return 0;
+	int rc = (int)ret;
+	struct resolve_event *ev = res_begin(RES_GETADDRINFO, rc, &c);
+	if (!ev)
+		return 0;
+	if (rc == 0)
+		res_walk_addrinfo(ev, c.result);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+// gethostbyname_r and gethostbyname2_r return 0 or an errno value, and give
+// the result through *result: NULL when the name was not found (rc -1 in
+// the record).
+static __always_inline void res_hostent_ret(__u8 func, long ret)
+{
+	struct res_call c;
+	if (!res_take(func, &c))
+		return;
+	int rc = (int)ret;
+	if (rc == RES_ERANGE)
+		return; // the caller's buffer was too small: its retry is recorded
+	__u64 h = 0;
+	if (rc == 0) {
+		bpf_probe_read_user(&h, sizeof(h), (const void *)c.result);
+		if (!h)
+			rc = -1;
+	}
+	struct resolve_event *ev = res_begin(func, rc, &c);
+	if (!ev)
+		return;
+	if (h)
+		res_walk_hostent(ev, h);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+// gethostbyname_r(name, ret, buf, buflen, result, h_errnop)
+SEC("uprobe")
+int BPF_KPROBE(up_gethostbyname_r, const char *name)
+{
+	res_enter(RES_GETHOSTBYNAME_R, name, (const void *)PT_REGS_PARM5(ctx));
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_gethostbyname_r, long ret)
+{
+	res_hostent_ret(RES_GETHOSTBYNAME_R, ret);
+	return 0;
+}
+
+// gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop)
+SEC("uprobe")
+int BPF_KPROBE(up_gethostbyname2_r, const char *name)
+{
+	res_enter(RES_GETHOSTBYNAME2_R, name, (const void *)RES_PARM6(ctx));
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ur_gethostbyname2_r, long ret)
+{
+	res_hostent_ret(RES_GETHOSTBYNAME2_R, ret);
+	return 0;
+}
+
 // Referenced so that the types reach BTF and bpf2go can emit Go twins.
 const struct dns_event *unused_dns_event __attribute__((unused));
 const struct exec_event *unused_exec_event __attribute__((unused));

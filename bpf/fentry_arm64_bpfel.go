@@ -67,6 +67,20 @@ type fentryIdent struct {
 	}
 }
 
+type fentryResCall struct {
+	_      structs.HostLayout
+	Name   uint64
+	Result uint64
+	CallNs uint64
+}
+
+type fentryResKey struct {
+	_       structs.HostLayout
+	PidTgid uint64
+	Func    uint32
+	Pad     uint32
+}
+
 type fentryTcpRecv struct {
 	_   structs.HostLayout
 	Sk  uint64
@@ -94,6 +108,7 @@ type fentryUdpCall struct {
 const (
 	fentryMapAncCache           = "anc_cache"
 	fentryMapEvents             = "events"
+	fentryMapResCalls           = "res_calls"
 	fentryMapRingbufDrops       = "ringbuf_drops"
 	fentryMapSockOwner          = "sock_owner"
 	fentryMapTcpRecvs           = "tcp_recvs"
@@ -115,6 +130,12 @@ const (
 	fentryProgFxTcpRecvmsg6     = "fx_tcp_recvmsg6"
 	fentryProgOnExec            = "on_exec"
 	fentryProgOnExit            = "on_exit"
+	fentryProgUpGetaddrinfo     = "up_getaddrinfo"
+	fentryProgUpGethostbyname2R = "up_gethostbyname2_r"
+	fentryProgUpGethostbynameR  = "up_gethostbyname_r"
+	fentryProgUrGetaddrinfo     = "ur_getaddrinfo"
+	fentryProgUrGethostbyname2R = "ur_gethostbyname2_r"
+	fentryProgUrGethostbynameR  = "ur_gethostbyname_r"
 	fentryVarAncEmpty           = "anc_empty"
 	fentryVarDnsPorts           = "dns_ports"
 	fentryVarSnaplen            = "snaplen"
@@ -165,22 +186,28 @@ type fentrySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryProgramSpecs struct {
-	FeIp6SendSkb    *ebpf.ProgramSpec `ebpf:"fe_ip6_send_skb"`
-	FeIpSendSkb     *ebpf.ProgramSpec `ebpf:"fe_ip_send_skb"`
-	FeSkbConsumeUdp *ebpf.ProgramSpec `ebpf:"fe_skb_consume_udp"`
-	FeTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"fe_tcp_recvmsg"`
-	FeTcpSendmsg    *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
-	FeUdpRecvmsg    *ebpf.ProgramSpec `ebpf:"fe_udp_recvmsg"`
-	FeUdpSendSkb    *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
-	FeUdpSendmsg    *ebpf.ProgramSpec `ebpf:"fe_udp_sendmsg"`
-	FeUdpV6SendSkb  *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
-	FeUdpv6Recvmsg  *ebpf.ProgramSpec `ebpf:"fe_udpv6_recvmsg"`
-	FeUdpv6Sendmsg  *ebpf.ProgramSpec `ebpf:"fe_udpv6_sendmsg"`
-	FxTcpRecvmsg4   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
-	FxTcpRecvmsg5   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
-	FxTcpRecvmsg6   *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
-	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
+	FeIp6SendSkb      *ebpf.ProgramSpec `ebpf:"fe_ip6_send_skb"`
+	FeIpSendSkb       *ebpf.ProgramSpec `ebpf:"fe_ip_send_skb"`
+	FeSkbConsumeUdp   *ebpf.ProgramSpec `ebpf:"fe_skb_consume_udp"`
+	FeTcpRecvmsg      *ebpf.ProgramSpec `ebpf:"fe_tcp_recvmsg"`
+	FeTcpSendmsg      *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
+	FeUdpRecvmsg      *ebpf.ProgramSpec `ebpf:"fe_udp_recvmsg"`
+	FeUdpSendSkb      *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
+	FeUdpSendmsg      *ebpf.ProgramSpec `ebpf:"fe_udp_sendmsg"`
+	FeUdpV6SendSkb    *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
+	FeUdpv6Recvmsg    *ebpf.ProgramSpec `ebpf:"fe_udpv6_recvmsg"`
+	FeUdpv6Sendmsg    *ebpf.ProgramSpec `ebpf:"fe_udpv6_sendmsg"`
+	FxTcpRecvmsg4     *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
+	FxTcpRecvmsg5     *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
+	FxTcpRecvmsg6     *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
+	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
+	UpGetaddrinfo     *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR  *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo     *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
 }
 
 // fentryMapSpecs contains maps before they are loaded into the kernel.
@@ -189,6 +216,7 @@ type fentryProgramSpecs struct {
 type fentryMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
@@ -230,6 +258,7 @@ func (o *fentryObjects) Close() error {
 type fentryMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
@@ -241,6 +270,7 @@ func (m *fentryMaps) Close() error {
 	return _FentryClose(
 		m.AncCache,
 		m.Events,
+		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,
 		m.TcpRecvs,
@@ -265,22 +295,28 @@ type fentryVariables struct {
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryPrograms struct {
-	FeIp6SendSkb    *ebpf.Program `ebpf:"fe_ip6_send_skb"`
-	FeIpSendSkb     *ebpf.Program `ebpf:"fe_ip_send_skb"`
-	FeSkbConsumeUdp *ebpf.Program `ebpf:"fe_skb_consume_udp"`
-	FeTcpRecvmsg    *ebpf.Program `ebpf:"fe_tcp_recvmsg"`
-	FeTcpSendmsg    *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
-	FeUdpRecvmsg    *ebpf.Program `ebpf:"fe_udp_recvmsg"`
-	FeUdpSendSkb    *ebpf.Program `ebpf:"fe_udp_send_skb"`
-	FeUdpSendmsg    *ebpf.Program `ebpf:"fe_udp_sendmsg"`
-	FeUdpV6SendSkb  *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
-	FeUdpv6Recvmsg  *ebpf.Program `ebpf:"fe_udpv6_recvmsg"`
-	FeUdpv6Sendmsg  *ebpf.Program `ebpf:"fe_udpv6_sendmsg"`
-	FxTcpRecvmsg4   *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
-	FxTcpRecvmsg5   *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
-	FxTcpRecvmsg6   *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
-	OnExec          *ebpf.Program `ebpf:"on_exec"`
-	OnExit          *ebpf.Program `ebpf:"on_exit"`
+	FeIp6SendSkb      *ebpf.Program `ebpf:"fe_ip6_send_skb"`
+	FeIpSendSkb       *ebpf.Program `ebpf:"fe_ip_send_skb"`
+	FeSkbConsumeUdp   *ebpf.Program `ebpf:"fe_skb_consume_udp"`
+	FeTcpRecvmsg      *ebpf.Program `ebpf:"fe_tcp_recvmsg"`
+	FeTcpSendmsg      *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
+	FeUdpRecvmsg      *ebpf.Program `ebpf:"fe_udp_recvmsg"`
+	FeUdpSendSkb      *ebpf.Program `ebpf:"fe_udp_send_skb"`
+	FeUdpSendmsg      *ebpf.Program `ebpf:"fe_udp_sendmsg"`
+	FeUdpV6SendSkb    *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
+	FeUdpv6Recvmsg    *ebpf.Program `ebpf:"fe_udpv6_recvmsg"`
+	FeUdpv6Sendmsg    *ebpf.Program `ebpf:"fe_udpv6_sendmsg"`
+	FxTcpRecvmsg4     *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
+	FxTcpRecvmsg5     *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
+	FxTcpRecvmsg6     *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
+	OnExec            *ebpf.Program `ebpf:"on_exec"`
+	OnExit            *ebpf.Program `ebpf:"on_exit"`
+	UpGetaddrinfo     *ebpf.Program `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R *ebpf.Program `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR  *ebpf.Program `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo     *ebpf.Program `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR  *ebpf.Program `ebpf:"ur_gethostbyname_r"`
 }
 
 func (p *fentryPrograms) Close() error {
@@ -301,6 +337,12 @@ func (p *fentryPrograms) Close() error {
 		p.FxTcpRecvmsg6,
 		p.OnExec,
 		p.OnExit,
+		p.UpGetaddrinfo,
+		p.UpGethostbyname2R,
+		p.UpGethostbynameR,
+		p.UrGetaddrinfo,
+		p.UrGethostbyname2R,
+		p.UrGethostbynameR,
 	)
 }
 

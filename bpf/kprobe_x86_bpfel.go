@@ -67,6 +67,20 @@ type kprobeIdent struct {
 	}
 }
 
+type kprobeResCall struct {
+	_      structs.HostLayout
+	Name   uint64
+	Result uint64
+	CallNs uint64
+}
+
+type kprobeResKey struct {
+	_       structs.HostLayout
+	PidTgid uint64
+	Func    uint32
+	Pad     uint32
+}
+
 type kprobeTcpRecv struct {
 	_   structs.HostLayout
 	Sk  uint64
@@ -94,6 +108,7 @@ type kprobeUdpCall struct {
 const (
 	kprobeMapAncCache           = "anc_cache"
 	kprobeMapEvents             = "events"
+	kprobeMapResCalls           = "res_calls"
 	kprobeMapRingbufDrops       = "ringbuf_drops"
 	kprobeMapSockOwner          = "sock_owner"
 	kprobeMapTcpRecvs           = "tcp_recvs"
@@ -113,6 +128,12 @@ const (
 	kprobeProgKrTcpRecvmsg      = "kr_tcp_recvmsg"
 	kprobeProgOnExec            = "on_exec"
 	kprobeProgOnExit            = "on_exit"
+	kprobeProgUpGetaddrinfo     = "up_getaddrinfo"
+	kprobeProgUpGethostbyname2R = "up_gethostbyname2_r"
+	kprobeProgUpGethostbynameR  = "up_gethostbyname_r"
+	kprobeProgUrGetaddrinfo     = "ur_getaddrinfo"
+	kprobeProgUrGethostbyname2R = "ur_gethostbyname2_r"
+	kprobeProgUrGethostbynameR  = "ur_gethostbyname_r"
 	kprobeVarAncEmpty           = "anc_empty"
 	kprobeVarDnsPorts           = "dns_ports"
 	kprobeVarSnaplen            = "snaplen"
@@ -163,20 +184,26 @@ type kprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeProgramSpecs struct {
-	KpIp6SendSkb    *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
-	KpIpSendSkb     *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
-	KpSkbConsumeUdp *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
-	KpTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
-	KpTcpSendmsg    *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
-	KpUdpRecvmsg    *ebpf.ProgramSpec `ebpf:"kp_udp_recvmsg"`
-	KpUdpSendSkb    *ebpf.ProgramSpec `ebpf:"kp_udp_send_skb"`
-	KpUdpSendmsg    *ebpf.ProgramSpec `ebpf:"kp_udp_sendmsg"`
-	KpUdpV6SendSkb  *ebpf.ProgramSpec `ebpf:"kp_udp_v6_send_skb"`
-	KpUdpv6Recvmsg  *ebpf.ProgramSpec `ebpf:"kp_udpv6_recvmsg"`
-	KpUdpv6Sendmsg  *ebpf.ProgramSpec `ebpf:"kp_udpv6_sendmsg"`
-	KrTcpRecvmsg    *ebpf.ProgramSpec `ebpf:"kr_tcp_recvmsg"`
-	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
+	KpIp6SendSkb      *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
+	KpIpSendSkb       *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
+	KpSkbConsumeUdp   *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
+	KpTcpRecvmsg      *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg      *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
+	KpUdpRecvmsg      *ebpf.ProgramSpec `ebpf:"kp_udp_recvmsg"`
+	KpUdpSendSkb      *ebpf.ProgramSpec `ebpf:"kp_udp_send_skb"`
+	KpUdpSendmsg      *ebpf.ProgramSpec `ebpf:"kp_udp_sendmsg"`
+	KpUdpV6SendSkb    *ebpf.ProgramSpec `ebpf:"kp_udp_v6_send_skb"`
+	KpUdpv6Recvmsg    *ebpf.ProgramSpec `ebpf:"kp_udpv6_recvmsg"`
+	KpUdpv6Sendmsg    *ebpf.ProgramSpec `ebpf:"kp_udpv6_sendmsg"`
+	KrTcpRecvmsg      *ebpf.ProgramSpec `ebpf:"kr_tcp_recvmsg"`
+	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
+	UpGetaddrinfo     *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR  *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo     *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
 }
 
 // kprobeMapSpecs contains maps before they are loaded into the kernel.
@@ -185,6 +212,7 @@ type kprobeProgramSpecs struct {
 type kprobeMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
@@ -226,6 +254,7 @@ func (o *kprobeObjects) Close() error {
 type kprobeMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
@@ -237,6 +266,7 @@ func (m *kprobeMaps) Close() error {
 	return _KprobeClose(
 		m.AncCache,
 		m.Events,
+		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,
 		m.TcpRecvs,
@@ -261,20 +291,26 @@ type kprobeVariables struct {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobePrograms struct {
-	KpIp6SendSkb    *ebpf.Program `ebpf:"kp_ip6_send_skb"`
-	KpIpSendSkb     *ebpf.Program `ebpf:"kp_ip_send_skb"`
-	KpSkbConsumeUdp *ebpf.Program `ebpf:"kp_skb_consume_udp"`
-	KpTcpRecvmsg    *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
-	KpTcpSendmsg    *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
-	KpUdpRecvmsg    *ebpf.Program `ebpf:"kp_udp_recvmsg"`
-	KpUdpSendSkb    *ebpf.Program `ebpf:"kp_udp_send_skb"`
-	KpUdpSendmsg    *ebpf.Program `ebpf:"kp_udp_sendmsg"`
-	KpUdpV6SendSkb  *ebpf.Program `ebpf:"kp_udp_v6_send_skb"`
-	KpUdpv6Recvmsg  *ebpf.Program `ebpf:"kp_udpv6_recvmsg"`
-	KpUdpv6Sendmsg  *ebpf.Program `ebpf:"kp_udpv6_sendmsg"`
-	KrTcpRecvmsg    *ebpf.Program `ebpf:"kr_tcp_recvmsg"`
-	OnExec          *ebpf.Program `ebpf:"on_exec"`
-	OnExit          *ebpf.Program `ebpf:"on_exit"`
+	KpIp6SendSkb      *ebpf.Program `ebpf:"kp_ip6_send_skb"`
+	KpIpSendSkb       *ebpf.Program `ebpf:"kp_ip_send_skb"`
+	KpSkbConsumeUdp   *ebpf.Program `ebpf:"kp_skb_consume_udp"`
+	KpTcpRecvmsg      *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg      *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
+	KpUdpRecvmsg      *ebpf.Program `ebpf:"kp_udp_recvmsg"`
+	KpUdpSendSkb      *ebpf.Program `ebpf:"kp_udp_send_skb"`
+	KpUdpSendmsg      *ebpf.Program `ebpf:"kp_udp_sendmsg"`
+	KpUdpV6SendSkb    *ebpf.Program `ebpf:"kp_udp_v6_send_skb"`
+	KpUdpv6Recvmsg    *ebpf.Program `ebpf:"kp_udpv6_recvmsg"`
+	KpUdpv6Sendmsg    *ebpf.Program `ebpf:"kp_udpv6_sendmsg"`
+	KrTcpRecvmsg      *ebpf.Program `ebpf:"kr_tcp_recvmsg"`
+	OnExec            *ebpf.Program `ebpf:"on_exec"`
+	OnExit            *ebpf.Program `ebpf:"on_exit"`
+	UpGetaddrinfo     *ebpf.Program `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R *ebpf.Program `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR  *ebpf.Program `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo     *ebpf.Program `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR  *ebpf.Program `ebpf:"ur_gethostbyname_r"`
 }
 
 func (p *kprobePrograms) Close() error {
@@ -293,6 +329,12 @@ func (p *kprobePrograms) Close() error {
 		p.KrTcpRecvmsg,
 		p.OnExec,
 		p.OnExit,
+		p.UpGetaddrinfo,
+		p.UpGethostbyname2R,
+		p.UpGethostbynameR,
+		p.UrGetaddrinfo,
+		p.UrGethostbyname2R,
+		p.UrGethostbynameR,
 	)
 }
 

@@ -80,6 +80,8 @@ func TestLayout(t *testing.T) {
 		{"exec_event", ExecEvent{}},
 		{"ident", Ident{}},
 		{"ancestor", Ancestor{}},
+		{"resolve_event", ResolveEvent{}},
+		{"res_addr", ResAddr{}},
 	}
 	for _, obj := range objects {
 		spec, err := obj.load()

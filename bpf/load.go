@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
@@ -80,6 +82,10 @@ type Capture struct {
 	coll    *ebpf.Collection
 	links   []link.Link
 	cleanup func() error
+
+	// The libc resolver probes (libc.go), attached by their Scan.
+	libcOnce sync.Once
+	libc     *Libc
 }
 
 // Loader is a checked request for a capture: a configuration validated once,
@@ -194,6 +200,7 @@ func open(tier Tier, cfg Config) (c *Capture, err error) {
 	if err := dropMissingTracepoints(spec); err != nil {
 		return nil, fmt.Errorf("configure %s tier: %w", tier, err)
 	}
+	dropUprobes(spec)
 	if d.probe != nil {
 		if err := d.probe(); err != nil {
 			return nil, fmt.Errorf("hook tier %s: %w", tier, err)
@@ -275,6 +282,18 @@ func dropMissingTracepoints(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
+// dropUprobes removes the libc resolver programs (libc.go) where the
+// kernel has no kprobe program type, which uprobes are, so that the tier
+// still loads; Libc.Scan then says ErrUprobesUnsupported.
+func dropUprobes(spec *ebpf.CollectionSpec) {
+	if features.HaveProgramType(ebpf.Kprobe) == nil {
+		return
+	}
+	for _, name := range uprobePrograms() {
+		delete(spec.Programs, name)
+	}
+}
+
 // attachTracing attaches the tp_btf programs present in the collection: the
 // process table every tier shares, and the optional ones.
 func (c *Capture) attachTracing() error {
@@ -312,6 +331,8 @@ func (c *Capture) Drops() (uint64, error) {
 // counters stay readable until Close.
 func (c *Capture) Detach() error {
 	var errs []error
+	// Through LibcProbes, not c.libc: a Scan may be starting right now.
+	errs = append(errs, c.LibcProbes().detach())
 	for i := len(c.links) - 1; i >= 0; i-- {
 		if err := c.links[i].Close(); err != nil {
 			errs = append(errs, fmt.Errorf("detach: %w", err))
