@@ -86,6 +86,10 @@ type Options struct {
 	// everything.
 	Filter Filter
 
+	// NoLibc leaves the C library's resolver unprobed: no libc
+	// resolutions are recorded (see bpf.Libc).
+	NoLibc bool
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -192,6 +196,10 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err := p.procs.scan(); err != nil {
 		opts.Logger.Warn("process scan failed; processes started before recording lack exe and argv", "err", err)
 	}
+	if !opts.NoLibc {
+		p.libc = capture.LibcProbes()
+		p.scanLibc()
+	}
 
 	events := make(chan []any, 16) // bounded: a stalled writer backs up into the ring, where loss is counted
 	quit := make(chan struct{})    // the loop has ended: the reader must not wait to hand over more
@@ -229,6 +237,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	sum.Resolutions = p.resolutions
 	sum.Stopped = why
 	sum.LiveSkipped = liveSkipped
 	return sum, errors.Join(runErr, finErr)
@@ -320,7 +329,10 @@ type pipeline struct {
 	ownersFromProc int64
 	procOwners     map[uint64]*Identity
 	rot            *rotation // nil unless rotating
-	storedLoss     Loss      // the loss counters last written to this file
+	libc           *bpf.Libc // nil with Options.NoLibc
+	lastLibcScan   time.Time
+	libcErrLogged  bool
+	storedLoss     Loss // the loss counters last written to this file
 }
 
 // Reading in bursts: when the ring is empty the reader sleeps pollInterval
@@ -456,6 +468,9 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				return p.fail(err)
 			}
 			p.expireQueries()
+			if p.libc != nil && time.Since(p.lastLibcScan) >= libcScanEvery {
+				p.scanLibc()
+			}
 			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
 				if err := p.rotate(ctx); err != nil {
 					return p.fail(err)
@@ -466,6 +481,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			// kernel already wrote. Flush makes the reader return every
 			// record still in the ring and then end.
 			done = nil
+			p.libc = nil // detached with the rest: no more scans
 			if err := p.capture.Detach(); err != nil {
 				p.opts.Logger.Warn("detach", "err", err)
 			}

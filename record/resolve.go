@@ -4,9 +4,11 @@ package record
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/dnsrec/dnsrec/bpf"
@@ -181,4 +183,35 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 		s.nextResAddr++
 	}
 	return nil
+}
+
+// libcScanEvery is how often the recorder looks for C libraries not seen
+// before (a container started with its own). The host's libc is probed
+// from the start; a process in a new mount namespace that resolves a name
+// within this long of its start may do so before its libc is probed.
+const libcScanEvery = 2 * time.Second
+
+// scanLibc attaches the resolver probes to C libraries not seen before,
+// and logs what it attached; a failure is logged once, and recording goes
+// on without what could not be probed.
+func (p *pipeline) scanLibc() {
+	p.lastLibcScan = time.Now()
+	added, err := p.libc.Scan()
+	for _, t := range added {
+		p.opts.Logger.Info("libc resolver probes attached", "libc", t.Path, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)
+		for _, s := range t.Skipped {
+			p.opts.Logger.Debug("libc function not probed", "libc", t.Path, "function", s.Symbol, "reason", s.Err)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, bpf.ErrUprobesUnsupported) {
+			p.opts.Logger.Warn("libc resolver calls are not recorded", "reason", err)
+			p.libc = nil // for good: no later scan can do better
+			return
+		}
+		if !p.libcErrLogged {
+			p.libcErrLogged = true
+			p.opts.Logger.Warn("some C libraries could not be probed: their resolver calls are not recorded (DNS messages still are)", "err", err)
+		}
+	}
 }

@@ -178,7 +178,9 @@ type Summary struct {
 	Path     string
 	Bytes    int64
 	Messages int64 // observations: a message seen by its sender and its receiver counts twice
-	SHA256   string
+	// Resolutions are the libc resolver calls stored.
+	Resolutions int64
+	SHA256      string
 	// ChainSeq and ChainHead are the last link of the hash chain: what
 	// `dnsrec query verify` must find at the end of the file.
 	ChainSeq  int64

@@ -149,6 +149,7 @@ func recordAction(c *cli.Context) error {
 		RotateSize:    rotateSize,
 		Keep:          keep,
 		Filter:        filter,
+		NoLibc:        c.Bool("no-libc"),
 		Closed: func(sum record.Summary, err error) {
 			if err != nil {
 				log.Error("a rotated-out file could not be finished cleanly; what it holds stays readable", "output", sum.Path, "err", err)
@@ -181,7 +182,7 @@ func printEvidence(log *slog.Logger, sum record.Summary) {
 	printMu.Lock() // rotated-out files are reported from another goroutine
 	defer printMu.Unlock()
 	if sum.Path != "" && sum.SHA256 != "" {
-		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "bytes", sum.Bytes, "sha256", sum.SHA256,
+		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "libc_resolutions", sum.Resolutions, "bytes", sum.Bytes, "sha256", sum.SHA256,
 			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
 		fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
 	}
