@@ -163,4 +163,3 @@ func hostLibc(t *testing.T) string {
 	t.Fatalf("no libc in ldd's output:\n%s", out)
 	return ""
 }
-
