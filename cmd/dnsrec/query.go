@@ -61,6 +61,11 @@ asking the same name at once), cache (answered without asking upstream).
 The resolver's own row, for names it only asked on its clients' behalf, is
 left out; --resolvers shows it.
 
+A name the process resolved through the C library (getaddrinfo,
+gethostbyname*: /etc/hosts, nscd, nss-resolve, or DNS) has a row of its
+own with via "libc getaddrinfo", the addresses the calls returned as
+answers, and their outcome (answered, EAI_NONAME, ...) as status.
+
 NAME matches itself and its subdomains; *.NAME its subdomains only; a glob
 such as 'c2-*.evil.test' whole names. Internationalised names may be typed
 as they read (bücher.evil.test) or in their xn-- form.

@@ -11,11 +11,16 @@ import (
 func timelineCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "timeline",
-		Usage: "every DNS message in time order, with its processes, question, response code and answers",
+		Usage: "every DNS message and libc resolution in time order, with its processes, question, response code and answers",
 		Description: `One row per DNS message. A message seen at both ends on this host (a client
 and a local resolver) is one row that names both processes: src_* sent it,
 dst_* received it. A response's reply_to is the id of the query it answers,
 with the client's wait in latency_ms.
+
+A name a process resolved through the C library is a row too: its id is
+r<N>, its kind "libc getaddrinfo" (the function called), src_* is the
+caller, rcode the call's outcome (answered, EAI_NONAME, ...), answers the
+addresses it returned and latency_ms how long it took.
 
 Pages: --limit N prints N rows, then prints on stderr the --after cursor that
 continues after the last one, so a file of millions of messages scrolls
