@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -89,10 +88,24 @@ func resolutionsWhere(idx int, f *Filter, c *Cursor) (string, []any) {
 	return where, args
 }
 
-// Resolutions returns the libc resolutions that pass f after the cursor,
-// across files, in timeline order (time, file, id), at most f.Limit.
-func (d *DB) Resolutions(ctx context.Context, f *Filter, after *Cursor) ([]*Resolution, error) {
-	var out []*Resolution
+// resolutionStream yields the libc resolutions that pass a filter after a
+// cursor, across files, in timeline order (time, file, id): a k-way merge
+// of one statement per file, so that memory does not grow with the result.
+type resolutionStream struct {
+	srcs  []*resSource
+	heads []*Resolution
+}
+
+type resSource struct {
+	fl   *file
+	idx  int
+	rows *sql.Rows
+	dict *dicts
+}
+
+// resolutions opens the stream; close it when done.
+func (d *DB) resolutions(ctx context.Context, f *Filter, after *Cursor) (*resolutionStream, error) {
+	s := &resolutionStream{}
 	for i, fl := range d.files {
 		if fl.version < 5 {
 			continue
@@ -105,67 +118,85 @@ WHERE ` + where + ` ORDER BY r.ts_ns, r.id`
 		if f.Limit > 0 {
 			q += " LIMIT " + strconv.Itoa(f.Limit)
 		}
-		rs, err := fl.db.QueryContext(ctx, q, args...)
+		rows, err := fl.db.QueryContext(ctx, q, args...)
 		if err != nil {
+			s.close()
 			return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
 		}
-		dict := fl.dicts()
-		var owners []sql.NullInt64
-		var sessions []int64
-		start := len(out)
-		for rs.Next() {
-			r := &Resolution{File: fl.path, fileIdx: i}
-			var ts, dur, session int64
-			var owner sql.NullInt64
-			var addrs sql.NullString
-			if err := rs.Scan(&r.ID, &session, &ts, &dur, &owner, &r.Func, &r.Name, &r.RC, &r.Flags, &addrs); err != nil {
-				rs.Close()
-				return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
-			}
-			r.Time, r.Duration = time.Unix(0, ts).UTC(), time.Duration(dur)
-			if addrs.String != "" {
-				r.Addrs = strings.Split(addrs.String, ";")
-			}
-			out = append(out, r)
-			owners = append(owners, owner)
-			sessions = append(sessions, session)
-		}
-		err = rs.Err()
-		rs.Close()
+		src := &resSource{fl: fl, idx: i, rows: rows, dict: fl.dicts()}
+		s.srcs = append(s.srcs, src)
+		head, err := src.next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
+			s.close()
+			return nil, err
 		}
-		// The owners and hosts are read once the rows are: the dictionary
-		// needs a connection of its own.
-		for j, r := range out[start:] {
-			if r.Host, err = dict.host(ctx, sessions[j]); err != nil {
-				return nil, err
-			}
-			if owners[j].Valid {
-				if r.Proc, err = dict.owner(ctx, owners[j].Int64); err != nil {
-					return nil, err
-				}
-			}
-		}
+		s.heads = append(s.heads, head)
 	}
-	sortResolutions(out)
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
+	return s, nil
 }
 
-func sortResolutions(rs []*Resolution) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if !a.Time.Equal(b.Time) {
-			return a.Time.Before(b.Time)
+// peek is the next resolution, nil at the end.
+func (s *resolutionStream) peek() *Resolution {
+	var best *Resolution
+	for _, h := range s.heads {
+		if h != nil && (best == nil || h.Time.Before(best.Time)) {
+			best = h // ties: the lower file first, as the heads are in file order
 		}
-		if a.fileIdx != b.fileIdx {
-			return a.fileIdx < b.fileIdx
+	}
+	return best
+}
+
+// pop moves past the resolution peek returned.
+func (s *resolutionStream) pop(ctx context.Context) error {
+	best := -1
+	for i, h := range s.heads {
+		if h != nil && (best < 0 || h.Time.Before(s.heads[best].Time)) {
+			best = i
 		}
-		return a.ID < b.ID
-	})
+	}
+	if best < 0 {
+		return nil
+	}
+	next, err := s.srcs[best].next(ctx)
+	s.heads[best] = next
+	return err
+}
+
+func (s *resolutionStream) close() {
+	for _, src := range s.srcs {
+		src.rows.Close()
+	}
+}
+
+// next reads the source's next resolution; nil at the end.
+func (src *resSource) next(ctx context.Context) (*Resolution, error) {
+	if !src.rows.Next() {
+		if err := src.rows.Err(); err != nil {
+			return nil, fmt.Errorf("%s: read libc resolutions: %w", src.fl.path, err)
+		}
+		return nil, nil
+	}
+	r := &Resolution{File: src.fl.path, fileIdx: src.idx}
+	var ts, dur, session int64
+	var owner sql.NullInt64
+	var addrs sql.NullString
+	if err := src.rows.Scan(&r.ID, &session, &ts, &dur, &owner, &r.Func, &r.Name, &r.RC, &r.Flags, &addrs); err != nil {
+		return nil, fmt.Errorf("%s: read libc resolutions: %w", src.fl.path, err)
+	}
+	r.Time, r.Duration = time.Unix(0, ts).UTC(), time.Duration(dur)
+	if addrs.String != "" {
+		r.Addrs = strings.Split(addrs.String, ";")
+	}
+	var err error
+	if r.Host, err = src.dict.host(ctx, session); err != nil {
+		return nil, err
+	}
+	if owner.Valid {
+		if r.Proc, err = src.dict.owner(ctx, owner.Int64); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // resolutionFirst tells whether r comes before message m, of file number

@@ -169,10 +169,11 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 	for _, f := range d.files {
 		files[f.path] = f
 	}
-	res, err := d.Resolutions(ctx, &opts.Filter, opts.After)
+	res, err := d.resolutions(ctx, &opts.Filter, opts.After)
 	if err != nil {
 		return nil, err
 	}
+	defer res.close()
 	var last *Cursor
 	n, limit := 0, opts.Limit
 	full := func() bool { return limit > 0 && n >= limit }
@@ -189,14 +190,16 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 	}
 	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter()}, func(m *Message) error {
 		c := d.CursorOf(m)
-		for len(res) > 0 && resolutionFirst(res[0], m, c.File) {
+		for r := res.peek(); r != nil && resolutionFirst(r, m, c.File); r = res.peek() {
 			if full() {
 				return errPageFull
 			}
-			if err := writeRes(res[0]); err != nil {
+			if err := writeRes(r); err != nil {
 				return err
 			}
-			res = res[1:]
+			if err := res.pop(ctx); err != nil {
+				return err
+			}
 		}
 		if full() {
 			return errPageFull
@@ -213,11 +216,11 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 	if err != nil && !errors.Is(err, errPageFull) {
 		return last, err
 	}
-	for _, r := range res {
-		if full() {
-			break
-		}
+	for r := res.peek(); r != nil && !full(); r = res.peek() {
 		if err := writeRes(r); err != nil {
+			return last, err
+		}
+		if err := res.pop(ctx); err != nil {
 			return last, err
 		}
 	}
