@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -228,6 +229,16 @@ func rdataString(b []byte, off, n int, h dns.RR_Header) (string, error) {
 			return "", fmt.Errorf("%s target of %d bytes in %d bytes of data", dns.TypeToString[h.Rrtype], end-off, n)
 		}
 		return schema.NormalizeName(target), nil
+	case dns.TypeTXT, dns.TypeSPF, dns.TypeAVC:
+		// Written here from the bytes: a large TXT answer (kilobytes
+		// in one message) costs through miekg/dns an escaped copy of
+		// every string, a []string, a header rendered only to be cut
+		// off, and the text built again, several times the cost of
+		// storing it. A malformed one is left to miekg/dns, for its
+		// error.
+		if s, ok := txtString(b[off : off+n]); ok {
+			return s, nil
+		}
 	}
 	// Rare types: miekg/dns for the presentation format, on the record's
 	// own bytes so that it cannot read past them.
@@ -243,3 +254,70 @@ func rdataString(b []byte, off, n int, h dns.RR_Header) (string, error) {
 func rdata(rr dns.RR) string {
 	return strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String()))
 }
+
+// txtString is the presentation format of TXT-like rdata (character
+// strings), exactly as miekg/dns prints it: each string quoted, '"' and
+// '\\' escaped with a backslash, bytes outside ' '..'~' as \DDD, strings
+// separated by a space. ok is false when a string runs past the rdata.
+func txtString(rd []byte) (s string, ok bool) {
+	// One pass to size the text and check the strings, one to write it.
+	size := 0
+	for i := 0; i < len(rd); {
+		l := int(rd[i])
+		i++
+		if i+l > len(rd) {
+			return "", false
+		}
+		size += 3 // quotes, and the space before the next
+		for _, c := range rd[i : i+l] {
+			size += txtEscLen[c]
+		}
+		i += l
+	}
+	if size == 0 {
+		return "", true
+	}
+	out := make([]byte, 0, size-1)
+	for i := 0; i < len(rd); {
+		l := int(rd[i])
+		i++
+		if i > 1 {
+			out = append(out, ' ')
+		}
+		out = append(out, '"')
+		str := rd[i : i+l]
+		start := 0
+		for j, c := range str {
+			if txtEscLen[c] == 1 {
+				continue
+			}
+			out = append(out, str[start:j]...)
+			if c == '"' || c == '\\' {
+				out = append(out, '\\', c)
+			} else {
+				out = append(out, '\\', '0'+c/100, '0'+c/10%10, '0'+c%10)
+			}
+			start = j + 1
+		}
+		out = append(out, str[start:]...)
+		out = append(out, '"')
+		i += l
+	}
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
+}
+
+// txtEscLen is how many bytes of presentation format a byte of a
+// character string takes.
+var txtEscLen = func() (t [256]int) {
+	for c := range t {
+		switch {
+		case c == '"' || c == '\\':
+			t[c] = 2
+		case c < ' ' || c > '~':
+			t[c] = 4
+		default:
+			t[c] = 1
+		}
+	}
+	return t
+}()
