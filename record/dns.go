@@ -59,6 +59,9 @@ func ParseDNS(b []byte) (p Parsed) {
 		if r := recover(); r != nil {
 			p.Err = fmt.Errorf("dns parser panic: %v", r)
 		}
+		if len(p.Answers) == 0 {
+			p.Answers = nil // as if never made room for
+		}
 	}()
 	if len(b) < 12 {
 		p.Err = fmt.Errorf("message of %d bytes is shorter than a DNS header", len(b))
@@ -109,10 +112,16 @@ func ParseDNS(b []byte) (p Parsed) {
 		}
 		off = end + 4
 	}
+	if counts[1] > 0 {
+		// Room for the answers the header announces, as many as the
+		// bytes left could hold (a record takes at least 11).
+		p.Answers = make([]Answer, 0, min(counts[1], (len(b)-off)/11))
+	}
+	owner := ownerCache{ptr: -1}
 	for sec := 1; sec < 4; sec++ {
 		for ; got[sec] < counts[sec] && off < len(b); got[sec]++ {
 			var err error
-			off, err = p.record(b, off, sec)
+			off, err = p.record(b, off, sec, &owner)
 			if err != nil {
 				// The records before this one are whole: they stay, and
 				// the message's row says it was not parsed completely.
@@ -139,14 +148,29 @@ var errCut = errors.New("message ends inside the record")
 // authority, 3 additional) and returns where the next one starts. Answer
 // records are appended to p.Answers once whole; an EDNS OPT record extends
 // the rcode.
-func (p *Parsed) record(b []byte, off, sec int) (int, error) {
-	var name string
+func (p *Parsed) record(b []byte, off, sec int, owner *ownerCache) (int, error) {
+	var name, norm string
 	var end int
 	var err error
-	if sec == 1 {
-		name, end, err = dns.UnpackDomainName(b, off)
-	} else {
+	switch {
+	case sec != 1:
 		end, err = skipName(b, off)
+	case off+2 <= len(b) && b[off]&0xc0 == 0xc0:
+		// A name that is only a compression pointer: the records of a
+		// large answer mostly point at the same owner, decoded once.
+		ptr := int(binary.BigEndian.Uint16(b[off:]) & 0x3fff)
+		if ptr == owner.ptr {
+			name, norm, end = owner.name, owner.norm, off+2
+			break
+		}
+		if name, end, err = dns.UnpackDomainName(b, off); err == nil {
+			norm = schema.NormalizeName(name)
+			*owner = ownerCache{ptr: ptr, name: name, norm: norm}
+		}
+	default:
+		if name, end, err = dns.UnpackDomainName(b, off); err == nil {
+			norm = schema.NormalizeName(name)
+		}
 	}
 	if err != nil {
 		return 0, err
@@ -177,8 +201,15 @@ func (p *Parsed) record(b []byte, off, sec int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p.Answers = append(p.Answers, Answer{Section: "answer", Name: schema.NormalizeName(name), Type: typ, Class: class, TTL: ttl, Data: data})
+	p.Answers = append(p.Answers, Answer{Section: "answer", Name: norm, Type: typ, Class: class, TTL: ttl, Data: data})
 	return next, nil
+}
+
+// ownerCache is the last answer owner name that was a bare compression
+// pointer: the pointer (-1: none), the name as decoded and normalized.
+type ownerCache struct {
+	ptr        int
+	name, norm string
 }
 
 // skipName returns where the (possibly compressed) name at off ends,
