@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -58,6 +59,9 @@ func ParseDNS(b []byte) (p Parsed) {
 		if r := recover(); r != nil {
 			p.Err = fmt.Errorf("dns parser panic: %v", r)
 		}
+		if len(p.Answers) == 0 {
+			p.Answers = nil // as if never made room for
+		}
 	}()
 	if len(b) < 12 {
 		p.Err = fmt.Errorf("message of %d bytes is shorter than a DNS header", len(b))
@@ -108,10 +112,16 @@ func ParseDNS(b []byte) (p Parsed) {
 		}
 		off = end + 4
 	}
+	if counts[1] > 0 {
+		// Room for the answers the header announces, as many as the
+		// bytes left could hold (a record takes at least 11).
+		p.Answers = make([]Answer, 0, min(counts[1], (len(b)-off)/11))
+	}
+	owner := ownerCache{ptr: -1}
 	for sec := 1; sec < 4; sec++ {
 		for ; got[sec] < counts[sec] && off < len(b); got[sec]++ {
 			var err error
-			off, err = p.record(b, off, sec)
+			off, err = p.record(b, off, sec, &owner)
 			if err != nil {
 				// The records before this one are whole: they stay, and
 				// the message's row says it was not parsed completely.
@@ -138,14 +148,29 @@ var errCut = errors.New("message ends inside the record")
 // authority, 3 additional) and returns where the next one starts. Answer
 // records are appended to p.Answers once whole; an EDNS OPT record extends
 // the rcode.
-func (p *Parsed) record(b []byte, off, sec int) (int, error) {
-	var name string
+func (p *Parsed) record(b []byte, off, sec int, owner *ownerCache) (int, error) {
+	var name, norm string
 	var end int
 	var err error
-	if sec == 1 {
-		name, end, err = dns.UnpackDomainName(b, off)
-	} else {
+	switch {
+	case sec != 1:
 		end, err = skipName(b, off)
+	case off+2 <= len(b) && b[off]&0xc0 == 0xc0:
+		// A name that is only a compression pointer: the records of a
+		// large answer mostly point at the same owner, decoded once.
+		ptr := int(binary.BigEndian.Uint16(b[off:]) & 0x3fff)
+		if ptr == owner.ptr {
+			name, norm, end = owner.name, owner.norm, off+2
+			break
+		}
+		if name, end, err = dns.UnpackDomainName(b, off); err == nil {
+			norm = schema.NormalizeName(name)
+			*owner = ownerCache{ptr: ptr, name: name, norm: norm}
+		}
+	default:
+		if name, end, err = dns.UnpackDomainName(b, off); err == nil {
+			norm = schema.NormalizeName(name)
+		}
 	}
 	if err != nil {
 		return 0, err
@@ -176,8 +201,15 @@ func (p *Parsed) record(b []byte, off, sec int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p.Answers = append(p.Answers, Answer{Section: "answer", Name: schema.NormalizeName(name), Type: typ, Class: class, TTL: ttl, Data: data})
+	p.Answers = append(p.Answers, Answer{Section: "answer", Name: norm, Type: typ, Class: class, TTL: ttl, Data: data})
 	return next, nil
+}
+
+// ownerCache is the last answer owner name that was a bare compression
+// pointer: the pointer (-1: none), the name as decoded and normalized.
+type ownerCache struct {
+	ptr        int
+	name, norm string
 }
 
 // skipName returns where the (possibly compressed) name at off ends,
@@ -228,6 +260,16 @@ func rdataString(b []byte, off, n int, h dns.RR_Header) (string, error) {
 			return "", fmt.Errorf("%s target of %d bytes in %d bytes of data", dns.TypeToString[h.Rrtype], end-off, n)
 		}
 		return schema.NormalizeName(target), nil
+	case dns.TypeTXT, dns.TypeSPF, dns.TypeAVC:
+		// Written here from the bytes: a large TXT answer (kilobytes
+		// in one message) costs through miekg/dns an escaped copy of
+		// every string, a []string, a header rendered only to be cut
+		// off, and the text built again, several times the cost of
+		// storing it. A malformed one is left to miekg/dns, for its
+		// error.
+		if s, ok := txtString(b[off : off+n]); ok {
+			return s, nil
+		}
 	}
 	// Rare types: miekg/dns for the presentation format, on the record's
 	// own bytes so that it cannot read past them.
@@ -243,3 +285,70 @@ func rdataString(b []byte, off, n int, h dns.RR_Header) (string, error) {
 func rdata(rr dns.RR) string {
 	return strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String()))
 }
+
+// txtString is the presentation format of TXT-like rdata (character
+// strings), exactly as miekg/dns prints it: each string quoted, '"' and
+// '\\' escaped with a backslash, bytes outside ' '..'~' as \DDD, strings
+// separated by a space. ok is false when a string runs past the rdata.
+func txtString(rd []byte) (s string, ok bool) {
+	// One pass to size the text and check the strings, one to write it.
+	size := 0
+	for i := 0; i < len(rd); {
+		l := int(rd[i])
+		i++
+		if i+l > len(rd) {
+			return "", false
+		}
+		size += 3 // quotes, and the space before the next
+		for _, c := range rd[i : i+l] {
+			size += txtEscLen[c]
+		}
+		i += l
+	}
+	if size == 0 {
+		return "", true
+	}
+	out := make([]byte, 0, size-1)
+	for i := 0; i < len(rd); {
+		l := int(rd[i])
+		i++
+		if i > 1 {
+			out = append(out, ' ')
+		}
+		out = append(out, '"')
+		str := rd[i : i+l]
+		start := 0
+		for j, c := range str {
+			if txtEscLen[c] == 1 {
+				continue
+			}
+			out = append(out, str[start:j]...)
+			if c == '"' || c == '\\' {
+				out = append(out, '\\', c)
+			} else {
+				out = append(out, '\\', '0'+c/100, '0'+c/10%10, '0'+c%10)
+			}
+			start = j + 1
+		}
+		out = append(out, str[start:]...)
+		out = append(out, '"')
+		i += l
+	}
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
+}
+
+// txtEscLen is how many bytes of presentation format a byte of a
+// character string takes.
+var txtEscLen = func() (t [256]int) {
+	for c := range t {
+		switch {
+		case c == '"' || c == '\\':
+			t[c] = 2
+		case c < ' ' || c > '~':
+			t[c] = 4
+		default:
+			t[c] = 1
+		}
+	}
+	return t
+}()

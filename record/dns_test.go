@@ -537,3 +537,74 @@ func BenchmarkParseDNS(b *testing.B) {
 		}
 	}
 }
+
+// txtViaMiekg is the presentation format miekg/dns gives TXT-like rdata:
+// what rdataString printed before it wrote TXT itself.
+func txtViaMiekg(typ uint16, rd []byte) (string, error) {
+	rr, _, err := dns.UnpackRRWithHeader(dns.RR_Header{Name: "x.", Rrtype: typ, Class: dns.ClassINET, Rdlength: uint16(len(rd))}, rd, 0)
+	if err != nil {
+		return "", err
+	}
+	return rdata(rr), nil
+}
+
+// TestTXTString: txtString writes what miekg/dns does, for every byte
+// value, empty strings and rdata, and refuses what miekg/dns refuses.
+func TestTXTString(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	cases := [][]byte{
+		{}, {0}, {0, 0}, {1, 'a'}, {3, 'a', '"', '\\'}, {2, 'a'}, {5},
+		append([]byte{255}, all[:255]...),
+		append(append([]byte{255}, all[1:]...), 1, 0),
+		append([]byte{4, 'x', 'y', 'z', 'w', 0, 3, 0x7f, 0x80, ' '}, 9),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		b := make([]byte, r.IntN(600))
+		for i := range b {
+			if r.IntN(4) == 0 {
+				b[i] = byte(r.IntN(8)) // short strings, often running past the end
+			} else {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		cases = append(cases, b)
+	}
+	for _, rd := range cases {
+		for _, typ := range []uint16{dns.TypeTXT, dns.TypeSPF, dns.TypeAVC} {
+			want, werr := txtViaMiekg(typ, rd)
+			got, ok := txtString(rd)
+			if werr != nil {
+				if ok {
+					t.Fatalf("type %d rdata %x: txtString = %q, miekg/dns refuses it: %v", typ, rd, got, werr)
+				}
+				continue
+			}
+			if !ok || got != want {
+				t.Fatalf("type %d rdata %x: txtString = %q, %v; miekg/dns %q", typ, rd, got, ok, want)
+			}
+			// And through ParseDNS's path.
+			if got, err := rdataString(rd, 0, len(rd), dns.RR_Header{Name: "x.", Rrtype: typ, Class: dns.ClassINET, Rdlength: uint16(len(rd))}); err != nil || got != want {
+				t.Fatalf("type %d rdata %x: rdataString = %q, %v; miekg/dns %q", typ, rd, got, err, want)
+			}
+		}
+	}
+}
+
+// FuzzTXTString: see TestTXTString.
+func FuzzTXTString(f *testing.F) {
+	f.Add([]byte{3, 'a', '"', 0})
+	f.Fuzz(func(t *testing.T, rd []byte) {
+		if len(rd) > 65535 {
+			return
+		}
+		want, werr := txtViaMiekg(dns.TypeTXT, rd)
+		got, ok := txtString(rd)
+		if (werr == nil) != ok || got != want && ok {
+			t.Fatalf("rdata %x: txtString = %q, %v; miekg/dns %q, %v", rd, got, ok, want, werr)
+		}
+	})
+}
