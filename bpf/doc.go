@@ -14,6 +14,13 @@
 //	cgroup   cgroup_skb + cgroup sock_addr + tp_btf; runs on locked-down
 //	         kernels without kprobes or trampolines
 //
+// common.h also holds uprobes on libc's getaddrinfo, gethostbyname_r and
+// gethostbyname2_r (EV_RESOLVE: the name a process asked for and the
+// addresses it got), in every tier's object. They attach per libc file, not
+// per tier: Capture.LibcProbes().Scan finds the C libraries in use in every
+// mount namespace, containers' own included, and attaches to each once
+// (libc.go); the recorder calls it again as processes come.
+//
 // Every tier produces the same records for the same traffic; record's
 // TestTiers checks that on stock kernels (make vmtest).
 //

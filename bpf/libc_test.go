@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // The names the tests resolve, from a private /etc/hosts.
@@ -130,7 +132,7 @@ func drainResolves(t *testing.T, rd *ringbuf.Reader, pid int) []resolveRec {
 // looks at files only, and a resolv.conf that fails at once (nothing
 // answers on 127.0.0.1), and returns the shell commands that bind them over
 // /etc's in a private mount namespace.
-func privateEtc(t *testing.T) string {
+func privateEtc(t *testing.T, extraHosts ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	hosts := filepath.Join(dir, "hosts")
@@ -139,7 +141,7 @@ func privateEtc(t *testing.T) string {
 	if err := os.WriteFile(nss, []byte("hosts: files\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(hosts, []byte(fmt.Sprintf("127.0.0.1 localhost\n%s %s\n%s %s\n", libcTestV4, libcTestName, libcTestV6, libcTestName)), 0o644); err != nil {
+	if err := os.WriteFile(hosts, []byte(fmt.Sprintf("127.0.0.1 localhost\n%s %s\n%s %s\n", libcTestV4, libcTestName, libcTestV6, libcTestName)+strings.Join(extraHosts, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
@@ -255,6 +257,47 @@ func TestLibcResolve(t *testing.T) {
 			}
 		}
 	})
+	t.Run("detached", func(t *testing.T) {
+		if err := c.Detach(); err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := runPrivate(t, etc, "exec getent ahosts "+libcTestName)
+		if recs := drainResolves(t, rd, pid); len(recs) != 0 {
+			t.Errorf("records after Detach: %v", recs)
+		}
+		if added, err := c.LibcProbes().Scan(); err == nil || len(added) != 0 {
+			t.Errorf("Scan after Detach: %v, %v", added, err)
+		}
+	})
+}
+
+// TestLibcMapsLine reads the memory map lines Scan looks at.
+func TestLibcMapsLine(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		ok   bool
+		want libcFound
+	}{
+		{"7f777ed0f000-7f777ee65000 r-xp 00026000 fe:00 326269                     /usr/lib/x86_64-linux-gnu/libc.so.6",
+			true, libcFound{path: "/usr/lib/x86_64-linux-gnu/libc.so.6", span: "7f777ed0f000-7f777ee65000", id: fileID{unix.Mkdev(0xfe, 0), 326269}}},
+		{"7f0000000000-7f0000001000 r--p 00000000 103:02 42 /lib/libc.so.6 (deleted)",
+			true, libcFound{path: "/lib/libc.so.6", gone: true, span: "7f0000000000-7f0000001000", id: fileID{unix.Mkdev(0x103, 2), 42}}},
+		{"7ffd5b1e0000-7ffd5b201000 rw-p 00000000 00:00 0                          [stack]", false, libcFound{}},
+		{"55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0 ", false, libcFound{}},
+	} {
+		got, ok := parseMapsLine(tc.line)
+		if ok != tc.ok || ok && got != tc.want {
+			t.Errorf("%q: got %+v %v, want %+v %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+	}
+	for name, want := range map[string]bool{
+		"libc.so.6": true, "libc-2.31.so": true, "ld-musl-x86_64.so.1": true, "libc.musl-aarch64.so.1": true,
+		"libcap.so.2": false, "libc.so": false, "ld-linux-x86-64.so.2": false, "libcrypt.so.1": false,
+	} {
+		if isLibc(name) != want {
+			t.Errorf("isLibc(%q) = %v", name, !want)
+		}
+	}
 }
 
 // resolveC calls the libc functions directly; built by buildResolveC.
@@ -335,6 +378,182 @@ func TestLibcGethostbyname(t *testing.T) {
 				t.Fatalf("want one record, got %v", recs)
 			}
 			checkFound(t, recs, tc.fn, tc.want)
+		})
+	}
+}
+
+// TestLibcContainer: a process in another mount namespace whose libc is
+// another file (a container's own) is found by the next Scan, which
+// attaches to that file too, and its calls are recorded.
+func TestLibcContainer(t *testing.T) {
+	c, rd := openLibcCapture(t)
+	scanLibc(t, c)
+	host := c.LibcProbes().Targets()
+	if len(host) == 0 {
+		t.Fatal("no host libc found")
+	}
+	// The path the maps of a process will show: with /lib a symbolic
+	// link (merged /usr), that is /usr/lib's.
+	libcPath, err := filepath.EvalSymlinks(host[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The container's libc: a copy of the host's, a file of its own.
+	dir := t.TempDir()
+	copyPath := filepath.Join(dir, "libc.so.6")
+	b, err := os.ReadFile(host[0].OpenedAs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copyPath, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var st syscallStat
+	if err := statFile(copyPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "go")
+	if err := mkfifo(fifo); err != nil {
+		t.Fatal(err)
+	}
+
+	// The inner sh starts after the bind mount, so it maps the copy, and
+	// waits on the fifo before it becomes getent.
+	etc := privateEtc(t)
+	script := fmt.Sprintf("%s && mount --bind %s %s && exec sh -c 'read x < %s; exec getent ahosts %s'", etc, copyPath, libcPath, fifo, libcTestName)
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	mapsFile := fmt.Sprintf("/proc/%d/maps", pid)
+	inode := fmt.Sprintf(" %d ", st.ino)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		m, _ := os.ReadFile(mapsFile)
+		if bytes.Contains(m, []byte(inode)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the process never mapped the copied libc (inode %d):\n%s\n%s", st.ino, m, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	start := time.Now()
+	added := scanLibc(t, c)
+	t.Logf("scan with a new mount namespace: %v", time.Since(start))
+	if len(added) != 1 || added[0].Inode != st.ino || added[0].PID != pid || added[0].Path != libcPath || len(added[0].Symbols) != len(libcProbes) {
+		t.Fatalf("want the copy (inode %d) attached as %s from pid %d with every symbol, added %+v", st.ino, libcPath, pid, added)
+	}
+	if added[0].Inode == host[0].Inode {
+		t.Fatal("the container's libc has the host's inode")
+	}
+	start = time.Now()
+	if again := scanLibc(t, c); len(again) != 0 {
+		t.Errorf("a second scan added %+v", again)
+	}
+	t.Logf("scan with nothing new: %v", time.Since(start))
+	if n := len(c.LibcProbes().Targets()); n != len(host)+1 {
+		t.Errorf("%d targets, want %d", n, len(host)+1)
+	}
+
+	if err := os.WriteFile(fifo, []byte("go\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	recs := drainResolves(t, rd, pid)
+	t.Logf("container getent ahosts: %q: %v", out.String(), recs)
+	checkFound(t, recs, ResolveGetaddrinfo, libcTestV4+","+libcTestV6)
+}
+
+type syscallStat struct{ dev, ino uint64 }
+
+func statFile(path string, st *syscallStat) error {
+	var s unix.Stat_t
+	if err := unix.Stat(path, &s); err != nil {
+		return err
+	}
+	st.dev, st.ino = s.Dev, s.Ino
+	return nil
+}
+
+func mkfifo(path string) error { return unix.Mkfifo(path, 0o600) }
+
+// TestLibcLimits: a name longer than the record keeps is cut and flagged,
+// one that just fits is not; more distinct addresses than the record keeps
+// are flagged, the first RES_ADDRS kept in order.
+func TestLibcLimits(t *testing.T) {
+	c, rd := openLibcCapture(t)
+	scanLibc(t, c)
+	bin := buildResolveC(t)
+	const many = "many.test"
+	var lines, want []string
+	for i := 1; i <= 20; i++ {
+		lines = append(lines, fmt.Sprintf("192.0.2.%d %s\n", i, many))
+		if i <= resAddrs {
+			want = append(want, fmt.Sprintf("192.0.2.%d", i))
+		}
+	}
+	etc := privateEtc(t, lines...)
+	nameLen := len(ResolveEvent{}.Name) - 1
+
+	for _, tc := range []struct {
+		what, script string
+		fn           uint8
+	}{
+		{"getaddrinfo", "exec getent ahostsv4 " + many, ResolveGetaddrinfo},
+		{"gethostbyname_r", fmt.Sprintf("exec %s gethostbyname_r %s", bin, many), ResolveGethostbynameR},
+	} {
+		t.Run("addrs/"+tc.what, func(t *testing.T) {
+			pid, out := runPrivate(t, etc, tc.script)
+			recs := drainResolves(t, rd, pid)
+			t.Logf("%q: %v", out, recs)
+			if len(recs) != 1 {
+				t.Fatalf("want one record, got %v", recs)
+			}
+			r := recs[0]
+			want := want
+			if tc.fn == ResolveGetaddrinfo {
+				// getaddrinfo sorts (RFC 6724): the order getent prints.
+				want = nil
+				for _, l := range strings.Split(out, "\n") {
+					if f := strings.Fields(l); len(f) > 0 && len(want) < resAddrs && !slices.Contains(want, f[0]) {
+						want = append(want, f[0])
+					}
+				}
+			}
+			if r.fn != tc.fn || r.rc != 0 || r.flags != ResolveAddrsCut || addrSet(r.addrs) != strings.Join(want, ",") {
+				t.Errorf("got %v, want func %d rc 0, flags %d, addresses %v", r, tc.fn, ResolveAddrsCut, want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		n    int
+		want uint8
+	}{{nameLen, 0}, {nameLen + 1, ResolveNameCut}, {400, ResolveNameCut}} {
+		t.Run(fmt.Sprintf("name%d", tc.n), func(t *testing.T) {
+			name := strings.Repeat("a", tc.n)
+			pid, out := runPrivate(t, etc, "exec getent ahosts "+name)
+			recs := drainResolves(t, rd, pid)
+			t.Logf("%q: %v", out, recs)
+			if len(recs) != 1 {
+				t.Fatalf("want one record, got %v", recs)
+			}
+			r := recs[0]
+			if r.flags != tc.want || r.name != name[:min(tc.n, nameLen)] {
+				t.Errorf("name of %d bytes: got flags %d and %d bytes of name, want flags %d", tc.n, r.flags, len(r.name), tc.want)
+			}
 		})
 	}
 }

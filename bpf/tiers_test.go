@@ -58,7 +58,7 @@ func TestTierPlanPrograms(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tier, err)
 		}
-		for _, name := range append(want[tier], "on_exec", "on_exit") {
+		for _, name := range append(append(want[tier], "on_exec", "on_exit"), uprobePrograms()...) {
 			if spec.Programs[name] == nil {
 				t.Errorf("%s: no program %s in the object", tier, name)
 			}
