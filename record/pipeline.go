@@ -331,6 +331,7 @@ type pipeline struct {
 	rot            *rotation // nil unless rotating
 	libc           *bpf.Libc // nil with Options.NoLibc
 	lastLibcScan   time.Time
+	libcDue        bool // a process exec'd since the last scan
 	libcErrLogged  bool
 	storedLoss     Loss // the loss counters last written to this file
 }
@@ -468,7 +469,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				return p.fail(err)
 			}
 			p.expireQueries()
-			if p.libc != nil && time.Since(p.lastLibcScan) >= libcScanEvery {
+			if p.libc != nil && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
 				p.scanLibc()
 			}
 			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
@@ -598,6 +599,7 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 		p.lastBootNs = max(p.lastBootNs, e.BootNs)
 		if !e.Exit {
 			p.procs.exec(e)
+			p.libcDue = true // the new program may have brought a libc of its own
 			return nil
 		}
 		if info := p.procs.exit(e); info != nil && info.dbID != 0 {

@@ -185,17 +185,23 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 	return nil
 }
 
-// libcScanEvery is how often the recorder looks for C libraries not seen
-// before (a container started with its own). The host's libc is probed
-// from the start; a process in a new mount namespace that resolves a name
-// within this long of its start may do so before its libc is probed.
-const libcScanEvery = 2 * time.Second
+// The recorder looks for C libraries not seen before (a container started
+// with its own) at least every libcScanEvery, and, after a process exec'd,
+// once libcScanAfterExec has passed since the last look: at the next batch
+// tick (Options.BatchInterval). A scan that finds nothing new costs about
+// half a millisecond. The host's libc is probed from the start; a process
+// in a new mount namespace that resolves a name before the next scan is
+// not seen by the probes.
+const (
+	libcScanEvery     = 2 * time.Second
+	libcScanAfterExec = 250 * time.Millisecond
+)
 
 // scanLibc attaches the resolver probes to C libraries not seen before,
 // and logs what it attached; a failure is logged once, and recording goes
 // on without what could not be probed.
 func (p *pipeline) scanLibc() {
-	p.lastLibcScan = time.Now()
+	p.lastLibcScan, p.libcDue = time.Now(), false
 	added, err := p.libc.Scan()
 	for _, t := range added {
 		p.opts.Logger.Info("libc resolver probes attached", "libc", t.Path, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)
