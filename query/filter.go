@@ -195,6 +195,19 @@ func (f *Filter) ownerWhere() (string, []any) {
 	return w.String(), w.args
 }
 
+// namesIn is the condition that col, a names.id, is one of the names the
+// --name patterns match.
+func (f *Filter) namesIn(col string) (string, []any) {
+	var ors []string
+	var args []any
+	for _, p := range f.Names {
+		c, a := p.where("")
+		ors = append(ors, c)
+		args = append(args, a...)
+	}
+	return col + " IN (SELECT id FROM names WHERE " + strings.Join(ors, " OR ") + ")", args
+}
+
 // msgsWhere is the condition on msgs m (schema v2 and later) for the
 // message filters and, unless skipTime, the time bounds. Rcodes are tested
 // on responses, and on the response linked to a query (schema v3).
@@ -217,14 +230,8 @@ func (f *Filter) msgsWhere(skipTime bool) (string, []any) {
 			append(anys(f.Rcodes), anys(f.Rcodes)...)...)
 	}
 	if len(f.Names) > 0 {
-		var ors []string
-		var args []any
-		for _, p := range f.Names {
-			c, a := p.where("")
-			ors = append(ors, c)
-			args = append(args, a...)
-		}
-		w.add("m.name_id IN (SELECT id FROM names WHERE "+strings.Join(ors, " OR ")+")", args...)
+		c, a := f.namesIn("m.name_id")
+		w.add(c, a...)
 	}
 	if f.hasProcess() {
 		c, a := f.ownerWhere()

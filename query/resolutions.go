@@ -36,14 +36,8 @@ func (f *Filter) resWhere() (string, []any) {
 		w.add("r.ts_ns < ?", f.Until.UnixNano())
 	}
 	if len(f.Names) > 0 {
-		var ors []string
-		var args []any
-		for _, p := range f.Names {
-			c, a := p.where("")
-			ors = append(ors, c)
-			args = append(args, a...)
-		}
-		w.add("r.name_id IN (SELECT id FROM names WHERE "+strings.Join(ors, " OR ")+")", args...)
+		c, a := f.namesIn("r.name_id")
+		w.add(c, a...)
 	}
 	if f.hasProcess() {
 		c, a := f.ownerWhere()
@@ -168,41 +162,19 @@ func (f *file) whoResolvedLibc(ctx context.Context, pat NamePattern, filter *Fil
 		return nil, fmt.Errorf("query libc resolutions: %w", err)
 	}
 	rs.Close()
-	w, err := f.newAncestryWalker(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer w.close()
-	for i := range rows {
-		if rows[i].Ancestry, err = w.walk(ctx, parents[i]); err != nil {
-			return nil, err
-		}
-	}
-	return rows, nil
+	return rows, f.walkAncestries(ctx, rows, parents)
 }
 
 // libcStatus turns "getaddrinfo 0;getaddrinfo -2" into "answered;EAI_NONAME",
 // each outcome once in order of first appearance, with a count when more
 // than one, as statusOf does for messages.
 func libcStatus(outs string) string {
-	var order []string
-	count := map[string]int{}
+	var names []string
 	for _, o := range strings.Split(outs, ";") {
 		fn, rcs, ok := strings.Cut(o, " ")
-		rc, err := strconv.ParseInt(rcs, 10, 64)
-		if !ok || err != nil {
-			continue
-		}
-		name := ResolutionStatus(fn, rc)
-		if count[name] == 0 {
-			order = append(order, name)
-		}
-		count[name]++
-	}
-	for i, name := range order {
-		if n := count[name]; n > 1 {
-			order[i] = fmt.Sprintf("%s (%d)", name, n)
+		if rc, err := strconv.ParseInt(rcs, 10, 64); ok && err == nil {
+			names = append(names, ResolutionStatus(fn, rc))
 		}
 	}
-	return strings.Join(order, ";")
+	return countedNames(names)
 }

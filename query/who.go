@@ -428,17 +428,23 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args, aargs []any)
 	// The walk runs after the result set is closed: it needs a connection of
 	// its own, and holding two would be pointless for a read-only scan.
 	rs.Close()
+	return rows, f.walkAncestries(ctx, rows, parents)
+}
+
+// walkAncestries fills each row's Ancestry from its process's parent
+// (parents[i] for rows[i]).
+func (f *file) walkAncestries(ctx context.Context, rows []WhoResolvedRow, parents []sql.NullInt64) error {
 	w, err := f.newAncestryWalker(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer w.close()
 	for i := range rows {
 		if rows[i].Ancestry, err = w.walk(ctx, parents[i]); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return rows, nil
+	return nil
 }
 
 func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (map[whoKey][]string, error) {
@@ -500,14 +506,21 @@ func statusOf(sts sql.NullString) string {
 	if !sts.Valid || sts.String == "" {
 		return ""
 	}
+	var names []string
+	for _, f := range strings.Split(sts.String, ",") {
+		if st, err := strconv.ParseInt(f, 10, 64); err == nil {
+			names = append(names, statusName(st))
+		}
+	}
+	return countedNames(names)
+}
+
+// countedNames renders outcomes as "NOERROR (2);NXDOMAIN": each once, in
+// order of first appearance, with a count when more than one.
+func countedNames(names []string) string {
 	var order []string
 	count := map[string]int{}
-	for _, f := range strings.Split(sts.String, ",") {
-		st, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			continue
-		}
-		name := statusName(st)
+	for _, name := range names {
 		if count[name] == 0 {
 			order = append(order, name)
 		}
