@@ -51,6 +51,9 @@ type Config struct {
 	StableHooks bool
 }
 
+// MaxRingBytes is the largest ring buffer Config takes: 1 GiB.
+const MaxRingBytes = 1 << 30
+
 // Validate reports a configuration the programs cannot take.
 func (c Config) Validate() error {
 	if len(c.Ports) == 0 || len(c.Ports) > MaxPorts {
@@ -65,8 +68,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("snaplen must be 1..%d, got %d", MaxSnaplen, c.Snaplen)
 	}
 	page := uint32(os.Getpagesize())
-	if c.RingBytes < page || c.RingBytes&(c.RingBytes-1) != 0 {
-		return fmt.Errorf("ring buffer size must be a power of two of at least %d bytes, got %d", page, c.RingBytes)
+	if c.RingBytes < page || c.RingBytes > MaxRingBytes || c.RingBytes&(c.RingBytes-1) != 0 {
+		got := fmt.Sprintf("%d bytes", c.RingBytes)
+		if c.RingBytes >= 1<<20 && c.RingBytes%(1<<20) == 0 {
+			got = fmt.Sprintf("%d MiB", c.RingBytes>>20)
+		}
+		return fmt.Errorf("ring buffer size must be a power of two between %d bytes and %d MiB, got %s", page, MaxRingBytes>>20, got)
 	}
 	return nil
 }

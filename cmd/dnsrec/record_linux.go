@@ -72,8 +72,11 @@ func recordAction(c *cli.Context) error {
 		return err
 	}
 	ports := []uint16{53}
+	// Only what the flags' types cannot carry into the kernel options is
+	// checked here (a value that would wrap); the options themselves are
+	// validated once, by record.Run (bpf.NewLoader).
 	for _, p := range c.UintSlice("port") {
-		if p == 0 || p > 65535 {
+		if p > 65535 {
 			return fmt.Errorf("--port %d: not a port", p)
 		}
 		if p != 53 {
@@ -83,9 +86,10 @@ func recordAction(c *cli.Context) error {
 	if n := c.Int("nice"); n < -20 || n > 19 {
 		return fmt.Errorf("--nice %d: must be between -20 and 19", n)
 	}
+	// 0 would mean the default to record.Run.
 	ringMiB := c.Uint("ring-size")
-	if ringMiB == 0 || ringMiB > 1024 || ringMiB&(ringMiB-1) != 0 {
-		return fmt.Errorf("--ring-size %d: must be a power of two between 1 and 1024 MiB", ringMiB)
+	if ringMiB == 0 || ringMiB > bpf.MaxRingBytes>>20 {
+		return fmt.Errorf("--ring-size %d: must be between 1 and %d MiB, a power of two", ringMiB, bpf.MaxRingBytes>>20)
 	}
 	// The flag is a uint; the kernel option a uint32, which a larger value
 	// would wrap (4294967296 to 0, then quietly the default).

@@ -99,3 +99,30 @@ func TestRecordBadSnaplen(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordBadKernelOptions: --port and --ring-size values the kernel
+// options cannot take are refused before anything is created, with the
+// flag's value in the message, whether the flag parsing (a value that
+// would wrap) or the one validation of the options (record.Run) refuses.
+func TestRecordBadKernelOptions(t *testing.T) {
+	if !canRecord {
+		t.Skip("this build cannot record")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "case.db")
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--port", "0", "port 0 cannot be captured"},
+		{"--port", "70000", "--port 70000: not a port"},
+		{"--ring-size", "3", "ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 3 MiB"},
+		{"--ring-size", "0", "--ring-size 0: must be between 1 and 1024 MiB, a power of two"},
+		{"--ring-size", "4096", "--ring-size 4096: must be between 1 and 1024 MiB, a power of two"},
+	} {
+		r := dnsrec(t, dir, nil, "record", "-o", out, tc.flag, tc.value)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s %s: exit %d, stderr %q, want %q", tc.flag, tc.value, r.code, r.stderr, tc.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%s %s created %s", tc.flag, tc.value, out)
+		}
+	}
+}
