@@ -122,3 +122,59 @@ func TestChainDetectsTampering(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreIDsAfterFailedBatch: msgs and rrs rows are inserted with a NULL
+// id where SQLite assigns the same one (multiRow). A batch that fails after
+// some of its rows were inserted leaves a gap in the ids; the rows after it
+// keep the ids they were given, and the file still verifies.
+func TestStoreIDsAfterFailedBatch(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gap.db")
+	s := createStore(t, path)
+	_, dig := insertSample(t, s)
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	queue := func(n int) {
+		for i := range n {
+			m := oneSide(i%2 == 0, 1_700_000_010_000_000_000+int64(i), "udp", "10.0.0.2:40001", "192.0.2.53:53", 7, dig, sampleIdent, sampleResponse, len(sampleResponse))
+			if err := s.InsertMessage(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// More rows than one multi-row statement, then an id the chain
+	// refuses (not consecutive): the batch fails after writing some.
+	queue(2*multiRows + 3)
+	bad := oneSide(true, 1_700_000_011_000_000_000, "udp", "10.0.0.2:40001", "192.0.2.53:53", 7, dig, sampleIdent, sampleQuery, len(sampleQuery))
+	bad.ID = 2
+	s.InsertMessage(ctx, bad)
+	if err := s.Commit(); err == nil {
+		t.Fatal("a batch with a duplicate id committed")
+	}
+	queue(2*multiRows + 3)
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, 1_700_000_019_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if r := verify(t, path); !r.OK() {
+		t.Errorf("verify: %q", r.Problems)
+	}
+	db := openRO(t, path)
+	n := int64(2*multiRows + 3)
+	var count, lo, hi, orphans int64
+	if err := db.QueryRow(`SELECT count(*), min(id), max(id) FROM msgs WHERE id > 3`).Scan(&count, &lo, &hi); err != nil {
+		t.Fatal(err)
+	}
+	if want := 3 + n + 1; count != n || lo != want || hi != want+n-1 {
+		t.Errorf("msgs after the failed batch: %d rows, ids %d-%d; want %d, %d-%d", count, lo, hi, n, want, want+n-1)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM rrs WHERE message_id NOT IN (SELECT id FROM msgs)`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Errorf("%d answers of no message (%v)", orphans, err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM rrs r JOIN msgs m ON m.id = r.message_id WHERE m.id > 3`).Scan(&count); err != nil || count == 0 {
+		t.Errorf("%d answers after the gap (%v)", count, err)
+	}
+}
