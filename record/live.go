@@ -33,6 +33,10 @@ type LiveMsg struct {
 	Rcode    string       `json:"rcode,omitempty"`
 	Answers  []string     `json:"answers,omitempty"`
 	Cut      bool         `json:"cut,omitempty"` // stored cut at snaplen, or what the kernel could read
+	// Libc names the C library function of a libc resolution (then Proto
+	// is "libc", Sender the caller, Rcode its outcome and Answers the
+	// addresses it returned); "" for a DNS message.
+	Libc string `json:"libc,omitempty"`
 }
 
 // LiveProcess is a local end of a message.
@@ -101,6 +105,23 @@ func (v *liveView) add(m *MsgRow) {
 	v.pending = append(v.pending, l)
 }
 
+// addResolution remembers a libc resolution for the next commit.
+func (v *liveView) addResolution(r *ResolutionRow) {
+	l := LiveMsg{Time: time.Unix(0, r.TsNs).UTC(), Proto: "libc", Libc: r.Func, Response: true, QName: r.Name,
+		Rcode: qfmt.ResolutionStatus(r.Func, int64(r.RC))}
+	if r.Ident != nil {
+		l.Sender = &LiveProcess{PID: r.Ident.PID, Comm: r.Ident.Comm}
+	}
+	for _, a := range r.Addrs {
+		if a.Is4() {
+			l.Answers = append(l.Answers, "A "+a.String())
+		} else {
+			l.Answers = append(l.Answers, "AAAA "+a.String())
+		}
+	}
+	v.pending = append(v.pending, l)
+}
+
 // committed hands what was pending to the printer, or counts it skipped
 // when the printer is behind: never waits.
 func (v *liveView) committed() {
@@ -128,6 +149,21 @@ func (l *LiveMsg) line() string {
 	var b strings.Builder
 	b.WriteString(l.Time.Local().Format("15:04:05.000"))
 	b.WriteString("  ")
+	if l.Libc != "" {
+		// time  getent(812) > libc getaddrinfo  name  answered  A 192.0.2.7
+		b.WriteString(liveEnd(l.Sender, "?"))
+		b.WriteString(" > libc ")
+		b.WriteString(l.Libc)
+		b.WriteString("  ")
+		b.WriteString(cmp.Or(l.QName, "?"))
+		b.WriteString("  ")
+		b.WriteString(l.Rcode)
+		if len(l.Answers) > 0 {
+			b.WriteString("  ")
+			b.WriteString(strings.Join(l.Answers, "; "))
+		}
+		return b.String()
+	}
 	b.WriteString(liveEnd(l.Sender, l.Src))
 	b.WriteString(" > ")
 	b.WriteString(liveEnd(l.Receiver, l.Dst))

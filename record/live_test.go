@@ -4,6 +4,7 @@ package record
 
 import (
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -71,3 +72,29 @@ func TestLiveLine(t *testing.T) {
 }
 
 var _ io.Writer = blockedWriter{}
+
+func TestLiveResolution(t *testing.T) {
+	var out strings.Builder
+	v := newLiveView(&out, false)
+	r := &ResolutionRow{Resolution: &Resolution{Func: "getaddrinfo", Name: "hosts-only.test", Ident: &Identity{PID: 812, Comm: "getent"},
+		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.55"), netip.MustParseAddr("2001:db8::55")}}, TsNs: 1}
+	v.addResolution(r)
+	nx := &ResolutionRow{Resolution: &Resolution{Func: "getaddrinfo", Name: "nx.test", RC: -2, Ident: &Identity{PID: 812, Comm: "getent"}}, TsNs: 2}
+	v.addResolution(nx)
+	v.committed()
+	v.close()
+	for _, want := range []string{"getent(812) > libc getaddrinfo  hosts-only.test  answered  A 192.0.2.55; AAAA 2001:db8::55",
+		"getent(812) > libc getaddrinfo  nx.test  EAI_NONAME"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("lines %q lack %q", out.String(), want)
+		}
+	}
+	var js strings.Builder
+	v = newLiveView(&js, true)
+	v.addResolution(r)
+	v.committed()
+	v.close()
+	if want := `"proto":"libc"`; !strings.Contains(js.String(), want) || !strings.Contains(js.String(), `"libc":"getaddrinfo"`) {
+		t.Errorf("json %q lacks %q and the function", js.String(), want)
+	}
+}

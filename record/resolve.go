@@ -129,6 +129,9 @@ func (p *pipeline) resolution(ctx context.Context, r *Resolution) error {
 	}
 	p.batched++
 	p.resolutions++
+	if p.live != nil {
+		p.live.addResolution(row)
+	}
 	return p.store.InsertResolution(ctx, row)
 }
 
