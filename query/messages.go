@@ -46,6 +46,8 @@ type Message struct {
 	ParseErr string        // why the message could not be fully decoded
 	QueryID  int64         // for a response: the msgs.id of the query it answers, 0 if none
 	Latency  time.Duration // for a response: the client's wait, 0 if unknown
+
+	alloc *msgAlloc // where the parties are kept, see newMessage
 }
 
 // Party is one local observation of a message.
@@ -543,7 +545,7 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	q, args := s.f.messagesSQL(s.idx, s.opts)
 	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
 		r := s.scanStream(dest)
-		m := &Message{}
+		m := newMessage()
 		if err := s.fill(ctx, m, &r); err != nil {
 			return err
 		}
@@ -626,6 +628,13 @@ func (a *answerStream) attach(m *Message, ts int64) error {
 			return nil
 		}
 		if r.msg == m.ID {
+			if m.Answers == nil {
+				n := 1 // the answers of one message are adjacent: one allocation
+				for n < len(a.cur) && a.cur[n].msg == m.ID && a.cur[n].ts == ts {
+					n++
+				}
+				m.Answers = make([]RR, 0, n)
+			}
 			m.Answers = append(m.Answers, r.rr)
 		}
 		a.cur = a.cur[1:]
@@ -771,7 +780,7 @@ func (s *msgSource) read(ctx context.Context) (*Message, error) {
 			return nil, err
 		}
 	}
-	m := &Message{}
+	m := newMessage()
 	if err := s.fill(ctx, m, r); err != nil {
 		return nil, err
 	}
@@ -789,6 +798,29 @@ func (s *msgSource) read(ctx context.Context) (*Message, error) {
 		}
 		r = nr
 	}
+}
+
+// msgAlloc is a message read from a file with room for its two parties:
+// one allocation instead of three for each message of a stream.
+type msgAlloc struct {
+	m       Message
+	parties [2]Party
+}
+
+// newMessage returns a message whose party(i) needs no allocation.
+func newMessage() *Message {
+	a := &msgAlloc{}
+	a.m.alloc = a
+	return &a.m
+}
+
+// party returns room for the sender (0) or the receiver (1) of a message
+// from newMessage, a new Party for another.
+func (m *Message) party(i int) *Party {
+	if m.alloc != nil {
+		return &m.alloc.parties[i]
+	}
+	return &Party{}
 }
 
 func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
@@ -810,7 +842,8 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		m.Src, m.Dst = fl.b, fl.a
 	}
 	if r.obs&1 != 0 {
-		p := &Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64}
+		p := m.party(0)
+		*p = Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64}
 		if p.Iface, err = d.iface(ctx, r.sIface); err != nil {
 			return err
 		}
@@ -820,7 +853,8 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		m.Sender = p
 	}
 	if r.obs&2 != 0 {
-		p := &Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64}
+		p := m.party(1)
+		*p = Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64}
 		if p.Iface, err = d.iface(ctx, r.rIface); err != nil {
 			return err
 		}
