@@ -107,6 +107,68 @@ type parquetWriter struct {
 	w     *parquet.GenericWriter[ParquetRow]
 	batch []ParquetRow
 	procs map[*Process]*parquetProcCols // messages share their Process
+
+	// The optional columns of the batch's rows point into these, reused
+	// once the batch is written: not an allocation for each.
+	ints  slab[int64]
+	i32s  slab[int32]
+	strs  slab[string]
+	times slab[time.Time]
+	names map[string]*string // qtype and rcode names
+}
+
+// slab hands out pointers to values kept in chunks, reused after reset.
+type slab[T any] struct {
+	chunks [][]T
+	cur    int // chunk being filled
+}
+
+const slabChunk = 1024
+
+func (s *slab[T]) ptr(v T) *T {
+	if len(s.chunks) == 0 {
+		s.chunks = append(s.chunks, make([]T, 0, slabChunk))
+	}
+	c := s.chunks[s.cur]
+	if len(c) == cap(c) {
+		s.cur++
+		if s.cur == len(s.chunks) {
+			s.chunks = append(s.chunks, make([]T, 0, slabChunk))
+		}
+		c = s.chunks[s.cur]
+	}
+	c = append(c, v)
+	s.chunks[s.cur] = c
+	return &c[len(c)-1]
+}
+
+func (s *slab[T]) reset() {
+	for i := range s.chunks {
+		clear(s.chunks[i])
+		s.chunks[i] = s.chunks[i][:0]
+	}
+	s.cur = 0
+}
+
+// name is a pointer to one shared copy of a qtype or rcode name.
+func (p *parquetWriter) name(n string) *string {
+	if v, ok := p.names[n]; ok {
+		return v
+	}
+	if len(p.names) >= 4096 {
+		clear(p.names)
+	}
+	v := &n
+	p.names[n] = v
+	return v
+}
+
+// optStr is optString, from the slab.
+func (p *parquetWriter) optStr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return p.strs.ptr(s)
 }
 
 // parquetProcCols are one process's columns, shared by its rows.
@@ -123,7 +185,7 @@ func newParquetWriter(w io.Writer) (*parquetWriter, error) {
 		parquet.CreatedBy("dnsrec", "", ""),
 		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
 	)
-	return &parquetWriter{w: pw, batch: make([]ParquetRow, 0, parquetBatch), procs: map[*Process]*parquetProcCols{}}, nil
+	return &parquetWriter{w: pw, batch: make([]ParquetRow, 0, parquetBatch), procs: map[*Process]*parquetProcCols{}, names: map[string]*string{}}, nil
 }
 
 func (p *parquetWriter) write(t *Transaction) error {
@@ -141,6 +203,10 @@ func (p *parquetWriter) flushBatch() error {
 	_, err := p.w.Write(p.batch)
 	clear(p.batch)
 	p.batch = p.batch[:0]
+	p.ints.reset()
+	p.i32s.reset()
+	p.strs.reset()
+	p.times.reset()
 	return err
 }
 
@@ -155,26 +221,27 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 	q, r := t.Query, t.Response
 	first := t.first()
 	row := ParquetRow{
-		TS:     t.Time(),
-		TSNs:   t.Time().UnixNano(),
-		Host:   t.Host(),
-		File:   t.File(),
+		TS:     first.Time,
+		TSNs:   first.Time.UnixNano(),
+		Host:   first.Host,
+		File:   first.File,
 		UID:    t.UID(),
-		Proto:  t.Proto(),
+		Proto:  first.Proto,
 		DNSID:  int32(first.DNSID),
 		Status: t.Status(),
-		Note:   optString(t.Note()),
+	}
+	if (q != nil && (q.Cut || q.ParseErr != "" || q.QRMismatch)) || (r != nil && (r.Cut || r.ParseErr != "" || r.QRMismatch)) {
+		row.Note = p.optStr(t.Note())
 	}
 	if q != nil {
-		row.QueryID = ptr(q.ID)
+		row.QueryID = p.ints.ptr(q.ID)
 	}
 	if r != nil {
-		row.ResponseID = ptr(r.ID)
-		rt := r.Time
-		row.ResponseTS = &rt
+		row.ResponseID = p.ints.ptr(r.ID)
+		row.ResponseTS = p.times.ptr(r.Time)
 		if r.Rcode >= 0 {
-			row.Rcode = ptr(int32(r.Rcode))
-			row.RcodeName = ptr(RcodeName(r.Rcode))
+			row.Rcode = p.i32s.ptr(int32(r.Rcode))
+			row.RcodeName = p.name(RcodeName(r.Rcode))
 		}
 		row.Answers = TypedAnswers(r.Answers)
 		if len(r.Answers) > 0 {
@@ -185,21 +252,21 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		}
 	}
 	if c := t.ClientAddr(); c.IsValid() {
-		row.ClientAddr = ptr(c.Addr().Unmap().String())
+		row.ClientAddr = p.strs.ptr(c.Addr().Unmap().String())
 		row.ClientPort = int32(c.Port())
 	}
 	if s := t.ServerAddr(); s.IsValid() {
-		row.ServerAddr = ptr(s.Addr().Unmap().String())
+		row.ServerAddr = p.strs.ptr(s.Addr().Unmap().String())
 		row.ServerPort = int32(s.Port())
 	}
 	if qm := t.question(); qm != nil {
-		row.QName = ptr(qm.QName)
-		row.QType = ptr(int32(qm.QType))
-		row.QTypeName = ptr(TypeName(qm.QType))
-		row.QClass = ptr(int32(qm.QClass))
+		row.QName = p.strs.ptr(qm.QName)
+		row.QType = p.i32s.ptr(int32(qm.QType))
+		row.QTypeName = p.name(TypeName(qm.QType))
+		row.QClass = p.i32s.ptr(int32(qm.QClass))
 	}
 	if d := t.Latency(); d > 0 {
-		row.LatencyNs = ptr(int64(d))
+		row.LatencyNs = p.ints.ptr(int64(d))
 	}
 	if c := p.proc(t.Client()); c != nil {
 		row.ClientPID, row.ClientTID, row.ClientComm, row.ClientExe, row.ClientArgv, row.ClientUID, row.ClientAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
@@ -209,8 +276,8 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
 		row.ServerContainer = c.container
 	}
-	row.ClientIface = optString(partyIfaceName(t.clientParty()))
-	row.ServerIface = optString(partyIfaceName(t.serverParty()))
+	row.ClientIface = p.optStr(partyIfaceName(t.clientParty()))
+	row.ServerIface = p.optStr(partyIfaceName(t.serverParty()))
 	return row
 }
 
