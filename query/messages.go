@@ -352,18 +352,18 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	if stream(opts) {
 		// The answers come from answersSQL, on a connection of their own.
 		// Each column costs as much as the rest of a row's work in the
-		// driver, so the 16-bit fields come packed four and two to a
-		// column (see scanStream), and raw only when asked for.
+		// driver, so the small fields come packed several to a column
+		// (see scanPacked), and raw only when asked for.
 		if opts.Raw {
 			raw = ", m.raw"
 		} else {
 			raw = ""
 		}
 		return `
-SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+SELECT m.id, m.ts_ns, ` + packedCols + `, m.s_socket, m.r_socket, m.r_dt_ns,
        (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
-       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16), ` + ifaceCol + raw + `
+       n.name, m.parse_error, ` + linkCols + `,
+       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr, ` + ifaceCol + raw + `
 FROM msgs m
 LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
@@ -383,6 +383,46 @@ LEFT JOIN names rn ON rn.id = r.name_id
 WHERE ` + where + `
 ORDER BY m.ts_ns, m.id, r.id`
 	return q, args
+}
+
+// packedCols are three columns of a stream's messages' statement, each
+// several small fields packed into one integer: (1) obs, rcode + 1,
+// length(raw) and orig_len + 1 (0 for NULL); (2) s_owner + 1 and r_owner
+// + 1; (3) the flow's two ports and session_id. A value out of its field's
+// range makes the column NULL, and the message is read again whole by
+// wideSQL (see scanPacked).
+const packedCols = `CASE WHEN m.obs BETWEEN 0 AND 63 AND (m.rcode IS NULL OR m.rcode BETWEEN 0 AND 8190) AND length(m.raw) < 1048576 AND (m.orig_len IS NULL OR m.orig_len BETWEEN 0 AND 1048574)
+         THEN m.obs | (coalesce(m.rcode + 1, 0) << 6) | (length(m.raw) << 19) | (coalesce(m.orig_len + 1, 0) << 39) END,
+       CASE WHEN (m.s_owner IS NULL OR m.s_owner BETWEEN 0 AND 2147483646) AND (m.r_owner IS NULL OR m.r_owner BETWEEN 0 AND 2147483646)
+         THEN coalesce(m.s_owner + 1, 0) | (coalesce(m.r_owner + 1, 0) << 31) END,
+       CASE WHEN m.session_id BETWEEN 0 AND 2147483647
+         THEN (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16) | (m.session_id << 32) END`
+
+// wideSQL reads message id with every field in a column of its own, as
+// scanStream takes them: for the rare row whose fields do not fit
+// packedCols.
+func (f *file) wideSQL(raw bool) string {
+	linkCols := "m.query_id, m.latency_ns"
+	if f.version < 3 {
+		linkCols = "NULL, NULL"
+	}
+	ifaceCol := "0"
+	if f.version >= 4 {
+		ifaceCol = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
+	}
+	rawCol := ""
+	if raw {
+		rawCol = ", m.raw"
+	}
+	return `
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+       (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
+       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16), ` + ifaceCol + rawCol + `
+FROM msgs m
+LEFT JOIN flows f ON f.id = m.flow_id
+LEFT JOIN names n ON n.id = m.name_id
+WHERE m.id = ?`
 }
 
 // stream tells whether opts ask for a stream rather than a page: see
@@ -544,7 +584,10 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	}
 	q, args := s.f.messagesSQL(s.idx, s.opts)
 	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
-		r := s.scanStream(dest)
+		r, err := s.scanPacked(ctx, dest)
+		if err != nil {
+			return err
+		}
 		m := newMessage()
 		if err := s.fill(ctx, m, &r); err != nil {
 			return err
@@ -683,12 +726,103 @@ func (s *msgSource) scan() (*msgRow, error) {
 	return r, nil
 }
 
-// streamCols is the number of columns of a stream's messages' statement.
-func streamCols(opts *MessageOptions) int {
-	if opts.Raw {
-		return 23
+// scanPacked converts the columns of a stream's messages' statement
+// (messagesSQL), reading the message again by wideSQL when a packed
+// column is NULL.
+func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, error) {
+	if v[2] == nil || v[3] == nil || v[4] == nil {
+		id := anyInt(v[0])
+		clear(v)
+		rs, err := s.f.db.QueryContext(ctx, s.f.wideSQL(s.opts.Raw), id)
+		if err != nil {
+			return msgRow{}, err
+		}
+		defer rs.Close()
+		n := 22
+		if s.opts.Raw {
+			n = 23
+		}
+		vals := make([]any, n)
+		dest := make([]any, n)
+		for i := range dest {
+			dest[i] = &vals[i]
+		}
+		if !rs.Next() {
+			if err := rs.Err(); err != nil {
+				return msgRow{}, err
+			}
+			return msgRow{}, fmt.Errorf("message %d is gone", id)
+		}
+		if err := rs.Scan(dest...); err != nil {
+			return msgRow{}, err
+		}
+		dv := make([]driver.Value, n)
+		for i, x := range vals {
+			if b, ok := x.([]byte); ok && i != 22 {
+				x = string(b)
+			}
+			dv[i] = x
+		}
+		return s.scanStream(dv), rs.Close()
 	}
-	return 22
+	small, owners, ports := uint64(anyInt(v[2])), uint64(anyInt(v[3])), uint64(anyInt(v[4]))
+	hdr := uint64(anyInt(v[8]))
+	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
+	plus1 := func(x, mask uint64) sql.NullInt64 {
+		if x &= mask; x == 0 {
+			return sql.NullInt64{}
+		}
+		return sql.NullInt64{Int64: int64(x - 1), Valid: true}
+	}
+	r := msgRow{
+		id: anyInt(v[0]), ts: anyInt(v[1]),
+		obs: int64(small & 63), rcode: plus1(small>>6, 8191), rawLen: int64(small >> 19 & (1<<20 - 1)), origLen: plus1(small>>39, 1<<20-1),
+		sOwner: plus1(owners, 1<<31-1), rOwner: plus1(owners>>31, 1<<31-1),
+		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535), session: int64(ports >> 32),
+		sSocket: anyNullInt(v[5]), rSocket: anyNullInt(v[6]), rDT: anyNullInt(v[7]),
+		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
+		qname: anyNullString(v[9]), parseErr: anyNullString(v[10]),
+		queryID: anyNullInt(v[11]), latency: anyNullInt(v[12]),
+		sIface: anyInt(v[14]) & 0xffffffff, rIface: int64(uint64(anyInt(v[14])) >> 32),
+	}
+	if fl, ok := v[13].(string); ok {
+		r.proto, r.aAddr, r.bAddr = splitFlow(fl)
+	}
+	if len(v) > 15 {
+		if b, ok := v[15].([]byte); ok {
+			r.raw = b // the driver's copy
+		}
+	}
+	clear(v)
+	return r, nil
+}
+
+// splitFlow takes apart the flow column of messagesSQL: the lengths of
+// proto and a_addr, each followed by '/', then proto, a_addr and b_addr.
+func splitFlow(s string) (proto, a, b string) {
+	num := func() int {
+		n := 0
+		for len(s) > 0 && s[0] >= '0' && s[0] <= '9' {
+			n = n*10 + int(s[0]-'0')
+			s = s[1:]
+		}
+		if len(s) > 0 && s[0] == '/' {
+			s = s[1:]
+		}
+		return n
+	}
+	pl, al := num(), num()
+	if pl+al > len(s) {
+		return "", "", ""
+	}
+	proto, a, b = s[:pl], s[pl:pl+al], s[pl+al:]
+	switch proto { // no reference to the row's string
+	case "udp":
+		proto = "udp"
+	case "tcp":
+		proto = "tcp"
+	}
+	return proto, a, b
 }
 
 // scanStream converts the columns of a stream's messages' statement.

@@ -2,9 +2,15 @@ package query
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"net/netip"
+	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/dnsrec/dnsrec/query/querytest"
 
 	"github.com/miekg/dns"
 )
@@ -61,6 +67,72 @@ func TestMessageRowMatchesCells(t *testing.T) {
 			if want.String() != got.String() {
 				t.Errorf("%s multi=%v: messageRow wrote\n%s\nRow wrote\n%s", f, multi, got.String(), want.String())
 			}
+		}
+	}
+}
+
+// TestStreamPackedFallback: a message whose fields do not fit the stream's
+// packed columns is read again whole, and the stream still matches a page.
+func TestStreamPackedFallback(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "case.db")
+	b := querytest.New(t, p)
+	querytest.Incident(b, "web01")
+	b.Close()
+	raw, err := sql.Open("sqlite", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE msgs SET rcode = 9000 WHERE id = (SELECT min(id) FROM msgs WHERE rcode IS NOT NULL)`,
+		`UPDATE msgs SET orig_len = 5000000 WHERE id = (SELECT max(id) FROM msgs)`,
+		`UPDATE msgs SET s_owner = 3000000000 WHERE id = (SELECT min(id) FROM msgs WHERE s_owner IS NOT NULL)`,
+		`UPDATE msgs SET r_owner = -2 WHERE id = (SELECT max(id) FROM msgs WHERE r_owner IS NOT NULL)`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	raw.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	read := func(opts MessageOptions) []*Message {
+		var out []*Message
+		if err := db.Messages(context.Background(), opts, func(m *Message) error {
+			out = append(out, m)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, rawBytes := range []bool{false, true} {
+		stream := read(MessageOptions{Raw: rawBytes, Ancestry: true})
+		page := read(MessageOptions{Filter: Filter{Limit: 10_000}, Raw: rawBytes, Ancestry: true})
+		if len(stream) < 10 || !reflect.DeepEqual(stream, page) {
+			t.Errorf("raw=%v: the stream's %d messages differ from the page's %d", rawBytes, len(stream), len(page))
+			for i := range min(len(stream), len(page)) {
+				if !reflect.DeepEqual(stream[i], page[i]) {
+					t.Errorf("first difference at %d:\n%+v\n%+v", i, *stream[i], *page[i])
+					break
+				}
+			}
+		}
+	}
+}
+
+func TestSplitFlow(t *testing.T) {
+	for in, want := range map[string][3]string{
+		"3/9/udp127.0.0.1127.0.0.53": {"udp", "127.0.0.1", "127.0.0.53"},
+		"3/0/tcp::1":                 {"tcp", "", "::1"},
+		"3/90/udpx":                  {"", "", ""},
+		"":                           {"", "", ""},
+	} {
+		p, a, b := splitFlow(in)
+		if [3]string{p, a, b} != want {
+			t.Errorf("splitFlow(%q) = %q %q %q, want %q", in, p, a, b, want)
 		}
 	}
 }
