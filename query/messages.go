@@ -439,7 +439,7 @@ func stream(opts *MessageOptions) bool {
 func answersSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := messagesWhere(idx, opts)
 	return `
-SELECT m.ts_ns, m.id, rn.name, r.type, r.ttl, r.data
+SELECT m.ts_ns, m.id, rn.name, (coalesce(r.type, 0) & 65535) | ((coalesce(r.ttl, 0) & 4294967295) << 16), r.data
 FROM msgs m
 JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
@@ -632,7 +632,7 @@ func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, 
 	batch := make([]answerRow, 0, 4*streamBatch)
 	err := f.rawRows(ctx, q, args, started, func(v []driver.Value) error {
 		batch = append(batch, answerRow{ts: anyInt(v[0]), msg: anyInt(v[1]),
-			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[4])), Data: anyNullString(v[5]).String}})
+			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[3]) >> 16), Data: anyNullString(v[4]).String}})
 		if len(batch) == cap(batch) {
 			select {
 			case a.batches <- batch:
