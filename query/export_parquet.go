@@ -1,7 +1,9 @@
 package query
 
 import (
+	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -105,16 +107,35 @@ const parquetBatch = 1024
 
 type parquetWriter struct {
 	w     *parquet.GenericWriter[ParquetRow]
-	batch []ParquetRow
+	cur   *parquetBuf                   // the batch being built; nil between batches
 	procs map[*Process]*parquetProcCols // messages share their Process
+	names map[string]*string            // qtype and rcode names
 
-	// The optional columns of the batch's rows point into these, reused
-	// once the batch is written: not an allocation for each.
+	// The library encodes and compresses in a goroutine of its own, one
+	// batch while the next is built: free holds the batches to build,
+	// full those to write; done reports the goroutine's end.
+	free, full chan *parquetBuf
+	done       chan error
+	failed     atomic.Bool
+}
+
+// parquetBuf is a batch of rows. Their optional columns point into its
+// slabs, reused once the batch is written: not an allocation for each.
+type parquetBuf struct {
+	rows  []ParquetRow
 	ints  slab[int64]
 	i32s  slab[int32]
 	strs  slab[string]
 	times slab[time.Time]
-	names map[string]*string // qtype and rcode names
+}
+
+func (b *parquetBuf) reset() {
+	clear(b.rows)
+	b.rows = b.rows[:0]
+	b.ints.reset()
+	b.i32s.reset()
+	b.strs.reset()
+	b.times.reset()
 }
 
 // slab hands out pointers to values kept in chunks, reused after reset.
@@ -163,12 +184,12 @@ func (p *parquetWriter) name(n string) *string {
 	return v
 }
 
-// optStr is optString, from the slab.
+// optStr is optString, from the batch's slab.
 func (p *parquetWriter) optStr(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return p.strs.ptr(s)
+	return p.cur.strs.ptr(s)
 }
 
 // parquetProcCols are one process's columns, shared by its rows.
@@ -185,33 +206,68 @@ func newParquetWriter(w io.Writer) (*parquetWriter, error) {
 		parquet.CreatedBy("dnsrec", "", ""),
 		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
 	)
-	return &parquetWriter{w: pw, batch: make([]ParquetRow, 0, parquetBatch), procs: map[*Process]*parquetProcCols{}, names: map[string]*string{}}, nil
+	p := &parquetWriter{w: pw, procs: map[*Process]*parquetProcCols{}, names: map[string]*string{},
+		free: make(chan *parquetBuf, parquetBufs), full: make(chan *parquetBuf, parquetBufs), done: make(chan error, 1)}
+	for range parquetBufs {
+		p.free <- &parquetBuf{rows: make([]ParquetRow, 0, parquetBatch)}
+	}
+	go p.writeBatches(p.full)
+	return p, nil
+}
+
+// parquetBufs is how many batches are in flight.
+const parquetBufs = 3
+
+// writeBatches hands the full batches to the library until full is closed.
+func (p *parquetWriter) writeBatches(full <-chan *parquetBuf) {
+	var err error
+	for b := range full {
+		if err == nil {
+			if _, err = p.w.Write(b.rows); err != nil {
+				p.failed.Store(true)
+			}
+		}
+		b.reset()
+		p.free <- b
+	}
+	p.done <- err
 }
 
 func (p *parquetWriter) write(t *Transaction) error {
-	p.batch = append(p.batch, p.row(t))
-	if len(p.batch) == cap(p.batch) {
-		return p.flushBatch()
+	if p.cur == nil {
+		if p.full == nil {
+			return errors.New("parquet: write after the writer ended")
+		}
+		if p.failed.Load() {
+			return p.abort()
+		}
+		p.cur = <-p.free
+	}
+	p.cur.rows = append(p.cur.rows, p.row(t))
+	if len(p.cur.rows) == cap(p.cur.rows) {
+		p.full <- p.cur
+		p.cur = nil
 	}
 	return nil
 }
 
-func (p *parquetWriter) flushBatch() error {
-	if len(p.batch) == 0 {
+// abort ends the writing goroutine and returns its error, without
+// finishing the file.
+func (p *parquetWriter) abort() error {
+	if p.full == nil {
 		return nil
 	}
-	_, err := p.w.Write(p.batch)
-	clear(p.batch)
-	p.batch = p.batch[:0]
-	p.ints.reset()
-	p.i32s.reset()
-	p.strs.reset()
-	p.times.reset()
-	return err
+	close(p.full)
+	p.full = nil
+	return <-p.done
 }
 
 func (p *parquetWriter) close() error {
-	if err := p.flushBatch(); err != nil {
+	if p.cur != nil && len(p.cur.rows) > 0 {
+		p.full <- p.cur
+		p.cur = nil
+	}
+	if err := p.abort(); err != nil {
 		return err
 	}
 	return p.w.Close()
@@ -234,13 +290,13 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		row.Note = p.optStr(t.Note())
 	}
 	if q != nil {
-		row.QueryID = p.ints.ptr(q.ID)
+		row.QueryID = p.cur.ints.ptr(q.ID)
 	}
 	if r != nil {
-		row.ResponseID = p.ints.ptr(r.ID)
-		row.ResponseTS = p.times.ptr(r.Time)
+		row.ResponseID = p.cur.ints.ptr(r.ID)
+		row.ResponseTS = p.cur.times.ptr(r.Time)
 		if r.Rcode >= 0 {
-			row.Rcode = p.i32s.ptr(int32(r.Rcode))
+			row.Rcode = p.cur.i32s.ptr(int32(r.Rcode))
 			row.RcodeName = p.name(RcodeName(r.Rcode))
 		}
 		row.Answers = TypedAnswers(r.Answers)
@@ -252,21 +308,21 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		}
 	}
 	if c := t.ClientAddr(); c.IsValid() {
-		row.ClientAddr = p.strs.ptr(c.Addr().Unmap().String())
+		row.ClientAddr = p.cur.strs.ptr(c.Addr().Unmap().String())
 		row.ClientPort = int32(c.Port())
 	}
 	if s := t.ServerAddr(); s.IsValid() {
-		row.ServerAddr = p.strs.ptr(s.Addr().Unmap().String())
+		row.ServerAddr = p.cur.strs.ptr(s.Addr().Unmap().String())
 		row.ServerPort = int32(s.Port())
 	}
 	if qm := t.question(); qm != nil {
-		row.QName = p.strs.ptr(qm.QName)
-		row.QType = p.i32s.ptr(int32(qm.QType))
+		row.QName = p.cur.strs.ptr(qm.QName)
+		row.QType = p.cur.i32s.ptr(int32(qm.QType))
 		row.QTypeName = p.name(TypeName(qm.QType))
-		row.QClass = p.i32s.ptr(int32(qm.QClass))
+		row.QClass = p.cur.i32s.ptr(int32(qm.QClass))
 	}
 	if d := t.Latency(); d > 0 {
-		row.LatencyNs = p.ints.ptr(int64(d))
+		row.LatencyNs = p.cur.ints.ptr(int64(d))
 	}
 	if c := p.proc(t.Client()); c != nil {
 		row.ClientPID, row.ClientTID, row.ClientComm, row.ClientExe, row.ClientArgv, row.ClientUID, row.ClientAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
