@@ -290,8 +290,7 @@ type msgRow struct {
 	rrData                                      sql.NullString
 	proto, aAddr, bAddr                         string
 	aPort, bPort                                int64
-	sIface, rIface                              int64  // interfaces.id, 0 when none
-	answers                                     string // a chunk's answersCol
+	sIface, rIface                              int64 // interfaces.id, 0 when none
 }
 
 // msgCols is the number of columns messagesSQL selects.
@@ -372,16 +371,11 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 		} else {
 			raw = ""
 		}
-		answers := ""
-		if opts.chunk != nil {
-			// A chunk's messages bring their answers (see answersCol).
-			answers = ",\n       " + answersCol
-		}
 		return `
 SELECT m.id, m.ts_ns, ` + packedCols + `, m.s_socket, m.r_socket, m.r_dt_ns,
        (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
        n.name, m.parse_error, ` + linkCols + `,
-       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr, ` + ifaceCol + answers + raw + `
+       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr, ` + ifaceCol + raw + `
 FROM msgs m
 LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
@@ -415,15 +409,6 @@ const packedCols = `CASE WHEN m.obs BETWEEN 0 AND 63 AND (m.rcode IS NULL OR m.r
          THEN coalesce(m.s_owner + 1, 0) | (coalesce(m.r_owner + 1, 0) << 31) END,
        CASE WHEN m.session_id BETWEEN 0 AND 2147483647
          THEN (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16) | (m.session_id << 32) END`
-
-// answersCol is a message's answers in one column, for a chunk's
-// statement: for each record in rrs_message order, its id, type, ttl and
-// the lengths of its name and data, each followed by '/', then the name
-// and the data (see parseAnswers). One column per message costs less
-// than a statement of its own with five per answer.
-const answersCol = `(SELECT group_concat(r.id || '/' || coalesce(CAST(r.type AS INTEGER), 0) || '/' || coalesce(CAST(r.ttl AS INTEGER), 0) || '/' ||
-           octet_length(coalesce(rn.name, '')) || '/' || octet_length(coalesce(r.data, '')) || '/' || coalesce(rn.name, '') || coalesce(r.data, ''), '')
-        FROM rrs r LEFT JOIN names rn ON rn.id = r.name_id WHERE r.message_id = m.id)`
 
 // wideSQL reads message id with every field in a column of its own, as
 // scanStream takes them: for the rare row whose fields do not fit
@@ -623,7 +608,7 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	}
 	q, args := s.f.messagesSQL(s.idx, s.opts)
 	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
-		r, err := s.scanPacked(ctx, dest, false)
+		r, err := s.scanPacked(ctx, dest)
 		if err != nil {
 			return err
 		}
@@ -768,13 +753,7 @@ func (s *msgSource) scan() (*msgRow, error) {
 // scanPacked converts the columns of a stream's messages' statement
 // (messagesSQL), reading the message again by wideSQL when a packed
 // column is NULL.
-func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value, chunk bool) (msgRow, error) {
-	rawIdx := 15
-	var answers string
-	if chunk {
-		answers, _ = v[15].(string)
-		rawIdx++
-	}
+func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, error) {
 	if v[2] == nil || v[3] == nil || v[4] == nil {
 		id := anyInt(v[0])
 		clear(v)
@@ -808,9 +787,7 @@ func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value, chunk bool
 			}
 			dv[i] = x
 		}
-		r := s.scanStream(dv)
-		r.answers = answers
-		return r, rs.Close()
+		return s.scanStream(dv), rs.Close()
 	}
 	small, owners, ports := uint64(anyInt(v[2])), uint64(anyInt(v[3])), uint64(anyInt(v[4]))
 	hdr := uint64(anyInt(v[8]))
@@ -835,12 +812,11 @@ func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value, chunk bool
 	if fl, ok := v[13].(string); ok {
 		r.proto, r.aAddr, r.bAddr = splitFlow(fl)
 	}
-	if len(v) > rawIdx {
-		if b, ok := v[rawIdx].([]byte); ok {
+	if len(v) > 15 {
+		if b, ok := v[15].([]byte); ok {
 			r.raw = b // the driver's copy
 		}
 	}
-	r.answers = answers
 	clear(v)
 	return r, nil
 }

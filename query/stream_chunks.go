@@ -1,14 +1,12 @@
 package query
 
 import (
-	"cmp"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,7 +143,7 @@ func (s *msgSource) startChunked(ctx context.Context, workers int) error {
 	return nil
 }
 
-// chunkWorker reads the chunks handed to it on a connection of its own.
+// chunkWorker reads the chunks handed to it on two connections of its own.
 func (s *msgSource) chunkWorker(ctx context.Context, work <-chan *chunk, density *atomic.Int64) {
 	fail := func(err error) {
 		for c := range work {
@@ -153,30 +151,38 @@ func (s *msgSource) chunkWorker(ctx context.Context, work <-chan *chunk, density
 			close(c.batches)
 		}
 	}
-	conn, err := s.f.db.Conn(ctx)
+	mconn, err := s.f.db.Conn(ctx)
 	if err != nil {
 		fail(err)
 		return
 	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		qc, ok := dc.(driver.QueryerContext)
-		if !ok {
-			return fmt.Errorf("the SQLite driver (%T) cannot run a query", dc)
-		}
-		var scratch []idRR
-		for c := range work {
-			n, err := s.readChunk(ctx, qc, c, &scratch)
-			c.err = err
-			close(c.batches)
-			if err != nil {
-				return err
+	defer mconn.Close()
+	aconn, err := s.f.db.Conn(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer aconn.Close()
+	err = mconn.Raw(func(mdc any) error {
+		return aconn.Raw(func(adc any) error {
+			mq, ok1 := mdc.(driver.QueryerContext)
+			aq, ok2 := adc.(driver.QueryerContext)
+			if !ok1 || !ok2 {
+				return fmt.Errorf("the SQLite driver (%T) cannot run a query", mdc)
 			}
-			if secs := float64(c.r.hi-c.r.lo) / float64(time.Second); !c.r.open && secs > 0 {
-				density.Store(int64(float64(n)/secs) + 1)
+			for c := range work {
+				n, err := s.readChunk(ctx, mq, aq, c)
+				c.err = err
+				close(c.batches)
+				if err != nil {
+					return err
+				}
+				if secs := float64(c.r.hi-c.r.lo) / float64(time.Second); !c.r.open && secs > 0 {
+					density.Store(int64(float64(n)/secs) + 1)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		fail(err)
@@ -185,16 +191,25 @@ func (s *msgSource) chunkWorker(ctx context.Context, work <-chan *chunk, density
 
 // readChunk reads one chunk's messages with their answers into its
 // batches, and returns how many it read.
-func (s *msgSource) readChunk(ctx context.Context, qc driver.QueryerContext, c *chunk, scratch *[]idRR) (int, error) {
+func (s *msgSource) readChunk(ctx context.Context, mq, aq driver.QueryerContext, c *chunk) (int, error) {
 	o := *s.opts
 	o.chunk = &c.r
 	q, args := s.f.messagesSQL(s.idx, &o)
-	rows, err := queryRaw(ctx, qc, q, args)
+	mrows, err := queryRaw(ctx, mq, q, args)
 	if err != nil {
 		return 0, err
 	}
-	defer rows.Close()
-	dest := make([]driver.Value, len(rows.Columns()))
+	defer mrows.Close()
+	// Started after the messages' statement: its snapshot is the same or
+	// later, and holds every answer of the messages read.
+	q, args = answersSQL(s.idx, &o)
+	arows, err := queryRaw(ctx, aq, q, args)
+	if err != nil {
+		return 0, err
+	}
+	defer arows.Close()
+	ans := answerCursor{rows: arows, dest: make([]driver.Value, len(arows.Columns()))}
+	dest := make([]driver.Value, len(mrows.Columns()))
 	batch := make([]*Message, 0, streamBatch)
 	send := func() error {
 		select {
@@ -207,12 +222,12 @@ func (s *msgSource) readChunk(ctx context.Context, qc driver.QueryerContext, c *
 	}
 	n := 0
 	for {
-		if err := rows.Next(dest); err == io.EOF {
+		if err := mrows.Next(dest); err == io.EOF {
 			break
 		} else if err != nil {
 			return n, err
 		}
-		r, err := s.scanPacked(ctx, dest, true)
+		r, err := s.scanPacked(ctx, dest)
 		if err != nil {
 			return n, err
 		}
@@ -220,10 +235,8 @@ func (s *msgSource) readChunk(ctx context.Context, qc driver.QueryerContext, c *
 		if err := s.fill(ctx, m, &r); err != nil {
 			return n, err
 		}
-		if r.answers != "" {
-			if m.Answers, err = parseAnswers(r.answers, scratch); err != nil {
-				return n, fmt.Errorf("message %d: %w", m.ID, err)
-			}
+		if err := ans.attach(m, r.ts); err != nil {
+			return n, err
 		}
 		batch = append(batch, m)
 		n++
@@ -239,64 +252,6 @@ func (s *msgSource) readChunk(ctx context.Context, qc driver.QueryerContext, c *
 	return n, nil
 }
 
-// idRR is an answer record with its rrs.id.
-type idRR struct {
-	id int64
-	rr RR
-}
-
-// parseAnswers takes apart answersCol, in the records' id order.
-func parseAnswers(s string, scratch *[]idRR) ([]RR, error) {
-	bad := errors.New("unreadable answers column")
-	num := func() (int64, bool) {
-		neg := len(s) > 0 && s[0] == '-'
-		if neg {
-			s = s[1:]
-		}
-		var n int64
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			n = n*10 + int64(s[i]-'0')
-			i++
-		}
-		if i == 0 || i == len(s) || s[i] != '/' {
-			return 0, false
-		}
-		s = s[i+1:]
-		if neg {
-			n = -n
-		}
-		return n, true
-	}
-	out := (*scratch)[:0]
-	sorted := true
-	for len(s) > 0 {
-		id, ok1 := num()
-		typ, ok2 := num()
-		ttl, ok3 := num()
-		nl, ok4 := num()
-		dl, ok5 := num()
-		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || nl < 0 || dl < 0 || nl+dl > int64(len(s)) {
-			return nil, bad
-		}
-		if len(out) > 0 && id < out[len(out)-1].id {
-			sorted = false
-		}
-		out = append(out, idRR{id: id, rr: RR{Name: s[:nl], Type: uint16(typ), TTL: uint32(ttl), Data: s[nl : nl+dl]}})
-		s = s[nl+dl:]
-	}
-	if !sorted {
-		slices.SortStableFunc(out, func(a, b idRR) int { return cmp.Compare(a.id, b.id) })
-	}
-	rrs := make([]RR, len(out))
-	for i := range out {
-		rrs[i] = out[i].rr
-	}
-	clear(out)
-	*scratch = out[:0]
-	return rrs, nil
-}
-
 func queryRaw(ctx context.Context, qc driver.QueryerContext, q string, args []any) (driver.Rows, error) {
 	nv := make([]driver.NamedValue, len(args))
 	for i, a := range args {
@@ -307,4 +262,48 @@ func queryRaw(ctx context.Context, qc driver.QueryerContext, q string, args []an
 		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
 	}
 	return qc.QueryContext(ctx, q, nv)
+}
+
+// answerCursor walks answersSQL's rows alongside the messages, in the
+// same goroutine.
+type answerCursor struct {
+	rows driver.Rows
+	dest []driver.Value
+	cur  answerRow
+	have bool
+	done bool
+}
+
+// attach appends to m the answers of the message at (ts, m.ID), skipping
+// those of messages before it that the messages' statement did not see.
+func (a *answerCursor) attach(m *Message, ts int64) error {
+	for {
+		if !a.have {
+			if a.done {
+				return nil
+			}
+			if err := a.rows.Next(a.dest); err == io.EOF {
+				a.done = true
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("read answers: %w", err)
+			}
+			v := a.dest
+			a.cur = answerRow{ts: anyInt(v[0]), msg: anyInt(v[1]),
+				rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[3]) >> 16), Data: anyNullString(v[4]).String}}
+			clear(v)
+			a.have = true
+		}
+		r := &a.cur
+		if r.ts > ts || (r.ts == ts && r.msg > m.ID) {
+			return nil
+		}
+		if r.msg == m.ID {
+			if m.Answers == nil {
+				m.Answers = make([]RR, 0, 2)
+			}
+			m.Answers = append(m.Answers, r.rr)
+		}
+		a.have = false
+	}
 }

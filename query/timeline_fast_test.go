@@ -136,20 +136,3 @@ func TestSplitFlow(t *testing.T) {
 		}
 	}
 }
-
-func TestParseAnswers(t *testing.T) {
-	var scratch []idRR
-	got, err := parseAnswers("9/1/300/3/9/a/b192.0.2.1"+"4/5/-1/0/4/x/1/"+"12/65537/4294967297/1/1/é", &scratch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []RR{{Type: 5, TTL: 4294967295, Data: "x/1/"}, {Name: "a/b", Type: 1, TTL: 300, Data: "192.0.2.1"}, {Name: "é"[:1], Type: 1, TTL: 1, Data: "é"[1:]}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("parseAnswers = %+v, want %+v", got, want)
-	}
-	for _, bad := range []string{"1/2/3/4", "1/2/3/4/5/ab", "x/1/1/0/0/"} {
-		if _, err := parseAnswers(bad, &scratch); err == nil {
-			t.Errorf("parseAnswers(%q) accepted", bad)
-		}
-	}
-}
