@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -176,8 +175,6 @@ type MessageOptions struct {
 	After    *Cursor // resume after this message
 	Raw      bool    // read the message bytes
 	Ancestry bool    // walk each process's parent chain
-
-	chunk *tsRange // a stream's chunk, see stream_chunks.go
 }
 
 // ErrOldSchema means a file predates the layout a command needs.
@@ -324,15 +321,6 @@ func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 			args = append(args, c.TS)
 		}
 	}
-	if r := opts.chunk; r != nil {
-		if r.open {
-			where += " AND m.ts_ns >= ?"
-			args = append(args, r.lo)
-		} else {
-			where += " AND m.ts_ns >= ? AND m.ts_ns < ?"
-			args = append(args, r.lo, r.hi)
-		}
-	}
 	return where, args
 }
 
@@ -473,18 +461,6 @@ func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (
 		}
 		s.rows = rows
 		return s, nil
-	}
-	if w := streamWorkers(); w >= 2 {
-		ok, err := f.chunkable(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read messages: %w", err)
-		}
-		if ok {
-			if err := s.startChunked(ctx, w); err != nil {
-				return nil, fmt.Errorf("read messages: %w", err)
-			}
-			return s, nil
-		}
 	}
 	// A stream: the messages and their answers are read by two
 	// goroutines, each on its own connection, while the caller writes
@@ -983,8 +959,6 @@ func (m *Message) party(i int) *Party {
 
 func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 	d := s.dict
-	d.mu.Lock() // a stream's workers share the file's dicts
-	defer d.mu.Unlock()
 	m.File = s.f.path
 	m.ID, m.Session = r.id, r.session
 	m.Time = time.Unix(0, r.ts).UTC()
@@ -1066,9 +1040,6 @@ func (s *msgSource) proc(ctx context.Context, owner sql.NullInt64) (*Process, er
 // processes, and parent chains. The caches are bounded: a file of millions
 // of messages can hold many owners.
 type dicts struct {
-	// mu is held by a stream's workers while they fill a message, and by
-	// whoever else uses the dicts while a stream runs (resolutions).
-	mu      sync.Mutex
 	f       *file
 	hosts   map[int64]string
 	ifaces  map[int64]string // interfaces.id to name, read whole once

@@ -188,8 +188,6 @@ func (src *resSource) next(ctx context.Context) (*Resolution, error) {
 		r.Addrs = strings.Split(addrs.String, ";")
 	}
 	var err error
-	src.dict.mu.Lock() // a stream of messages may be filling from them
-	defer src.dict.mu.Unlock()
 	if r.Host, err = src.dict.host(ctx, session); err != nil {
 		return nil, err
 	}
