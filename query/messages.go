@@ -262,11 +262,16 @@ type msgSource struct {
 	vals []any // the current row's columns
 	dest []any // pointers to vals, for Scan
 
-	// A stream (see stream) is read by produce, which hands batches to
-	// next, and joined with its answers, read by answers.
+	// A stream (see stream) is read by produce, which hands batches of
+	// rows to next, which makes them messages and joins them with their
+	// answers, read by answers: the statements' goroutines only step and
+	// copy out the columns, the slowest work, while the caller's does
+	// the rest.
 	answers *answerStream
-	batches chan []*Message
-	cur     []*Message
+	batches chan []msgRow
+	free    chan []msgRow // batches next is done with, for produce to reuse
+	cur     []msgRow      // the batch next takes rows from, at pos
+	pos     int
 	err     error // set by produce before it closes batches
 	cancel  context.CancelFunc
 	ready   chan struct{} // closed once the answers' statement started, or failed to
@@ -471,7 +476,8 @@ func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (
 	rctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	s.answers = &answerStream{batches: make(chan []answerRow, 4)}
-	s.batches = make(chan []*Message, 4)
+	s.batches = make(chan []msgRow, 4)
+	s.free = make(chan []msgRow, 4)
 	started := make(chan error, 1)
 	s.ready = make(chan struct{})
 	go s.produce(rctx, started)
@@ -497,6 +503,8 @@ func (s *msgSource) close() {
 		s.cancel()
 		for range s.batches { // produce ends, and with it the statements
 		}
+		<-s.ready
+		s.answers.stop()
 		s.batches = nil
 		return
 	}
@@ -560,23 +568,24 @@ func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<-
 	})
 }
 
-// produce reads a stream's messages, with their answers, in batches until
-// the end, an error (kept in s.err) or the limit.
+// produce reads a stream's messages in batches of rows until the end, an
+// error (kept in s.err) or the limit.
 func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	defer close(s.batches)
-	defer func() {
-		// Once the answers' statement has started (or failed to): at the
-		// limit it would read on.
-		<-s.ready
-		s.cancel()
-		s.answers.stop()
-	}()
 	n := 0
-	batch := make([]*Message, 0, streamBatch)
+	newBatch := func() []msgRow {
+		select {
+		case b := <-s.free:
+			return b
+		default:
+			return make([]msgRow, 0, streamBatch)
+		}
+	}
+	batch := newBatch()
 	send := func() bool {
 		select {
 		case s.batches <- batch:
-			batch = make([]*Message, 0, streamBatch)
+			batch = newBatch()
 			return true
 		case <-ctx.Done():
 			return false
@@ -588,14 +597,7 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 		if err != nil {
 			return err
 		}
-		m := newMessage()
-		if err := s.fill(ctx, m, &r); err != nil {
-			return err
-		}
-		if err := s.answers.attach(m, r.ts); err != nil {
-			return err
-		}
-		batch = append(batch, m)
+		batch = append(batch, r)
 		n++
 		if len(batch) == cap(batch) && !send() {
 			return ctx.Err()
@@ -888,7 +890,15 @@ func (s *msgSource) next(ctx context.Context) (*Message, error) {
 	if s.batches == nil {
 		return s.read(ctx)
 	}
-	if len(s.cur) == 0 {
+	if s.pos == len(s.cur) {
+		if s.cur != nil {
+			clear(s.cur)
+			select {
+			case s.free <- s.cur[:0]:
+			default:
+			}
+			s.cur = nil
+		}
 		b, ok := <-s.batches
 		if !ok {
 			if s.err != nil {
@@ -896,11 +906,17 @@ func (s *msgSource) next(ctx context.Context) (*Message, error) {
 			}
 			return nil, ctx.Err()
 		}
-		s.cur = b
+		s.cur, s.pos = b, 0
 	}
-	m := s.cur[0]
-	s.cur[0] = nil
-	s.cur = s.cur[1:]
+	r := &s.cur[s.pos]
+	s.pos++
+	m := newMessage()
+	if err := s.fill(ctx, m, r); err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	if err := s.answers.attach(m, r.ts); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
