@@ -364,11 +364,24 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 		} else {
 			raw = ""
 		}
+		qid, lat, sif, rif := "m.query_id", "m.latency_ns", "NULL", "NULL"
+		if f.version < 3 {
+			qid, lat = "NULL", "NULL"
+		}
+		if f.version >= 4 {
+			sif, rif = "m.s_iface", "m.r_iface"
+		}
 		return `
-SELECT m.id, m.ts_ns, ` + packedCols + `, m.s_socket, m.r_socket, m.r_dt_ns,
+SELECT m.id, m.ts_ns, ` + packedCols + `,
+       CASE WHEN (m.s_socket IS NULL OR m.s_socket BETWEEN 0 AND 2147483646) AND (m.r_socket IS NULL OR m.r_socket BETWEEN 0 AND 2147483646)
+         THEN coalesce(m.s_socket + 1, 0) | (coalesce(m.r_socket + 1, 0) << 31) END,
+       CASE WHEN (m.r_dt_ns IS NULL OR m.r_dt_ns BETWEEN 0 AND 536870910) AND (` + lat + ` IS NULL OR ` + lat + ` BETWEEN 0 AND 17179869182)
+         THEN coalesce(m.r_dt_ns + 1, 0) | (coalesce(` + lat + ` + 1, 0) << 29) END,
        (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
-       n.name, m.parse_error, ` + linkCols + `,
-       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr, ` + ifaceCol + raw + `
+       n.name, m.parse_error,
+       CASE WHEN (` + qid + ` IS NULL OR ` + qid + ` BETWEEN 0 AND 2147483646) AND coalesce(` + sif + `, 0) BETWEEN 0 AND 65535 AND coalesce(` + rif + `, 0) BETWEEN 0 AND 65535
+         THEN coalesce(` + qid + ` + 1, 0) | (coalesce(` + sif + `, 0) << 31) | (coalesce(` + rif + `, 0) << 47) END,
+       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr` + raw + `
 FROM msgs m
 LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
@@ -732,7 +745,7 @@ func (s *msgSource) scan() (*msgRow, error) {
 // (messagesSQL), reading the message again by wideSQL when a packed
 // column is NULL.
 func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, error) {
-	if v[2] == nil || v[3] == nil || v[4] == nil {
+	if v[2] == nil || v[3] == nil || v[4] == nil || v[5] == nil || v[6] == nil || v[10] == nil {
 		id := anyInt(v[0])
 		clear(v)
 		rs, err := s.f.db.QueryContext(ctx, s.f.wideSQL(s.opts.Raw), id)
@@ -768,7 +781,8 @@ func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, e
 		return s.scanStream(dv), rs.Close()
 	}
 	small, owners, ports := uint64(anyInt(v[2])), uint64(anyInt(v[3])), uint64(anyInt(v[4]))
-	hdr := uint64(anyInt(v[8]))
+	sockets, times, links := uint64(anyInt(v[5])), uint64(anyInt(v[6])), uint64(anyInt(v[10]))
+	hdr := uint64(anyInt(v[7]))
 	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
 	plus1 := func(x, mask uint64) sql.NullInt64 {
 		if x &= mask; x == 0 {
@@ -781,17 +795,17 @@ func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, e
 		obs: int64(small & 63), rcode: plus1(small>>6, 8191), rawLen: int64(small >> 19 & (1<<20 - 1)), origLen: plus1(small>>39, 1<<20-1),
 		sOwner: plus1(owners, 1<<31-1), rOwner: plus1(owners>>31, 1<<31-1),
 		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535), session: int64(ports >> 32),
-		sSocket: anyNullInt(v[5]), rSocket: anyNullInt(v[6]), rDT: anyNullInt(v[7]),
+		sSocket: plus1(sockets, 1<<31-1), rSocket: plus1(sockets>>31, 1<<31-1),
+		rDT: plus1(times, 1<<29-1), latency: plus1(times>>29, 1<<34-1),
 		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
-		qname: anyNullString(v[9]), parseErr: anyNullString(v[10]),
-		queryID: anyNullInt(v[11]), latency: anyNullInt(v[12]),
-		sIface: anyInt(v[14]) & 0xffffffff, rIface: int64(uint64(anyInt(v[14])) >> 32),
+		qname: anyNullString(v[8]), parseErr: anyNullString(v[9]),
+		queryID: plus1(links, 1<<31-1), sIface: int64(links >> 31 & 65535), rIface: int64(links >> 47 & 65535),
 	}
-	if fl, ok := v[13].(string); ok {
+	if fl, ok := v[11].(string); ok {
 		r.proto, r.aAddr, r.bAddr = splitFlow(fl)
 	}
-	if len(v) > 15 {
-		if b, ok := v[15].([]byte); ok {
+	if len(v) > 12 {
+		if b, ok := v[12].([]byte); ok {
 			r.raw = b // the driver's copy
 		}
 	}

@@ -87,6 +87,10 @@ func TestStreamPackedFallback(t *testing.T) {
 		`UPDATE msgs SET orig_len = 5000000 WHERE id = (SELECT max(id) FROM msgs)`,
 		`UPDATE msgs SET s_owner = 3000000000 WHERE id = (SELECT min(id) FROM msgs WHERE s_owner IS NOT NULL)`,
 		`UPDATE msgs SET r_owner = -2 WHERE id = (SELECT max(id) FROM msgs WHERE r_owner IS NOT NULL)`,
+		`UPDATE msgs SET s_socket = 9000000000 WHERE id = (SELECT min(id) FROM msgs WHERE s_socket IS NOT NULL)`,
+		`UPDATE msgs SET r_dt_ns = -5 WHERE id = (SELECT min(id) FROM msgs WHERE r_dt_ns IS NOT NULL)`,
+		`UPDATE msgs SET latency_ns = 99000000000 WHERE id = (SELECT max(id) FROM msgs WHERE latency_ns IS NOT NULL)`,
+		`UPDATE msgs SET query_id = 5000000000 WHERE id = (SELECT min(id) FROM msgs WHERE query_id IS NOT NULL)`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatal(q, err)
