@@ -67,6 +67,9 @@ func (d *DB) Export(ctx context.Context, w io.Writer, format string, f Filter) (
 	}
 	st, err := d.transactions(ctx, MessageOptions{Filter: f, Raw: raw, Ancestry: true}, tw.write)
 	if err != nil {
+		if a, ok := tw.(interface{ abort() error }); ok {
+			a.abort() // its goroutine ends; the error is err's
+		}
 		return st, err
 	}
 	return st, tw.close()

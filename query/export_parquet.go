@@ -1,7 +1,9 @@
 package query
 
 import (
+	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -105,8 +107,89 @@ const parquetBatch = 1024
 
 type parquetWriter struct {
 	w     *parquet.GenericWriter[ParquetRow]
-	batch []ParquetRow
+	cur   *parquetBuf                   // the batch being built; nil between batches
 	procs map[*Process]*parquetProcCols // messages share their Process
+	names map[string]*string            // qtype and rcode names
+
+	// The library encodes and compresses in a goroutine of its own, one
+	// batch while the next is built: free holds the batches to build,
+	// full those to write; done reports the goroutine's end.
+	free, full chan *parquetBuf
+	done       chan error
+	failed     atomic.Bool
+}
+
+// parquetBuf is a batch of rows. Their optional columns point into its
+// slabs, reused once the batch is written: not an allocation for each.
+type parquetBuf struct {
+	rows  []ParquetRow
+	ints  slab[int64]
+	i32s  slab[int32]
+	strs  slab[string]
+	times slab[time.Time]
+}
+
+func (b *parquetBuf) reset() {
+	clear(b.rows)
+	b.rows = b.rows[:0]
+	b.ints.reset()
+	b.i32s.reset()
+	b.strs.reset()
+	b.times.reset()
+}
+
+// slab hands out pointers to values kept in chunks, reused after reset.
+type slab[T any] struct {
+	chunks [][]T
+	cur    int // chunk being filled
+}
+
+const slabChunk = 1024
+
+func (s *slab[T]) ptr(v T) *T {
+	if len(s.chunks) == 0 {
+		s.chunks = append(s.chunks, make([]T, 0, slabChunk))
+	}
+	c := s.chunks[s.cur]
+	if len(c) == cap(c) {
+		s.cur++
+		if s.cur == len(s.chunks) {
+			s.chunks = append(s.chunks, make([]T, 0, slabChunk))
+		}
+		c = s.chunks[s.cur]
+	}
+	c = append(c, v)
+	s.chunks[s.cur] = c
+	return &c[len(c)-1]
+}
+
+func (s *slab[T]) reset() {
+	for i := range s.chunks {
+		clear(s.chunks[i])
+		s.chunks[i] = s.chunks[i][:0]
+	}
+	s.cur = 0
+}
+
+// name is a pointer to one shared copy of a qtype or rcode name.
+func (p *parquetWriter) name(n string) *string {
+	if v, ok := p.names[n]; ok {
+		return v
+	}
+	if len(p.names) >= 4096 {
+		clear(p.names)
+	}
+	v := &n
+	p.names[n] = v
+	return v
+}
+
+// optStr is optString, from the batch's slab.
+func (p *parquetWriter) optStr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return p.cur.strs.ptr(s)
 }
 
 // parquetProcCols are one process's columns, shared by its rows.
@@ -123,29 +206,68 @@ func newParquetWriter(w io.Writer) (*parquetWriter, error) {
 		parquet.CreatedBy("dnsrec", "", ""),
 		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
 	)
-	return &parquetWriter{w: pw, batch: make([]ParquetRow, 0, parquetBatch), procs: map[*Process]*parquetProcCols{}}, nil
+	p := &parquetWriter{w: pw, procs: map[*Process]*parquetProcCols{}, names: map[string]*string{},
+		free: make(chan *parquetBuf, parquetBufs), full: make(chan *parquetBuf, parquetBufs), done: make(chan error, 1)}
+	for range parquetBufs {
+		p.free <- &parquetBuf{rows: make([]ParquetRow, 0, parquetBatch)}
+	}
+	go p.writeBatches(p.full)
+	return p, nil
+}
+
+// parquetBufs is how many batches are in flight.
+const parquetBufs = 3
+
+// writeBatches hands the full batches to the library until full is closed.
+func (p *parquetWriter) writeBatches(full <-chan *parquetBuf) {
+	var err error
+	for b := range full {
+		if err == nil {
+			if _, err = p.w.Write(b.rows); err != nil {
+				p.failed.Store(true)
+			}
+		}
+		b.reset()
+		p.free <- b
+	}
+	p.done <- err
 }
 
 func (p *parquetWriter) write(t *Transaction) error {
-	p.batch = append(p.batch, p.row(t))
-	if len(p.batch) == cap(p.batch) {
-		return p.flushBatch()
+	if p.cur == nil {
+		if p.full == nil {
+			return errors.New("parquet: write after the writer ended")
+		}
+		if p.failed.Load() {
+			return p.abort()
+		}
+		p.cur = <-p.free
+	}
+	p.cur.rows = append(p.cur.rows, p.row(t))
+	if len(p.cur.rows) == cap(p.cur.rows) {
+		p.full <- p.cur
+		p.cur = nil
 	}
 	return nil
 }
 
-func (p *parquetWriter) flushBatch() error {
-	if len(p.batch) == 0 {
+// abort ends the writing goroutine and returns its error, without
+// finishing the file.
+func (p *parquetWriter) abort() error {
+	if p.full == nil {
 		return nil
 	}
-	_, err := p.w.Write(p.batch)
-	clear(p.batch)
-	p.batch = p.batch[:0]
-	return err
+	close(p.full)
+	p.full = nil
+	return <-p.done
 }
 
 func (p *parquetWriter) close() error {
-	if err := p.flushBatch(); err != nil {
+	if p.cur != nil && len(p.cur.rows) > 0 {
+		p.full <- p.cur
+		p.cur = nil
+	}
+	if err := p.abort(); err != nil {
 		return err
 	}
 	return p.w.Close()
@@ -155,26 +277,27 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 	q, r := t.Query, t.Response
 	first := t.first()
 	row := ParquetRow{
-		TS:     t.Time(),
-		TSNs:   t.Time().UnixNano(),
-		Host:   t.Host(),
-		File:   t.File(),
+		TS:     first.Time,
+		TSNs:   first.Time.UnixNano(),
+		Host:   first.Host,
+		File:   first.File,
 		UID:    t.UID(),
-		Proto:  t.Proto(),
+		Proto:  first.Proto,
 		DNSID:  int32(first.DNSID),
 		Status: t.Status(),
-		Note:   optString(t.Note()),
+	}
+	if (q != nil && (q.Cut || q.ParseErr != "" || q.QRMismatch)) || (r != nil && (r.Cut || r.ParseErr != "" || r.QRMismatch)) {
+		row.Note = p.optStr(t.Note())
 	}
 	if q != nil {
-		row.QueryID = ptr(q.ID)
+		row.QueryID = p.cur.ints.ptr(q.ID)
 	}
 	if r != nil {
-		row.ResponseID = ptr(r.ID)
-		rt := r.Time
-		row.ResponseTS = &rt
+		row.ResponseID = p.cur.ints.ptr(r.ID)
+		row.ResponseTS = p.cur.times.ptr(r.Time)
 		if r.Rcode >= 0 {
-			row.Rcode = ptr(int32(r.Rcode))
-			row.RcodeName = ptr(RcodeName(r.Rcode))
+			row.Rcode = p.cur.i32s.ptr(int32(r.Rcode))
+			row.RcodeName = p.name(RcodeName(r.Rcode))
 		}
 		row.Answers = TypedAnswers(r.Answers)
 		if len(r.Answers) > 0 {
@@ -185,21 +308,21 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		}
 	}
 	if c := t.ClientAddr(); c.IsValid() {
-		row.ClientAddr = ptr(c.Addr().Unmap().String())
+		row.ClientAddr = p.cur.strs.ptr(c.Addr().Unmap().String())
 		row.ClientPort = int32(c.Port())
 	}
 	if s := t.ServerAddr(); s.IsValid() {
-		row.ServerAddr = ptr(s.Addr().Unmap().String())
+		row.ServerAddr = p.cur.strs.ptr(s.Addr().Unmap().String())
 		row.ServerPort = int32(s.Port())
 	}
 	if qm := t.question(); qm != nil {
-		row.QName = ptr(qm.QName)
-		row.QType = ptr(int32(qm.QType))
-		row.QTypeName = ptr(TypeName(qm.QType))
-		row.QClass = ptr(int32(qm.QClass))
+		row.QName = p.cur.strs.ptr(qm.QName)
+		row.QType = p.cur.i32s.ptr(int32(qm.QType))
+		row.QTypeName = p.name(TypeName(qm.QType))
+		row.QClass = p.cur.i32s.ptr(int32(qm.QClass))
 	}
 	if d := t.Latency(); d > 0 {
-		row.LatencyNs = ptr(int64(d))
+		row.LatencyNs = p.cur.ints.ptr(int64(d))
 	}
 	if c := p.proc(t.Client()); c != nil {
 		row.ClientPID, row.ClientTID, row.ClientComm, row.ClientExe, row.ClientArgv, row.ClientUID, row.ClientAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
@@ -209,8 +332,8 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
 		row.ServerContainer = c.container
 	}
-	row.ClientIface = optString(partyIfaceName(t.clientParty()))
-	row.ServerIface = optString(partyIfaceName(t.serverParty()))
+	row.ClientIface = p.optStr(partyIfaceName(t.clientParty()))
+	row.ServerIface = p.optStr(partyIfaceName(t.serverParty()))
 	return row
 }
 

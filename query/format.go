@@ -239,9 +239,11 @@ func sanitize(s string) string {
 }
 
 type csvWriter struct {
-	cw  *csv.Writer
-	rec []string
-	loc *time.Location
+	cw      *csv.Writer
+	rec     []string
+	loc     *time.Location
+	cells   csvCells // for messageRow
+	scratch [64]byte
 }
 
 func newCSVWriter(w io.Writer, columns []string, loc *time.Location) (*csvWriter, error) {
@@ -280,13 +282,15 @@ func jsonValue(v any, loc *time.Location) any {
 // jsonWriter writes objects whose keys keep the column order, which a map
 // would not. lines selects JSON lines instead of one array.
 type jsonWriter struct {
-	bw    *bufio.Writer
-	cols  []string
-	keys  [][]byte
-	loc   *time.Location
-	lines bool
-	n     int
-	buf   []byte
+	bw      *bufio.Writer
+	cols    []string
+	keys    [][]byte
+	loc     *time.Location
+	lines   bool
+	n       int
+	buf     []byte
+	cells   jsonCells // for messageRow
+	scratch [64]byte
 }
 
 // appendJSONCell appends the JSON of the cells that need no escaping, as
@@ -352,7 +356,8 @@ func newJSONWriter(w io.Writer, columns []string, loc *time.Location, lines bool
 	return j, nil
 }
 
-func (j *jsonWriter) Row(cells []any) error {
+// begin starts a row's object.
+func (j *jsonWriter) begin() {
 	bw := j.bw
 	switch {
 	case j.lines:
@@ -363,6 +368,19 @@ func (j *jsonWriter) Row(cells []any) error {
 	}
 	j.n++
 	bw.WriteString("{")
+}
+
+// end ends a row's object.
+func (j *jsonWriter) end() {
+	j.bw.WriteString("}")
+	if j.lines {
+		j.bw.WriteString("\n")
+	}
+}
+
+func (j *jsonWriter) Row(cells []any) error {
+	bw := j.bw
+	j.begin()
 	for i := range j.cols {
 		if i > 0 {
 			bw.WriteString(",")
@@ -380,10 +398,7 @@ func (j *jsonWriter) Row(cells []any) error {
 		}
 		bw.Write(v)
 	}
-	bw.WriteString("}")
-	if j.lines {
-		bw.WriteString("\n")
-	}
+	j.end()
 	return nil
 }
 

@@ -46,6 +46,8 @@ type Message struct {
 	ParseErr string        // why the message could not be fully decoded
 	QueryID  int64         // for a response: the msgs.id of the query it answers, 0 if none
 	Latency  time.Duration // for a response: the client's wait, 0 if unknown
+
+	alloc *msgAlloc // where the parties are kept, see newMessage
 }
 
 // Party is one local observation of a message.
@@ -260,11 +262,16 @@ type msgSource struct {
 	vals []any // the current row's columns
 	dest []any // pointers to vals, for Scan
 
-	// A stream (see stream) is read by produce, which hands batches to
-	// next, and joined with its answers, read by answers.
+	// A stream (see stream) is read by produce, which hands batches of
+	// rows to next, which makes them messages and joins them with their
+	// answers, read by answers: the statements' goroutines only step and
+	// copy out the columns, the slowest work, while the caller's does
+	// the rest.
 	answers *answerStream
-	batches chan []*Message
-	cur     []*Message
+	batches chan []msgRow
+	free    chan []msgRow // batches next is done with, for produce to reuse
+	cur     []msgRow      // the batch next takes rows from, at pos
+	pos     int
 	err     error // set by produce before it closes batches
 	cancel  context.CancelFunc
 	ready   chan struct{} // closed once the answers' statement started, or failed to
@@ -350,18 +357,31 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	if stream(opts) {
 		// The answers come from answersSQL, on a connection of their own.
 		// Each column costs as much as the rest of a row's work in the
-		// driver, so the 16-bit fields come packed four and two to a
-		// column (see scanStream), and raw only when asked for.
+		// driver, so the small fields come packed several to a column
+		// (see scanPacked), and raw only when asked for.
 		if opts.Raw {
 			raw = ", m.raw"
 		} else {
 			raw = ""
 		}
+		qid, lat, sif, rif := "m.query_id", "m.latency_ns", "NULL", "NULL"
+		if f.version < 3 {
+			qid, lat = "NULL", "NULL"
+		}
+		if f.version >= 4 {
+			sif, rif = "m.s_iface", "m.r_iface"
+		}
 		return `
-SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+SELECT m.id, m.ts_ns, ` + packedCols + `,
+       CASE WHEN (m.s_socket IS NULL OR m.s_socket BETWEEN 0 AND 2147483646) AND (m.r_socket IS NULL OR m.r_socket BETWEEN 0 AND 2147483646)
+         THEN coalesce(m.s_socket + 1, 0) | (coalesce(m.r_socket + 1, 0) << 31) END,
+       CASE WHEN (m.r_dt_ns IS NULL OR m.r_dt_ns BETWEEN 0 AND 536870910) AND (` + lat + ` IS NULL OR ` + lat + ` BETWEEN 0 AND 17179869182)
+         THEN coalesce(m.r_dt_ns + 1, 0) | (coalesce(` + lat + ` + 1, 0) << 29) END,
        (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
-       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16), ` + ifaceCol + raw + `
+       n.name, m.parse_error,
+       CASE WHEN (` + qid + ` IS NULL OR ` + qid + ` BETWEEN 0 AND 2147483646) AND coalesce(` + sif + `, 0) BETWEEN 0 AND 65535 AND coalesce(` + rif + `, 0) BETWEEN 0 AND 65535
+         THEN coalesce(` + qid + ` + 1, 0) | (coalesce(` + sif + `, 0) << 31) | (coalesce(` + rif + `, 0) << 47) END,
+       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr` + raw + `
 FROM msgs m
 LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
@@ -383,6 +403,46 @@ ORDER BY m.ts_ns, m.id, r.id`
 	return q, args
 }
 
+// packedCols are three columns of a stream's messages' statement, each
+// several small fields packed into one integer: (1) obs, rcode + 1,
+// length(raw) and orig_len + 1 (0 for NULL); (2) s_owner + 1 and r_owner
+// + 1; (3) the flow's two ports and session_id. A value out of its field's
+// range makes the column NULL, and the message is read again whole by
+// wideSQL (see scanPacked).
+const packedCols = `CASE WHEN m.obs BETWEEN 0 AND 63 AND (m.rcode IS NULL OR m.rcode BETWEEN 0 AND 8190) AND length(m.raw) < 1048576 AND (m.orig_len IS NULL OR m.orig_len BETWEEN 0 AND 1048574)
+         THEN m.obs | (coalesce(m.rcode + 1, 0) << 6) | (length(m.raw) << 19) | (coalesce(m.orig_len + 1, 0) << 39) END,
+       CASE WHEN (m.s_owner IS NULL OR m.s_owner BETWEEN 0 AND 2147483646) AND (m.r_owner IS NULL OR m.r_owner BETWEEN 0 AND 2147483646)
+         THEN coalesce(m.s_owner + 1, 0) | (coalesce(m.r_owner + 1, 0) << 31) END,
+       CASE WHEN m.session_id BETWEEN 0 AND 2147483647
+         THEN (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16) | (m.session_id << 32) END`
+
+// wideSQL reads message id with every field in a column of its own, as
+// scanStream takes them: for the rare row whose fields do not fit
+// packedCols.
+func (f *file) wideSQL(raw bool) string {
+	linkCols := "m.query_id, m.latency_ns"
+	if f.version < 3 {
+		linkCols = "NULL, NULL"
+	}
+	ifaceCol := "0"
+	if f.version >= 4 {
+		ifaceCol = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
+	}
+	rawCol := ""
+	if raw {
+		rawCol = ", m.raw"
+	}
+	return `
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+       (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
+       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16), ` + ifaceCol + rawCol + `
+FROM msgs m
+LEFT JOIN flows f ON f.id = m.flow_id
+LEFT JOIN names n ON n.id = m.name_id
+WHERE m.id = ?`
+}
+
 // stream tells whether opts ask for a stream rather than a page: see
 // pageMessages.
 func stream(opts *MessageOptions) bool {
@@ -397,7 +457,7 @@ func stream(opts *MessageOptions) bool {
 func answersSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := messagesWhere(idx, opts)
 	return `
-SELECT m.ts_ns, m.id, rn.name, r.type, r.ttl, r.data
+SELECT m.ts_ns, m.id, rn.name, (coalesce(r.type, 0) & 65535) | ((coalesce(r.ttl, 0) & 4294967295) << 16), r.data
 FROM msgs m
 JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
@@ -429,7 +489,8 @@ func (f *file) openMessages(ctx context.Context, idx int, opts MessageOptions) (
 	rctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	s.answers = &answerStream{batches: make(chan []answerRow, 4)}
-	s.batches = make(chan []*Message, 4)
+	s.batches = make(chan []msgRow, 4)
+	s.free = make(chan []msgRow, 4)
 	started := make(chan error, 1)
 	s.ready = make(chan struct{})
 	go s.produce(rctx, started)
@@ -455,6 +516,8 @@ func (s *msgSource) close() {
 		s.cancel()
 		for range s.batches { // produce ends, and with it the statements
 		}
+		<-s.ready
+		s.answers.stop()
 		s.batches = nil
 		return
 	}
@@ -518,23 +581,24 @@ func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<-
 	})
 }
 
-// produce reads a stream's messages, with their answers, in batches until
-// the end, an error (kept in s.err) or the limit.
+// produce reads a stream's messages in batches of rows until the end, an
+// error (kept in s.err) or the limit.
 func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	defer close(s.batches)
-	defer func() {
-		// Once the answers' statement has started (or failed to): at the
-		// limit it would read on.
-		<-s.ready
-		s.cancel()
-		s.answers.stop()
-	}()
 	n := 0
-	batch := make([]*Message, 0, streamBatch)
+	newBatch := func() []msgRow {
+		select {
+		case b := <-s.free:
+			return b
+		default:
+			return make([]msgRow, 0, streamBatch)
+		}
+	}
+	batch := newBatch()
 	send := func() bool {
 		select {
 		case s.batches <- batch:
-			batch = make([]*Message, 0, streamBatch)
+			batch = newBatch()
 			return true
 		case <-ctx.Done():
 			return false
@@ -542,15 +606,11 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	}
 	q, args := s.f.messagesSQL(s.idx, s.opts)
 	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
-		r := s.scanStream(dest)
-		m := &Message{}
-		if err := s.fill(ctx, m, &r); err != nil {
+		r, err := s.scanPacked(ctx, dest)
+		if err != nil {
 			return err
 		}
-		if err := s.answers.attach(m, r.ts); err != nil {
-			return err
-		}
-		batch = append(batch, m)
+		batch = append(batch, r)
 		n++
 		if len(batch) == cap(batch) && !send() {
 			return ctx.Err()
@@ -587,7 +647,7 @@ func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, 
 	batch := make([]answerRow, 0, 4*streamBatch)
 	err := f.rawRows(ctx, q, args, started, func(v []driver.Value) error {
 		batch = append(batch, answerRow{ts: anyInt(v[0]), msg: anyInt(v[1]),
-			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[4])), Data: anyNullString(v[5]).String}})
+			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[3]) >> 16), Data: anyNullString(v[4]).String}})
 		if len(batch) == cap(batch) {
 			select {
 			case a.batches <- batch:
@@ -626,6 +686,13 @@ func (a *answerStream) attach(m *Message, ts int64) error {
 			return nil
 		}
 		if r.msg == m.ID {
+			if m.Answers == nil {
+				n := 1 // the answers of one message are adjacent: one allocation
+				for n < len(a.cur) && a.cur[n].msg == m.ID && a.cur[n].ts == ts {
+					n++
+				}
+				m.Answers = make([]RR, 0, n)
+			}
 			m.Answers = append(m.Answers, r.rr)
 		}
 		a.cur = a.cur[1:]
@@ -674,12 +741,104 @@ func (s *msgSource) scan() (*msgRow, error) {
 	return r, nil
 }
 
-// streamCols is the number of columns of a stream's messages' statement.
-func streamCols(opts *MessageOptions) int {
-	if opts.Raw {
-		return 23
+// scanPacked converts the columns of a stream's messages' statement
+// (messagesSQL), reading the message again by wideSQL when a packed
+// column is NULL.
+func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, error) {
+	if v[2] == nil || v[3] == nil || v[4] == nil || v[5] == nil || v[6] == nil || v[10] == nil {
+		id := anyInt(v[0])
+		clear(v)
+		rs, err := s.f.db.QueryContext(ctx, s.f.wideSQL(s.opts.Raw), id)
+		if err != nil {
+			return msgRow{}, err
+		}
+		defer rs.Close()
+		n := 22
+		if s.opts.Raw {
+			n = 23
+		}
+		vals := make([]any, n)
+		dest := make([]any, n)
+		for i := range dest {
+			dest[i] = &vals[i]
+		}
+		if !rs.Next() {
+			if err := rs.Err(); err != nil {
+				return msgRow{}, err
+			}
+			return msgRow{}, fmt.Errorf("message %d is gone", id)
+		}
+		if err := rs.Scan(dest...); err != nil {
+			return msgRow{}, err
+		}
+		dv := make([]driver.Value, n)
+		for i, x := range vals {
+			if b, ok := x.([]byte); ok && i != 22 {
+				x = string(b)
+			}
+			dv[i] = x
+		}
+		return s.scanStream(dv), rs.Close()
 	}
-	return 22
+	small, owners, ports := uint64(anyInt(v[2])), uint64(anyInt(v[3])), uint64(anyInt(v[4]))
+	sockets, times, links := uint64(anyInt(v[5])), uint64(anyInt(v[6])), uint64(anyInt(v[10]))
+	hdr := uint64(anyInt(v[7]))
+	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
+	plus1 := func(x, mask uint64) sql.NullInt64 {
+		if x &= mask; x == 0 {
+			return sql.NullInt64{}
+		}
+		return sql.NullInt64{Int64: int64(x - 1), Valid: true}
+	}
+	r := msgRow{
+		id: anyInt(v[0]), ts: anyInt(v[1]),
+		obs: int64(small & 63), rcode: plus1(small>>6, 8191), rawLen: int64(small >> 19 & (1<<20 - 1)), origLen: plus1(small>>39, 1<<20-1),
+		sOwner: plus1(owners, 1<<31-1), rOwner: plus1(owners>>31, 1<<31-1),
+		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535), session: int64(ports >> 32),
+		sSocket: plus1(sockets, 1<<31-1), rSocket: plus1(sockets>>31, 1<<31-1),
+		rDT: plus1(times, 1<<29-1), latency: plus1(times>>29, 1<<34-1),
+		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
+		qname: anyNullString(v[8]), parseErr: anyNullString(v[9]),
+		queryID: plus1(links, 1<<31-1), sIface: int64(links >> 31 & 65535), rIface: int64(links >> 47 & 65535),
+	}
+	if fl, ok := v[11].(string); ok {
+		r.proto, r.aAddr, r.bAddr = splitFlow(fl)
+	}
+	if len(v) > 12 {
+		if b, ok := v[12].([]byte); ok {
+			r.raw = b // the driver's copy
+		}
+	}
+	clear(v)
+	return r, nil
+}
+
+// splitFlow takes apart the flow column of messagesSQL: the lengths of
+// proto and a_addr, each followed by '/', then proto, a_addr and b_addr.
+func splitFlow(s string) (proto, a, b string) {
+	num := func() int {
+		n := 0
+		for len(s) > 0 && s[0] >= '0' && s[0] <= '9' {
+			n = n*10 + int(s[0]-'0')
+			s = s[1:]
+		}
+		if len(s) > 0 && s[0] == '/' {
+			s = s[1:]
+		}
+		return n
+	}
+	pl, al := num(), num()
+	if pl+al > len(s) {
+		return "", "", ""
+	}
+	proto, a, b = s[:pl], s[pl:pl+al], s[pl+al:]
+	switch proto { // no reference to the row's string
+	case "udp":
+		proto = "udp"
+	case "tcp":
+		proto = "tcp"
+	}
+	return proto, a, b
 }
 
 // scanStream converts the columns of a stream's messages' statement.
@@ -745,7 +904,15 @@ func (s *msgSource) next(ctx context.Context) (*Message, error) {
 	if s.batches == nil {
 		return s.read(ctx)
 	}
-	if len(s.cur) == 0 {
+	if s.pos == len(s.cur) {
+		if s.cur != nil {
+			clear(s.cur)
+			select {
+			case s.free <- s.cur[:0]:
+			default:
+			}
+			s.cur = nil
+		}
 		b, ok := <-s.batches
 		if !ok {
 			if s.err != nil {
@@ -753,11 +920,17 @@ func (s *msgSource) next(ctx context.Context) (*Message, error) {
 			}
 			return nil, ctx.Err()
 		}
-		s.cur = b
+		s.cur, s.pos = b, 0
 	}
-	m := s.cur[0]
-	s.cur[0] = nil
-	s.cur = s.cur[1:]
+	r := &s.cur[s.pos]
+	s.pos++
+	m := newMessage()
+	if err := s.fill(ctx, m, r); err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	if err := s.answers.attach(m, r.ts); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -771,7 +944,7 @@ func (s *msgSource) read(ctx context.Context) (*Message, error) {
 			return nil, err
 		}
 	}
-	m := &Message{}
+	m := newMessage()
 	if err := s.fill(ctx, m, r); err != nil {
 		return nil, err
 	}
@@ -789,6 +962,29 @@ func (s *msgSource) read(ctx context.Context) (*Message, error) {
 		}
 		r = nr
 	}
+}
+
+// msgAlloc is a message read from a file with room for its two parties:
+// one allocation instead of three for each message of a stream.
+type msgAlloc struct {
+	m       Message
+	parties [2]Party
+}
+
+// newMessage returns a message whose party(i) needs no allocation.
+func newMessage() *Message {
+	a := &msgAlloc{}
+	a.m.alloc = a
+	return &a.m
+}
+
+// party returns room for the sender (0) or the receiver (1) of a message
+// from newMessage, a new Party for another.
+func (m *Message) party(i int) *Party {
+	if m.alloc != nil {
+		return &m.alloc.parties[i]
+	}
+	return &Party{}
 }
 
 func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
@@ -810,7 +1006,8 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		m.Src, m.Dst = fl.b, fl.a
 	}
 	if r.obs&1 != 0 {
-		p := &Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64}
+		p := m.party(0)
+		*p = Party{Time: m.Time, Server: r.obs&4 != 0, Socket: r.sSocket.Int64}
 		if p.Iface, err = d.iface(ctx, r.sIface); err != nil {
 			return err
 		}
@@ -820,7 +1017,8 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 		m.Sender = p
 	}
 	if r.obs&2 != 0 {
-		p := &Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64}
+		p := m.party(1)
+		*p = Party{Time: m.Time.Add(time.Duration(r.rDT.Int64)), Server: r.obs&8 != 0, Socket: r.rSocket.Int64}
 		if p.Iface, err = d.iface(ctx, r.rIface); err != nil {
 			return err
 		}

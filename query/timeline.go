@@ -188,6 +188,8 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 	writeRes := func(r *Resolution) error {
 		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
 	}
+	// A writer that renders messages itself is spared the cells.
+	mw, _ := out.(messageRowWriter)
 	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter()}, func(m *Message) error {
 		c := d.CursorOf(m)
 		for r := res.peek(); r != nil && resolutionFirst(r, m, c.File); r = res.peek() {
@@ -210,6 +212,15 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 			if via, err = f.relayOf(ctx, m); err != nil {
 				return err
 			}
+		}
+		if mw != nil {
+			var file string
+			if multi {
+				file = d.files[c.File].path
+			}
+			last = &c
+			n++
+			return mw.messageRow(file, m, via)
 		}
 		return write(TimelineRow(m, via), c)
 	})
