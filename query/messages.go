@@ -329,20 +329,26 @@ func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 	return where, args
 }
 
+// linkIfaceCols are the message columns that depend on the file's schema
+// version: the query link and latency (v3), and the two interfaces packed
+// into one column as ids (v4; the interfaces table is a handful of rows,
+// read once by dicts.iface).
+func (f *file) linkIfaceCols() (link, iface string) {
+	link, iface = "m.query_id, m.latency_ns", "0"
+	if f.version < 3 {
+		link = "NULL, NULL"
+	}
+	if f.version >= 4 {
+		iface = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
+	}
+	return link, iface
+}
+
 // messagesSQL is the statement that streams file number idx's messages
 // for opts, and its arguments.
 func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := messagesWhere(idx, opts)
-	linkCols := "m.query_id, m.latency_ns"
-	if f.version < 3 {
-		linkCols = "NULL, NULL"
-	}
-	// The two interfaces come packed into one column, as ids: the
-	// interfaces table is a handful of rows, read once (dicts.iface).
-	ifaceCol := "0"
-	if f.version >= 4 {
-		ifaceCol = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
-	}
+	linkCols, ifaceCol := f.linkIfaceCols()
 	raw := "NULL"
 	if opts.Raw {
 		raw = "m.raw"
@@ -420,14 +426,7 @@ const packedCols = `CASE WHEN m.obs BETWEEN 0 AND 63 AND (m.rcode IS NULL OR m.r
 // scanStream takes them: for the rare row whose fields do not fit
 // packedCols.
 func (f *file) wideSQL(raw bool) string {
-	linkCols := "m.query_id, m.latency_ns"
-	if f.version < 3 {
-		linkCols = "NULL, NULL"
-	}
-	ifaceCol := "0"
-	if f.version >= 4 {
-		ifaceCol = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
-	}
+	linkCols, ifaceCol := f.linkIfaceCols()
 	rawCol := ""
 	if raw {
 		rawCol = ", m.raw"
