@@ -72,8 +72,9 @@ var eaiNames = map[int64]string{
 	-5: "EAI_NODATA", -9: "EAI_ADDRFAMILY",
 }
 
-// addrAnswer types an address as an answer would be: "A 192.0.2.7".
-func addrAnswer(addr string) string {
+// AddrAnswer types an address as an answer would be: "A 192.0.2.7",
+// "AAAA 2001:db8::7".
+func AddrAnswer(addr string) string {
 	if a, err := netip.ParseAddr(addr); err == nil && a.Is6() {
 		return "AAAA " + addr
 	}
@@ -152,7 +153,7 @@ func (f *file) whoResolvedLibc(ctx context.Context, pat NamePattern, filter *Fil
 		r.Status = libcStatus(outs.String)
 		if addrs.Valid && addrs.String != "" {
 			for _, a := range strings.Split(addrs.String, ";") {
-				r.Answers = append(r.Answers, addrAnswer(a))
+				r.Answers = append(r.Answers, AddrAnswer(a))
 			}
 		}
 		rows = append(rows, r)

@@ -45,7 +45,7 @@ func (r *Resolution) Note() string {
 func (r *Resolution) Answers() []string {
 	out := make([]string, len(r.Addrs))
 	for i, a := range r.Addrs {
-		out[i] = addrAnswer(a)
+		out[i] = AddrAnswer(a)
 	}
 	return out
 }

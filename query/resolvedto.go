@@ -257,7 +257,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 			}
 		}
 		if k.libc != "" {
-			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + addrAnswer(k.addr)
+			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + AddrAnswer(k.addr)
 		} else if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
 			return nil, err
 		}

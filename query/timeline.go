@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -24,31 +23,29 @@ var TimelineColumns = []string{
 }
 
 // TimelineRow renders one message as TimelineColumns; via is its link
-// through a local resolver (see relay.go), or "".
+// through a local resolver (see relay.go), or "". The cells are those
+// timelineCells gives the csv and jsonl writers, as values.
 func TimelineRow(m *Message, via string) []any {
-	kind := "query"
-	if m.Response {
-		kind = "response"
-	}
-	var replyTo, latency any
-	if m.QueryID != 0 {
-		replyTo = m.QueryID
-	}
-	if m.Latency > 0 {
-		latency = Millis(m.Latency)
-	}
-	var rcode any
-	if m.Response && m.Rcode >= 0 {
-		rcode = RcodeName(m.Rcode)
-	}
-	return []any{
-		m.Time, m.Host, m.ID, kind, m.Proto,
-		addrCell(m.Src), partyPID(m.Sender), partyComm(m.Sender),
-		addrCell(m.Dst), partyPID(m.Receiver), partyComm(m.Receiver),
-		partyIface(m.Sender), partyIface(m.Receiver), partyContainer(m.Sender), partyContainer(m.Receiver),
-		nullString(m.QName), qtypeCell(m), rcode, TypedAnswers(m.Answers), replyTo, latency, nullString(via), nullString(m.Note()),
-	}
+	var scratch [64]byte
+	c := make(anyCells, 0, len(TimelineColumns))
+	timelineCells(&c, "", m, via, &scratch)
+	return c
 }
+
+// anyCells collects a row's cells as the values Table and the writers
+// take: NULL as nil, strings (copied: timelineCells may lend a scratch
+// buffer), int64, time.Time, Millis and typed answers.
+type anyCells []any
+
+func (c *anyCells) null()         { *c = append(*c, nil) }
+func (c *anyCells) str(s string)  { *c = append(*c, strings.Clone(s)) }
+func (c *anyCells) nstr(s string) { *c = append(*c, nullString(strings.Clone(s))) }
+func (c *anyCells) int(v int64)   { *c = append(*c, v) }
+func (c *anyCells) time(t time.Time) {
+	*c = append(*c, t)
+}
+func (c *anyCells) millis(d time.Duration) { *c = append(*c, Millis(d)) }
+func (c *anyCells) answers(rrs []RR)       { *c = append(*c, TypedAnswers(rrs)) }
 
 // Note says what a reader must know about a message's bytes: cut at
 // snaplen, undecodable, or a QR bit that contradicts the roles.
@@ -71,34 +68,6 @@ type Millis time.Duration
 
 func (d Millis) String() string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
-}
-
-func qtypeCell(m *Message) any {
-	if m.QName == "" && m.QType == 0 {
-		return nil
-	}
-	return TypeName(m.QType)
-}
-
-func addrCell(a netip.AddrPort) any {
-	if !a.IsValid() {
-		return nil
-	}
-	return a.String()
-}
-
-func partyPID(p *Party) any {
-	if p == nil || p.Proc == nil {
-		return nil
-	}
-	return p.Proc.PID
-}
-
-func partyComm(p *Party) any {
-	if p == nil || p.Proc == nil {
-		return nil
-	}
-	return nullString(p.Proc.Comm)
 }
 
 // TypeName is a record type's mnemonic, or TYPEn.
@@ -252,20 +221,4 @@ func (d *DB) withFile(cols []string) []string {
 		return cols
 	}
 	return append([]string{"file"}, cols...)
-}
-
-// partyIface is a local end's network device, or NULL.
-func partyIface(p *Party) any {
-	if p == nil {
-		return nil
-	}
-	return nullString(p.Iface)
-}
-
-// partyContainer is a local end's container id, or NULL.
-func partyContainer(p *Party) any {
-	if p == nil || p.Proc == nil {
-		return nil
-	}
-	return nullString(p.Proc.Container)
 }

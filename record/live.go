@@ -113,11 +113,7 @@ func (v *liveView) addResolution(r *ResolutionRow) {
 		l.Sender = &LiveProcess{PID: r.Ident.PID, Comm: r.Ident.Comm}
 	}
 	for _, a := range r.Addrs {
-		if a.Is4() {
-			l.Answers = append(l.Answers, "A "+a.String())
-		} else {
-			l.Answers = append(l.Answers, "AAAA "+a.String())
-		}
+		l.Answers = append(l.Answers, qfmt.AddrAnswer(a.String()))
 	}
 	v.pending = append(v.pending, l)
 }

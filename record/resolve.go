@@ -57,14 +57,7 @@ func (d *decoder) decodeResolution(raw []byte) (*Resolution, error) {
 		AddrsCut: ev.Flags&bpf.ResolveAddrsCut != 0,
 		Ident:    d.decodeIdent(&ev.Id),
 	}
-	name := make([]byte, 0, 64)
-	for _, c := range ev.Name {
-		if c == 0 {
-			break
-		}
-		name = append(name, byte(c))
-	}
-	r.Name = presentName(name)
+	r.Name = presentName(cString(ev.Name[:]))
 	for _, a := range ev.Addrs[:ev.Naddrs] {
 		switch a.Family {
 		case 4:
@@ -84,9 +77,10 @@ func (d *decoder) decodeResolution(raw []byte) (*Resolution, error) {
 // whichever way it was asked for. Bytes a label cannot hold as they are
 // are escaped: \. inside a label is impossible here (libc splits at every
 // dot), so only the specials and the unprintable need it.
-func presentName(b []byte) string {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
+func presentName(name string) string {
+	out := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
 		switch {
 		case c == '.':
 			out = append(out, c)

@@ -70,7 +70,7 @@ func TestPresentName(t *testing.T) {
 		"x\x01y\xffz.test": `x\001y\255z.test`,
 		"":                 "",
 	} {
-		if got := presentName([]byte(in)); got != want {
+		if got := presentName(in); got != want {
 			t.Errorf("presentName(%q) = %q, want %q", in, got, want)
 		}
 	}
