@@ -15,6 +15,12 @@ const (
 	DefaultBatchSize     = 4000
 	DefaultBatchInterval = 200 * time.Millisecond
 	DefaultOwnerWait     = time.Second
+	// DefaultMemoryLimit is the recorder's soft Go memory limit (see
+	// runtime/debug.SetMemoryLimit). What is live at saturation is about
+	// 10 MiB (the reader's backlog, the batch, the open transactions), so
+	// the limit binds only in bursts, where the heap would otherwise grow
+	// to twice that and more before a collection.
+	DefaultMemoryLimit = "24MiB"
 )
 
 // DefaultNice is the default scheduling niceness of the recorder's writer:

@@ -95,6 +95,14 @@ type decoder struct {
 		key [16]byte
 		val string
 	}
+	// idents holds the identities decoded last, by the bytes they were
+	// decoded from: a busy process sends message after message with the
+	// same identity, and they then share one *Identity (nothing changes an
+	// Identity once decoded).
+	idents [64]struct {
+		key []byte
+		val *Identity
+	}
 }
 
 // comm returns the NUL-terminated name in b as a string, from the cache when
@@ -174,6 +182,21 @@ func (d *decoder) decodePacket(raw []byte) (*Packet, error) {
 }
 
 func (d *decoder) decodeIdent(id *bpf.Ident) *Identity {
+	// The key is the identity's bytes up to its last used ancestor; the
+	// slots after it may hold anything.
+	n := min(int(id.Depth), len(id.Anc))
+	used := int(unsafe.Offsetof(id.Anc)) + n*int(unsafe.Sizeof(id.Anc[0]))
+	key := unsafe.Slice((*byte)(unsafe.Pointer(id)), used)
+	e := &d.idents[(id.Tid^uint32(id.StartNs>>10))&uint32(len(d.idents)-1)]
+	if e.val != nil && bytes.Equal(e.key, key) {
+		return e.val
+	}
+	out := d.newIdent(id, n)
+	e.key, e.val = append(e.key[:0], key...), out
+	return out
+}
+
+func (d *decoder) newIdent(id *bpf.Ident, n int) *Identity {
 	out := &Identity{
 		PID: id.Pid, TID: id.Tid, UID: id.Uid, GID: id.Gid,
 		StartNs:  id.StartNs,
@@ -181,7 +204,6 @@ func (d *decoder) decodeIdent(id *bpf.Ident) *Identity {
 		CgroupID: id.CgroupId,
 		MntNS:    id.Mntns, NetNS: id.Netns, PidNS: id.Pidns, NSPID: id.Nspid,
 	}
-	n := min(int(id.Depth), len(id.Anc))
 	out.Ancestors = make([]Ancestor, n)
 	for i := range n {
 		out.Ancestors[i] = Ancestor{PID: id.Anc[i].Pid, StartNs: id.Anc[i].StartNs, Comm: d.comm(&id.Anc[i].Comm)}

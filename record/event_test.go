@@ -349,3 +349,50 @@ func TestDecodePayloadIsACopy(t *testing.T) {
 		t.Errorf("payload %v follows the record buffer, want its own copy of [7 8]", p.Payload)
 	}
 }
+
+// TestDecodeIdentShared: messages of one identity share one *Identity, and
+// any difference in what the kernel sent, down to the last used ancestor,
+// gives a fresh one; what lies beyond the used ancestors does not count.
+func TestDecodeIdentShared(t *testing.T) {
+	anc := []bpf.Ancestor{{StartNs: 4_000_000_000, Pid: 900, Comm: comm16("bash")}, {StartNs: 10, Pid: 1, Comm: comm16("systemd")}}
+	var d decoder
+	decode := func(id bpf.Ident) *Identity {
+		t.Helper()
+		p, err := d.decodePacket(dnsRecord(t, bpf.DNSEvent{Kind: bpf.EventDNS, Family: 4, Flags: bpf.FlagIdent, Id: id}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Ident
+	}
+	base := ident(1000, "dig", anc...)
+	first := decode(base)
+	junk := base
+	junk.Anc[5] = bpf.Ancestor{Pid: 77, Comm: comm16("junk")} // past Depth
+	if got := decode(junk); got != first {
+		t.Errorf("same identity, different bytes past the used ancestors: a new *Identity")
+	}
+	changes := map[string]func(*bpf.Ident){
+		"tid":             func(id *bpf.Ident) { id.Tid++ },
+		"uid":             func(id *bpf.Ident) { id.Uid = 0 },
+		"comm":            func(id *bpf.Ident) { id.Comm = comm16("curl") },
+		"last ancestor":   func(id *bpf.Ident) { id.Anc[1].Comm = comm16("init") },
+		"one fewer":       func(id *bpf.Ident) { id.Depth = 1 },
+		"net namespace":   func(id *bpf.Ident) { id.Netns++ },
+		"process restart": func(id *bpf.Ident) { id.StartNs++ },
+	}
+	for name, change := range changes {
+		id := base
+		change(&id)
+		got := decode(id)
+		if got == first {
+			t.Errorf("%s changed: the cached *Identity came back", name)
+			continue
+		}
+		if want := d.newIdent(&id, min(int(id.Depth), len(id.Anc))); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s changed: got %+v, want %+v", name, got, want)
+		}
+		if again := decode(base); !reflect.DeepEqual(again, first) {
+			t.Errorf("after %s: base decodes to %+v, want %+v", name, again, first)
+		}
+	}
+}

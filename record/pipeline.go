@@ -201,8 +201,8 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		p.scanLibc()
 	}
 
-	events := make(chan []any, 16) // bounded: a stalled writer backs up into the ring, where loss is counted
-	quit := make(chan struct{})    // the loop has ended: the reader must not wait to hand over more
+	events := make(chan []any, 4) // bounded: a stalled writer backs up into the ring, where loss is counted
+	quit := make(chan struct{})   // the loop has ended: the reader must not wait to hand over more
 	defer close(quit)
 	go p.read(rd, events, quit)
 	if opts.Started != nil {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -98,6 +100,9 @@ func recordAction(c *cli.Context) error {
 	}
 	if d := c.Duration("duration"); d < 0 {
 		return fmt.Errorf("--duration %s: must be positive", d)
+	}
+	if err := setMemoryLimit(c); err != nil {
+		return err
 	}
 	var maxSize int64
 	if s := c.String("max-size"); s != "" {
@@ -264,4 +269,30 @@ func pickTier(name string) (bpf.Tier, error) {
 		}
 	}
 	return "", fmt.Errorf("--hook %q: unknown tier (want auto, %s)", name, tierNames())
+}
+
+// setMemoryLimit applies --memory-limit as the Go runtime's soft memory
+// limit. Under a burst the reader and the writer allocate quickly, and with
+// the runtime's default (GOGC=100, no limit) the heap grows to twice what
+// is live before a collection: at saturation the recorder's peak RSS went
+// from about 50 MiB to 80 MiB, most of it garbage. A GOMEMLIMIT in the
+// environment is left alone unless the flag is given.
+func setMemoryLimit(c *cli.Context) error {
+	if !c.IsSet("memory-limit") && os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	s := c.String("memory-limit")
+	limit := int64(math.MaxInt64) // the runtime's "no limit"
+	if s != "0" {
+		n, err := parseSize(s)
+		if err != nil {
+			return fmt.Errorf("--memory-limit: %w", err)
+		}
+		if n < 8<<20 {
+			return fmt.Errorf("--memory-limit %s: below 8MiB the collector would run all the time; 0 means no limit", s)
+		}
+		limit = n
+	}
+	debug.SetMemoryLimit(limit)
+	return nil
 }

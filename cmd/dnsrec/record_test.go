@@ -116,6 +116,8 @@ func TestRecordBadKernelOptions(t *testing.T) {
 		{"--ring-size", "3", "ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 3 MiB"},
 		{"--ring-size", "0", "--ring-size 0: must be between 1 and 1024 MiB, a power of two"},
 		{"--ring-size", "4096", "--ring-size 4096: must be between 1 and 1024 MiB, a power of two"},
+		{"--memory-limit", "1MiB", "--memory-limit 1MiB: below 8MiB the collector would run all the time; 0 means no limit"},
+		{"--memory-limit", "lots", `--memory-limit: "lots" is not a size`},
 	} {
 		r := dnsrec(t, dir, nil, "record", "-o", out, tc.flag, tc.value)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
