@@ -6,12 +6,13 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
 )
 
 // Message is one DNS message as the evidence holds it: its bytes' meaning,
@@ -275,6 +276,7 @@ type msgSource struct {
 	err     error // set by produce before it closes batches
 	cancel  context.CancelFunc
 	ready   chan struct{} // closed once the answers' statement started, or failed to
+	in      interner      // the texts produce reads (its goroutine's alone)
 }
 
 // msgRow is one row of the message query: a message, joined with one of
@@ -531,53 +533,48 @@ const streamBatch = 256
 // errEnough ends a statement's rows early.
 var errEnough = errors.New("enough rows")
 
-// rawRows runs q on a connection of its own and calls each with every
-// row's values as the driver returns them (int64, string, []byte, nil;
-// it makes a new slice for every text and blob), reporting on started
-// whether the statement started. Rows read this way skip database/sql's
-// Rows and Scan and their locks and conversions, which cost as much as
-// the driver's own work for a row of a stream.
-func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<- error, each func([]driver.Value) error) error {
-	conn, err := f.db.Conn(ctx)
+// rawRows runs q on a connection of its own, opened read-only through
+// the C API (rawsqlite), and calls each with every row, reporting on
+// started whether the statement started. A stream's rows read this way
+// skip the database/sql driver's serialized-mode locks, taken for every
+// column of every row, and its boxing of every value: together a third of
+// a stream's reading (issue 7).
+func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<- error, each func(*rawsqlite.Stmt) error) error {
+	name, err := dsn(f.path, f.immutable)
 	if err != nil {
 		started <- err
 		return err
 	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		qc, ok := dc.(driver.QueryerContext)
-		if !ok {
-			err := fmt.Errorf("the SQLite driver (%T) cannot run a query", dc)
-			started <- err
-			return err
-		}
-		nv := make([]driver.NamedValue, len(args))
-		for i, a := range args {
-			v, err := driver.DefaultParameterConverter.ConvertValue(a)
-			if err != nil {
-				started <- err
-				return err
-			}
-			nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-		}
-		rows, err := qc.QueryContext(ctx, q, nv)
-		started <- err
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		dest := make([]driver.Value, len(rows.Columns()))
-		for {
-			if err := rows.Next(dest); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			if err := each(dest); err != nil {
-				return err
-			}
-		}
-	})
+	return rawsqlite.Each(ctx, name, q, args, started, each)
+}
+
+// interner keeps one copy of the texts a stream reads again and again (a
+// query's name is its response's; a flow is both's; answers repeat), so a
+// repeated text costs a map lookup and no allocation. It is bounded: past
+// internMax texts it starts over.
+type interner map[string]string
+
+const internMax = 1 << 14
+
+func (in *interner) text(b []byte) string {
+	if v, ok := (*in)[string(b)]; ok {
+		return v
+	}
+	if *in == nil || len(*in) >= internMax {
+		*in = make(interner, 1024)
+	}
+	v := string(b)
+	(*in)[v] = v
+	return v
+}
+
+// nullText is column i as text, through in, Valid false for NULL.
+func (in *interner) nullText(r *rawsqlite.Stmt, i int) sql.NullString {
+	b := r.View(i)
+	if b == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: in.text(b), Valid: true}
 }
 
 // produce reads a stream's messages in batches of rows until the end, an
@@ -604,8 +601,8 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 		}
 	}
 	q, args := s.f.messagesSQL(s.idx, s.opts)
-	err := s.f.rawRows(ctx, q, args, started, func(dest []driver.Value) error {
-		r, err := s.scanPacked(ctx, dest)
+	err := s.f.rawRows(ctx, q, args, started, func(row *rawsqlite.Stmt) error {
+		r, err := s.scanPacked(ctx, row)
 		if err != nil {
 			return err
 		}
@@ -644,9 +641,11 @@ type answerStream struct {
 func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, started chan<- error) {
 	defer close(a.batches)
 	batch := make([]answerRow, 0, 4*streamBatch)
-	err := f.rawRows(ctx, q, args, started, func(v []driver.Value) error {
-		batch = append(batch, answerRow{ts: anyInt(v[0]), msg: anyInt(v[1]),
-			rr: RR{Name: anyNullString(v[2]).String, Type: uint16(anyInt(v[3])), TTL: uint32(anyInt(v[3]) >> 16), Data: anyNullString(v[4]).String}})
+	var in interner
+	err := f.rawRows(ctx, q, args, started, func(r *rawsqlite.Stmt) error {
+		tt := r.Int64(3)
+		batch = append(batch, answerRow{ts: r.Int64(0), msg: r.Int64(1),
+			rr: RR{Name: in.nullText(r, 2).String, Type: uint16(tt), TTL: uint32(tt >> 16), Data: in.nullText(r, 4).String}})
 		if len(batch) == cap(batch) {
 			select {
 			case a.batches <- batch:
@@ -743,45 +742,13 @@ func (s *msgSource) scan() (*msgRow, error) {
 // scanPacked converts the columns of a stream's messages' statement
 // (messagesSQL), reading the message again by wideSQL when a packed
 // column is NULL.
-func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, error) {
-	if v[2] == nil || v[3] == nil || v[4] == nil || v[5] == nil || v[6] == nil || v[10] == nil {
-		id := anyInt(v[0])
-		clear(v)
-		rs, err := s.f.db.QueryContext(ctx, s.f.wideSQL(s.opts.Raw), id)
-		if err != nil {
-			return msgRow{}, err
-		}
-		defer rs.Close()
-		n := 22
-		if s.opts.Raw {
-			n = 23
-		}
-		vals := make([]any, n)
-		dest := make([]any, n)
-		for i := range dest {
-			dest[i] = &vals[i]
-		}
-		if !rs.Next() {
-			if err := rs.Err(); err != nil {
-				return msgRow{}, err
-			}
-			return msgRow{}, fmt.Errorf("message %d is gone", id)
-		}
-		if err := rs.Scan(dest...); err != nil {
-			return msgRow{}, err
-		}
-		dv := make([]driver.Value, n)
-		for i, x := range vals {
-			if b, ok := x.([]byte); ok && i != 22 {
-				x = string(b)
-			}
-			dv[i] = x
-		}
-		return s.scanStream(dv), rs.Close()
+func (s *msgSource) scanPacked(ctx context.Context, v *rawsqlite.Stmt) (msgRow, error) {
+	if v.Null(2) || v.Null(3) || v.Null(4) || v.Null(5) || v.Null(6) || v.Null(10) {
+		return s.scanWide(ctx, v.Int64(0))
 	}
-	small, owners, ports := uint64(anyInt(v[2])), uint64(anyInt(v[3])), uint64(anyInt(v[4]))
-	sockets, times, links := uint64(anyInt(v[5])), uint64(anyInt(v[6])), uint64(anyInt(v[10]))
-	hdr := uint64(anyInt(v[7]))
+	small, owners, ports := uint64(v.Int64(2)), uint64(v.Int64(3)), uint64(v.Int64(4))
+	sockets, times, links := uint64(v.Int64(5)), uint64(v.Int64(6)), uint64(v.Int64(10))
+	hdr := uint64(v.Int64(7))
 	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
 	plus1 := func(x, mask uint64) sql.NullInt64 {
 		if x &= mask; x == 0 {
@@ -790,26 +757,58 @@ func (s *msgSource) scanPacked(ctx context.Context, v []driver.Value) (msgRow, e
 		return sql.NullInt64{Int64: int64(x - 1), Valid: true}
 	}
 	r := msgRow{
-		id: anyInt(v[0]), ts: anyInt(v[1]),
+		id: v.Int64(0), ts: v.Int64(1),
 		obs: int64(small & 63), rcode: plus1(small>>6, 8191), rawLen: int64(small >> 19 & (1<<20 - 1)), origLen: plus1(small>>39, 1<<20-1),
 		sOwner: plus1(owners, 1<<31-1), rOwner: plus1(owners>>31, 1<<31-1),
 		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535), session: int64(ports >> 32),
 		sSocket: plus1(sockets, 1<<31-1), rSocket: plus1(sockets>>31, 1<<31-1),
 		rDT: plus1(times, 1<<29-1), latency: plus1(times>>29, 1<<34-1),
 		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
-		qname: anyNullString(v[8]), parseErr: anyNullString(v[9]),
+		qname: s.in.nullText(v, 8), parseErr: s.in.nullText(v, 9),
 		queryID: plus1(links, 1<<31-1), sIface: int64(links >> 31 & 65535), rIface: int64(links >> 47 & 65535),
 	}
-	if fl, ok := v[11].(string); ok {
-		r.proto, r.aAddr, r.bAddr = splitFlow(fl)
+	if fl := v.View(11); fl != nil {
+		r.proto, r.aAddr, r.bAddr = splitFlow(s.in.text(fl))
 	}
-	if len(v) > 12 {
-		if b, ok := v[12].([]byte); ok {
-			r.raw = b // the driver's copy
-		}
+	if v.Columns() > 12 {
+		r.raw = v.Blob(12)
 	}
-	clear(v)
 	return r, nil
+}
+
+// scanWide reads message id by wideSQL, every field in a column of its own.
+func (s *msgSource) scanWide(ctx context.Context, id int64) (msgRow, error) {
+	rs, err := s.f.db.QueryContext(ctx, s.f.wideSQL(s.opts.Raw), id)
+	if err != nil {
+		return msgRow{}, err
+	}
+	defer rs.Close()
+	n := 22
+	if s.opts.Raw {
+		n = 23
+	}
+	vals := make([]any, n)
+	dest := make([]any, n)
+	for i := range dest {
+		dest[i] = &vals[i]
+	}
+	if !rs.Next() {
+		if err := rs.Err(); err != nil {
+			return msgRow{}, err
+		}
+		return msgRow{}, fmt.Errorf("message %d is gone", id)
+	}
+	if err := rs.Scan(dest...); err != nil {
+		return msgRow{}, err
+	}
+	dv := make([]driver.Value, n)
+	for i, x := range vals {
+		if b, ok := x.([]byte); ok && i != 22 {
+			x = string(b)
+		}
+		dv[i] = x
+	}
+	return s.scanStream(dv), rs.Close()
 }
 
 // splitFlow takes apart the flow column of messagesSQL: the lengths of

@@ -54,6 +54,11 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 		if _, err := db.Stats(ctx, f); err != nil {
 			t.Fatalf("stats: %v", err)
 		}
+		for _, format := range query.ExportFormats {
+			if _, err := db.Export(ctx, io.Discard, format, f); err != nil {
+				t.Fatalf("export %s: %v", format, err)
+			}
+		}
 	}
 	if _, err := db.Info(ctx); err != nil {
 		t.Fatalf("info: %v", err)
