@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -364,14 +363,10 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	}
 	if stream(opts) {
 		// The answers come from answersSQL, on a connection of their own.
-		// Each column costs as much as the rest of a row's work in the
-		// driver, so the small fields come packed several to a column
-		// (see scanPacked), and raw only when asked for.
-		if opts.Raw {
-			raw = ", m.raw"
-		} else {
-			raw = ""
-		}
+		// Read through rawsqlite, a column costs a few nanoseconds, and
+		// plain columns are cheaper than expressions packing several
+		// fields into one (which paid for themselves through the
+		// database/sql driver, at several times that per column).
 		qid, lat, sif, rif := "m.query_id", "m.latency_ns", "NULL", "NULL"
 		if f.version < 3 {
 			qid, lat = "NULL", "NULL"
@@ -379,17 +374,15 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 		if f.version >= 4 {
 			sif, rif = "m.s_iface", "m.r_iface"
 		}
+		if opts.Raw {
+			raw = ", m.raw"
+		} else {
+			raw = ""
+		}
 		return `
-SELECT m.id, m.ts_ns, ` + packedCols + `,
-       CASE WHEN (m.s_socket IS NULL OR m.s_socket BETWEEN 0 AND 2147483646) AND (m.r_socket IS NULL OR m.r_socket BETWEEN 0 AND 2147483646)
-         THEN coalesce(m.s_socket + 1, 0) | (coalesce(m.r_socket + 1, 0) << 31) END,
-       CASE WHEN (m.r_dt_ns IS NULL OR m.r_dt_ns BETWEEN 0 AND 536870910) AND (` + lat + ` IS NULL OR ` + lat + ` BETWEEN 0 AND 17179869182)
-         THEN coalesce(m.r_dt_ns + 1, 0) | (coalesce(` + lat + ` + 1, 0) << 29) END,
-       (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
-       n.name, m.parse_error,
-       CASE WHEN (` + qid + ` IS NULL OR ` + qid + ` BETWEEN 0 AND 2147483646) AND coalesce(` + sif + `, 0) BETWEEN 0 AND 65535 AND coalesce(` + rif + `, 0) BETWEEN 0 AND 65535
-         THEN coalesce(` + qid + ` + 1, 0) | (coalesce(` + sif + `, 0) << 31) | (coalesce(` + rif + `, 0) << 47) END,
-       octet_length(f.proto) || '/' || octet_length(f.a_addr) || '/' || f.proto || f.a_addr || f.b_addr` + raw + `
+SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
+       m.dns_id, m.flags, m.qtype, m.qclass, m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error,
+       ` + qid + `, ` + lat + `, f.proto, f.a_addr, f.a_port, f.b_addr, f.b_port, ` + sif + `, ` + rif + raw + `
 FROM msgs m
 LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id
@@ -409,39 +402,6 @@ LEFT JOIN names rn ON rn.id = r.name_id
 WHERE ` + where + `
 ORDER BY m.ts_ns, m.id, r.id`
 	return q, args
-}
-
-// packedCols are three columns of a stream's messages' statement, each
-// several small fields packed into one integer: (1) obs, rcode + 1,
-// length(raw) and orig_len + 1 (0 for NULL); (2) s_owner + 1 and r_owner
-// + 1; (3) the flow's two ports and session_id. A value out of its field's
-// range makes the column NULL, and the message is read again whole by
-// wideSQL (see scanPacked).
-const packedCols = `CASE WHEN m.obs BETWEEN 0 AND 63 AND (m.rcode IS NULL OR m.rcode BETWEEN 0 AND 8190) AND length(m.raw) < 1048576 AND (m.orig_len IS NULL OR m.orig_len BETWEEN 0 AND 1048574)
-         THEN m.obs | (coalesce(m.rcode + 1, 0) << 6) | (length(m.raw) << 19) | (coalesce(m.orig_len + 1, 0) << 39) END,
-       CASE WHEN (m.s_owner IS NULL OR m.s_owner BETWEEN 0 AND 2147483646) AND (m.r_owner IS NULL OR m.r_owner BETWEEN 0 AND 2147483646)
-         THEN coalesce(m.s_owner + 1, 0) | (coalesce(m.r_owner + 1, 0) << 31) END,
-       CASE WHEN m.session_id BETWEEN 0 AND 2147483647
-         THEN (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16) | (m.session_id << 32) END`
-
-// wideSQL reads message id with every field in a column of its own, as
-// scanStream takes them: for the rare row whose fields do not fit
-// packedCols.
-func (f *file) wideSQL(raw bool) string {
-	linkCols, ifaceCol := f.linkIfaceCols()
-	rawCol := ""
-	if raw {
-		rawCol = ", m.raw"
-	}
-	return `
-SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
-       (coalesce(m.dns_id, 0) & 65535) | ((coalesce(m.flags, 0) & 65535) << 16) | ((coalesce(m.qtype, 0) & 65535) << 32) | ((coalesce(m.qclass, 0) & 65535) << 48),
-       m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error, ` + linkCols + `,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.b_addr, ''), (coalesce(f.a_port, 0) & 65535) | ((coalesce(f.b_port, 0) & 65535) << 16), ` + ifaceCol + rawCol + `
-FROM msgs m
-LEFT JOIN flows f ON f.id = m.flow_id
-LEFT JOIN names n ON n.id = m.name_id
-WHERE m.id = ?`
 }
 
 // stream tells whether opts ask for a stream rather than a page: see
@@ -602,11 +562,7 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 	}
 	q, args := s.f.messagesSQL(s.idx, s.opts)
 	err := s.f.rawRows(ctx, q, args, started, func(row *rawsqlite.Stmt) error {
-		r, err := s.scanPacked(ctx, row)
-		if err != nil {
-			return err
-		}
-		batch = append(batch, r)
+		batch = append(batch, s.scanStream(row))
 		n++
 		if len(batch) == cap(batch) && !send() {
 			return ctx.Err()
@@ -739,127 +695,28 @@ func (s *msgSource) scan() (*msgRow, error) {
 	return r, nil
 }
 
-// scanPacked converts the columns of a stream's messages' statement
-// (messagesSQL), reading the message again by wideSQL when a packed
-// column is NULL.
-func (s *msgSource) scanPacked(ctx context.Context, v *rawsqlite.Stmt) (msgRow, error) {
-	if v.Null(2) || v.Null(3) || v.Null(4) || v.Null(5) || v.Null(6) || v.Null(10) {
-		return s.scanWide(ctx, v.Int64(0))
-	}
-	small, owners, ports := uint64(v.Int64(2)), uint64(v.Int64(3)), uint64(v.Int64(4))
-	sockets, times, links := uint64(v.Int64(5)), uint64(v.Int64(6)), uint64(v.Int64(10))
-	hdr := uint64(v.Int64(7))
-	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
-	plus1 := func(x, mask uint64) sql.NullInt64 {
-		if x &= mask; x == 0 {
+// scanStream converts the columns of a stream's messages' statement
+// (messagesSQL).
+func (s *msgSource) scanStream(v *rawsqlite.Stmt) msgRow {
+	null := func(i int) sql.NullInt64 {
+		if v.Null(i) {
 			return sql.NullInt64{}
 		}
-		return sql.NullInt64{Int64: int64(x - 1), Valid: true}
+		return sql.NullInt64{Int64: v.Int64(i), Valid: true}
 	}
+	valid := func(i int) sql.NullInt64 { return sql.NullInt64{Int64: v.Int64(i), Valid: true} }
 	r := msgRow{
-		id: v.Int64(0), ts: v.Int64(1),
-		obs: int64(small & 63), rcode: plus1(small>>6, 8191), rawLen: int64(small >> 19 & (1<<20 - 1)), origLen: plus1(small>>39, 1<<20-1),
-		sOwner: plus1(owners, 1<<31-1), rOwner: plus1(owners>>31, 1<<31-1),
-		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535), session: int64(ports >> 32),
-		sSocket: plus1(sockets, 1<<31-1), rSocket: plus1(sockets>>31, 1<<31-1),
-		rDT: plus1(times, 1<<29-1), latency: plus1(times>>29, 1<<34-1),
-		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
-		qname: s.in.nullText(v, 8), parseErr: s.in.nullText(v, 9),
-		queryID: plus1(links, 1<<31-1), sIface: int64(links >> 31 & 65535), rIface: int64(links >> 47 & 65535),
+		id: v.Int64(0), session: v.Int64(1), ts: v.Int64(2), obs: v.Int64(3),
+		sOwner: null(4), sSocket: null(5), rOwner: null(6), rSocket: null(7), rDT: null(8),
+		dnsID: valid(9), flags: valid(10), qtype: valid(11), qclass: valid(12), rcode: null(13), origLen: null(14),
+		rawLen: v.Int64(15), qname: s.in.nullText(v, 16), parseErr: s.in.nullText(v, 17),
+		queryID: null(18), latency: null(19),
+		proto: s.in.nullText(v, 20).String, aAddr: s.in.nullText(v, 21).String, aPort: v.Int64(22),
+		bAddr: s.in.nullText(v, 23).String, bPort: v.Int64(24), sIface: v.Int64(25), rIface: v.Int64(26),
 	}
-	if fl := v.View(11); fl != nil {
-		r.proto, r.aAddr, r.bAddr = splitFlow(s.in.text(fl))
+	if v.Columns() > 27 {
+		r.raw = v.Blob(27)
 	}
-	if v.Columns() > 12 {
-		r.raw = v.Blob(12)
-	}
-	return r, nil
-}
-
-// scanWide reads message id by wideSQL, every field in a column of its own.
-func (s *msgSource) scanWide(ctx context.Context, id int64) (msgRow, error) {
-	rs, err := s.f.db.QueryContext(ctx, s.f.wideSQL(s.opts.Raw), id)
-	if err != nil {
-		return msgRow{}, err
-	}
-	defer rs.Close()
-	n := 22
-	if s.opts.Raw {
-		n = 23
-	}
-	vals := make([]any, n)
-	dest := make([]any, n)
-	for i := range dest {
-		dest[i] = &vals[i]
-	}
-	if !rs.Next() {
-		if err := rs.Err(); err != nil {
-			return msgRow{}, err
-		}
-		return msgRow{}, fmt.Errorf("message %d is gone", id)
-	}
-	if err := rs.Scan(dest...); err != nil {
-		return msgRow{}, err
-	}
-	dv := make([]driver.Value, n)
-	for i, x := range vals {
-		if b, ok := x.([]byte); ok && i != 22 {
-			x = string(b)
-		}
-		dv[i] = x
-	}
-	return s.scanStream(dv), rs.Close()
-}
-
-// splitFlow takes apart the flow column of messagesSQL: the lengths of
-// proto and a_addr, each followed by '/', then proto, a_addr and b_addr.
-func splitFlow(s string) (proto, a, b string) {
-	num := func() int {
-		n := 0
-		for len(s) > 0 && s[0] >= '0' && s[0] <= '9' {
-			n = n*10 + int(s[0]-'0')
-			s = s[1:]
-		}
-		if len(s) > 0 && s[0] == '/' {
-			s = s[1:]
-		}
-		return n
-	}
-	pl, al := num(), num()
-	if pl+al > len(s) {
-		return "", "", ""
-	}
-	proto, a, b = s[:pl], s[pl:pl+al], s[pl+al:]
-	switch proto { // no reference to the row's string
-	case "udp":
-		proto = "udp"
-	case "tcp":
-		proto = "tcp"
-	}
-	return proto, a, b
-}
-
-// scanStream converts the columns of a stream's messages' statement.
-func (s *msgSource) scanStream(v []driver.Value) msgRow {
-	hdr := uint64(anyInt(v[9]))
-	ports := uint64(anyInt(v[20]))
-	valid := func(x uint64) sql.NullInt64 { return sql.NullInt64{Int64: int64(x & 65535), Valid: true} }
-	r := msgRow{
-		id: anyInt(v[0]), session: anyInt(v[1]), ts: anyInt(v[2]), obs: anyInt(v[3]),
-		sOwner: anyNullInt(v[4]), sSocket: anyNullInt(v[5]), rOwner: anyNullInt(v[6]), rSocket: anyNullInt(v[7]), rDT: anyNullInt(v[8]),
-		dnsID: valid(hdr), flags: valid(hdr >> 16), qtype: valid(hdr >> 32), qclass: valid(hdr >> 48),
-		rcode: anyNullInt(v[10]), origLen: anyNullInt(v[11]), rawLen: anyInt(v[12]), qname: anyNullString(v[13]), parseErr: anyNullString(v[14]),
-		queryID: anyNullInt(v[15]), latency: anyNullInt(v[16]),
-		proto: anyNullString(v[17]).String, aAddr: anyNullString(v[18]).String, bAddr: anyNullString(v[19]).String,
-		aPort: int64(ports & 65535), bPort: int64(ports >> 16 & 65535),
-		sIface: anyInt(v[21]) & 0xffffffff, rIface: int64(uint64(anyInt(v[21])) >> 32),
-	}
-	if len(v) > 22 {
-		if b, ok := v[22].([]byte); ok {
-			r.raw = b // the driver's copy
-		}
-	}
-	clear(v)
 	return r
 }
 
