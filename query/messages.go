@@ -418,7 +418,7 @@ func stream(opts *MessageOptions) bool {
 func answersSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := messagesWhere(idx, opts)
 	return `
-SELECT m.ts_ns, m.id, rn.name, (coalesce(r.type, 0) & 65535) | ((coalesce(r.ttl, 0) & 4294967295) << 16), r.data
+SELECT m.ts_ns, m.id, rn.name, r.type, r.ttl, r.data
 FROM msgs m
 JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
@@ -599,9 +599,8 @@ func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, 
 	batch := make([]answerRow, 0, 4*streamBatch)
 	var in interner
 	err := f.rawRows(ctx, q, args, started, func(r *rawsqlite.Stmt) error {
-		tt := r.Int64(3)
 		batch = append(batch, answerRow{ts: r.Int64(0), msg: r.Int64(1),
-			rr: RR{Name: in.nullText(r, 2).String, Type: uint16(tt), TTL: uint32(tt >> 16), Data: in.nullText(r, 4).String}})
+			rr: RR{Name: in.nullText(r, 2).String, Type: uint16(r.Int64(3)), TTL: uint32(r.Int64(4)), Data: in.nullText(r, 5).String}})
 		if len(batch) == cap(batch) {
 			select {
 			case a.batches <- batch:
