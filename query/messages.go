@@ -330,26 +330,25 @@ func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 	return where, args
 }
 
-// linkIfaceCols are the message columns that depend on the file's schema
-// version: the query link and latency (v3), and the two interfaces packed
-// into one column as ids (v4; the interfaces table is a handful of rows,
-// read once by dicts.iface).
-func (f *file) linkIfaceCols() (link, iface string) {
-	link, iface = "m.query_id, m.latency_ns", "0"
+// versionCols are the message columns that depend on the file's schema
+// version: the query link and latency (v3) and the two interfaces (v4),
+// NULL in a file from before them.
+func (f *file) versionCols() (queryID, latency, sIface, rIface string) {
+	queryID, latency, sIface, rIface = "m.query_id", "m.latency_ns", "NULL", "NULL"
 	if f.version < 3 {
-		link = "NULL, NULL"
+		queryID, latency = "NULL", "NULL"
 	}
 	if f.version >= 4 {
-		iface = "(coalesce(m.s_iface, 0) & 4294967295) | ((coalesce(m.r_iface, 0) & 4294967295) << 32)"
+		sIface, rIface = "m.s_iface", "m.r_iface"
 	}
-	return link, iface
+	return queryID, latency, sIface, rIface
 }
 
 // messagesSQL is the statement that streams file number idx's messages
 // for opts, and its arguments.
 func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := messagesWhere(idx, opts)
-	linkCols, ifaceCol := f.linkIfaceCols()
+	qid, lat, sif, rif := f.versionCols()
 	raw := "NULL"
 	if opts.Raw {
 		raw = "m.raw"
@@ -367,13 +366,6 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 		// plain columns are cheaper than expressions packing several
 		// fields into one (which paid for themselves through the
 		// database/sql driver, at several times that per column).
-		qid, lat, sif, rif := "m.query_id", "m.latency_ns", "NULL", "NULL"
-		if f.version < 3 {
-			qid, lat = "NULL", "NULL"
-		}
-		if f.version >= 4 {
-			sif, rif = "m.s_iface", "m.r_iface"
-		}
 		if opts.Raw {
 			raw = ", m.raw"
 		} else {
@@ -389,11 +381,14 @@ LEFT JOIN names n ON n.id = m.name_id
 WHERE ` + where + `
 ORDER BY m.ts_ns, m.id`, args
 	}
+	// A page goes through database/sql, where each column costs more: the
+	// two interfaces come packed into one, as ids (see dicts.iface).
 	q := `
 SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
        m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
-       ` + linkCols + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
-       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0), ` + ifaceCol + `
+       ` + qid + `, ` + lat + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
+       coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0),
+       (coalesce(` + sif + `, 0) & 4294967295) | ((coalesce(` + rif + `, 0) & 4294967295) << 32)
 FROM ` + from + `
 LEFT JOIN flows f ON f.id = m.flow_id
 LEFT JOIN names n ON n.id = m.name_id

@@ -16,9 +16,9 @@ package rawsqlite
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
-	"math"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -46,25 +46,26 @@ const busyTimeout = 5000 // ms
 
 // Open opens the SQLite URI name (file:...?mode=ro...) read-only.
 func Open(name string) (_ *Conn, err error) {
-	tls := libc.NewTLS()
-	c := &Conn{tls: tls}
-	cname, err := cBytes(tls, append([]byte(name), 0))
+	c := &Conn{tls: libc.NewTLS()}
+	defer func() { // last: the frees below still need the TLS
+		if err != nil {
+			c.Close()
+		}
+	}()
+	cname, err := cBytes(c.tls, append([]byte(name), 0))
 	if err != nil {
-		tls.Close()
 		return nil, err
 	}
-	defer sqlite3.Xsqlite3_free(tls, cname)
-	pdb := tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
-	defer tls.Free(int(unsafe.Sizeof(uintptr(0))))
-	rc := sqlite3.Xsqlite3_open_v2(tls, cname, pdb, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX|sqlite3.SQLITE_OPEN_URI, 0)
+	defer sqlite3.Xsqlite3_free(c.tls, cname)
+	pdb := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, cname, pdb, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX|sqlite3.SQLITE_OPEN_URI, 0)
 	c.db = *(*uintptr)(cPtr(pdb))
 	if rc != sqlite3.SQLITE_OK {
-		err := c.err(rc)
-		c.Close()
-		return nil, err
+		return nil, c.err(rc)
 	}
-	sqlite3.Xsqlite3_extended_result_codes(tls, c.db, 1)
-	sqlite3.Xsqlite3_busy_timeout(tls, c.db, busyTimeout)
+	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
+	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, busyTimeout)
 	return c, nil
 }
 
@@ -104,8 +105,8 @@ type Stmt struct {
 	bound []uintptr
 }
 
-// Query prepares q and binds args (int, int64, uint16, uint32, float64,
-// bool, string, []byte or nil), in order.
+// Query prepares q and binds args, in order: any value database/sql takes
+// as an argument except a time.Time.
 func (c *Conn) Query(q string, args ...any) (_ *Stmt, err error) {
 	cq, err := cBytes(c.tls, append([]byte(q), 0))
 	if err != nil {
@@ -139,24 +140,17 @@ func (c *Conn) Query(q string, args ...any) (_ *Stmt, err error) {
 }
 
 func (s *Stmt) bind(i int32, a any) error {
+	v, err := driver.DefaultParameterConverter.ConvertValue(a)
+	if err != nil {
+		return fmt.Errorf("cannot bind a %T: %w", a, err)
+	}
 	t := s.c.tls
 	var rc int32
-	switch v := a.(type) {
+	switch v := v.(type) {
 	case nil:
 		rc = sqlite3.Xsqlite3_bind_null(t, s.st, i)
-	case int:
-		rc = sqlite3.Xsqlite3_bind_int64(t, s.st, i, int64(v))
 	case int64:
 		rc = sqlite3.Xsqlite3_bind_int64(t, s.st, i, v)
-	case uint16:
-		rc = sqlite3.Xsqlite3_bind_int64(t, s.st, i, int64(v))
-	case uint32:
-		rc = sqlite3.Xsqlite3_bind_int64(t, s.st, i, int64(v))
-	case uint64:
-		if v > math.MaxInt64 {
-			return fmt.Errorf("%d does not fit an SQLite integer", v)
-		}
-		rc = sqlite3.Xsqlite3_bind_int64(t, s.st, i, int64(v))
 	case float64:
 		rc = sqlite3.Xsqlite3_bind_double(t, s.st, i, v)
 	case bool:
@@ -221,7 +215,7 @@ func cBytes(tls *libc.TLS, b []byte) (uintptr, error) {
 // Columns is how many columns a row has.
 func (s *Stmt) Columns() int { return s.cols }
 
-// Next steps to the next row: false at the end, or on an error (Err).
+// Next steps to the next row: false at the end or with an error.
 func (s *Stmt) Next() (bool, error) {
 	switch rc := sqlite3.Xsqlite3_step(s.c.tls, s.st); rc {
 	case sqlite3.SQLITE_ROW:
@@ -244,8 +238,8 @@ func (s *Stmt) Int64(i int) int64 {
 	return sqlite3.Xsqlite3_column_int64(s.c.tls, s.st, int32(i))
 }
 
-// View is column i's bytes as text (nil for NULL, or empty text or blob),
-// valid until the next call of Next or Close.
+// View is column i's bytes as text, valid until the next call of Next or
+// Close: nil for NULL, empty but not nil for empty text.
 func (s *Stmt) View(i int) []byte {
 	p := sqlite3.Xsqlite3_column_text(s.c.tls, s.st, int32(i))
 	if p == 0 {
