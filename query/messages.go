@@ -493,14 +493,16 @@ var errEnough = errors.New("enough rows")
 // started whether the statement started. A stream's rows read this way
 // skip the database/sql driver's serialized-mode locks, taken for every
 // column of every row, and its boxing of every value: together a third of
-// a stream's reading (issue 7).
-func (f *file) rawRows(ctx context.Context, q string, args []any, started chan<- error, each func(*rawsqlite.Stmt) error) error {
+// a stream's reading (issue 7). With mapped, the file is read through a
+// memory map (see rawsqlite.Each): the messages' statement is, so that
+// SQLite's page cache and its process-wide lock are the answers' alone.
+func (f *file) rawRows(ctx context.Context, q string, args []any, mapped bool, started chan<- error, each func(*rawsqlite.Stmt) error) error {
 	name, err := dsn(f.path, f.immutable)
 	if err != nil {
 		started <- err
 		return err
 	}
-	return rawsqlite.Each(ctx, name, q, args, started, each)
+	return rawsqlite.Each(ctx, name, q, args, mapped, started, each)
 }
 
 // interner keeps one copy of the texts a stream reads again and again (a
@@ -556,7 +558,7 @@ func (s *msgSource) produce(ctx context.Context, started chan<- error) {
 		}
 	}
 	q, args := s.f.messagesSQL(s.idx, s.opts)
-	err := s.f.rawRows(ctx, q, args, started, func(row *rawsqlite.Stmt) error {
+	err := s.f.rawRows(ctx, q, args, true, started, func(row *rawsqlite.Stmt) error {
 		batch = append(batch, s.scanStream(row))
 		n++
 		if len(batch) == cap(batch) && !send() {
@@ -593,7 +595,7 @@ func (a *answerStream) read(ctx context.Context, f *file, q string, args []any, 
 	defer close(a.batches)
 	batch := make([]answerRow, 0, 4*streamBatch)
 	var in interner
-	err := f.rawRows(ctx, q, args, started, func(r *rawsqlite.Stmt) error {
+	err := f.rawRows(ctx, q, args, false, started, func(r *rawsqlite.Stmt) error {
 		batch = append(batch, answerRow{ts: r.Int64(0), msg: r.Int64(1),
 			rr: RR{Name: in.nullText(r, 2).String, Type: uint16(r.Int64(3)), TTL: uint32(r.Int64(4)), Data: in.nullText(r, 5).String}})
 		if len(batch) == cap(batch) {

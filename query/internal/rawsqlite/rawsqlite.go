@@ -19,6 +19,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -36,8 +37,12 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (%d)", e.Msg, e.Code) }
 // Conn is one read-only connection. It must not be used by two goroutines
 // at once.
 type Conn struct {
-	tls *libc.TLS
-	db  uintptr
+	tls  *libc.TLS
+	db   uintptr
+	file uintptr // the unix VFS's structure of a mapped file (see mapFile)
+	// mapBase is the process's shared resident pages after the last trim
+	// (see trim).
+	mapBase int64
 }
 
 // busyTimeout is how long a statement waits for a lock another connection
@@ -273,28 +278,73 @@ func (s *Stmt) Close() {
 	s.bound = nil
 }
 
+// Exec runs q, a statement without rows (a PRAGMA), to its end.
+func (c *Conn) Exec(q string) error {
+	s, err := c.Query(q)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for {
+		ok, err := s.Next()
+		if err != nil || !ok {
+			return err
+		}
+	}
+}
+
 // Each runs q with args on a new connection to name and calls each for
 // every row, until the end, an error of each, or ctx's end (looked at
 // every 256 rows: a row of these streams takes microseconds). started
 // gets the error of opening and preparing, or nil, before the first row.
-func Each(ctx context.Context, name, q string, args []any, started chan<- error, each func(*Stmt) error) error {
+//
+// With mapped, the file is read through a memory map where that is
+// supported (64-bit Linux; see mapFile), and the map's resident pages are
+// dropped whenever they grew past a budget (see trim), looked at every 256
+// rows. Why: SQLite here is built with
+// SQLITE_ENABLE_MEMORY_MANAGEMENT, so every page any statement touches goes
+// through one page cache for the whole process, under one lock. A stream's
+// two connections, each stepped on its own core, spent more on that lock
+// than the second core gave; with one of them reading through a map, the
+// lock is the other's alone (issue 7). A fault in the map, the file
+// truncated while it is read, is returned as an error instead of crashing
+// the program; the connection is then left open, as SQLite was stopped
+// where it cannot clean up.
+func Each(ctx context.Context, name, q string, args []any, mapped bool, started chan<- error, each func(*Stmt) error) (err error) {
 	c, err := Open(name)
 	if err != nil {
 		started <- err
 		return err
 	}
-	defer c.Close()
-	s, err := c.Query(q, args...)
+	if mapped = mapped && c.mapFile(); mapped {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	}
+	var s *Stmt
+	defer func() {
+		if p := recover(); p != nil {
+			// SetPanicOnFault's panics carry the faulting address.
+			if _, ok := p.(interface{ Addr() uintptr }); !ok || !mapped {
+				panic(p)
+			}
+			err = fmt.Errorf("reading the file failed (was it truncated while it was read?): %v", p)
+			return
+		}
+		if s != nil {
+			s.Close()
+		}
+		c.Close()
+	}()
+	s, err = c.Query(q, args...)
 	started <- err
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	for n := 0; ; n++ {
-		if n&255 == 255 {
+	for n := 1; ; n++ {
+		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			c.trim()
 		}
 		ok, err := s.Next()
 		if err != nil || !ok {

@@ -158,7 +158,7 @@ func TestEach(t *testing.T) {
 	_, uri := testDB(t)
 	started := make(chan error, 1)
 	var ids []int64
-	err := Each(context.Background(), uri, `SELECT id FROM t ORDER BY id DESC`, nil, started, func(s *Stmt) error {
+	err := Each(context.Background(), uri, `SELECT id FROM t ORDER BY id DESC`, nil, false, started, func(s *Stmt) error {
 		ids = append(ids, s.Int64(0))
 		return nil
 	})
@@ -167,7 +167,7 @@ func TestEach(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	err = Each(context.Background(), uri, `SELECT id FROM t`, nil, started, func(*Stmt) error { n++; return stop })
+	err = Each(context.Background(), uri, `SELECT id FROM t`, nil, false, started, func(*Stmt) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("Each stopped by its callback: %v after %d rows", err, n)
 	}
@@ -175,7 +175,7 @@ func TestEach(t *testing.T) {
 	// A cancelled context ends a long statement.
 	ctx, cancel := context.WithCancel(context.Background())
 	n = 0
-	err = Each(ctx, uri, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c`, nil, started, func(*Stmt) error {
+	err = Each(ctx, uri, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c`, nil, false, started, func(*Stmt) error {
 		if n++; n == 1000 {
 			cancel()
 		}
@@ -185,7 +185,7 @@ func TestEach(t *testing.T) {
 		t.Errorf("cancelled Each: %v after %d rows", err, n)
 	}
 	<-started
-	err = Each(context.Background(), uri, `SELECT x FROM nope`, nil, started, nil)
+	err = Each(context.Background(), uri, `SELECT x FROM nope`, nil, false, started, nil)
 	if serr := <-started; err == nil || serr == nil {
 		t.Errorf("Each of a bad statement: %v (started: %v)", err, serr)
 	}
