@@ -98,6 +98,63 @@ type ParquetRow struct {
 	Note            *string    `parquet:"note,optional" json:"note"`
 }
 
+// parquetSchema is parquetOut's schema under ParquetRow's name, the root's
+// name in the file.
+var parquetSchema = parquet.NewSchema("ParquetRow", parquet.SchemaOf(parquetOut{}))
+
+// parquetOut is what the export writes: ParquetRow's columns, with the
+// same schema (TestParquetOutSchema), but with non-pointer fields wherever
+// the zero value cannot be a value of the column, which parquet-go writes
+// as null for an optional column. A pointer field costs the library several
+// times as much to shred as a plain one, and it costs the export an
+// allocation (issue 7). The pointers left are the columns where 0 or "" is
+// a value: the root's name, type, class and rcode 0, pid and uid 0.
+type parquetOut struct {
+	TS              time.Time `parquet:"ts,timestamp(nanosecond),delta"`
+	TSNs            int64     `parquet:"ts_ns,delta"`
+	ResponseTS      time.Time `parquet:"response_ts,optional,timestamp(nanosecond)"`
+	Host            string    `parquet:"host,dict"`
+	File            string    `parquet:"file,dict"`
+	UID             string    `parquet:"uid"`
+	QueryID         int64     `parquet:"query_id,optional"`    // msgs.id: from 1
+	ResponseID      int64     `parquet:"response_id,optional"` // msgs.id: from 1
+	Proto           string    `parquet:"proto,dict"`
+	ClientAddr      string    `parquet:"client_addr,optional,dict"`
+	ClientPort      int32     `parquet:"client_port"`
+	ServerAddr      string    `parquet:"server_addr,optional,dict"`
+	ServerPort      int32     `parquet:"server_port"`
+	DNSID           int32     `parquet:"dns_id"`
+	QName           *string   `parquet:"qname,optional"`
+	QType           *int32    `parquet:"qtype,optional"`
+	QTypeName       string    `parquet:"qtype_name,optional,dict"`
+	QClass          *int32    `parquet:"qclass,optional"`
+	Rcode           *int32    `parquet:"rcode,optional"`
+	RcodeName       string    `parquet:"rcode_name,optional,dict"`
+	Answers         []string  `parquet:"answers,list"`
+	TTLs            []int64   `parquet:"ttls,list"`
+	LatencyNs       int64     `parquet:"latency_ns,optional"` // set only when positive
+	ClientPID       *int64    `parquet:"client_pid,optional"`
+	ClientTID       int64     `parquet:"client_tid,optional"` // set only when known (not 0)
+	ClientComm      string    `parquet:"client_comm,optional,dict"`
+	ClientExe       string    `parquet:"client_exe,optional,dict"`
+	ClientArgv      []string  `parquet:"client_argv,list"`
+	ClientUID       *int64    `parquet:"client_uid,optional"`
+	ClientAncestry  string    `parquet:"client_ancestry,optional,dict"`
+	ServerPID       *int64    `parquet:"server_pid,optional"`
+	ServerTID       int64     `parquet:"server_tid,optional"`
+	ServerComm      string    `parquet:"server_comm,optional,dict"`
+	ServerExe       string    `parquet:"server_exe,optional,dict"`
+	ServerArgv      []string  `parquet:"server_argv,list"`
+	ServerUID       *int64    `parquet:"server_uid,optional"`
+	ServerAncestry  string    `parquet:"server_ancestry,optional,dict"`
+	ClientContainer string    `parquet:"client_container,optional,dict"`
+	ServerContainer string    `parquet:"server_container,optional,dict"`
+	ClientIface     string    `parquet:"client_iface,optional,dict"`
+	ServerIface     string    `parquet:"server_iface,optional,dict"`
+	Status          string    `parquet:"status,dict"`
+	Note            string    `parquet:"note,optional"`
+}
+
 // parquetRowGroup is the rows of one row group: what the writer holds in
 // memory at most.
 const parquetRowGroup = 64 << 10
@@ -106,10 +163,9 @@ const parquetRowGroup = 64 << 10
 const parquetBatch = 1024
 
 type parquetWriter struct {
-	w     *parquet.GenericWriter[ParquetRow]
+	w     *parquet.GenericWriter[parquetOut]
 	cur   *parquetBuf                   // the batch being built; nil between batches
 	procs map[*Process]*parquetProcCols // messages share their Process
-	names map[string]*string            // qtype and rcode names
 
 	// The library encodes and compresses in a goroutine of its own, one
 	// batch while the next is built: free holds the batches to build,
@@ -122,20 +178,16 @@ type parquetWriter struct {
 // parquetBuf is a batch of rows. Their optional columns point into its
 // slabs, reused once the batch is written: not an allocation for each.
 type parquetBuf struct {
-	rows  []ParquetRow
-	ints  slab[int64]
-	i32s  slab[int32]
-	strs  slab[string]
-	times slab[time.Time]
+	rows []parquetOut
+	i32s slab[int32]
+	strs slab[string]
 }
 
 func (b *parquetBuf) reset() {
 	clear(b.rows)
 	b.rows = b.rows[:0]
-	b.ints.reset()
 	b.i32s.reset()
 	b.strs.reset()
-	b.times.reset()
 }
 
 // slab hands out pointers to values kept in chunks, reused after reset.
@@ -171,45 +223,26 @@ func (s *slab[T]) reset() {
 	s.cur = 0
 }
 
-// name is a pointer to one shared copy of a qtype or rcode name.
-func (p *parquetWriter) name(n string) *string {
-	if v, ok := p.names[n]; ok {
-		return v
-	}
-	if len(p.names) >= 4096 {
-		clear(p.names)
-	}
-	v := &n
-	p.names[n] = v
-	return v
-}
-
-// optStr is optString, from the batch's slab.
-func (p *parquetWriter) optStr(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return p.cur.strs.ptr(s)
-}
-
 // parquetProcCols are one process's columns, shared by its rows.
 type parquetProcCols struct {
-	pid, tid, uid                  *int64
-	comm, exe, ancestry, container *string
+	pid, uid                       *int64
+	tid                            int64
+	comm, exe, ancestry, container string
 	argv                           []string
 }
 
 func newParquetWriter(w io.Writer) (*parquetWriter, error) {
-	pw := parquet.NewGenericWriter[ParquetRow](w,
+	pw := parquet.NewGenericWriter[parquetOut](w,
+		parquetSchema,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
 		parquet.MaxRowsPerRowGroup(parquetRowGroup),
 		parquet.CreatedBy("dnsrec", "", ""),
 		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
 	)
-	p := &parquetWriter{w: pw, procs: map[*Process]*parquetProcCols{}, names: map[string]*string{},
+	p := &parquetWriter{w: pw, procs: map[*Process]*parquetProcCols{},
 		free: make(chan *parquetBuf, parquetBufs), full: make(chan *parquetBuf, parquetBufs), done: make(chan error, 1)}
 	for range parquetBufs {
-		p.free <- &parquetBuf{rows: make([]ParquetRow, 0, parquetBatch)}
+		p.free <- &parquetBuf{rows: make([]parquetOut, 0, parquetBatch)}
 	}
 	go p.writeBatches(p.full)
 	return p, nil
@@ -273,10 +306,10 @@ func (p *parquetWriter) close() error {
 	return p.w.Close()
 }
 
-func (p *parquetWriter) row(t *Transaction) ParquetRow {
+func (p *parquetWriter) row(t *Transaction) parquetOut {
 	q, r := t.Query, t.Response
 	first := t.first()
-	row := ParquetRow{
+	row := parquetOut{
 		TS:     first.Time,
 		TSNs:   first.Time.UnixNano(),
 		Host:   first.Host,
@@ -287,17 +320,17 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		Status: t.Status(),
 	}
 	if (q != nil && (q.Cut || q.ParseErr != "" || q.QRMismatch)) || (r != nil && (r.Cut || r.ParseErr != "" || r.QRMismatch)) {
-		row.Note = p.optStr(t.Note())
+		row.Note = t.Note()
 	}
 	if q != nil {
-		row.QueryID = p.cur.ints.ptr(q.ID)
+		row.QueryID = q.ID
 	}
 	if r != nil {
-		row.ResponseID = p.cur.ints.ptr(r.ID)
-		row.ResponseTS = p.cur.times.ptr(r.Time)
+		row.ResponseID = r.ID
+		row.ResponseTS = r.Time
 		if r.Rcode >= 0 {
 			row.Rcode = p.cur.i32s.ptr(int32(r.Rcode))
-			row.RcodeName = p.name(RcodeName(r.Rcode))
+			row.RcodeName = RcodeName(r.Rcode)
 		}
 		row.Answers = TypedAnswers(r.Answers)
 		if len(r.Answers) > 0 {
@@ -308,21 +341,21 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		}
 	}
 	if c := t.ClientAddr(); c.IsValid() {
-		row.ClientAddr = p.cur.strs.ptr(c.Addr().Unmap().String())
+		row.ClientAddr = c.Addr().Unmap().String()
 		row.ClientPort = int32(c.Port())
 	}
 	if s := t.ServerAddr(); s.IsValid() {
-		row.ServerAddr = p.cur.strs.ptr(s.Addr().Unmap().String())
+		row.ServerAddr = s.Addr().Unmap().String()
 		row.ServerPort = int32(s.Port())
 	}
 	if qm := t.question(); qm != nil {
 		row.QName = p.cur.strs.ptr(qm.QName)
 		row.QType = p.cur.i32s.ptr(int32(qm.QType))
-		row.QTypeName = p.name(TypeName(qm.QType))
+		row.QTypeName = TypeName(qm.QType)
 		row.QClass = p.cur.i32s.ptr(int32(qm.QClass))
 	}
 	if d := t.Latency(); d > 0 {
-		row.LatencyNs = p.cur.ints.ptr(int64(d))
+		row.LatencyNs = int64(d)
 	}
 	if c := p.proc(t.Client()); c != nil {
 		row.ClientPID, row.ClientTID, row.ClientComm, row.ClientExe, row.ClientArgv, row.ClientUID, row.ClientAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
@@ -332,8 +365,8 @@ func (p *parquetWriter) row(t *Transaction) ParquetRow {
 		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
 		row.ServerContainer = c.container
 	}
-	row.ClientIface = p.optStr(partyIfaceName(t.clientParty()))
-	row.ServerIface = p.optStr(partyIfaceName(t.serverParty()))
+	row.ClientIface = partyIfaceName(t.clientParty())
+	row.ServerIface = partyIfaceName(t.serverParty())
 	return row
 }
 
@@ -348,11 +381,8 @@ func (p *parquetWriter) proc(pr *Process) *parquetProcCols {
 	if len(p.procs) >= maxProcCache {
 		clear(p.procs)
 	}
-	c := &parquetProcCols{pid: ptr(pr.PID), comm: optString(pr.Comm), exe: optString(pr.Exe), argv: pr.Argv,
-		ancestry: optString(pr.Ancestry.String()), container: optString(pr.Container)}
-	if pr.TID != 0 {
-		c.tid = ptr(pr.TID)
-	}
+	c := &parquetProcCols{pid: ptr(pr.PID), tid: pr.TID, comm: pr.Comm, exe: pr.Exe, argv: pr.Argv,
+		ancestry: pr.Ancestry.String(), container: pr.Container}
 	if pr.UID.Valid {
 		c.uid = ptr(pr.UID.V)
 	}
@@ -361,10 +391,3 @@ func (p *parquetWriter) proc(pr *Process) *parquetProcCols {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
