@@ -494,8 +494,9 @@ var errEnough = errors.New("enough rows")
 // skip the database/sql driver's serialized-mode locks, taken for every
 // column of every row, and its boxing of every value: together a third of
 // a stream's reading (issue 7). With mapped, the file is read through a
-// memory map (see rawsqlite.Each): the messages' statement is, so that
-// SQLite's page cache and its process-wide lock are the answers' alone.
+// memory map (see rawsqlite.Each): a stream's messages' statement is, so
+// that SQLite's page cache and its process-wide lock are its answers'
+// alone; so is info's pass over every message.
 func (f *file) rawRows(ctx context.Context, q string, args []any, mapped bool, started chan<- error, each func(*rawsqlite.Stmt) error) error {
 	name, err := dsn(f.path, f.immutable)
 	if err != nil {
