@@ -30,23 +30,41 @@ func (c *Conn) mapFile() bool {
 	if err := c.Exec("PRAGMA mmap_size = " + strconv.FormatInt(mapSize, 10)); err != nil {
 		return false
 	}
+	if c.file = c.checkedFile(); c.file == 0 {
+		c.Exec("PRAGMA mmap_size = 0")
+		return false
+	}
+	return true
+}
+
+// checkedFile is the unix VFS's structure of the connection's file, once
+// mapFile set the map's size; 0 unless its path and that size are where
+// this package expects them.
+func (c *Conn) checkedFile() uintptr {
 	p := c.fileControl(sqlite3.SQLITE_FCNTL_FILE_POINTER)
 	if p == 0 {
-		return false
+		return 0
 	}
 	f := (*sqlite3.TunixFile)(cPtr(p))
 	main, err := cBytes(c.tls, []byte("main\x00"))
 	if err != nil {
-		return false
+		return 0
 	}
 	defer sqlite3.Xsqlite3_free(c.tls, main)
 	path := libc.GoString(sqlite3.Xsqlite3_db_filename(c.tls, c.db, main))
 	if f.FzPath == 0 || path == "" || libc.GoString(f.FzPath) != path || f.FmmapSizeMax <= 0 || f.FmmapSizeMax > mapSize {
-		c.Exec("PRAGMA mmap_size = 0")
+		return 0
+	}
+	return p
+}
+
+// inMap tells whether addr is inside the connection's map of its file.
+func (c *Conn) inMap(addr uintptr) bool {
+	if c.file == 0 {
 		return false
 	}
-	c.file = p
-	return true
+	f := (*sqlite3.TunixFile)(cPtr(c.file))
+	return f.FpMapRegion != 0 && addr >= f.FpMapRegion && addr-f.FpMapRegion < uintptr(max(f.FmmapSizeActual, f.FmmapSize))
 }
 
 // trim drops the pages the connection has mapped of the file

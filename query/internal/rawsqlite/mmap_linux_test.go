@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"unsafe"
 )
 
 // bigDB makes a file of rows ids 1..n, each with a kB of blob, and returns
@@ -137,4 +139,33 @@ func TestEachMappedTruncated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "truncated while it was read") || rows >= 2000 {
 		t.Errorf("Each on a file truncated at row 10: %v after %d rows", err, rows)
 	}
+}
+
+// A fault outside the map, a bug in the callback, is not taken for the
+// file's: it panics on, as it would unmapped. (A nil dereference would not
+// tell: the runtime reports faults below 4096 without their address.)
+func TestEachMappedOtherFault(t *testing.T) {
+	_, uri := bigDB(t, 10)
+	// A page kept reserved but unreadable: no map can take its place.
+	none, err := syscall.Mmap(-1, 0, 4096, syscall.PROT_NONE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(none)
+	p := &none[0]
+	started := make(chan error, 1)
+	defer func() {
+		<-started
+		a, ok := recover().(interface{ Addr() uintptr })
+		if !ok || a.Addr() != uintptr(unsafe.Pointer(p)) {
+			t.Errorf("a fault in the callback at %p: recovered %v, want its panic", p, a)
+		}
+	}()
+	err = Each(context.Background(), uri, `SELECT id FROM t`, nil, true, started, func(s *Stmt) error {
+		if *p == 0 {
+			return nil
+		}
+		return nil
+	})
+	t.Errorf("Each returned %v, want a panic", err)
 }

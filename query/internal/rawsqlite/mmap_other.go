@@ -8,3 +8,5 @@ package rawsqlite
 func (c *Conn) mapFile() bool { return false }
 
 func (c *Conn) trim() {}
+
+func (c *Conn) inMap(uintptr) bool { return false }

@@ -322,8 +322,9 @@ func Each(ctx context.Context, name, q string, args []any, mapped bool, started 
 	var s *Stmt
 	defer func() {
 		if p := recover(); p != nil {
-			// SetPanicOnFault's panics carry the faulting address.
-			if _, ok := p.(interface{ Addr() uintptr }); !ok || !mapped {
+			// SetPanicOnFault's panics carry the faulting address: one
+			// in the map is the file's; any other is a bug, and goes on.
+			if a, ok := p.(interface{ Addr() uintptr }); !ok || !mapped || !c.inMap(a.Addr()) {
 				panic(p)
 			}
 			err = fmt.Errorf("reading the file failed (was it truncated while it was read?): %v", p)
