@@ -18,13 +18,15 @@ import (
 const mapSize = 1 << 40
 
 // mapFile has SQLite read the connection's file through a memory map, and
-// reports whether it does. It does only on SQLite's unix VFS, and only
-// when the VFS's file structure, which trim reads, is laid out as this
-// package was built against: its path and map limit are the ones just
-// set. Pages read through the map skip SQLite's page cache, its lock, the
-// read(2) and the copy.
+// reports whether it does. It does only on SQLite's unix VFS, where
+// /proc/self/statm can be read, and only when the VFS's file structure,
+// which trim reads, is laid out as this package was built against: its
+// path and map limit are the ones just set. Pages read through the map
+// skip SQLite's page cache, its lock, the read(2) and the copy.
 func (c *Conn) mapFile() bool {
-	if c.vfsName() != "unix" {
+	// trim bounds the map's resident pages by /proc/self/statm: without
+	// it (no /proc), the file is read as without a map.
+	if c.vfsName() != "unix" || sharedPages() == 0 {
 		return false
 	}
 	if err := c.Exec("PRAGMA mmap_size = " + strconv.FormatInt(mapSize, 10)); err != nil {
