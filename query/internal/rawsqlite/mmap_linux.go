@@ -26,7 +26,8 @@ const mapSize = 1 << 40
 func (c *Conn) mapFile() bool {
 	// trim bounds the map's resident pages by /proc/self/statm: without
 	// it (no /proc), the file is read as without a map.
-	if c.vfsName() != "unix" || sharedPages() == 0 {
+	base := sharedPages()
+	if c.vfsName() != "unix" || base == 0 {
 		return false
 	}
 	if err := c.Exec("PRAGMA mmap_size = " + strconv.FormatInt(mapSize, 10)); err != nil {
@@ -36,6 +37,7 @@ func (c *Conn) mapFile() bool {
 		c.Exec("PRAGMA mmap_size = 0")
 		return false
 	}
+	c.mapBase = base
 	return true
 }
 
@@ -48,12 +50,7 @@ func (c *Conn) checkedFile() uintptr {
 		return 0
 	}
 	f := (*sqlite3.TunixFile)(cPtr(p))
-	main, err := cBytes(c.tls, []byte("main\x00"))
-	if err != nil {
-		return 0
-	}
-	defer sqlite3.Xsqlite3_free(c.tls, main)
-	path := libc.GoString(sqlite3.Xsqlite3_db_filename(c.tls, c.db, main))
+	path := libc.GoString(sqlite3.Xsqlite3_db_filename(c.tls, c.db, 0)) // 0: the main database
 	if f.FzPath == 0 || path == "" || libc.GoString(f.FzPath) != path || f.FmmapSizeMax <= 0 || f.FmmapSizeMax > mapSize {
 		return 0
 	}
@@ -66,7 +63,7 @@ func (c *Conn) inMap(addr uintptr) bool {
 		return false
 	}
 	f := (*sqlite3.TunixFile)(cPtr(c.file))
-	return f.FpMapRegion != 0 && addr >= f.FpMapRegion && addr-f.FpMapRegion < uintptr(max(f.FmmapSizeActual, f.FmmapSize))
+	return f.FpMapRegion != 0 && addr >= f.FpMapRegion && addr-f.FpMapRegion < uintptr(f.FmmapSizeActual)
 }
 
 // trim drops the pages the connection has mapped of the file
@@ -89,7 +86,7 @@ func (c *Conn) trim() {
 		return
 	}
 	shared := sharedPages()
-	if c.mapBase == 0 || shared < c.mapBase {
+	if shared < c.mapBase { // another stream dropped pages
 		c.mapBase = shared
 	}
 	if (shared-c.mapBase)*int64(syscall.Getpagesize()) < mapBudget {
@@ -133,18 +130,13 @@ func (c *Conn) vfsName() string {
 	return libc.GoString(p)
 }
 
-// fileControl is sqlite3_file_control of op on the main database, for the
-// ops that return a pointer; 0 when it fails.
+// fileControl is sqlite3_file_control of op on the main database (a NULL
+// name), for the ops that return a pointer; 0 when it fails.
 func (c *Conn) fileControl(op int32) uintptr {
-	main, err := cBytes(c.tls, []byte("main\x00"))
-	if err != nil {
-		return 0
-	}
-	defer sqlite3.Xsqlite3_free(c.tls, main)
 	out := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
 	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
 	*(*uintptr)(cPtr(out)) = 0
-	if sqlite3.Xsqlite3_file_control(c.tls, c.db, main, op, out) != sqlite3.SQLITE_OK {
+	if sqlite3.Xsqlite3_file_control(c.tls, c.db, 0, op, out) != sqlite3.SQLITE_OK {
 		return 0
 	}
 	return *(*uintptr)(cPtr(out))

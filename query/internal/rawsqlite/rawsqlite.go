@@ -40,8 +40,8 @@ type Conn struct {
 	tls  *libc.TLS
 	db   uintptr
 	file uintptr // the unix VFS's structure of a mapped file (see mapFile)
-	// mapBase is the process's shared resident pages after the last trim
-	// (see trim).
+	// mapBase is the process's shared resident pages when the file was
+	// mapped, or after the last trim (see trim).
 	mapBase int64
 }
 
