@@ -185,8 +185,7 @@ func (f *file) relays(ctx context.Context, pat NamePattern) (*relays, error) {
 		return nil, fmt.Errorf("resolver links: %w", err)
 	}
 	defer rows.Close()
-	var msgs []*relayMsg
-	byID := map[int64]*relayMsg{}
+	c := relayCollector{servers: servers, process: process, byID: map[int64]*relayMsg{}}
 	for rows.Next() {
 		var (
 			m                       relayMsg
@@ -196,42 +195,16 @@ func (f *file) relays(ctx context.Context, pat NamePattern) (*relays, error) {
 		if err := rows.Scan(&m.id, &nameID, &m.qtype, &m.dnsID, &obs, &sOwner, &rOwner, &m.tSend, &m.tRecv, &queryID); err != nil {
 			return nil, fmt.Errorf("resolver links: %w", err)
 		}
-		if obs&4 != 0 || obs&8 == 0 && obs&1 == 0 {
-			// From the server end, or only seen arriving at a client: a
-			// response. Rows come in id order, so its query came first.
-			if q := byID[queryID.Int64]; queryID.Valid && q != nil {
-				if obs&1 != 0 {
-					q.respSent = sql.NullInt64{Int64: m.tSend, Valid: true}
-				}
-				if obs&2 != 0 {
-					q.respRecv = sql.NullInt64{Int64: m.tRecv, Valid: true}
-				}
-			}
-			continue
-		}
-		m.sent, m.received = obs&1 != 0, obs&2 != 0
-		if m.sent {
-			if m.client, err = process(sOwner); err != nil {
-				return nil, fmt.Errorf("resolver links: %w", err)
-			}
-		}
-		if m.received {
-			if m.server, err = process(rOwner); err != nil {
-				return nil, fmt.Errorf("resolver links: %w", err)
-			}
-		}
-		// A client's query to a local server, or a local server's own.
-		if !(m.server.Valid && m.client.Valid) && !(m.client.Valid && servers[m.client.Int64]) {
-			continue
-		}
 		m.qname = names[nameID]
-		msgs = append(msgs, &m)
-		byID[m.id] = &m
+		if err := c.add(m, obs, sOwner, rOwner, queryID); err != nil {
+			return nil, fmt.Errorf("resolver links: %w", err)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("resolver links: %w", err)
 	}
 	rows.Close()
+	msgs := c.msgs
 	out.link(msgs)
 	if len(out.links) > 0 {
 		if err := f.relayNames(ctx, out); err != nil {
@@ -239,6 +212,53 @@ func (f *file) relays(ctx context.Context, pat NamePattern) (*relays, error) {
 		}
 	}
 	return out, nil
+}
+
+// relayCollector keeps, of the messages of some names read in id order,
+// the ones link needs: local clients' queries to local servers, and the
+// servers' own queries, with the times of their responses.
+type relayCollector struct {
+	servers map[int64]bool // processes.id of the local servers asked
+	process func(owner sql.NullInt64) (sql.NullInt64, error)
+	msgs    []*relayMsg
+	byID    map[int64]*relayMsg
+}
+
+// add takes one message: m with its id, qname, qtype, dnsID, tSend and
+// tRecv set; obs, its owners and query_id as stored.
+func (c *relayCollector) add(m relayMsg, obs int64, sOwner, rOwner, queryID sql.NullInt64) error {
+	if obs&4 != 0 || obs&8 == 0 && obs&1 == 0 {
+		// From the server end, or only seen arriving at a client: a
+		// response. Rows come in id order, so its query came first.
+		if q := c.byID[queryID.Int64]; queryID.Valid && q != nil {
+			if obs&1 != 0 {
+				q.respSent = sql.NullInt64{Int64: m.tSend, Valid: true}
+			}
+			if obs&2 != 0 {
+				q.respRecv = sql.NullInt64{Int64: m.tRecv, Valid: true}
+			}
+		}
+		return nil
+	}
+	var err error
+	m.sent, m.received = obs&1 != 0, obs&2 != 0
+	if m.sent {
+		if m.client, err = c.process(sOwner); err != nil {
+			return err
+		}
+	}
+	if m.received {
+		if m.server, err = c.process(rOwner); err != nil {
+			return err
+		}
+	}
+	// A client's query to a local server, or a local server's own.
+	if !(m.server.Valid && m.client.Valid) && !(m.client.Valid && c.servers[m.client.Int64]) {
+		return nil
+	}
+	c.msgs = append(c.msgs, &m)
+	c.byID[m.id] = &m
+	return nil
 }
 
 type questionKey struct {

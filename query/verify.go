@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dnsrec/dnsrec/schema"
 )
@@ -138,7 +139,84 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 	if err := f.verifyExits(ctx, links, problem); err != nil {
 		return rep, err
 	}
+	if err := f.verifySummary(ctx, problem); err != nil {
+		return rep, err
+	}
 	return rep, nil
+}
+
+// verifySummary recomputes who_summary from the messages and compares it
+// row by row with the file's (schema v6). The summary is derived data, not
+// in the chain, and who-resolved answers from it: an edited summary would
+// change the answers without touching a chained row. A summary that no
+// longer covers the whole file (a later recording was killed) is not
+// used, and not compared.
+func (f *file) verifySummary(ctx context.Context, problem func(string, ...any)) error {
+	if f.version < 6 {
+		return nil
+	}
+	var stored int64
+	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM who_summary`).Scan(&stored); err != nil {
+		return fmt.Errorf("count who_summary: %w", err)
+	}
+	var extent int
+	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM summaries WHERE kind = 'who'`).Scan(&extent); err != nil {
+		return fmt.Errorf("read summaries: %w", err)
+	}
+	if extent == 0 {
+		if stored > 0 {
+			problem("who_summary: %d rows, and no summaries row saying what they cover (a clean stop writes both at once)", stored)
+		}
+		return nil
+	}
+	if ok, err := f.whoSummarized(ctx); err != nil || !ok {
+		return err
+	}
+	rows, err := f.db.QueryContext(ctx, `SELECT `+WhoSummaryColumns+` FROM who_summary ORDER BY rowid`)
+	if err != nil {
+		return fmt.Errorf("read who_summary: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	errDiffers := errors.New("differs")
+	got := make([]any, 16)
+	ptrs := make([]any, len(got))
+	for i := range got {
+		ptrs[i] = &got[i]
+	}
+	sum, err := f.summarizeWho(ctx, func(want []any) error {
+		n++
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			problem("who_summary: %d rows, the messages give more", n-1)
+			return errDiffers
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i := range want {
+			if b, ok := got[i].([]byte); ok {
+				got[i] = string(b)
+			}
+			if got[i] != want[i] {
+				problem("who_summary: row %d differs from what the messages give (%s: %v, not %v)", n, strings.Split(WhoSummaryColumns, ", ")[i], got[i], want[i])
+				return errDiffers
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errDiffers) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recompute who_summary: %w", err)
+	}
+	if stored != sum.Rows {
+		problem("who_summary: %d rows, the messages give %d", stored, sum.Rows)
+	}
+	return rows.Err()
 }
 
 func (f *file) chainLinks(ctx context.Context) ([]chainRow, error) {

@@ -336,6 +336,27 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		} else if !opts.Filter.empty() {
 			return nil, fmt.Errorf("%s: filters: %w", f.path, ErrOldSchema)
 		}
+		libc, err := f.whoResolvedLibc(ctx, pat, &opts.Filter)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		rows = append(rows, libc...)
+		// Without filters, a file that stopped cleanly answers from its
+		// summary (summary.go).
+		if opts.Filter.empty() {
+			ok, err := f.whoSummarized(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.path, err)
+			}
+			if ok {
+				rs, err := f.whoResolvedSummary(ctx, pat, opts.Resolvers)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", f.path, err)
+				}
+				rows = append(rows, rs...)
+				continue
+			}
+		}
 		q, aq, args, aargs := whoSQL(f.version, pat, &opts.Filter)
 		rs, err := f.whoResolved(ctx, q, aq, args, aargs)
 		if err != nil {
@@ -345,11 +366,6 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
-		libc, err := f.whoResolvedLibc(ctx, pat, &opts.Filter)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.path, err)
-		}
-		rows = append(rows, libc...)
 		for _, r := range rs {
 			if r.processID.Valid {
 				if !opts.Resolvers && rel.onlyForwarding(r.processID.Int64, r.QName) {

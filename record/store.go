@@ -22,6 +22,7 @@ import (
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
+	dnsquery "github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/schema"
 )
 
@@ -837,6 +838,9 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
 		// The file still answers every query without them, by scanning.
 		errs = append(errs, fmt.Errorf("build indexes: %w", explainFull(err)))
+	} else if err := s.summarize(ctx); err != nil {
+		// who-resolved reads the messages instead, as for a killed one.
+		errs = append(errs, fmt.Errorf("build the who-resolved summary: %w", explainFull(err)))
 	}
 	var sum Summary
 	sum.Path = s.path
@@ -870,6 +874,43 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// summarize writes who-resolved's summary of the whole file (schema v6,
+// query.SummarizeWho) in one transaction: the summary of an earlier clean
+// stop is replaced, and nothing is left half written. It reads the file
+// through a connection of its own, as `dnsrec query` would, while this one
+// writes.
+func (s *Store) summarize(ctx context.Context) (err error) {
+	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			s.conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	if _, err := s.conn.ExecContext(ctx, "DELETE FROM who_summary; DELETE FROM summaries WHERE kind = 'who'"); err != nil {
+		return err
+	}
+	ins, err := s.conn.PrepareContext(ctx, "INSERT INTO who_summary ("+dnsquery.WhoSummaryColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	sum, err := dnsquery.SummarizeWho(ctx, s.path, func(vals []any) error {
+		_, err := ins.ExecContext(ctx, vals...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.conn.ExecContext(ctx, "INSERT INTO summaries (kind, msgs_max, rrs_max, built_ns) VALUES ('who', ?, ?, ?)",
+		sum.MsgsMax, sum.RRsMax, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	_, err = s.conn.ExecContext(ctx, "COMMIT")
+	return err
 }
 
 // leaveWALTimeout bounds how long a stop waits for readers of the file (a

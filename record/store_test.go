@@ -561,7 +561,7 @@ func TestStoreDiskFull(t *testing.T) {
 		tmpfsSize string
 		step      string // the step of Commit that must fail
 	}{
-		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "320k", step: ": commit: "},
+		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "384k", step: ": commit: "},
 		// 12 MB in one batch overflows the 4 MiB page cache, which spills
 		// into the WAL in the middle of the batch.
 		{name: "insert fails", rawLen: 4000, batch: 3000, tmpfsSize: "6m", step: ": write message: "},

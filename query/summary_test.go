@@ -1,0 +1,148 @@
+//go:build linux && (amd64 || arm64)
+
+package query_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/record/gen"
+)
+
+// TestWhoSummaryMatches: who-resolved answers the same from the summary a
+// clean stop writes as from the messages, for every name of a generated
+// day and for its domains, with and without the resolvers' own rows.
+func TestWhoSummaryMatches(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gen.db")
+	start := time.Now()
+	facts, err := gen.Write(ctx, path, gen.Config{Messages: 200_000, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("generated %d messages in %v", facts.Messages, time.Since(start))
+	withSum, err := query.Open(ctx, []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withSum.Close()
+	if ok, err := query.WhoSummarized(ctx, withSum); !ok || err != nil {
+		t.Fatalf("the generated file has no summary covering it (%v)", err)
+	}
+	live, err := query.Open(ctx, []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	query.DisableSummary(live)
+
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.Query(`SELECT name FROM names ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rs.Next() {
+		var n string
+		if err := rs.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rs.Close()
+	type q struct {
+		name  string
+		exact bool
+	}
+	var qs []q
+	for _, n := range names {
+		qs = append(qs, q{n, true})
+	}
+	qs = append(qs, q{facts.Incident.Domain, false}, q{facts.Tunnel.Domain, false}, q{"com", false}, q{"*.evil.test", false})
+	rows := 0
+	for _, x := range qs {
+		for _, resolvers := range []bool{false, true} {
+			opts := query.WhoResolvedOptions{Exact: x.exact, Resolvers: resolvers}
+			a, err := withSum.WhoResolved(ctx, x.name, opts)
+			if err != nil {
+				t.Fatalf("%q from the summary: %v", x.name, err)
+			}
+			b, err := live.WhoResolved(ctx, x.name, opts)
+			if err != nil {
+				t.Fatalf("%q from the messages: %v", x.name, err)
+			}
+			if !reflect.DeepEqual(a, b) {
+				for i := range min(len(a), len(b)) {
+					if !reflect.DeepEqual(a[i], b[i]) {
+						t.Fatalf("%q (exact %v, resolvers %v), row %d:\nsummary  %+v\nmessages %+v", x.name, x.exact, resolvers, i, a[i], b[i])
+					}
+				}
+				t.Fatalf("%q: %d rows from the summary, %d from the messages", x.name, len(a), len(b))
+			}
+			rows += len(a)
+		}
+	}
+	t.Logf("%d questions, %d rows alike", len(qs)*2, rows)
+	if rows == 0 {
+		t.Fatal("no rows compared")
+	}
+	withSum.Close()
+	live.Close()
+	db.Close()
+	testSummaryVerify(t, path)
+}
+
+// testSummaryVerify: `query verify` passes the generated file, and finds
+// its summary edited, or left without its extent.
+func testSummaryVerify(t *testing.T, path string) {
+	ctx := context.Background()
+	verify := func(p string) query.VerifyReport {
+		t.Helper()
+		d, err := query.Open(ctx, []string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		reps, err := d.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reps[0]
+	}
+	if r := verify(path); !r.OK() {
+		t.Fatalf("verify of the generated file: %v", r.Problems)
+	}
+	for _, tc := range []struct{ edit, want string }{
+		{`UPDATE who_summary SET queries = queries + 1 WHERE rowid = (SELECT max(rowid) FROM who_summary)`, "who_summary: row "},
+		{`UPDATE who_summary SET via = '' WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE via != '')`, "(via: , not "},
+		{`DELETE FROM who_summary WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE process_id = (SELECT process_id FROM who_summary GROUP BY 1 ORDER BY count(*) DESC LIMIT 1))`, "who_summary: row "},
+		{`DELETE FROM summaries`, "no summaries row"},
+	} {
+		p := filepath.Join(t.TempDir(), "edited.db")
+		copyFile(t, path, p)
+		db, err := sql.Open("sqlite", "file:"+p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := db.Exec(tc.edit); err != nil {
+			t.Fatalf("%s: %v", tc.edit, err)
+		} else if n, _ := res.RowsAffected(); n != 1 && tc.edit != "DELETE FROM summaries" {
+			t.Fatalf("%s: %d rows edited", tc.edit, n)
+		}
+		db.Close()
+		r := verify(p)
+		if r.OK() || !strings.Contains(strings.Join(r.Problems, "\n"), tc.want) {
+			t.Errorf("%s: verify says %q, want a problem with %q", tc.edit, r.Problems, tc.want)
+		}
+	}
+}
