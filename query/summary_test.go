@@ -16,9 +16,12 @@ import (
 )
 
 // TestWhoSummaryMatches: who-resolved answers the same from the summary a
-// clean stop writes as from the messages, for every name of a generated
+// clean stop writes as from the messages, for 2,000 names of a generated
 // day and for its domains, with and without the resolvers' own rows.
 func TestWhoSummaryMatches(t *testing.T) {
+	if raceEnabled {
+		t.Skip("compares thousands of answers: minutes under -race, and the race detector has nothing to find in it that the other tests do not run")
+	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gen.db")
 	start := time.Now()
@@ -64,9 +67,12 @@ func TestWhoSummaryMatches(t *testing.T) {
 		name  string
 		exact bool
 	}
+	// Every name takes half a minute: 2,000 of them, spread over the ids
+	// (names are numbered in order of first sight, so the busiest come
+	// first and the tunnel's last).
 	var qs []q
-	for _, n := range names {
-		qs = append(qs, q{n, true})
+	for i := 0; i < len(names); i += max(1, len(names)/2000) {
+		qs = append(qs, q{names[i], true})
 	}
 	qs = append(qs, q{facts.Incident.Domain, false}, q{facts.Tunnel.Domain, false}, q{"com", false}, q{"*.evil.test", false})
 	rows := 0
