@@ -21,3 +21,15 @@ func WhoSummarized(ctx context.Context, d *DB) (bool, error) {
 	}
 	return len(d.files) > 0, nil
 }
+
+// AddrSummarized tells whether every file of d answers resolved-to from
+// its summary.
+func AddrSummarized(ctx context.Context, d *DB) (bool, error) {
+	for _, f := range d.files {
+		ok, err := f.summarized(ctx, "addr", 7)
+		if !ok || err != nil {
+			return false, err
+		}
+	}
+	return len(d.files) > 0, nil
+}

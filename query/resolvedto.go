@@ -174,11 +174,26 @@ SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_
        coalesce(CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END, 0)
 FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
 WHERE (` + strings.Join(typed, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
-ORDER BY m.ts_ns, m.id`
+ORDER BY m.ts_ns, m.id, r.id`
 	return q, concat(args, margs, ownerArgs), exact
 }
 
 func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) ([]ResolvedToRow, error) {
+	libc, err := fl.resolvedToLibc(ctx, prefix, f)
+	if err != nil {
+		return nil, err
+	}
+	// Without filters, and without libc resolutions to merge in, a file
+	// that stopped cleanly answers from its summary (summary_addr.go).
+	if f.empty() && len(libc) == 0 {
+		ok, err := fl.summarized(ctx, "addr", 7)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return fl.resolvedToSummary(ctx, prefix)
+		}
+	}
 	q, all, exact := resolvedToSQL(prefix, f)
 	rs, err := fl.db.QueryContext(ctx, q, all...)
 	if err != nil {
@@ -208,10 +223,6 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		return nil, fmt.Errorf("read answers: %w", err)
 	}
 	rs.Close()
-	libc, err := fl.resolvedToLibc(ctx, prefix, f)
-	if err != nil {
-		return nil, err
-	}
 	if len(libc) > 0 {
 		hits = append(hits, libc...)
 		sort.SliceStable(hits, func(i, j int) bool { return hits[i].ts < hits[j].ts })

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
 )
@@ -87,6 +86,25 @@ type sumRR struct {
 	data string
 }
 
+// summaryOwners reads every owners row.
+func (f *file) summaryOwners(ctx context.Context) (map[int64]sumOwner, error) {
+	owners := map[int64]sumOwner{}
+	rs, err := f.db.QueryContext(ctx, `SELECT id, process_id, pid, comm, uid FROM owners`)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var id int64
+		var o sumOwner
+		if err := rs.Scan(&id, &o.process, &o.pid, &o.comm, &o.uid); err != nil {
+			return nil, err
+		}
+		owners[id] = o
+	}
+	return owners, rs.Err()
+}
+
 // sumOwner is an owners row, as the who-resolved queries join it.
 type sumOwner struct {
 	process, pid, uid sql.NullInt64
@@ -124,54 +142,70 @@ type sumGroupKey struct {
 	gcomm         sql.NullString
 }
 
-// WhoSummary is what SummarizeWho computed: the largest msgs and rrs ids
-// it covers, and the rows it gave.
-type WhoSummary struct {
+// SummaryExtent is what a summary's builder computed: the largest msgs
+// and rrs ids it covers, and the rows it gave.
+type SummaryExtent struct {
 	MsgsMax, RRsMax int64
 	Rows            int64
 }
 
-// SummarizeWho computes the who_summary rows of the dnsrec file at path
-// (schema v6, with the stop indexes) and gives each to emit, as the
-// values of WhoSummaryColumns in order. The rows come in name order, and
-// for a name in the order its processes first asked. It reads the file as
-// `dnsrec query` does, so a recorder can summarize its own file before it
-// closes it.
-func SummarizeWho(ctx context.Context, path string, emit func(vals []any) error) (WhoSummary, error) {
-	d, err := Open(ctx, []string{path})
-	if err != nil {
-		return WhoSummary{}, err
-	}
-	defer d.Close()
-	return d.files[0].summarizeWho(ctx, emit)
+// A Summary is one table a clean stop fills (schema v6 and later): its
+// kind in the summaries table, its table and columns, and its builder.
+type Summary struct {
+	Kind, Table, Columns string
+	Order                string // the table's order, which is Build's
+	Version              int    // the schema version that has the table
+	build                func(f *file, ctx context.Context, emit func(vals []any) error) (SummaryExtent, error)
 }
 
-func (f *file) summarizeWho(ctx context.Context, emit func(vals []any) error) (WhoSummary, error) {
-	var sum WhoSummary
-	if f.version < 6 {
-		return sum, fmt.Errorf("schema v%d: the summary needs v6", f.version)
+// Summaries are the summaries a clean stop writes, in order.
+var Summaries = []Summary{
+	{Kind: "who", Table: "who_summary", Columns: WhoSummaryColumns, Order: "rowid", Version: 6, build: (*file).summarizeWho},
+	{Kind: "addr", Table: "addr_summary", Columns: AddrSummaryColumns, Order: "type, data, first_msg, first_rr", Version: 7, build: (*file).summarizeAddrs},
+}
+
+// Build computes the summary's rows for the dnsrec file at path (with the
+// stop indexes) and gives each to emit, as the values of Columns in order,
+// in Order. It reads the file as `dnsrec query` does, so a recorder can
+// summarize its own file before it closes it.
+func (s Summary) Build(ctx context.Context, path string, emit func(vals []any) error) (SummaryExtent, error) {
+	d, err := Open(ctx, []string{path})
+	if err != nil {
+		return SummaryExtent{}, err
 	}
-	if err := f.db.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM msgs`).Scan(&sum.MsgsMax); err != nil {
-		return sum, err
+	defer d.Close()
+	return s.buildOn(ctx, d.files[0], emit)
+}
+
+func (s Summary) buildOn(ctx context.Context, f *file, emit func(vals []any) error) (SummaryExtent, error) {
+	if f.version < s.Version {
+		return SummaryExtent{}, fmt.Errorf("schema v%d: %s needs v%d", f.version, s.Table, s.Version)
 	}
-	if err := f.db.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM rrs`).Scan(&sum.RRsMax); err != nil {
-		return sum, err
-	}
-	owners := map[int64]sumOwner{}
-	rs, err := f.db.QueryContext(ctx, `SELECT id, process_id, pid, comm, uid FROM owners`)
+	return s.build(f, ctx, emit)
+}
+
+// SummarizeWho is Summaries' who_summary builder: see Summary.Build. The
+// rows come in name order, and for a name in the order its processes
+// first asked.
+func SummarizeWho(ctx context.Context, path string, emit func(vals []any) error) (SummaryExtent, error) {
+	return Summaries[0].Build(ctx, path, emit)
+}
+
+// extent reads the largest msgs and rrs ids: what a summary built now
+// covers.
+func (f *file) extent(ctx context.Context) (SummaryExtent, error) {
+	var sum SummaryExtent
+	err := f.db.QueryRowContext(ctx, `SELECT (SELECT coalesce(max(id), 0) FROM msgs), (SELECT coalesce(max(id), 0) FROM rrs)`).Scan(&sum.MsgsMax, &sum.RRsMax)
+	return sum, err
+}
+
+func (f *file) summarizeWho(ctx context.Context, emit func(vals []any) error) (SummaryExtent, error) {
+	sum, err := f.extent(ctx)
 	if err != nil {
 		return sum, err
 	}
-	for rs.Next() {
-		var id int64
-		var o sumOwner
-		if err := rs.Scan(&id, &o.process, &o.pid, &o.comm, &o.uid); err != nil {
-			rs.Close()
-			return sum, err
-		}
-		owners[id] = o
-	}
-	if err := rs.Close(); err != nil {
+	owners, err := f.summaryOwners(ctx)
+	if err != nil {
 		return sum, err
 	}
 	names, err := f.db.PrepareContext(ctx, `SELECT name FROM names WHERE id = ?`)
@@ -428,12 +462,18 @@ func joinOrNil(list []string) any {
 // messages and answers: built at the last clean stop, with nothing
 // recorded after it.
 func (f *file) whoSummarized(ctx context.Context) (bool, error) {
-	if f.version < 6 || f.noSummary {
+	return f.summarized(ctx, "who", 6)
+}
+
+// summarized tells whether f holds a summary of kind, from schema version
+// v on, that covers all of its messages and answers.
+func (f *file) summarized(ctx context.Context, kind string, v int) (bool, error) {
+	if f.version < v || f.noSummary {
 		return false, nil
 	}
 	var msgsMax, rrsMax, haveMsgs, haveRRs int64
 	err := f.db.QueryRowContext(ctx, `SELECT msgs_max, rrs_max, (SELECT coalesce(max(id), 0) FROM msgs), (SELECT coalesce(max(id), 0) FROM rrs)
-		FROM summaries WHERE kind = 'who'`).Scan(&msgsMax, &rrsMax, &haveMsgs, &haveRRs)
+		FROM summaries WHERE kind = ?`, kind).Scan(&msgsMax, &rrsMax, &haveMsgs, &haveRRs)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -462,58 +502,36 @@ WHERE %s`
 // out unless resolvers.
 func (f *file) whoResolvedSummary(ctx context.Context, pat NamePattern, resolvers bool) ([]WhoResolvedRow, error) {
 	where, args := pat.where("n.")
-	rs, err := f.db.QueryContext(ctx, fmt.Sprintf(whoSummarySQL, where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("read the summary: %w", err)
-	}
-	defer rs.Close()
 	var (
 		rows    []WhoResolvedRow
 		parents []sql.NullInt64
+		in      interner
 	)
-	for rs.Next() {
-		var (
-			k                whoKey
-			r                WhoResolvedRow
-			firstNS, lastNS  int64
-			pid, uid, parent sql.NullInt64
-			comm, sts        sql.NullString
-			qtypes, argv     sql.NullString
-			answers          string
-			relayOnly        bool
-		)
-		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
-			&firstNS, &lastNS, &r.Count,
-			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts, &qtypes, &argv, &r.Container,
-			&answers, &r.Via, &relayOnly); err != nil {
-			return nil, fmt.Errorf("read the summary: %w", err)
+	// Read through rawsqlite: a tunnel's domain is tens of thousands of
+	// rows, and the driver's locks and boxing were half of their cost.
+	err := f.rawRows(ctx, fmt.Sprintf(whoSummarySQL, where), args, false, make(chan error, 1), func(r *rawsqlite.Stmt) error {
+		if r.Int64(20) != 0 && !resolvers {
+			return nil
 		}
-		if relayOnly && !resolvers {
-			continue
+		var w whoScan
+		w.key = whoKey{session: r.Int64(0), process: rawNullInt(r, 1), pid: rawNullInt(r, 2), comm: in.nullText(r, 3), qname: string(r.View(4))}
+		w.firstNS, w.lastNS, w.r.Count = r.Int64(5), r.Int64(6), r.Int64(7)
+		w.pid, w.comm, w.r.Exe, w.uid, w.parent = rawNullInt(r, 8), in.nullText(r, 9), in.text(r.View(10)), rawNullInt(r, 11), rawNullInt(r, 12)
+		w.r.Host, w.sts, w.qtypes, w.argv, w.r.Container = in.text(r.View(13)), in.nullText(r, 14), in.nullText(r, 15), in.nullText(r, 16), in.text(r.View(17))
+		row, parent := w.row(f.path)
+		if err := json.Unmarshal(r.View(18), &row.Answers); err != nil {
+			return fmt.Errorf("answers of %q: %w", row.QName, err)
 		}
-		if err := json.Unmarshal([]byte(answers), &r.Answers); err != nil {
-			return nil, fmt.Errorf("read the summary: answers of %q: %w", k.qname, err)
+		if len(row.Answers) == 0 {
+			row.Answers = nil
 		}
-		if len(r.Answers) == 0 {
-			r.Answers = nil
-		}
-		r.QName = k.qname
-		r.PID = sql.Null[int64]{V: pid.Int64, Valid: pid.Valid}
-		r.UID = sql.Null[int64]{V: uid.Int64, Valid: uid.Valid}
-		r.Comm = comm.String
-		r.FirstSeen = time.Unix(0, firstNS).UTC()
-		r.LastSeen = time.Unix(0, lastNS).UTC()
-		r.Status = statusOf(sts)
-		r.QTypes = qtypeNames(qtypes)
-		r.Argv = parseArgv(argv)
-		r.File = f.path
-		r.processID = k.process
-		rows = append(rows, r)
+		row.Via = in.text(r.View(19))
+		rows = append(rows, row)
 		parents = append(parents, parent)
-	}
-	if err := rs.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read the summary: %w", err)
 	}
-	rs.Close()
 	return rows, f.walkAncestries(ctx, rows, parents)
 }

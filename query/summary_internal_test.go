@@ -12,47 +12,52 @@ import (
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
-// writeWhoSummary writes path's summary as a recorder's clean stop does
-// (record.Store.summarize).
-func writeWhoSummary(t *testing.T, path string) WhoSummary {
+// writeSummaries writes path's summaries as a recorder's clean stop does
+// (record.Store.summarize), and returns the rows each gave.
+func writeSummaries(t *testing.T, path string) map[string]int64 {
 	t.Helper()
 	ctx := context.Background()
-	var rows [][]any
-	sum, err := SummarizeWho(ctx, path, func(v []any) error {
-		rows = append(rows, append([]any(nil), v...))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, r := range rows {
-		if _, err := db.Exec("INSERT INTO who_summary ("+WhoSummaryColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r...); err != nil {
+	out := map[string]int64{}
+	for _, s := range Summaries {
+		var rows [][]any
+		sum, err := s.Build(ctx, path, func(v []any) error {
+			rows = append(rows, append([]any(nil), v...))
+			return nil
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(strings.Split(s.Columns, ","))), ", ")
+		for _, r := range rows {
+			if _, err := db.Exec("INSERT INTO "+s.Table+" ("+s.Columns+") VALUES ("+marks+")", r...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Exec("INSERT INTO summaries VALUES (?, ?, ?, 1)", s.Kind, sum.MsgsMax, sum.RRsMax); err != nil {
+			t.Fatal(err)
+		}
+		out[s.Kind] = sum.Rows
 	}
-	if _, err := db.Exec("INSERT INTO summaries VALUES ('who', ?, ?, 1)", sum.MsgsMax, sum.RRsMax); err != nil {
-		t.Fatal(err)
-	}
-	return sum
+	return out
 }
 
 // TestWhoSummaryExtent: on the incident fixture (unidentified processes,
-// NXDOMAIN, unanswered and cut responses, CNAME chains) the summary gives
-// who-resolved's answers, is used only while it covers every message,
-// and is left for the messages when a filter is given.
+// NXDOMAIN, unanswered and cut responses, CNAME chains, libc resolutions)
+// the summaries give who-resolved's and resolved-to's answers, and are
+// used only while they cover every message.
 func TestWhoSummaryExtent(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "case.db")
 	b := querytest.New(t, p)
 	querytest.Incident(b, "web01")
 	b.Close()
-	if sum := writeWhoSummary(t, p); sum.Rows == 0 {
-		t.Fatal("no summary rows for the incident")
+	if n := writeSummaries(t, p); n["who"] == 0 || n["addr"] == 0 {
+		t.Fatalf("summary rows for the incident: %v", n)
 	}
 	d, err := Open(ctx, []string{p})
 	if err != nil {
@@ -98,6 +103,47 @@ func TestWhoSummaryExtent(t *testing.T) {
 	if compared == 0 {
 		t.Fatal("nothing compared")
 	}
+	// resolved-to, for every address answered or returned by libc, and
+	// their /24s.
+	var addrs []string
+	rs, err = f.db.Query(`SELECT data FROM rrs WHERE type IN (1, 28) UNION SELECT addr FROM resolution_addrs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var a string
+		rs.Scan(&a)
+		addrs = append(addrs, a, a+"/24")
+	}
+	rs.Close()
+	compared = 0
+	for _, a := range addrs {
+		if strings.Contains(a, ":") && strings.HasSuffix(a, "/24") {
+			a = strings.TrimSuffix(a, "/24") + "/32"
+		}
+		prefix, err := ParsePrefix(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.noSummary = false
+		x, err := d.ResolvedTo(ctx, prefix, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.noSummary = true
+		y, err := d.ResolvedTo(ctx, prefix, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(x, y) {
+			t.Fatalf("resolved-to %s: from the summary\n%+v\nfrom the messages\n%+v", a, x, y)
+		}
+		compared += len(x)
+	}
+	f.noSummary = false
+	if compared == 0 {
+		t.Fatal("no resolved-to rows compared")
+	}
 	d.Close()
 
 	// A later recording into the file, killed: its messages are not in
@@ -121,8 +167,10 @@ func TestWhoSummaryExtent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if ok, err := d.files[0].whoSummarized(ctx); ok || err != nil {
-		t.Fatalf("a summary that does not cover the last message is used (%v)", err)
+	for _, s := range Summaries {
+		if ok, err := d.files[0].summarized(ctx, s.Kind, s.Version); ok || err != nil {
+			t.Fatalf("a %s summary that does not cover the last message is used (%v)", s.Kind, err)
+		}
 	}
 }
 

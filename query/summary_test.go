@@ -5,8 +5,10 @@ package query_test
 import (
 	"context"
 	"database/sql"
+	"net/netip"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -102,10 +104,78 @@ func TestWhoSummaryMatches(t *testing.T) {
 	if rows == 0 {
 		t.Fatal("no rows compared")
 	}
+	testAddrSummaryMatches(t, db, withSum, live)
 	withSum.Close()
 	live.Close()
 	db.Close()
 	testSummaryVerify(t, path)
+}
+
+// testAddrSummaryMatches: resolved-to answers the same from the summary as
+// from the messages, for every address answered in the file, and for each
+// one's /24 (IPv4) or /32 and /64 (IPv6): 600 of them, spread.
+func testAddrSummaryMatches(t *testing.T, db *sql.DB, withSum, live *query.DB) {
+	ctx := context.Background()
+	if ok, err := query.AddrSummarized(ctx, withSum); !ok || err != nil {
+		t.Fatalf("the generated file has no address summary covering it (%v)", err)
+	}
+	rs, err := db.Query(`SELECT DISTINCT data FROM rrs WHERE type IN (1, 28)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefixes := map[netip.Prefix]bool{}
+	for rs.Next() {
+		var d string
+		if err := rs.Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			continue
+		}
+		prefixes[netip.PrefixFrom(a, a.BitLen())] = true
+		if a.Is4() {
+			prefixes[netip.PrefixFrom(a, 24).Masked()] = true
+		} else {
+			prefixes[netip.PrefixFrom(a, 32).Masked()] = true
+			prefixes[netip.PrefixFrom(a, 64).Masked()] = true
+		}
+	}
+	rs.Close()
+	// Every one would take minutes: a spread of them, in sorted order.
+	all := make([]netip.Prefix, 0, len(prefixes))
+	for p := range prefixes {
+		all = append(all, p)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].String() < all[j].String() })
+	var some []netip.Prefix
+	for i := 0; i < len(all); i += max(1, len(all)/600) {
+		some = append(some, all[i])
+	}
+	rows := 0
+	for _, p := range some {
+		a, err := withSum.ResolvedTo(ctx, p, query.Filter{})
+		if err != nil {
+			t.Fatalf("%s from the summary: %v", p, err)
+		}
+		b, err := live.ResolvedTo(ctx, p, query.Filter{})
+		if err != nil {
+			t.Fatalf("%s from the messages: %v", p, err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			for i := range min(len(a), len(b)) {
+				if !reflect.DeepEqual(a[i], b[i]) {
+					t.Fatalf("%s, row %d:\nsummary  %+v %+v\nmessages %+v %+v", p, i, a[i], a[i].Proc, b[i], b[i].Proc)
+				}
+			}
+			t.Fatalf("%s: %d rows from the summary, %d from the messages", p, len(a), len(b))
+		}
+		rows += len(a)
+	}
+	t.Logf("resolved-to: %d of %d prefixes, %d rows alike", len(some), len(all), rows)
+	if rows == 0 {
+		t.Fatal("no resolved-to rows compared")
+	}
 }
 
 // testSummaryVerify: `query verify` passes the generated file, and finds
@@ -133,6 +203,8 @@ func testSummaryVerify(t *testing.T, path string) {
 		{`UPDATE who_summary SET via = '' WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE via != '')`, "(via: , not "},
 		{`DELETE FROM who_summary WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE process_id = (SELECT process_id FROM who_summary GROUP BY 1 ORDER BY count(*) DESC LIMIT 1))`, "who_summary: row "},
 		{`DELETE FROM summaries`, "no summaries row"},
+		{`UPDATE addr_summary SET hits = hits + 1 WHERE first_rr = (SELECT first_rr FROM addr_summary ORDER BY type, data, first_msg, first_rr LIMIT 1 OFFSET 6)`, "addr_summary: row 7 differs from what the messages give (hits: "},
+		{`DELETE FROM addr_summary WHERE first_rr = (SELECT first_rr FROM addr_summary ORDER BY type DESC, data DESC, first_msg DESC, first_rr DESC LIMIT 1)`, "addr_summary: "},
 	} {
 		p := filepath.Join(t.TempDir(), "edited.db")
 		copyFile(t, path, p)
@@ -142,7 +214,7 @@ func testSummaryVerify(t *testing.T, path string) {
 		}
 		if res, err := db.Exec(tc.edit); err != nil {
 			t.Fatalf("%s: %v", tc.edit, err)
-		} else if n, _ := res.RowsAffected(); n != 1 && tc.edit != "DELETE FROM summaries" {
+		} else if n, _ := res.RowsAffected(); n != 1 && !strings.HasPrefix(tc.edit, "DELETE FROM summaries") {
 			t.Fatalf("%s: %d rows edited", tc.edit, n)
 		}
 		db.Close()

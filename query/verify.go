@@ -139,58 +139,68 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 	if err := f.verifyExits(ctx, links, problem); err != nil {
 		return rep, err
 	}
-	if err := f.verifySummary(ctx, problem); err != nil {
+	if err := f.verifySummaries(ctx, problem); err != nil {
 		return rep, err
 	}
 	return rep, nil
 }
 
-// verifySummary recomputes who_summary from the messages and compares it
-// row by row with the file's (schema v6). The summary is derived data, not
-// in the chain, and who-resolved answers from it: an edited summary would
-// change the answers without touching a chained row. A summary that no
-// longer covers the whole file (a later recording was killed) is not
-// used, and not compared.
-func (f *file) verifySummary(ctx context.Context, problem func(string, ...any)) error {
-	if f.version < 6 {
-		return nil
+// verifySummaries recomputes each summary (who_summary, addr_summary) from
+// the messages and compares it row by row with the file's. A summary is
+// derived data, not in the chain, and who-resolved and resolved-to answer
+// from it: an edited summary would change the answers without touching a
+// chained row. A summary that no longer covers the whole file (a later
+// recording was killed) is not used, and not compared.
+func (f *file) verifySummaries(ctx context.Context, problem func(string, ...any)) error {
+	for _, s := range Summaries {
+		if f.version < s.Version {
+			continue
+		}
+		if err := f.verifySummary(ctx, s, problem); err != nil {
+			return fmt.Errorf("%s: %w", s.Table, err)
+		}
 	}
+	return nil
+}
+
+func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string, ...any)) error {
 	var stored int64
-	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM who_summary`).Scan(&stored); err != nil {
-		return fmt.Errorf("count who_summary: %w", err)
+	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM `+s.Table).Scan(&stored); err != nil {
+		return err
 	}
 	var extent int
-	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM summaries WHERE kind = 'who'`).Scan(&extent); err != nil {
-		return fmt.Errorf("read summaries: %w", err)
+	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM summaries WHERE kind = ?`, s.Kind).Scan(&extent); err != nil {
+		return err
 	}
 	if extent == 0 {
 		if stored > 0 {
-			problem("who_summary: %d rows, and no summaries row saying what they cover (a clean stop writes both at once)", stored)
+			problem("%s: %d rows, and no summaries row saying what they cover (a clean stop writes both at once)", s.Table, stored)
 		}
 		return nil
 	}
-	if ok, err := f.whoSummarized(ctx); err != nil || !ok {
+	if ok, err := f.summarized(ctx, s.Kind, s.Version); err != nil || !ok {
 		return err
 	}
-	rows, err := f.db.QueryContext(ctx, `SELECT `+WhoSummaryColumns+` FROM who_summary ORDER BY rowid`)
+	rows, err := f.db.QueryContext(ctx, `SELECT `+s.Columns+` FROM `+s.Table+` ORDER BY `+s.Order)
 	if err != nil {
-		return fmt.Errorf("read who_summary: %w", err)
+		return err
 	}
 	defer rows.Close()
+	cols := strings.Split(s.Columns, ", ")
 	n := 0
 	errDiffers := errors.New("differs")
-	got := make([]any, 16)
+	got := make([]any, len(cols))
 	ptrs := make([]any, len(got))
 	for i := range got {
 		ptrs[i] = &got[i]
 	}
-	sum, err := f.summarizeWho(ctx, func(want []any) error {
+	sum, err := s.buildOn(ctx, f, func(want []any) error {
 		n++
 		if !rows.Next() {
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			problem("who_summary: %d rows, the messages give more", n-1)
+			problem("%s: %d rows, the messages give more", s.Table, n-1)
 			return errDiffers
 		}
 		if err := rows.Scan(ptrs...); err != nil {
@@ -201,7 +211,7 @@ func (f *file) verifySummary(ctx context.Context, problem func(string, ...any)) 
 				got[i] = string(b)
 			}
 			if got[i] != want[i] {
-				problem("who_summary: row %d differs from what the messages give (%s: %v, not %v)", n, strings.Split(WhoSummaryColumns, ", ")[i], got[i], want[i])
+				problem("%s: row %d differs from what the messages give (%s: %v, not %v)", s.Table, n, cols[i], got[i], want[i])
 				return errDiffers
 			}
 		}
@@ -211,10 +221,10 @@ func (f *file) verifySummary(ctx context.Context, problem func(string, ...any)) 
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("recompute who_summary: %w", err)
+		return fmt.Errorf("recompute: %w", err)
 	}
 	if stored != sum.Rows {
-		problem("who_summary: %d rows, the messages give %d", stored, sum.Rows)
+		problem("%s: %d rows, the messages give %d", s.Table, stored, sum.Rows)
 	}
 	return rows.Err()
 }

@@ -300,6 +300,41 @@ func concat(lists ...[]any) []any {
 	return out
 }
 
+// whoScan is a row of whoResolvedSQL (and the first columns of
+// whoSummarySQL): a process's messages for a name, aggregated.
+type whoScan struct {
+	key              whoKey
+	r                WhoResolvedRow
+	firstNS, lastNS  int64
+	pid, uid, parent sql.NullInt64
+	comm, sts        sql.NullString
+	qtypes, argv     sql.NullString
+}
+
+func (w *whoScan) dest() []any {
+	return []any{&w.key.session, &w.key.process, &w.key.pid, &w.key.comm, &w.key.qname,
+		&w.firstNS, &w.lastNS, &w.r.Count,
+		&w.pid, &w.comm, &w.r.Exe, &w.uid, &w.parent, &w.r.Host, &w.sts, &w.qtypes, &w.argv, &w.r.Container}
+}
+
+// row is the scanned row as who-resolved shows it (without its answers,
+// resolver links and ancestry), and its process's parent.
+func (w *whoScan) row(path string) (WhoResolvedRow, sql.NullInt64) {
+	r := w.r
+	r.QName = w.key.qname
+	r.PID = sql.Null[int64]{V: w.pid.Int64, Valid: w.pid.Valid}
+	r.UID = sql.Null[int64]{V: w.uid.Int64, Valid: w.uid.Valid}
+	r.Comm = w.comm.String
+	r.FirstSeen = time.Unix(0, w.firstNS).UTC()
+	r.LastSeen = time.Unix(0, w.lastNS).UTC()
+	r.Status = statusOf(w.sts)
+	r.QTypes = qtypeNames(w.qtypes)
+	r.Argv = parseArgv(w.argv)
+	r.File = path
+	r.processID = w.key.process
+	return r, w.parent
+}
+
 type whoKey struct {
 	session int64
 	process sql.NullInt64
@@ -410,31 +445,12 @@ func (f *file) whoResolved(ctx context.Context, q, aq string, args, aargs []any)
 		parents []sql.NullInt64
 	)
 	for rs.Next() {
-		var (
-			k                whoKey
-			r                WhoResolvedRow
-			firstNS, lastNS  int64
-			pid, uid, parent sql.NullInt64
-			comm, sts        sql.NullString
-			qtypes, argv     sql.NullString
-		)
-		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname,
-			&firstNS, &lastNS, &r.Count,
-			&pid, &comm, &r.Exe, &uid, &parent, &r.Host, &sts, &qtypes, &argv, &r.Container); err != nil {
+		var w whoScan
+		if err := rs.Scan(w.dest()...); err != nil {
 			return nil, fmt.Errorf("query messages: %w", err)
 		}
-		r.QName = k.qname
-		r.PID = sql.Null[int64]{V: pid.Int64, Valid: pid.Valid}
-		r.UID = sql.Null[int64]{V: uid.Int64, Valid: uid.Valid}
-		r.Comm = comm.String
-		r.FirstSeen = time.Unix(0, firstNS).UTC()
-		r.LastSeen = time.Unix(0, lastNS).UTC()
-		r.Answers = answers[k]
-		r.Status = statusOf(sts)
-		r.QTypes = qtypeNames(qtypes)
-		r.Argv = parseArgv(argv)
-		r.File = f.path
-		r.processID = k.process
+		r, parent := w.row(f.path)
+		r.Answers = answers[w.key]
 		rows = append(rows, r)
 		parents = append(parents, parent)
 	}

@@ -236,6 +236,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
+	// A day of a busy server takes a minute or more (issue 7's note):
+	// say why the stop is not instant.
+	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	sum.Resolutions = p.resolutions
 	sum.Stopped = why

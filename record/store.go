@@ -839,8 +839,9 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		// The file still answers every query without them, by scanning.
 		errs = append(errs, fmt.Errorf("build indexes: %w", explainFull(err)))
 	} else if err := s.summarize(ctx); err != nil {
-		// who-resolved reads the messages instead, as for a killed one.
-		errs = append(errs, fmt.Errorf("build the who-resolved summary: %w", explainFull(err)))
+		// who-resolved and resolved-to read the messages instead, as
+		// for a killed recording.
+		errs = append(errs, fmt.Errorf("build the summaries: %w", explainFull(err)))
 	}
 	var sum Summary
 	sum.Path = s.path
@@ -876,11 +877,12 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	return sum, nil
 }
 
-// summarize writes who-resolved's summary of the whole file (schema v6,
-// query.SummarizeWho) in one transaction: the summary of an earlier clean
-// stop is replaced, and nothing is left half written. It reads the file
-// through a connection of its own, as `dnsrec query` would, while this one
-// writes.
+// summarize writes the file's summaries (schema v6 and later,
+// dnsquery.Summaries: who-resolved's and resolved-to's answers for the
+// whole file) in one transaction: those of an earlier clean stop are
+// replaced, and nothing is left half written. The builders read the file
+// through connections of their own, as `dnsrec query` would, while this
+// one writes.
 func (s *Store) summarize(ctx context.Context) (err error) {
 	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
@@ -890,24 +892,30 @@ func (s *Store) summarize(ctx context.Context) (err error) {
 			s.conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	if _, err := s.conn.ExecContext(ctx, "DELETE FROM who_summary; DELETE FROM summaries WHERE kind = 'who'"); err != nil {
-		return err
-	}
-	ins, err := s.conn.PrepareContext(ctx, "INSERT INTO who_summary ("+dnsquery.WhoSummaryColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
-	sum, err := dnsquery.SummarizeWho(ctx, s.path, func(vals []any) error {
-		_, err := ins.ExecContext(ctx, vals...)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if _, err := s.conn.ExecContext(ctx, "INSERT INTO summaries (kind, msgs_max, rrs_max, built_ns) VALUES ('who', ?, ?, ?)",
-		sum.MsgsMax, sum.RRsMax, time.Now().UnixNano()); err != nil {
-		return err
+	for _, sm := range dnsquery.Summaries {
+		if _, err := s.conn.ExecContext(ctx, "DELETE FROM "+sm.Table); err != nil {
+			return fmt.Errorf("%s: %w", sm.Table, err)
+		}
+		if _, err := s.conn.ExecContext(ctx, "DELETE FROM summaries WHERE kind = ?", sm.Kind); err != nil {
+			return fmt.Errorf("%s: %w", sm.Table, err)
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(sm.Columns, ",")+1), ", ")
+		ins, err := s.conn.PrepareContext(ctx, "INSERT INTO "+sm.Table+" ("+sm.Columns+") VALUES ("+marks+")")
+		if err != nil {
+			return fmt.Errorf("%s: %w", sm.Table, err)
+		}
+		sum, err := sm.Build(ctx, s.path, func(vals []any) error {
+			_, err := ins.ExecContext(ctx, vals...)
+			return err
+		})
+		ins.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", sm.Table, err)
+		}
+		if _, err := s.conn.ExecContext(ctx, "INSERT INTO summaries (kind, msgs_max, rrs_max, built_ns) VALUES (?, ?, ?, ?)",
+			sm.Kind, sum.MsgsMax, sum.RRsMax, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("%s: %w", sm.Table, err)
+		}
 	}
 	_, err = s.conn.ExecContext(ctx, "COMMIT")
 	return err
