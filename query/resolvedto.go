@@ -140,22 +140,37 @@ type resolvedKey struct {
 	libc        string // the libc function, for a libc resolution's address
 }
 
+// typedAddrRanges is addrRanges on alias.data (alias an rrs or
+// addr_summary row) as one condition, with the type of the prefix's
+// addresses in every alternative: each is then a range on an index of its
+// own (rrs_addr4 or rrs_addr6, partial, which SQLite can only use where
+// the alternative itself says type = 1 or 28; addr_summary's key).
+func typedAddrRanges(prefix netip.Prefix, alias string) (where string, args []any, exact bool, typ uint16) {
+	conds, args, exact := addrRanges(prefix)
+	typ = dns.TypeA
+	if prefix.Addr().Is6() {
+		typ = dns.TypeAAAA
+	}
+	for i, c := range conds {
+		conds[i] = "(" + alias + ".type = " + strconv.Itoa(int(typ)) + " AND " + strings.ReplaceAll(c, "r.data", alias+".data") + ")"
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, exact, typ
+}
+
+// clientEndSQL is the client end of a response, the two columns address
+// and port (” and 0 when the flow is unknown), for a message of alias
+// (its obs) joined to its flow as f: the response's receiver, the flow's b
+// side, or its a side when the message travels b->a.
+func clientEndSQL(alias string) string {
+	return `coalesce(CASE WHEN ` + alias + `.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
+       coalesce(CASE WHEN ` + alias + `.obs & 16 THEN f.a_port ELSE f.b_port END, 0)`
+}
+
 // resolvedToSQL is the statement that finds the answers inside prefix,
 // its arguments, and whether the SQL alone decides (else each address is
 // checked against prefix).
 func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
-	conds, args, exact := addrRanges(prefix)
-	typ := dns.TypeA
-	if prefix.Addr().Is6() {
-		typ = dns.TypeAAAA
-	}
-	// The type goes into every alternative: each is then a range on a
-	// partial index (rrs_addr4, rrs_addr6) of its own, which SQLite can
-	// only use where the alternative itself says type = 1 (or 28).
-	typed := make([]string, len(conds))
-	for i, c := range conds {
-		typed[i] = "(r.type = " + strconv.Itoa(int(typ)) + " AND " + c + ")"
-	}
+	typed, args, exact, _ := typedAddrRanges(prefix, "r")
 	msgF := *f
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs, msgF.Limit = nil, nil, nil, nil, 0
 	mw, margs := msgF.msgsWhere(false)
@@ -168,12 +183,9 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	// remote one: the answers someone asked for.
 	q := `
 SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, coalesce(n.name, ''),
-       -- the client is the response's receiver: the flow's b side, or its
-       -- a side when the message travels b->a
-       coalesce(CASE WHEN m.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
-       coalesce(CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END, 0)
+       ` + clientEndSQL("m") + `
 FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
-WHERE (` + strings.Join(typed, " OR ") + `) AND ` + mw + ` AND ` + ownerW + `
+WHERE ` + typed + ` AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id, r.id`
 	return q, concat(args, margs, ownerArgs), exact
 }
@@ -186,7 +198,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 	// Without filters, and without libc resolutions to merge in, a file
 	// that stopped cleanly answers from its summary (summary_addr.go).
 	if f.empty() && len(libc) == 0 {
-		ok, err := fl.summarized(ctx, "addr", 7)
+		ok, err := fl.summarized(ctx, addrSummary)
 		if err != nil {
 			return nil, err
 		}

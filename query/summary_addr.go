@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -24,7 +23,8 @@ import (
 // them once, the way resolvedTo does (per address, session, name and
 // receiving process or remote client), when it stops cleanly
 // (SummarizeAddrs), and resolved-to without filters reads the groups.
-// TestAddrSummaryMatches holds the two to the same answers.
+// TestWhoSummaryMatches and TestWhoSummaryExtent hold the two to the same
+// answers.
 
 // AddrSummaryColumns are addr_summary's columns, in the order
 // SummarizeAddrs gives their values.
@@ -32,10 +32,9 @@ const AddrSummaryColumns = "type, data, first_msg, first_rr, rr_name_id, session
 
 // addrScanSQL reads the answers of one address type in address order, with
 // what resolvedToSQL reads of each.
-const addrScanSQL = `
+var addrScanSQL = `
 SELECT r.data, r.id, m.id, m.session_id, m.ts_ns, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, m.name_id,
-       coalesce(CASE WHEN m.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
-       coalesce(CASE WHEN m.obs & 16 THEN f.a_port ELSE f.b_port END, 0),
+       ` + clientEndSQL("m") + `,
        m.r_dt_ns, m.flow_id, r.name_id
 FROM rrs r INDEXED BY %s JOIN msgs m ON m.id = r.message_id LEFT JOIN flows f ON f.id = m.flow_id
 WHERE r.type = %d
@@ -62,23 +61,10 @@ type addrGroupKey struct {
 // SummarizeAddrs is Summaries' addr_summary builder: see Summary.Build.
 // The rows come in the table's order.
 func SummarizeAddrs(ctx context.Context, path string, emit func(vals []any) error) (SummaryExtent, error) {
-	return Summaries[1].Build(ctx, path, emit)
+	return addrSummary.Build(ctx, path, emit)
 }
 
-func (f *file) summarizeAddrs(ctx context.Context, emit func(vals []any) error) (SummaryExtent, error) {
-	sum, err := f.extent(ctx)
-	if err != nil {
-		return sum, err
-	}
-	owners, err := f.summaryOwners(ctx)
-	if err != nil {
-		return sum, err
-	}
-	names, err := f.db.PrepareContext(ctx, `SELECT name FROM names WHERE id = ?`)
-	if err != nil {
-		return sum, err
-	}
-	defer names.Close()
+func (f *file) summarizeAddrs(ctx context.Context, in *summaryInput, emit func(vals []any) error) error {
 	nameCache := map[int64]sql.NullString{}
 	// The name as resolved-to shows it: '' for none, or a dangling id.
 	qname := func(id sql.NullInt64) (string, error) {
@@ -87,7 +73,7 @@ func (f *file) summarizeAddrs(ctx context.Context, emit func(vals []any) error) 
 		}
 		n, ok := nameCache[id.Int64]
 		if !ok {
-			err := names.QueryRowContext(ctx, id.Int64).Scan(&n)
+			err := in.names.QueryRowContext(ctx, id.Int64).Scan(&n)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return "", err
 			}
@@ -104,15 +90,14 @@ func (f *file) summarizeAddrs(ctx context.Context, emit func(vals []any) error) 
 		index string
 	}{{dns.TypeA, "rrs_addr4"}, {dns.TypeAAAA, "rrs_addr6"}} {
 		var (
-			hits   []addrHit
-			cur    string
-			failed error
+			hits []addrHit
+			cur  string
 		)
 		flush := func() error {
 			if len(hits) == 0 {
 				return nil
 			}
-			rows, err := summarizeAddr(t.typ, cur, hits, owners, qname)
+			rows, err := summarizeAddr(t.typ, cur, hits, in.owners, qname)
 			if err != nil {
 				return fmt.Errorf("address %s: %w", cur, err)
 			}
@@ -120,7 +105,7 @@ func (f *file) summarizeAddrs(ctx context.Context, emit func(vals []any) error) 
 				if err := emit(r); err != nil {
 					return err
 				}
-				sum.Rows++
+				in.sum.Rows++
 			}
 			hits = hits[:0]
 			return nil
@@ -128,30 +113,25 @@ func (f *file) summarizeAddrs(ctx context.Context, emit func(vals []any) error) 
 		err := f.rawRows(ctx, fmt.Sprintf(addrScanSQL, t.index, t.typ), nil, false, make(chan error, 1), func(r *rawsqlite.Stmt) error {
 			if data := r.View(0); string(data) != cur || len(hits) == 0 {
 				if err := flush(); err != nil {
-					failed = err
 					return err
 				}
 				cur = string(data)
 			}
 			if len(hits) >= maxSummaryName {
-				failed = fmt.Errorf("address %s: more than %d answers", cur, maxSummaryName)
-				return failed
+				return fmt.Errorf("address %s: more than %d answers", cur, maxSummaryName)
 			}
 			hits = append(hits, addrHit{rr: r.Int64(1), msg: r.Int64(2), session: r.Int64(3), ts: r.Int64(4), recv: r.Int64(5), obs: r.Int64(6),
 				owner: rawNullInt(r, 7), nameID: rawNullInt(r, 8), caddr: string(r.View(9)), cport: r.Int64(10), rdt: rawNullInt(r, 11), flow: rawNullInt(r, 12), rrName: rawNullInt(r, 13)})
 			return nil
 		})
-		if failed != nil {
-			return sum, failed
-		}
 		if err != nil {
-			return sum, err
+			return err
 		}
 		if err := flush(); err != nil {
-			return sum, err
+			return err
 		}
 	}
-	return sum, nil
+	return nil
 }
 
 // summarizeAddr groups one address's answers as resolvedTo does.
@@ -217,10 +197,9 @@ func hitBefore(a, b *addrHit) bool {
 // addrSummarySQL reads the summary's groups for the prefix's conditions
 // (%s, on s.type and s.data), with what their first answers' messages
 // give: the columns resolvedToSQL reads.
-const addrSummarySQL = `
+var addrSummarySQL = `
 SELECT s.data, s.first_rr, s.first_msg, s.session_id, s.ts_ns, s.ts_ns + coalesce(s.r_dt_ns, 0), s.obs, s.r_owner, coalesce(n.name, ''),
-       coalesce(CASE WHEN s.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
-       coalesce(CASE WHEN s.obs & 16 THEN f.a_port ELSE f.b_port END, 0),
+       ` + clientEndSQL("s") + `,
        s.last_ns, s.hits, s.rr_name_id IS NOT NULL AND s.rr_name_id IS s.name_id
 FROM addr_summary s LEFT JOIN names n ON n.id = s.name_id LEFT JOIN flows f ON f.id = s.flow_id
 WHERE %s`
@@ -228,14 +207,7 @@ WHERE %s`
 // resolvedToSummary answers resolved-to for prefix from the summary, in
 // the order resolvedTo gives.
 func (fl *file) resolvedToSummary(ctx context.Context, prefix netip.Prefix) ([]ResolvedToRow, error) {
-	conds, args, exact := addrRanges(prefix)
-	typ := dns.TypeA
-	if prefix.Addr().Is6() {
-		typ = dns.TypeAAAA
-	}
-	for i, c := range conds {
-		conds[i] = "(s.type = " + strconv.Itoa(int(typ)) + " AND " + strings.ReplaceAll(c, "r.data", "s.data") + ")"
-	}
+	where, args, exact, typ := typedAddrRanges(prefix, "s")
 	type sumRow struct {
 		row   ResolvedToRow
 		first addrHit
@@ -244,7 +216,7 @@ func (fl *file) resolvedToSummary(ctx context.Context, prefix netip.Prefix) ([]R
 		sums []sumRow
 		in   interner
 	)
-	err := fl.rawRows(ctx, fmt.Sprintf(addrSummarySQL, strings.Join(conds, " OR ")), args, false, make(chan error, 1), func(r *rawsqlite.Stmt) error {
+	err := fl.rawRows(ctx, fmt.Sprintf(addrSummarySQL, where), args, false, make(chan error, 1), func(r *rawsqlite.Stmt) error {
 		var s sumRow
 		s.row.Address = string(r.View(0))
 		if !exact {
@@ -277,8 +249,8 @@ func (fl *file) resolvedToSummary(ctx context.Context, prefix netip.Prefix) ([]R
 			msgs = append(msgs, sums[i].first.msg)
 		}
 	}
-	rconds, rargs, _ := addrRanges(prefix)
-	chains, err := fl.chainRecords(ctx, msgs, "r.type = "+strconv.Itoa(int(dns.TypeCNAME))+" OR r.type = "+strconv.Itoa(int(typ))+" AND ("+strings.Join(rconds, " OR ")+")", rargs)
+	rwhere, rargs, _, _ := typedAddrRanges(prefix, "r")
+	chains, err := fl.chainRecords(ctx, msgs, "r.type = "+strconv.Itoa(int(dns.TypeCNAME))+" OR "+rwhere, rargs)
 	if err != nil {
 		return nil, err
 	}

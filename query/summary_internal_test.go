@@ -32,9 +32,8 @@ func writeSummaries(t *testing.T, path string) map[string]int64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		marks := strings.TrimSuffix(strings.Repeat("?, ", len(strings.Split(s.Columns, ","))), ", ")
 		for _, r := range rows {
-			if _, err := db.Exec("INSERT INTO "+s.Table+" ("+s.Columns+") VALUES ("+marks+")", r...); err != nil {
+			if _, err := db.Exec(s.InsertSQL(), r...); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -64,7 +63,7 @@ func TestWhoSummaryExtent(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := d.files[0]
-	if ok, err := f.whoSummarized(ctx); !ok || err != nil {
+	if ok, err := f.summarized(ctx, whoSummary); !ok || err != nil {
 		t.Fatalf("summary not used (%v)", err)
 	}
 	var names []string
@@ -168,7 +167,7 @@ func TestWhoSummaryExtent(t *testing.T) {
 	}
 	defer d.Close()
 	for _, s := range Summaries {
-		if ok, err := d.files[0].summarized(ctx, s.Kind, s.Version); ok || err != nil {
+		if ok, err := d.files[0].summarized(ctx, s); ok || err != nil {
 			t.Fatalf("a %s summary that does not cover the last message is used (%v)", s.Kind, err)
 		}
 	}

@@ -37,7 +37,7 @@ func TestWhoSummaryMatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer withSum.Close()
-	if ok, err := query.WhoSummarized(ctx, withSum); !ok || err != nil {
+	if ok, err := query.Summarized(ctx, withSum, "who"); !ok || err != nil {
 		t.Fatalf("the generated file has no summary covering it (%v)", err)
 	}
 	live, err := query.Open(ctx, []string{path})
@@ -116,7 +116,7 @@ func TestWhoSummaryMatches(t *testing.T) {
 // one's /24 (IPv4) or /32 and /64 (IPv6): 600 of them, spread.
 func testAddrSummaryMatches(t *testing.T, db *sql.DB, withSum, live *query.DB) {
 	ctx := context.Background()
-	if ok, err := query.AddrSummarized(ctx, withSum); !ok || err != nil {
+	if ok, err := query.Summarized(ctx, withSum, "addr"); !ok || err != nil {
 		t.Fatalf("the generated file has no address summary covering it (%v)", err)
 	}
 	rs, err := db.Query(`SELECT DISTINCT data FROM rrs WHERE type IN (1, 28)`)

@@ -178,7 +178,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string
 		}
 		return nil
 	}
-	if ok, err := f.summarized(ctx, s.Kind, s.Version); err != nil || !ok {
+	if ok, err := f.summarized(ctx, s); err != nil || !ok {
 		return err
 	}
 	rows, err := f.db.QueryContext(ctx, `SELECT `+s.Columns+` FROM `+s.Table+` ORDER BY `+s.Order)

@@ -379,7 +379,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		// Without filters, a file that stopped cleanly answers from its
 		// summary (summary.go).
 		if opts.Filter.empty() {
-			ok, err := f.whoSummarized(ctx)
+			ok, err := f.summarized(ctx, whoSummary)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.path, err)
 			}

@@ -899,8 +899,7 @@ func (s *Store) summarize(ctx context.Context) (err error) {
 		if _, err := s.conn.ExecContext(ctx, "DELETE FROM summaries WHERE kind = ?", sm.Kind); err != nil {
 			return fmt.Errorf("%s: %w", sm.Table, err)
 		}
-		marks := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(sm.Columns, ",")+1), ", ")
-		ins, err := s.conn.PrepareContext(ctx, "INSERT INTO "+sm.Table+" ("+sm.Columns+") VALUES ("+marks+")")
+		ins, err := s.conn.PrepareContext(ctx, sm.InsertSQL())
 		if err != nil {
 			return fmt.Errorf("%s: %w", sm.Table, err)
 		}
