@@ -29,13 +29,14 @@
 // touched); the caller reads Capture.Events with a ringbuf.Reader, calls
 // Detach to stop new records, drains, then Close. What differs between tiers
 // (object, capability probe, attach plan, attach) is one tierDesc each, in
-// tierDescs (tiers.go); the loading steps are the same for all (load.go).
+// tierDescs; the loading steps are the same for all (tiers.go). Each tier's
+// own part is its file: fentry.go, kprobe.go, cgroup.go.
 //
 // The committed objects are built twice, for x86 and arm64 (bpf2go -target
 // amd64,arm64, each with its own headers/<arch>/vmlinux.h), and bpf2go tags
 // their Go files by architecture, so loading builds on linux/amd64 and
-// linux/arm64 (//go:build linux && (amd64 || arm64): load.go, tiers.go,
-// tracing.go, cgroup.go, kallsyms.go, twins.go). Elsewhere the package holds the tier names and the
+// linux/arm64 (//go:build linux && (amd64 || arm64)). Elsewhere the package
+// holds the tier names and the
 // constants of common.h (tier.go, types.go), which the command line's help
 // shows, and pulls in no cilium/ebpf code.
 package bpf
