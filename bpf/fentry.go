@@ -102,9 +102,9 @@ func fexitProgram(kernel *btf.Spec, fn string) (string, error) {
 func attachFentry(prog *ebpf.Program, a attachment) (link.Link, error) {
 	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 	if errors.Is(err, ebpf.ErrNotSupported) {
-		// ENOTSUPP from the trampoline: seen on Debian's arm64 6.1,
-		// which loads fentry programs but cannot attach them (arm64
-		// gained ftrace direct calls, which trampolines need, in 6.4).
+		// ENOTSUPP from the trampoline: arm64 kernels before 6.4 load
+		// fentry programs but cannot attach them (they lack the ftrace
+		// direct calls trampolines need).
 		return nil, fmt.Errorf("hook tier fentry: %w: the kernel loads fentry programs but cannot attach BPF trampolines (arm64 before Linux 6.4?); try --hook kprobe or cgroup: attach %s: %v", ErrTierUnsupported, a.prog, err)
 	}
 	if err != nil {

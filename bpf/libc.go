@@ -100,15 +100,6 @@ type progKey struct {
 	exe   string
 }
 
-// Targets returns the libc files the probes are attached to.
-func (l *Libc) Targets() []LibcTarget {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]LibcTarget, len(l.targets))
-	copy(out, l.targets)
-	return out
-}
-
 // detach removes every probe; later Scans attach nothing.
 func (l *Libc) detach() error {
 	l.mu.Lock()

@@ -18,5 +18,5 @@ const (
 // Tiers lists every tier, best first.
 var Tiers = []Tier{TierFentry, TierKprobe, TierCgroup}
 
-// TierAuto asks OpenAuto's choice.
+// TierAuto asks for the best tier that runs on this kernel (Loader.Open).
 const TierAuto Tier = "auto"

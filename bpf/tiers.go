@@ -18,19 +18,19 @@ import (
 // ErrTierUnsupported wraps the reason a kernel cannot run a tier.
 var ErrTierUnsupported = errors.New("hook tier not supported by this kernel")
 
-// KernelBTF is where the running kernel publishes its BTF.
-const KernelBTF = "/sys/kernel/btf/vmlinux"
+// kernelBTF is where the running kernel publishes its BTF.
+const kernelBTF = "/sys/kernel/btf/vmlinux"
 
 // ErrNoKernelBTF: the kernel publishes no BTF, and no tier runs without it.
 // Every tier's process table hooks sched_process_exec and _exit as BTF
 // tracepoints (tp_btf), which the kernel attaches by their id in its own
 // BTF, so BTF loaded from a file (btfhub, say) cannot stand in; and the
 // programs' field offsets are relocated against it (CO-RE).
-var ErrNoKernelBTF = errors.New("this kernel publishes no BTF (" + KernelBTF + " is missing): it was built without CONFIG_DEBUG_INFO_BTF, and dnsrec's hooks need it on every tier. Use a kernel built with it (Debian 11+, Ubuntu 20.10+, RHEL/Alma/Rocky 8.2+, Fedora 31+ and most cloud kernels are)")
+var ErrNoKernelBTF = errors.New("this kernel publishes no BTF (" + kernelBTF + " is missing): it was built without CONFIG_DEBUG_INFO_BTF, and dnsrec's hooks need it on every tier. Use a kernel built with it (Debian 11+, Ubuntu 20.10+, RHEL/Alma/Rocky 8.2+, Fedora 31+ and most cloud kernels are)")
 
-// requireKernelBTF fails with ErrNoKernelBTF before any tier is tried.
-func requireKernelBTF() error {
-	if _, err := os.Stat(KernelBTF); errors.Is(err, os.ErrNotExist) {
+// requirekernelBTF fails with ErrNoKernelBTF before any tier is tried.
+func requirekernelBTF() error {
+	if _, err := os.Stat(kernelBTF); errors.Is(err, os.ErrNotExist) {
 		return ErrNoKernelBTF
 	}
 	return nil
@@ -126,11 +126,13 @@ func NewLoader(tier Tier, cfg Config) (*Loader, error) {
 	return &Loader{cfg: cfg, tiers: []Tier{tier}}, nil
 }
 
-// Open loads and attaches the loader's tier; for TierAuto, as OpenAuto
-// does, the best one that runs, plus why each better one did not. A forced
-// tier that cannot run is an error, with no Skipped.
+// Open loads and attaches the loader's tier. For TierAuto it tries each
+// tier in autoOrder with a real load and attach (the only probe that
+// answers for lockdown, policy and inlined functions), and returns the
+// first that runs, plus why each one before it did not. A forced tier that
+// cannot run is an error, with no Skipped.
 func (l *Loader) Open() (*Capture, []Skipped, error) {
-	if err := requireKernelBTF(); err != nil {
+	if err := requirekernelBTF(); err != nil {
 		return nil, nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -167,42 +169,17 @@ func (l *Loader) Open() (*Capture, []Skipped, error) {
 	return nil, skipped, fmt.Errorf("no hook tier runs on this kernel: %w", errors.Join(errs...))
 }
 
-// Skipped says why OpenAuto did not use a better tier.
+// Skipped says why Loader.Open did not use a better tier.
 type Skipped struct {
 	Tier Tier
 	Err  error
 }
 
-// Open loads tier with cfg and attaches all of its programs. On any failure
-// it releases what it had already set up.
-func Open(tier Tier, cfg Config) (*Capture, error) {
-	l, err := NewLoader(tier, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if l.auto {
-		return nil, fmt.Errorf("unknown hook tier %q", tier)
-	}
-	c, _, err := l.Open()
-	return c, err
-}
-
-// OpenAuto tries each tier, best first, with a real load and attach (the
-// only probe that answers for lockdown, policy and inlined functions), and
-// returns the first that runs, plus why each better one did not.
-func OpenAuto(cfg Config) (*Capture, []Skipped, error) {
-	l, err := NewLoader(TierAuto, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return l.Open()
-}
-
 // autoOrder is the order auto tries the tiers in on this kernel, and why
 // a tier was moved back, by tier. Where the kernel preempts tracing
-// programs, fentry goes last: it would skip hook calls under load (Debian
-// 7.3's lazy model lost a message in most runs of the tier test, every
-// one counted in recursion_misses), and kprobe and cgroup do not.
+// programs, fentry goes last: under load it skips hook calls (counted in
+// the programs' recursion_misses, see Capture.MissedTotal), and kprobe and
+// cgroup do not.
 func autoOrder(tiers []Tier) ([]Tier, map[Tier]error) {
 	model, source := PreemptModel()
 	if !PreemptsTracing(model) || !slices.Contains(tiers, TierFentry) {
@@ -289,7 +266,7 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 // optionalTracepoints are tp_btf programs that improve attribution where the
 // kernel has their tracepoint, keyed by program name.
 var optionalTracepoints = map[string]string{
-	"dns_sock_recv": "sock_recv_length", // Linux 6.3+
+	"dns_sock_recv": "sock_recv_length",
 }
 
 // dropMissingTracepoints removes optional tp_btf programs whose tracepoint

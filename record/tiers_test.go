@@ -158,7 +158,11 @@ func TestTiers(t *testing.T) {
 
 	// Where the kernel preempts fentry programs, auto must not pick fentry.
 	if model, _ := bpf.PreemptModel(); bpf.PreemptsTracing(model) && os.Getenv("VMTEST") != "" && len(tiers) > 1 {
-		c, skipped, err := bpf.OpenAuto(bpf.Config{Ports: []uint16{53}, Snaplen: bpf.MaxSnaplen, RingBytes: 1 << 20})
+		l, err := bpf.NewLoader(bpf.TierAuto, bpf.Config{Ports: []uint16{53}, Snaplen: bpf.MaxSnaplen, RingBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, skipped, err := l.Open()
 		if err != nil {
 			t.Errorf("auto: %v", err)
 		} else {
