@@ -18,21 +18,33 @@ type Capture struct {
 	// Events is the ring buffer every record arrives on.
 	Events *ebpf.Map
 
-	drops   *ebpf.Map
-	coll    *ebpf.Collection
-	links   []link.Link
-	cleanup func() error
+	drops    *ebpf.Map // ringbuf_drops
+	msgDrops *ebpf.Map // msg_drops
+	coll     *ebpf.Collection
+	links    []link.Link
+	cleanup  func() error
 
 	// The libc resolver probes (libc.go), attached by their Scan.
 	libcOnce sync.Once
 	libc     *Libc
 }
 
-// Drops returns the ring buffer records the kernel could not write, summed
-// over CPUs.
+// Drops returns the ring buffer records of every kind the kernel could not
+// write, summed over CPUs.
 func (c *Capture) Drops() (uint64, error) {
+	return sumPerCPU(c.drops)
+}
+
+// MsgDrops returns, of Drops, the DNS message records: the messages lost
+// because the ring was full.
+func (c *Capture) MsgDrops() (uint64, error) {
+	return sumPerCPU(c.msgDrops)
+}
+
+// sumPerCPU reads a one-slot per-CPU counter.
+func sumPerCPU(m *ebpf.Map) (uint64, error) {
 	var perCPU []uint64
-	if err := c.drops.Lookup(uint32(0), &perCPU); err != nil {
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
 		return 0, fmt.Errorf("read drop counters: %w", err)
 	}
 	var n uint64

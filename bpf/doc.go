@@ -21,8 +21,8 @@
 // The recorder uses it so: NewLoader validates a Config and the tier asked
 // for, touching no kernel state; Loader.Open loads and attaches that tier,
 // or for TierAuto the best one that runs here, and returns a Capture. The
-// caller reads Capture.Events with a ringbuf.Reader, polls Drops and
-// MissedTotal for loss, calls Capture.LibcProbes().Scan as processes
+// caller reads Capture.Events with a ringbuf.Reader, polls Drops, MsgDrops
+// and MissedTotal for loss, calls Capture.LibcProbes().Scan as processes
 // come, then Detach to stop new records, drains the ring, and Close.
 //
 // Files: tier.go names the tiers; tiers.go describes them (one tierDesc

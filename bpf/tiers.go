@@ -236,7 +236,7 @@ func open(tier Tier, cfg Config) (c *Capture, err error) {
 		}
 		return nil, fmt.Errorf("load %s tier: %w", tier, err)
 	}
-	c = &Capture{Tier: tier, Events: coll.Maps["events"], drops: coll.Maps["ringbuf_drops"], coll: coll}
+	c = &Capture{Tier: tier, Events: coll.Maps["events"], drops: coll.Maps["ringbuf_drops"], msgDrops: coll.Maps["msg_drops"], coll: coll}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Close())
