@@ -28,8 +28,8 @@ const kernelBTF = "/sys/kernel/btf/vmlinux"
 // programs' field offsets are relocated against it (CO-RE).
 var ErrNoKernelBTF = errors.New("this kernel publishes no BTF (" + kernelBTF + " is missing): it was built without CONFIG_DEBUG_INFO_BTF, and dnsrec's hooks need it on every tier. Use a kernel built with it (Debian 11+, Ubuntu 20.10+, RHEL/Alma/Rocky 8.2+, Fedora 31+ and most cloud kernels are)")
 
-// requirekernelBTF fails with ErrNoKernelBTF before any tier is tried.
-func requirekernelBTF() error {
+// requireKernelBTF fails with ErrNoKernelBTF before any tier is tried.
+func requireKernelBTF() error {
 	if _, err := os.Stat(kernelBTF); errors.Is(err, os.ErrNotExist) {
 		return ErrNoKernelBTF
 	}
@@ -132,7 +132,7 @@ func NewLoader(tier Tier, cfg Config) (*Loader, error) {
 // first that runs, plus why each one before it did not. A forced tier that
 // cannot run is an error, with no Skipped.
 func (l *Loader) Open() (*Capture, []Skipped, error) {
-	if err := requirekernelBTF(); err != nil {
+	if err := requireKernelBTF(); err != nil {
 		return nil, nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
