@@ -340,7 +340,7 @@ int dns_recvmsg6(struct bpf_sock_addr *ctx)
 // connection (a DNS server's) never passes connect or sendmsg, and a
 // connected UDP socket read without an address skips recvmsg4/6. The
 // tracepoint exists from Linux 6.3; on older kernels the program is left
-// out at load time (bpf/load.go) and those sockets stay unattributed.
+// out at load time (bpf/tiers.go) and those sockets stay unattributed.
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(dns_sock_recv, struct sock *sk, int ret, int flags)
 {

@@ -145,6 +145,7 @@ type cgroupResolveEvent struct {
 const (
 	cgroupMapAncCache           = "anc_cache"
 	cgroupMapEvents             = "events"
+	cgroupMapMsgDrops           = "msg_drops"
 	cgroupMapResCalls           = "res_calls"
 	cgroupMapRingbufDrops       = "ringbuf_drops"
 	cgroupMapSockOwner          = "sock_owner"
@@ -240,6 +241,7 @@ type cgroupProgramSpecs struct {
 type cgroupMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
@@ -279,6 +281,7 @@ func (o *cgroupObjects) Close() error {
 type cgroupMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
@@ -288,6 +291,7 @@ func (m *cgroupMaps) Close() error {
 	return _CgroupClose(
 		m.AncCache,
 		m.Events,
+		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,

@@ -178,13 +178,22 @@ struct {
 	__uint(max_entries, 16 << 20); // resized from Go (--ringbuf-size)
 } events SEC(".maps");
 
-// Ring buffer records that could not be written, per CPU.
+// Ring buffer records that could not be written, of every kind, per CPU.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } ringbuf_drops SEC(".maps");
+
+// Of ringbuf_drops, the DNS message records (EV_DNS), per CPU: lost process,
+// owner or resolver records must not hide whether messages were lost.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} msg_drops SEC(".maps");
 
 // Socket cookie -> the process that last used the socket for DNS in its own
 // context. This is how a received message finds its receiver: in cgroup_skb
@@ -196,12 +205,26 @@ struct {
 	__type(value, struct ident);
 } sock_owner SEC(".maps");
 
-static __always_inline void count_drop(void)
+static __always_inline void count_in(void *counter)
 {
 	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&ringbuf_drops, &zero);
+	__u64 *n = bpf_map_lookup_elem(counter, &zero);
 	if (n)
 		*n += 1; // per-CPU slot: no atomics needed
+}
+
+// count_drop counts a record of any kind that found no room in the ring.
+static __always_inline void count_drop(void)
+{
+	count_in(&ringbuf_drops);
+}
+
+// count_msg_drop counts a DNS message record that found no room, in both
+// counters.
+static __always_inline void count_msg_drop(void)
+{
+	count_in(&ringbuf_drops);
+	count_in(&msg_drops);
 }
 
 // EMIT_SIZE_CLASSES reserves a DNS record in the ring buffer for cap payload
@@ -218,7 +241,7 @@ static __always_inline void count_drop(void)
 	if (cap <= N) {                                                              \
 		struct dns_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + N, 0); \
 		if (!ev) {                                                           \
-			count_drop();                                                \
+			count_msg_drop();                                            \
 			return;                                                      \
 		}                                                                    \
 		FILL(ev, (__u8 *)(ev + 1), N);                                       \
@@ -304,9 +327,8 @@ static __always_inline __u64 leader_start(struct task_struct *t)
 }
 
 // An identity costs many kernel reads, on every message: five per ancestor
-// for the parent chain, and about fifteen for the rest (measured with
-// bpf_stats: 2.8 us per UDP send in the cgroup tier with no cache; 3.0
-// against 1.5 us with the chain cached and the rest read or not). So a
+// for the parent chain, and about fifteen for the rest; the chain is most
+// of the cost. So a
 // process's identity is cached per (tgid, start time) on its first message:
 // the chain (user space only uses the chain of a process's first message,
 // processes rows being written once, so stored rows are the same with or
@@ -462,7 +484,7 @@ static __always_inline void forget_ancestors(__u32 pid, __u64 start_ns)
 // helpers: in cgroup_skb programs Linux 5.10 and 6.1 refuse
 // bpf_get_current_pid_tgid and bpf_get_current_cgroup_id (and 6.12 still
 // refuses _uid_gid and _comm), while get_current_task + probe_read_kernel
-// verify everywhere (measured, vmtest/README.md).
+// verify everywhere (vmtest/README.md).
 static __always_inline void fill_ident(struct ident *id)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();

@@ -7,7 +7,7 @@
 //
 // ip_send_skb/ip6_send_skb are only attached where udp_send_skb/
 // udp_v6_send_skb are missing from the kernel's BTF (inlined); both sets
-// attached would record every datagram twice. bpf/tracing.go decides
+// attached would record every datagram twice. bpf/fentry.go decides
 // (planFentry).
 #include "tracing.h"
 
@@ -92,7 +92,7 @@ int BPF_PROG(fe_tcp_recvmsg, struct sock *sk, struct msghdr *msg)
 
 // The return value follows the arguments, and tcp_recvmsg lost one in 5.19
 // (nonblock) and another in 6.18 (addr_len): one program per signature, and
-// bpf/tracing.go keeps the one that matches the kernel's BTF.
+// bpf/fentry.go keeps the one that matches the kernel's BTF.
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fx_tcp_recvmsg4, struct sock *sk, struct msghdr *msg, size_t len, int flags, int ret)
 {

@@ -108,6 +108,7 @@ type fentryUdpCall struct {
 const (
 	fentryMapAncCache           = "anc_cache"
 	fentryMapEvents             = "events"
+	fentryMapMsgDrops           = "msg_drops"
 	fentryMapResCalls           = "res_calls"
 	fentryMapRingbufDrops       = "ringbuf_drops"
 	fentryMapSockOwner          = "sock_owner"
@@ -216,6 +217,7 @@ type fentryProgramSpecs struct {
 type fentryMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
@@ -258,6 +260,7 @@ func (o *fentryObjects) Close() error {
 type fentryMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
@@ -270,6 +273,7 @@ func (m *fentryMaps) Close() error {
 	return _FentryClose(
 		m.AncCache,
 		m.Events,
+		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,

@@ -3,7 +3,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // Hook tier "kprobe": kprobes and kretprobes on the functions listed in
 // tracing.h, for kernels with kprobes but without BPF trampolines. Symbol
-// names are resolved from /proc/kallsyms at attach time (bpf/kallsyms.go),
+// names are resolved from /proc/kallsyms at attach time (bpf/kprobe.go),
 // because some builds rename static functions (udp_send_skb.isra.0).
 #include "tracing.h"
 

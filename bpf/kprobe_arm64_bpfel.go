@@ -108,6 +108,7 @@ type kprobeUdpCall struct {
 const (
 	kprobeMapAncCache           = "anc_cache"
 	kprobeMapEvents             = "events"
+	kprobeMapMsgDrops           = "msg_drops"
 	kprobeMapResCalls           = "res_calls"
 	kprobeMapRingbufDrops       = "ringbuf_drops"
 	kprobeMapSockOwner          = "sock_owner"
@@ -212,6 +213,7 @@ type kprobeProgramSpecs struct {
 type kprobeMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
@@ -254,6 +256,7 @@ func (o *kprobeObjects) Close() error {
 type kprobeMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
@@ -266,6 +269,7 @@ func (m *kprobeMaps) Close() error {
 	return _KprobeClose(
 		m.AncCache,
 		m.Events,
+		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,

@@ -214,6 +214,13 @@ func TestLayoutConstants(t *testing.T) {
 			if got := ports.Size(); got != 2*MaxPorts {
 				t.Errorf("dns_ports is %d bytes, want %d (MaxPorts %d)", got, 2*MaxPorts, MaxPorts)
 			}
+			// Capture reads both drop counters as one per-CPU u64 each.
+			for _, name := range []string{"ringbuf_drops", "msg_drops"} {
+				m := spec.Maps[name]
+				if m == nil || m.Type != ebpf.PerCPUArray || m.MaxEntries != 1 || m.ValueSize != 8 {
+					t.Errorf("map %s: %+v, want a one-entry per-CPU array of u64", name, m)
+				}
+			}
 		})
 	}
 }

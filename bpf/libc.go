@@ -100,29 +100,6 @@ type progKey struct {
 	exe   string
 }
 
-// LibcProbes returns the capture's libc resolver probes; nothing is
-// attached before its first Scan.
-func (c *Capture) LibcProbes() *Libc {
-	c.libcOnce.Do(func() {
-		c.libc = &Libc{
-			c:     c,
-			proc:  "/proc",
-			files: map[fileID]bool{},
-			seen:  map[progKey]bool{},
-		}
-	})
-	return c.libc
-}
-
-// Targets returns the libc files the probes are attached to.
-func (l *Libc) Targets() []LibcTarget {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]LibcTarget, len(l.targets))
-	copy(out, l.targets)
-	return out
-}
-
 // detach removes every probe; later Scans attach nothing.
 func (l *Libc) detach() error {
 	l.mu.Lock()

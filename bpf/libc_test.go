@@ -39,7 +39,11 @@ func requireRootBPF(t *testing.T) {
 func openLibcCapture(t *testing.T) (*Capture, *ringbuf.Reader) {
 	t.Helper()
 	requireRootBPF(t)
-	c, _, err := OpenAuto(Config{Ports: []uint16{53}, Snaplen: 512, RingBytes: 4 << 20})
+	l, err := NewLoader(TierAuto, Config{Ports: []uint16{53}, Snaplen: 512, RingBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := l.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,20 +6,13 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrTierPassedOver: auto did not try the tier first on this kernel,
-// although it may run here (see autoOrder).
-var ErrTierPassedOver = errors.New("hook tier passed over")
 
 // preemptModelFile lists the preemption models a PREEMPT_DYNAMIC kernel
 // can switch between, the current one in parentheses: "none (voluntary)
@@ -128,25 +121,4 @@ func PreemptsTracing(model string) bool {
 		return true
 	}
 	return false
-}
-
-// autoOrder is the order auto tries the tiers in on this kernel, and why
-// a tier was moved back, by tier. Where the kernel preempts tracing
-// programs, fentry goes last: it would skip hook calls under load (Debian
-// 7.3's lazy model lost a message in most runs of the tier test, every
-// one counted in recursion_misses), and kprobe and cgroup do not.
-func autoOrder(tiers []Tier) ([]Tier, map[Tier]error) {
-	model, source := PreemptModel()
-	if !PreemptsTracing(model) || !slices.Contains(tiers, TierFentry) {
-		return tiers, nil
-	}
-	order := make([]Tier, 0, len(tiers))
-	for _, t := range tiers {
-		if t != TierFentry {
-			order = append(order, t)
-		}
-	}
-	order = append(order, TierFentry)
-	why := fmt.Errorf("%w: tier %s: this kernel preempts kernel code (preemption model %q, from %s), so a BPF trampoline's program can be preempted, and the kernel skips the same hook on that CPU meanwhile: under load fentry loses messages (counted in loss.hook_misses), kprobe and cgroup do not; --hook fentry forces it", ErrTierPassedOver, TierFentry, model, source)
-	return order, map[Tier]error{TierFentry: why}
 }

@@ -3,7 +3,7 @@
 package bpf
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"regexp"
 	"sort"
@@ -15,46 +15,68 @@ import (
 
 var reProcessed = regexp.MustCompile(`processed (\d+) insns .*`)
 
-// TestVerifierStats is a tool, not a check: with DNSREC_VERIFIER_STATS=1 it
-// loads every program of every object on its own and prints how many
-// instructions the verifier processed for it (of its 1M budget). Large
-// size classes and unrolled loops multiply that; watch it when changing
-// the C.
+// TestVerifierStats loads every tier's programs as the recorder would, with
+// the largest snaplen, and fails if the verifier rejects one. It logs how
+// many instructions the verifier processed for each (of its 1M budget):
+// large size classes and unrolled loops multiply that; watch it with -v
+// when changing the C. A tier this kernel cannot run (no trampolines, no
+// kernel function to hook) is skipped with the kernel's reason.
 //
-//	sudo DNSREC_VERIFIER_STATS=1 go test -run VerifierStats -v ./bpf
+//	sudo go test -run VerifierStats -v ./bpf
 func TestVerifierStats(t *testing.T) {
-	if os.Getenv("DNSREC_VERIFIER_STATS") == "" {
-		t.Skip("a tool: set DNSREC_VERIFIER_STATS=1 to print the verifier's work per program")
+	if os.Geteuid() != 0 {
+		t.Skip("loading BPF programs needs root")
 	}
-	rlimit.RemoveMemlock()
-	for _, obj := range objects {
-		spec, err := obj.load()
-		if err != nil {
-			t.Fatal(err)
-		}
-		configure(spec, Config{Ports: []uint16{53}, Snaplen: MaxSnaplen, RingBytes: 4 << 20})
-		dropMissingTracepoints(spec)
-		names := []string{}
-		for n := range spec.Programs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			ps := spec.Programs[n]
-			one := spec.Copy()
-			for k := range one.Programs {
-				if k != n {
-					delete(one.Programs, k)
-				}
-			}
-			coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
+	if err := requireKernelBTF(); err != nil {
+		t.Skip(err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Ports: []uint16{53}, Snaplen: MaxSnaplen, RingBytes: 4 << 20}
+	for _, tier := range Tiers {
+		t.Run(string(tier), func(t *testing.T) {
+			d := tierDescs[tier]
+			spec, err := d.load()
 			if err != nil {
-				fmt.Printf("%s %-24s %6d insns: load error: %.200v\n", obj.name, n, len(ps.Instructions), err)
-				continue
+				t.Fatal(err)
 			}
-			p := coll.Programs[n]
-			fmt.Printf("%s %-24s %6d insns: %s\n", obj.name, n, len(ps.Instructions), reProcessed.FindString(p.VerifierLog))
-			coll.Close()
-		}
+			if err := configure(spec, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if err := dropMissingTracepoints(spec); err != nil {
+				t.Fatal(err)
+			}
+			dropUprobes(spec)
+			// The plan leaves out the programs this kernel cannot load
+			// (a missing function, another arity of tcp_recvmsg).
+			if _, err := d.plan(spec, cfg); errors.Is(err, ErrTierUnsupported) {
+				t.Skipf("tier %s cannot run on this kernel: %v", tier, err)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
+			if err != nil {
+				if d.refused != nil {
+					if uerr := d.refused(err); uerr != nil {
+						t.Skipf("tier %s cannot load on this kernel: %v", tier, uerr)
+					}
+				}
+				var ve *ebpf.VerifierError
+				if errors.As(err, &ve) {
+					t.Fatalf("tier %s: the verifier rejected a program: %+v", tier, ve)
+				}
+				t.Fatalf("tier %s: load: %v", tier, err)
+			}
+			defer coll.Close()
+			names := make([]string, 0, len(coll.Programs))
+			for n := range coll.Programs {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				t.Logf("%s %-24s %6d insns: %s", tier, n, len(spec.Programs[n].Instructions), reProcessed.FindString(coll.Programs[n].VerifierLog))
+			}
+		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 // session in each file.
 var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
-	"ringbuf_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -49,6 +49,11 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	if f.version < 5 {
 		resolutions = `NULL`
 	}
+	// v8: the message records among ringbuf_drops; NULL before.
+	msgDrops := `l.msg_drops`
+	if f.version < 8 {
+		msgDrops = `NULL`
+	}
 	var aggs map[int64]*msgAgg
 	if f.version < 2 {
 		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
@@ -67,7 +72,7 @@ SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns, a.fi
        coalesce(a.n, 0), `+resolutions+`,
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
        l.ringbuf_drops, l.decode_errors, l.unattributed, coalesce(a.perr, 0), NULL,
-       `+v4+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline, s.id
+       `+v4+`, `+msgDrops+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline, s.id
 FROM sessions s
 LEFT JOIN (`+agg+`) a ON a.session_id = s.id
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
@@ -87,10 +92,10 @@ ORDER BY s.started_ns`)
 		var started, id int64
 		var stopped, drops, decodeErrs, unattributed, first, last sql.Null[int64]
 		var messages, processes, snaplen, parseErrors int64
-		var unanswered, filtered, part, misses, resolutions sql.Null[int64]
+		var unanswered, filtered, part, misses, msgDrops, resolutions sql.Null[int64]
 		var filters sql.NullString
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &resolutions, &processes,
-			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &ports, &snaplen, &bootID, &machineID, &cmdline, &id); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &msgDrops, &ports, &snaplen, &bootID, &machineID, &cmdline, &id); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		if a := aggs[id]; a != nil {
@@ -108,7 +113,7 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
-			drops.V, hookMisses(f.version, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 		})
 	}
 	return out, q.Err()
@@ -163,10 +168,11 @@ func (f *file) sessionAggs(ctx context.Context) (map[int64]*msgAgg, error) {
 	return aggs, err
 }
 
-// hookMisses is the hook calls the kernel skipped: 0 until a loss row says
-// more, NULL where the file predates the count (v3 and older).
-func hookMisses(version int, n sql.Null[int64]) any {
-	if version < 4 {
+// sinceVersion is a loss counter that schema version since added: 0 until
+// a loss row says more, NULL where the file predates it (hook_misses v4,
+// msg_drops v8).
+func sinceVersion(version, since int, n sql.Null[int64]) any {
+	if version < since {
 		return nil
 	}
 	return n.V

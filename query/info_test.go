@@ -19,7 +19,7 @@ func TestInfo(t *testing.T) {
 	ba.Exec(`UPDATE sessions SET hook = 'fentry', stopped_ns = ? WHERE id = ?`, querytest.At(time.Hour).UnixNano(), s)
 	querytest.Incident(ba, "web-1")
 	// Loss rows are cumulative: the newest one counts.
-	ba.Exec(`INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed) VALUES (?, 1, 1, 0, 0), (?, 2, 7, 2, 3)`, s, s)
+	ba.Exec(`INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, msg_drops) VALUES (?, 1, 1, 0, 0, 0), (?, 2, 7, 2, 3, 5)`, s, s)
 	// Two messages that did not parse: they are stored, and counted.
 	ba.Exec(`UPDATE msgs SET parse_error = 'dns: bad rdata' WHERE id IN (SELECT id FROM msgs ORDER BY id LIMIT 2)`)
 	ba.Close()
@@ -93,6 +93,37 @@ func TestInfo(t *testing.T) {
 	}
 	if dbh[col["ringbuf_drops"]] != int64(0) || dbh[col["messages"]] != int64(0) {
 		t.Errorf("db-1 drops %v messages %v, want 0 and 0", dbh[col["ringbuf_drops"]], dbh[col["messages"]])
+	}
+	if web[col["msg_drops"]] != int64(5) || dbh[col["msg_drops"]] != int64(0) {
+		t.Errorf("msg_drops: web-1 %v (want the newest row's 5), db-1 %v (want 0)", web[col["msg_drops"]], dbh[col["msg_drops"]])
+	}
+}
+
+// TestInfoBeforeMsgDrops: a file older than the message drop counter (v7)
+// shows its loss, and no msg_drops (NULL), not 0.
+func TestInfoBeforeMsgDrops(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "v7.db")
+	b := querytest.NewAtVersion(t, p, 7)
+	s := b.Session("old-7", querytest.At(0))
+	b.Exec(`INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses) VALUES (?, 1, 4, 0, 0, 0, 0)`, s)
+	b.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tab, err := db.Info(context.Background())
+	if err != nil || len(tab.Rows) != 1 {
+		t.Fatalf("info on a v7 file: %v, %v", tab, err)
+	}
+	r := tab.Rows[0]
+	for i, c := range tab.Columns {
+		switch {
+		case c == "msg_drops" && r[i] != nil:
+			t.Errorf("msg_drops %v on a v7 file, want NULL", r[i])
+		case c == "ringbuf_drops" && r[i] != int64(4):
+			t.Errorf("ringbuf_drops %v, want 4", r[i])
+		}
 	}
 }
 

@@ -301,12 +301,12 @@ type pipeline struct {
 	missesLogged bool   // the first hook miss was logged
 	lastLoss     Loss
 	batched      int
-	// dropsErrLogged: reading the kernel's drop counter failed, and the
-	// log has said so.
-	dropsErrLogged bool
-	loggedSeq      int64     // chain link last written to the log
-	lastCheckpoint time.Time // of the WAL into the main file
-	lastBootNs     uint64
+	// dropsErrLogged, msgDropsErrLogged: reading the kernel's drop
+	// counter, or its message drop counter, failed, and the log has said so.
+	dropsErrLogged, msgDropsErrLogged bool
+	loggedSeq                         int64     // chain link last written to the log
+	lastCheckpoint                    time.Time // of the WAL into the main file
+	lastBootNs                        uint64
 
 	rows  []*MsgRow // built since the last commit
 	pairs map[pairKey]*MsgRow
@@ -544,6 +544,13 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 		p.dropsErrLogged = true
 		p.opts.Logger.Error("cannot read the ring buffer drop counter; ringbuf_drops stays at its last value", "err", err)
 	}
+	loss.MsgDrops = p.lastLoss.MsgDrops
+	if n, err := p.capture.MsgDrops(); err == nil {
+		loss.MsgDrops = n
+	} else if !p.msgDropsErrLogged {
+		p.msgDropsErrLogged = true
+		p.opts.Logger.Error("cannot read the message drop counter; msg_drops stays at its last value", "err", err)
+	}
 	loss.HookMisses = p.lastLoss.HookMisses
 	if n, err := p.capture.MissedTotal(); err == nil {
 		loss.HookMisses = n
@@ -558,7 +565,7 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 		b := p.rot.lossBase
 		loss = Loss{RingbufDrops: loss.RingbufDrops - b.RingbufDrops, DecodeErrors: loss.DecodeErrors - b.DecodeErrors,
 			Unattributed: loss.Unattributed - b.Unattributed, Filtered: loss.Filtered - b.Filtered,
-			HookMisses: loss.HookMisses - b.HookMisses}
+			HookMisses: loss.HookMisses - b.HookMisses, MsgDrops: loss.MsgDrops - b.MsgDrops}
 	}
 	if loss != p.storedLoss {
 		if err := p.store.InsertLoss(ctx, time.Now().UnixNano(), loss); err != nil {

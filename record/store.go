@@ -211,7 +211,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlIface  = `INSERT INTO interfaces (id, netns, ifindex, name) VALUES (?, ?, ?, ?)`
@@ -472,8 +472,10 @@ type Loss struct {
 	// a loss, but what a filtered recording does not hold.
 	Filtered uint64
 	// HookMisses counts hook calls the kernel skipped (see
-	// bpf.Capture.Misses): observations lost before the ring buffer.
+	// bpf.Capture.MissedTotal): observations lost before the ring buffer.
 	HookMisses uint64
+	// MsgDrops counts, of RingbufDrops, the DNS message records.
+	MsgDrops uint64
 }
 
 // InsertLoss queues the loss counters as of tsNs.
@@ -561,7 +563,7 @@ func (s *Store) writeQueue(ctx context.Context) error {
 		}
 	}
 	for _, l := range q.loss {
-		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered), int64(l.l.HookMisses)); err != nil {
+		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered), int64(l.l.HookMisses), int64(l.l.MsgDrops)); err != nil {
 			return fmt.Errorf("write loss: %w", err)
 		}
 		s.nextLoss++

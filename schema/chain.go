@@ -35,13 +35,25 @@ var ChainTables = []ChainTable{
 	{"interfaces", "id, netns, ifindex, name"},
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
-	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"},
+	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
 }
 
+// chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
+// loss.msg_drops.
+var chainTablesV7 = func() []ChainTable {
+	t := append([]ChainTable(nil), ChainTables...)
+	for i := range t {
+		if t[i].Name == "loss" {
+			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
+		}
+	}
+	return t
+}()
+
 // chainTablesV4 are a version 4 file's: v5 added the libc resolutions.
-var chainTablesV4 = ChainTables[:len(ChainTables)-2]
+var chainTablesV4 = chainTablesV7[:len(chainTablesV7)-2]
 
 // chainTablesV3 are the tables and columns a version 3 file hashed (v4
 // added columns and the interfaces table).
@@ -65,6 +77,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV3
 	case version < 5:
 		return chainTablesV4
+	case version < 8:
+		return chainTablesV7
 	}
 	return ChainTables
 }

@@ -109,7 +109,8 @@ func infoCommand() *cli.Command {
 		Name:  "info",
 		Usage: "recording sessions: host, hook tier, kernel, times, counts and loss",
 		Description: `One row per recording session in each file. Loss is never silent:
-ringbuf_drops counts records the kernel could not queue, hook_misses hook calls
+ringbuf_drops counts records the kernel could not queue, msg_drops the DNS
+messages among them, hook_misses hook calls
 the kernel skipped (a program already running on that CPU: fentry programs can be
 preempted on kernels with the lazy or full preemption model), decode_errors
 records user space could not read, unattributed messages stored without a

@@ -10,7 +10,7 @@ import (
 )
 
 // Fixtures in /proc/kallsyms format. Addresses are made up; names follow
-// what distribution kernels contain (seed 003: udp_send_skb.isra.0).
+// what distribution kernels contain (udp_send_skb.isra.0 among them).
 const (
 	kallsymsPlain = `ffffffff81a2b3c0 t udp_send_skb
 ffffffff81a2b000 T udp_sendmsg
