@@ -20,9 +20,9 @@ import (
 // TestResolverChain: dig clients ask a local forwarding resolver (dnsmasq,
 // then unbound, both Debian packages) on 127.0.0.1, which asks the test's
 // upstream server on 127.0.0.2, in the test's own network namespace, with
-// the resolver's cache off and on. Each question (several names and types,
-// one of them asked for two types) is asked once, then once more, one dig
-// at a time, and then a burst of digs asks fresh names at once.
+// the resolver's cache off and on. Four questions (several names and
+// types, one name asked for two types) are asked at once, then again, and
+// then a burst of digs asks fresh names, several digs per name.
 //
 // who-resolved lists each dig, exactly, with the resolver in its via
 // column. In the timeline each dig's query has the link its case calls
@@ -119,24 +119,28 @@ remote-control:
 				digs[strconv.Itoa(cmd.Process.Pid)] = asked{q, want}
 				mu.Unlock()
 			}
-			for _, q := range questions {
-				ask(q, "forwarded")
+			// Each round asks its questions at once: a link that ignored
+			// the name or the type would find several candidates.
+			round := func(n int, q func(i int) (question, string)) {
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ask(q(i))
+					}()
+				}
+				wg.Wait()
 			}
-			for _, q := range questions {
+			round(len(questions), func(i int) (question, string) { return questions[i], "forwarded" })
+			round(len(questions), func(i int) (question, string) {
 				// dnsmasq caches the types of addresses and names, not
 				// TXT unless --cache-rr says so.
+				q := questions[i]
 				cached := tc.cache && !(comm == "dnsmasq" && q.qtype == "TXT")
-				ask(q, map[bool]string{false: "forwarded", true: "cache"}[cached])
-			}
-			var wg sync.WaitGroup
-			for i := range 12 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					ask(question{burst[i%3], "A"}, "any")
-				}()
-			}
-			wg.Wait()
+				return q, map[bool]string{false: "forwarded", true: "cache"}[cached]
+			})
+			round(12, func(i int) (question, string) { return question{burst[i%3], "A"}, "any" })
 			stopRecorder(t, rec)
 
 			tl := queryCSV(t, bin, "--db", path, "timeline", "--name", "chain.test")
