@@ -104,7 +104,6 @@ func TestCLIRotationUnderLoad(t *testing.T) {
 
 	rec := startRecorderCLI(t, bin, "record", "-o", out, "--rotate", "1s", "--status-interval", "0")
 	completed := exchangeFor(name, 4500*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // past the reader's poll and the pairing window
 	stopRecorder(t, rec)
 
 	files, err := filepath.Glob(filepath.Join(dir, "case-*.db"))
@@ -182,7 +181,6 @@ func rotatedRun(t *testing.T, file, name string, d time.Duration, args ...string
 	out := filepath.Join(dir, file)
 	rec := startRecorderCLI(t, bin, append([]string{"record", "-o", out, "--status-interval", "0"}, args...)...)
 	completed := exchangeFor(name, d)
-	time.Sleep(300 * time.Millisecond)
 	stopRecorder(t, rec)
 	return rec, out, completed
 }
@@ -260,7 +258,6 @@ func TestCLIFilters(t *testing.T) {
 		for _, n := range names {
 			ask(n, 5)
 		}
-		time.Sleep(300 * time.Millisecond)
 		stopRecorder(t, rec)
 		if got, want := stored(path), map[string]int{"filter.test": 20, "www.filter.test": 20}; !reflect.DeepEqual(got, want) {
 			t.Errorf("stored observations by name %v, want %v", got, want)
@@ -302,7 +299,6 @@ func TestCLIFilters(t *testing.T) {
 		if err := sh.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
 		stopRecorder(t, rec)
 		db := openRO(t, path)
 		rows, err := db.Query(`SELECT m.qname, p.exe, pp.pid FROM messages m JOIN processes p ON p.id = m.process_id
@@ -334,7 +330,6 @@ func TestCLIFilters(t *testing.T) {
 		if out, err := exec.Command(dig, "+tries=1", "+time=2", "@127.0.0.1", "other.test").CombinedOutput(); err != nil {
 			t.Fatalf("dig: %v\n%s", err, out)
 		}
-		time.Sleep(300 * time.Millisecond)
 		stopRecorder(t, rec)
 		if got, want := stored(path), map[string]int{"other.test": 2}; !reflect.DeepEqual(got, want) {
 			t.Errorf("stored observations by name %v, want %v (dig's query and response only)", got, want)
@@ -408,7 +403,6 @@ func TestCLIInterface(t *testing.T) {
 	if _, _, err := c.Exchange(m, "127.0.0.1:53"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	stopRecorder(t, rec)
 
 	db := openRO(t, path)
