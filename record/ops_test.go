@@ -497,13 +497,13 @@ func TestSystemdUnit(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-c", strings.ReplaceAll(start, "%%", "%")+" --duration 3s")
 	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+state)
 	done := make(chan error, 1)
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { done <- cmd.Wait() }()
-	time.Sleep(1500 * time.Millisecond)
+	waitUntil(t, time.Minute, "the unit's recorder started", func() bool { return strings.Contains(out.String(), "msg=recording") })
 	exchangeFor(name, 200*time.Millisecond)
 	if err := <-done; err != nil {
 		t.Fatalf("the unit's ExecStart: %v\n%s", err, out.String())
