@@ -71,7 +71,7 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	sent := load(committed, 1500, nil)
 	// The first burst is committed before the kill, and a checkpoint has
 	// copied it into case.db, which must then verify without its -wal.
-	waitUntil(t, 10*time.Second, "the first burst committed", countAtLeast(openRO(t, path), 4*sent, `SELECT count(*) FROM messages WHERE qname = ?`, committed))
+	waitUntil(t, 10*time.Second, "the first burst committed", countAtLeast(path, 4*sent, `SELECT count(*) FROM messages WHERE qname = ?`, committed))
 	waitUntil(t, 10*time.Second, "a checkpoint into case.db", func() bool { return size() > created })
 	stop := make(chan struct{})
 	var second atomic.Int64
@@ -174,9 +174,9 @@ func TestCLIStopWithReader(t *testing.T) {
 	if _, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, "127.0.0.1:53"); err != nil {
 		t.Fatal(err)
 	}
-	reader := openRO(t, path)
 	// Committed, so that the reader has something to read.
-	waitUntil(t, 10*time.Second, "the exchange committed", countAtLeast(reader, 1, `SELECT count(*) FROM msgs`))
+	waitUntil(t, 10*time.Second, "the exchange committed", countAtLeast(path, 1, `SELECT count(*) FROM msgs`))
+	reader := openRO(t, path)
 	tx, err := reader.Begin()
 	if err != nil {
 		t.Fatal(err)

@@ -367,10 +367,13 @@ func TestCLIInterface(t *testing.T) {
 	const name = "iface.dnsrec.test"
 	srv := startServer(t, name)
 
-	// The client's namespace: it waits for its end of the pair, then asks.
+	// The client's namespace: it waits for its end of the pair, then asks
+	// once the link is up, and lives on until the recorder has named its
+	// device (looked up in this namespace).
 	client := exec.Command("unshare", "--net", "sh", "-c",
-		"read go; ip link set lo up; ip addr add 10.77.0.2/24 dev veth1; ip link set veth1 up; sleep 0.5; "+
-			dig+" +tries=1 +time=3 @10.77.0.1 "+name+" >/dev/null; sleep 1")
+		"read go; ip link set lo up; ip addr add 10.77.0.2/24 dev veth1; ip link set veth1 up; "+
+			"until ip -o link show veth1 | grep -q LOWER_UP; do sleep 0.01; done; "+
+			dig+" +tries=1 +time=3 @10.77.0.1 "+name+" >/dev/null; read done")
 	in, err := client.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -394,6 +397,9 @@ func TestCLIInterface(t *testing.T) {
 	path := filepath.Join(dir, "iface.db")
 	rec := startRecorderCLI(t, bin, "record", "-o", path, "--status-interval", "0")
 	fmt.Fprintln(in, "go")
+	waitUntil(t, 20*time.Second, "dig's query and answer stored with veth1", countAtLeast(path, 2,
+		`SELECT count(*) FROM msgs m JOIN interfaces i ON i.id IN (m.s_iface, m.r_iface) WHERE i.name = 'veth1'`))
+	fmt.Fprintln(in, "done")
 	if err := client.Wait(); err != nil {
 		t.Fatalf("client: %v", err)
 	}

@@ -91,7 +91,7 @@ print(len(r))
 	// The server's receipt of each name's query, stored with its owner:
 	// the owner wait is over for it.
 	received := func(names ...string) func() bool {
-		return countAtLeast(openRO(t, path), int64(len(names)), `SELECT count(DISTINCT n.name) FROM msgs m JOIN names n ON n.id = m.name_id
+		return countAtLeast(path, int64(len(names)), `SELECT count(DISTINCT n.name) FROM msgs m JOIN names n ON n.id = m.name_id
 			WHERE n.name IN (SELECT value FROM json_each(?)) AND m.obs & 4 = 0 AND m.obs & 2 AND m.r_owner IS NOT NULL`, `["`+strings.Join(names, `","`)+`"]`)
 	}
 	fastOpen("tfo.owner.test")

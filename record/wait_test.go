@@ -21,9 +21,16 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 }
 
 // countAtLeast is a waitUntil condition: the first column of query's row,
-// read from db as committed now, is at least n.
-func countAtLeast(db *sql.DB, n int64, query string, args ...any) func() bool {
+// read from the file at path as committed now, is at least n. The file is
+// closed after each look: a reader left open would slow the recorder's
+// clean stop.
+func countAtLeast(path string, n int64, query string, args ...any) func() bool {
 	return func() bool {
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+		if err != nil {
+			return false
+		}
+		defer db.Close()
 		var got int64
 		return db.QueryRow(query, args...).Scan(&got) == nil && got >= n
 	}
