@@ -190,7 +190,7 @@ func TestOldFiles(t *testing.T) {
 		t.Errorf("who-resolved on a v1 file: %+v, %v", rows, err)
 	}
 	rs, err := db.Verify(context.Background())
-	if err != nil || len(rs) != 1 || rs[0].OK() || !strings.Contains(rs[0].Problems[0], "before dnsrec kept a hash chain") {
+	if err != nil || len(rs) != 1 || rs[0].OK() || rs[0].Problems[0].Kind != ProblemNoChain || !strings.Contains(rs[0].Problems[0].Text, "before dnsrec kept a hash chain") {
 		t.Errorf("verify on a v1 file: %+v, %v", rs, err)
 	}
 }

@@ -5,9 +5,11 @@ package query_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -198,13 +200,20 @@ func testSummaryVerify(t *testing.T, path string) {
 	if r := verify(path); !r.OK() {
 		t.Fatalf("verify of the generated file: %v", r.Problems)
 	}
-	for _, tc := range []struct{ edit, want string }{
-		{`UPDATE who_summary SET queries = queries + 1 WHERE rowid = (SELECT max(rowid) FROM who_summary)`, "who_summary: row "},
-		{`UPDATE who_summary SET via = '' WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE via != '')`, "(via: , not "},
-		{`DELETE FROM who_summary WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE process_id = (SELECT process_id FROM who_summary GROUP BY 1 ORDER BY count(*) DESC LIMIT 1))`, "who_summary: row "},
-		{`DELETE FROM summaries`, "no summaries row"},
-		{`UPDATE addr_summary SET hits = hits + 1 WHERE first_rr = (SELECT first_rr FROM addr_summary ORDER BY type, data, first_msg, first_rr LIMIT 1 OFFSET 6)`, "addr_summary: row 7 differs from what the messages give (hits: "},
-		{`DELETE FROM addr_summary WHERE first_rr = (SELECT first_rr FROM addr_summary ORDER BY type DESC, data DESC, first_msg DESC, first_rr DESC LIMIT 1)`, "addr_summary: "},
+	differs, extent := query.ProblemSummaryDiffers, query.ProblemSummaryExtent
+	for _, tc := range []struct {
+		edit  string
+		kind  query.ProblemKind
+		table string
+		want  string
+	}{
+		{`UPDATE who_summary SET queries = queries + 1 WHERE rowid = (SELECT max(rowid) FROM who_summary)`, differs, "who_summary", "who_summary: row "},
+		{`UPDATE who_summary SET via = '' WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE via != '')`, differs, "who_summary", "(via: , not "},
+		{`DELETE FROM who_summary WHERE rowid = (SELECT min(rowid) FROM who_summary WHERE process_id = (SELECT process_id FROM who_summary GROUP BY 1 ORDER BY count(*) DESC LIMIT 1))`, differs, "who_summary", "who_summary: row "},
+		{`DELETE FROM summaries`, extent, "who_summary", "no summaries row"},
+		{`DELETE FROM summaries`, extent, "addr_summary", "no summaries row"},
+		{`UPDATE addr_summary SET hits = hits + 1 WHERE first_rr = (SELECT first_rr FROM addr_summary ORDER BY type, data, first_msg, first_rr LIMIT 1 OFFSET 6)`, differs, "addr_summary", "addr_summary: row 7 differs from what the messages give (hits: "},
+		{`DELETE FROM addr_summary WHERE first_rr = (SELECT first_rr FROM addr_summary ORDER BY type DESC, data DESC, first_msg DESC, first_rr DESC LIMIT 1)`, differs, "addr_summary", "addr_summary: "},
 	} {
 		p := filepath.Join(t.TempDir(), "edited.db")
 		copyFile(t, path, p)
@@ -219,8 +228,14 @@ func testSummaryVerify(t *testing.T, path string) {
 		}
 		db.Close()
 		r := verify(p)
-		if r.OK() || !strings.Contains(strings.Join(r.Problems, "\n"), tc.want) {
-			t.Errorf("%s: verify says %q, want a problem with %q", tc.edit, r.Problems, tc.want)
+		if !slices.ContainsFunc(r.Problems, func(p query.VerifyProblem) bool {
+			return p.Kind == tc.kind && p.Table == tc.table && p.Batch == 0 && strings.Contains(p.Text, tc.want)
+		}) {
+			var got []string
+			for _, p := range r.Problems {
+				got = append(got, fmt.Sprintf("%s of %s: %s", p.Kind, p.Table, p.Text))
+			}
+			t.Errorf("%s: verify says %q, want a %s problem of %s with %q", tc.edit, got, tc.kind, tc.table, tc.want)
 		}
 	}
 }

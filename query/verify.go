@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dnsrec/dnsrec/schema"
@@ -23,8 +24,38 @@ type VerifyReport struct {
 	Stopped bool   // the chain ends with a clean stop
 	// Problems are what does not match, first altered or missing batch
 	// first. Empty means the file is as the recorder committed it.
-	Problems []string
+	Problems []VerifyProblem
 }
+
+// VerifyProblem is one thing verify found wrong: its kind, table and batch
+// for a program, its text for people.
+type VerifyProblem struct {
+	Kind  ProblemKind `json:"kind"`
+	Table string      `json:"table,omitempty"` // "" when no table is concerned
+	Batch int64       `json:"batch,omitempty"` // chain link seq; 0 when not one batch's
+	Text  string      `json:"text"`
+}
+
+func (p VerifyProblem) String() string { return p.Text }
+
+// ProblemKind names a kind of VerifyProblem.
+type ProblemKind string
+
+const (
+	ProblemNoChain        ProblemKind = "no-chain"               // written before the hash chain existed
+	ProblemLinkMissing    ProblemKind = "link-missing"           // a chain link was deleted (Batch: the missing seq)
+	ProblemLinkOrder      ProblemKind = "link-order"             // a link does not name its predecessor's hash
+	ProblemLinkAltered    ProblemKind = "link-altered"           // a link's content does not hash to its hash
+	ProblemRowsMissing    ProblemKind = "rows-missing"           // rows of a batch were deleted
+	ProblemRowsAltered    ProblemKind = "rows-altered"           // rows of a batch were edited
+	ProblemRowsAdded      ProblemKind = "rows-added"             // rows no batch wrote
+	ProblemExitAltered    ProblemKind = "exit-altered"           // processes.exit_ns differs from the chain's
+	ProblemExitAdded      ProblemKind = "exit-added"             // processes.exit_ns set with no exit in the chain
+	ProblemStopAltered    ProblemKind = "stop-altered"           // sessions.stopped_ns differs from the stopping link's
+	ProblemStopAdded      ProblemKind = "stop-added"             // sessions.stopped_ns set with no clean stop in the chain
+	ProblemSummaryExtent  ProblemKind = "summary-extent-missing" // summary rows with no summaries row
+	ProblemSummaryDiffers ProblemKind = "summary-differs"        // a summary is not what the messages give
+)
 
 // OK tells whether nothing was found wrong.
 func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
@@ -46,23 +77,35 @@ func (d *DB) Verify(ctx context.Context) ([]VerifyReport, error) {
 	return out, nil
 }
 
-// VerifyTable converts reports for Write.
-func VerifyTable(rs []VerifyReport) *Table {
+// VerifyTable converts reports for Write. withProblems adds a column,
+// "problems", with every problem's kind, table and batch: for the JSON
+// formats, where a cell may hold a list of objects.
+func VerifyTable(rs []VerifyReport, withProblems bool) *Table {
 	t := &Table{Columns: VerifyColumns}
+	if withProblems {
+		t.Columns = append(slices.Clip(t.Columns), "problems")
+	}
 	for _, r := range rs {
 		result, problem := "ok", ""
 		if !r.OK() {
-			result, problem = "FAILED", r.Problems[0]
+			result, problem = "FAILED", r.Problems[0].Text
 			if n := len(r.Problems); n > 1 {
 				problem += fmt.Sprintf(" (and %d more)", n-1)
 			}
 		} else if !r.Stopped {
 			result = "ok, not stopped cleanly"
 		}
-		t.Rows = append(t.Rows, []any{r.Path, result, r.Links, r.Rows, nullString(r.Head), nullString(problem)})
+		row := []any{r.Path, result, r.Links, r.Rows, nullString(r.Head), nullString(problem)}
+		if withProblems {
+			row = append(row, slices.Concat([]VerifyProblem{}, r.Problems))
+		}
+		t.Rows = append(t.Rows, row)
 	}
 	return t
 }
+
+// problemFunc records a problem of verify: its kind, table, batch and text.
+type problemFunc func(kind ProblemKind, table string, batch int64, format string, args ...any)
 
 type chainRow struct {
 	link schema.ChainLink
@@ -72,14 +115,17 @@ type chainRow struct {
 func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 	rep := VerifyReport{Path: f.path}
 	if f.version < 3 {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("schema v%d: written before dnsrec kept a hash chain; nothing to verify against", f.version))
+		rep.Problems = append(rep.Problems, VerifyProblem{Kind: ProblemNoChain,
+			Text: fmt.Sprintf("schema v%d: written before dnsrec kept a hash chain; nothing to verify against", f.version)})
 		return rep, nil
 	}
 	links, err := f.chainLinks(ctx)
 	if err != nil {
 		return rep, err
 	}
-	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+	problem := func(kind ProblemKind, table string, batch int64, format string, args ...any) {
+		rep.Problems = append(rep.Problems, VerifyProblem{Kind: kind, Table: table, Batch: batch, Text: fmt.Sprintf(format, args...)})
+	}
 
 	// The links themselves: numbered from 1 without gaps, each naming its
 	// predecessor, each hashing to what it says.
@@ -87,14 +133,14 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 	for i, c := range links {
 		l := &c.link
 		if want := int64(i + 1); l.Seq != want {
-			problem("chain link %d is missing (the next one is %d)", want, l.Seq)
+			problem(ProblemLinkMissing, "chain", want, "chain link %d is missing (the next one is %d)", want, l.Seq)
 			break
 		}
 		if l.Prev != prev {
-			problem("chain link %d does not follow link %d (previous hash changed)", l.Seq, l.Seq-1)
+			problem(ProblemLinkOrder, "chain", l.Seq, "chain link %d does not follow link %d (previous hash changed)", l.Seq, l.Seq-1)
 		}
 		if h := l.Hash(); h != c.hash {
-			problem("chain link %d was altered: its content hashes to %s, it says %s", l.Seq, short(h), short(c.hash))
+			problem(ProblemLinkAltered, "chain", l.Seq, "chain link %d was altered: its content hashes to %s, it says %s", l.Seq, short(h), short(c.hash))
 		}
 		prev = c.hash
 	}
@@ -120,9 +166,9 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 			rep.Rows += n
 			switch want := rg.Last - rg.First + 1; {
 			case n != want:
-				problem("batch %d: %s rows %d-%d: %d of %d are missing", c.link.Seq, t.Name, rg.First, rg.Last, want-n, want)
+				problem(ProblemRowsMissing, t.Name, c.link.Seq, "batch %d: %s rows %d-%d: %d of %d are missing", c.link.Seq, t.Name, rg.First, rg.Last, want-n, want)
 			case digest != rg.Digest:
-				problem("batch %d: %s rows %d-%d were altered after they were committed", c.link.Seq, t.Name, rg.First, rg.Last)
+				problem(ProblemRowsAltered, t.Name, c.link.Seq, "batch %d: %s rows %d-%d were altered after they were committed", c.link.Seq, t.Name, rg.First, rg.Last)
 			}
 		}
 	}
@@ -133,7 +179,7 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 			return rep, fmt.Errorf("count %s: %w", t.Name, err)
 		}
 		if extra := total - covered[t.Name]; extra > 0 {
-			problem("%s: %d rows that no committed batch wrote (added to the file afterwards)", t.Name, extra)
+			problem(ProblemRowsAdded, t.Name, 0, "%s: %d rows that no committed batch wrote (added to the file afterwards)", t.Name, extra)
 		}
 	}
 	if err := f.verifyExits(ctx, links, problem); err != nil {
@@ -151,7 +197,7 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 // from it: an edited summary would change the answers without touching a
 // chained row. A summary that no longer covers the whole file (a later
 // recording was killed) is not used, and not compared.
-func (f *file) verifySummaries(ctx context.Context, problem func(string, ...any)) error {
+func (f *file) verifySummaries(ctx context.Context, problem problemFunc) error {
 	for _, s := range Summaries {
 		if f.version < s.Version {
 			continue
@@ -163,7 +209,7 @@ func (f *file) verifySummaries(ctx context.Context, problem func(string, ...any)
 	return nil
 }
 
-func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string, ...any)) error {
+func (f *file) verifySummary(ctx context.Context, s Summary, problem problemFunc) error {
 	var stored int64
 	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM `+s.Table).Scan(&stored); err != nil {
 		return err
@@ -174,7 +220,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string
 	}
 	if extent == 0 {
 		if stored > 0 {
-			problem("%s: %d rows, and no summaries row saying what they cover (a clean stop writes both at once)", s.Table, stored)
+			problem(ProblemSummaryExtent, s.Table, 0, "%s: %d rows, and no summaries row saying what they cover (a clean stop writes both at once)", s.Table, stored)
 		}
 		return nil
 	}
@@ -200,7 +246,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			problem("%s: %d rows, the messages give more", s.Table, n-1)
+			problem(ProblemSummaryDiffers, s.Table, 0, "%s: %d rows, the messages give more", s.Table, n-1)
 			return errDiffers
 		}
 		if err := rows.Scan(ptrs...); err != nil {
@@ -211,7 +257,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string
 				got[i] = string(b)
 			}
 			if got[i] != want[i] {
-				problem("%s: row %d differs from what the messages give (%s: %v, not %v)", s.Table, n, cols[i], got[i], want[i])
+				problem(ProblemSummaryDiffers, s.Table, 0, "%s: row %d differs from what the messages give (%s: %v, not %v)", s.Table, n, cols[i], got[i], want[i])
 				return errDiffers
 			}
 		}
@@ -224,7 +270,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string
 		return fmt.Errorf("recompute: %w", err)
 	}
 	if stored != sum.Rows {
-		problem("%s: %d rows, the messages give %d", s.Table, stored, sum.Rows)
+		problem(ProblemSummaryDiffers, s.Table, 0, "%s: %d rows, the messages give %d", s.Table, stored, sum.Rows)
 	}
 	return rows.Err()
 }
@@ -292,7 +338,7 @@ func (f *file) digest(ctx context.Context, t schema.ChainTable, first, last int6
 // verifyExits checks the two columns set after their rows were written:
 // processes.exit_ns against the exits the links recorded, and
 // sessions.stopped_ns against the stopping link.
-func (f *file) verifyExits(ctx context.Context, links []chainRow, problem func(string, ...any)) error {
+func (f *file) verifyExits(ctx context.Context, links []chainRow, problem problemFunc) error {
 	want := map[int64]int64{}
 	var stopped *int64
 	for _, c := range links {
@@ -317,9 +363,9 @@ func (f *file) verifyExits(ctx context.Context, links []chainRow, problem func(s
 		w, ok := want[id]
 		switch {
 		case ok && (!exit.Valid || exit.Int64 != w):
-			problem("processes: exit_ns of process row %d was altered", id)
+			problem(ProblemExitAltered, "processes", 0, "processes: exit_ns of process row %d was altered", id)
 		case !ok && exit.Valid:
-			problem("processes: exit_ns of process row %d was set outside the recorder", id)
+			problem(ProblemExitAdded, "processes", 0, "processes: exit_ns of process row %d was set outside the recorder", id)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -335,9 +381,9 @@ func (f *file) verifyExits(ctx context.Context, links []chainRow, problem func(s
 	}
 	switch {
 	case stopped == nil && got.Valid:
-		problem("sessions: stopped_ns was set outside the recorder (the chain has no clean stop)")
+		problem(ProblemStopAdded, "sessions", 0, "sessions: stopped_ns was set outside the recorder (the chain has no clean stop)")
 	case stopped != nil && (!got.Valid || got.Int64 != *stopped):
-		problem("sessions: stopped_ns was altered")
+		problem(ProblemStopAltered, "sessions", 0, "sessions: stopped_ns was altered")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package record
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	dnsquery "github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/schema"
 )
 
 // chainedSample writes the sample (two processes, three messages with
@@ -82,24 +84,63 @@ func TestChainDetectsTampering(t *testing.T) {
 		t.Fatalf("untouched file: %+v; recorder reported link %d head %s", r, sum.ChainSeq, sum.ChainHead)
 	}
 
+	// batchOf is the chain link that wrote row id of table in the
+	// untouched file.
+	origDB := openRO(t, orig)
+	batchOf := func(table, idSQL string) int64 {
+		t.Helper()
+		var id int64
+		if err := origDB.QueryRow(idSQL).Scan(&id); err != nil {
+			t.Fatalf("%s: %v", idSQL, err)
+		}
+		rows, err := origDB.Query(`SELECT seq, tables FROM chain ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seq int64
+			var tables string
+			if err := rows.Scan(&seq, &tables); err != nil {
+				t.Fatal(err)
+			}
+			var rgs map[string]schema.ChainRange
+			if err := json.Unmarshal([]byte(tables), &rgs); err != nil {
+				t.Fatal(err)
+			}
+			if rg, ok := rgs[table]; ok && rg.First <= id && id <= rg.Last {
+				return seq
+			}
+		}
+		t.Fatalf("no chain link wrote %s row %d", table, id)
+		return 0
+	}
+	const (
+		altered = dnsquery.ProblemRowsAltered
+		missing = dnsquery.ProblemRowsMissing
+	)
 	for _, tc := range []struct {
-		name, sql, want string
+		name, sql string
+		kind      dnsquery.ProblemKind
+		table     string
+		batch     int64 // of the first problem; 0: not a batch's
+		want      string
 	}{
-		{"qname", `UPDATE names SET name = 'www.harmless.example' WHERE name = 'www.evil.example'`, "names rows"},
-		{"pid", `UPDATE owners SET pid = 1`, "owners rows"},
-		{"comm", `UPDATE owners SET comm = 'bash'`, "owners rows"},
-		{"exe", `UPDATE processes SET exe = '/usr/bin/true' WHERE exe = '/usr/bin/dig'`, "processes rows"},
-		{"raw bytes", `UPDATE msgs SET raw = x'00' WHERE id = 1`, "msgs rows"},
-		{"answer deleted", `DELETE FROM rrs WHERE id = 1`, "are missing"},
-		{"message deleted", `DELETE FROM msgs WHERE id = 2`, "are missing"},
-		{"row added", `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, raw) VALUES (99, 1, 1, 1, 1, x'00')`, "no committed batch wrote"},
-		{"loss lowered", `UPDATE loss SET ringbuf_drops = 0`, "loss rows"},
-		{"exit time", `UPDATE processes SET exit_ns = 5 WHERE exit_ns IS NOT NULL`, "exit_ns of process row"},
-		{"stop time", `UPDATE sessions SET stopped_ns = 7`, "stopped_ns was altered"},
-		{"session host", `UPDATE sessions SET hostname = 'elsewhere'`, "sessions rows"},
-		{"link removed", `DELETE FROM chain WHERE seq = 2`, "chain link 2 is missing"},
-		{"link edited", `UPDATE chain SET ts_ns = ts_ns + 1 WHERE seq = 2`, "chain link 2 was altered"},
-		{"chain rebuilt without a batch", `DELETE FROM msgs; DELETE FROM rrs`, "are missing"},
+		{"qname", `UPDATE names SET name = 'www.harmless.example' WHERE name = 'www.evil.example'`, altered, "names", batchOf("names", `SELECT id FROM names WHERE name = 'www.evil.example'`), "names rows"},
+		{"pid", `UPDATE owners SET pid = 1`, altered, "owners", batchOf("owners", `SELECT min(id) FROM owners`), "owners rows"},
+		{"comm", `UPDATE owners SET comm = 'bash'`, altered, "owners", batchOf("owners", `SELECT min(id) FROM owners`), "owners rows"},
+		{"exe", `UPDATE processes SET exe = '/usr/bin/true' WHERE exe = '/usr/bin/dig'`, altered, "processes", batchOf("processes", `SELECT id FROM processes WHERE exe = '/usr/bin/dig'`), "processes rows"},
+		{"raw bytes", `UPDATE msgs SET raw = x'00' WHERE id = 1`, altered, "msgs", batchOf("msgs", `SELECT 1`), "msgs rows"},
+		{"answer deleted", `DELETE FROM rrs WHERE id = 1`, missing, "rrs", batchOf("rrs", `SELECT 1`), "are missing"},
+		{"message deleted", `DELETE FROM msgs WHERE id = 2`, missing, "msgs", batchOf("msgs", `SELECT 2`), "are missing"},
+		{"row added", `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, raw) VALUES (99, 1, 1, 1, 1, x'00')`, dnsquery.ProblemRowsAdded, "msgs", 0, "no committed batch wrote"},
+		{"loss lowered", `UPDATE loss SET ringbuf_drops = 0`, altered, "loss", batchOf("loss", `SELECT min(id) FROM loss`), "loss rows"},
+		{"exit time", `UPDATE processes SET exit_ns = 5 WHERE exit_ns IS NOT NULL`, dnsquery.ProblemExitAltered, "processes", 0, "exit_ns of process row"},
+		{"stop time", `UPDATE sessions SET stopped_ns = 7`, dnsquery.ProblemStopAltered, "sessions", 0, "stopped_ns was altered"},
+		{"session host", `UPDATE sessions SET hostname = 'elsewhere'`, altered, "sessions", batchOf("sessions", `SELECT min(id) FROM sessions`), "sessions rows"},
+		{"link removed", `DELETE FROM chain WHERE seq = 2`, dnsquery.ProblemLinkMissing, "chain", 2, "chain link 2 is missing"},
+		{"link edited", `UPDATE chain SET ts_ns = ts_ns + 1 WHERE seq = 2`, dnsquery.ProblemLinkAltered, "chain", 2, "chain link 2 was altered"},
+		{"chain rebuilt without a batch", `DELETE FROM msgs; DELETE FROM rrs`, missing, "msgs", batchOf("msgs", `SELECT min(id) FROM msgs`), "are missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "tampered.db")
@@ -116,8 +157,8 @@ func TestChainDetectsTampering(t *testing.T) {
 			if r.OK() {
 				t.Fatalf("%s went unnoticed: %+v", tc.sql, r)
 			}
-			if !strings.Contains(r.Problems[0], tc.want) {
-				t.Errorf("first problem %q, want one about %q (all: %q)", r.Problems[0], tc.want, r.Problems)
+			if p := r.Problems[0]; p.Kind != tc.kind || p.Table != tc.table || p.Batch != tc.batch || !strings.Contains(p.Text, tc.want) {
+				t.Errorf("first problem: %s of %s batch %d, %q; want %s of %s batch %d, about %q (all: %q)", p.Kind, p.Table, p.Batch, p.Text, tc.kind, tc.table, tc.batch, tc.want, r.Problems)
 			}
 		})
 	}

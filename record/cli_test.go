@@ -566,7 +566,9 @@ func TestCLIStatus(t *testing.T) {
 		slave.Close()
 		var mu sync.Mutex
 		var out bytes.Buffer
+		read := make(chan struct{}) // closed once the terminal is read to its end
 		go func() {
+			defer close(read)
 			buf := make([]byte, 4096)
 			for {
 				n, err := master.Read(buf)
@@ -583,7 +585,11 @@ func TestCLIStatus(t *testing.T) {
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("dnsrec record: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-read:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the terminal's output did not end after dnsrec exited")
+		}
 		mu.Lock()
 		text := out.String()
 		mu.Unlock()
@@ -632,7 +638,7 @@ func TestCLIStatus(t *testing.T) {
 			t.Fatalf("a status line before SIGUSR1 with --status-interval 0:\n%s", stderr.String())
 		}
 		cmd.Process.Signal(syscall.SIGUSR1)
-		time.Sleep(300 * time.Millisecond)
+		waitUntil(t, 10*time.Second, "a status line after SIGUSR1", func() bool { return strings.Contains(stderr.String(), "msg=status") })
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("dnsrec record: %v\n%s", err, stderr.String())

@@ -60,7 +60,6 @@ func TestContainerIdentity(t *testing.T) {
 	if out, err := child.CombinedOutput(); err != nil {
 		t.Fatalf("namespaced dig: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
 	stopRecorder(t, rec)
 
 	db := openRO(t, path)

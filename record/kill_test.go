@@ -31,6 +31,14 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	path := filepath.Join(dir, "case.db")
 
 	rec := startRecorderCLI(t, bin, "record", "-o", path)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	created := size()
 
 	// load sends queries for name from workers until stop is closed or n
 	// exchanges have completed, and returns how many completed.
@@ -61,9 +69,10 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	}
 
 	sent := load(committed, 1500, nil)
-	// Longer than a batch interval, the reader's poll and the pairing
-	// window together: the first burst is committed.
-	time.Sleep(time.Second)
+	// The first burst is committed before the kill, and a checkpoint has
+	// copied it into case.db, which must then verify without its -wal.
+	waitUntil(t, 10*time.Second, "the first burst committed", countAtLeast(path, 4*sent, `SELECT count(*) FROM messages WHERE qname = ?`, committed))
+	waitUntil(t, 10*time.Second, "a checkpoint into case.db", func() bool { return size() > created })
 	stop := make(chan struct{})
 	var second atomic.Int64
 	go func() { second.Store(load(inflight, 1<<40, stop)) }()
@@ -165,7 +174,8 @@ func TestCLIStopWithReader(t *testing.T) {
 	if _, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, "127.0.0.1:53"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // committed, so the reader has something to read
+	// Committed, so that the reader has something to read.
+	waitUntil(t, 10*time.Second, "the exchange committed", countAtLeast(path, 1, `SELECT count(*) FROM msgs`))
 	reader := openRO(t, path)
 	tx, err := reader.Begin()
 	if err != nil {

@@ -204,7 +204,6 @@ func TestLargeMessages(t *testing.T) {
 					digs = append(digs, digTXT{s, client, proto, pid, size})
 				}
 			}
-			time.Sleep(100 * time.Millisecond)
 			stop()
 
 			db := openRO(t, path)

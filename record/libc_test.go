@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnsrec/dnsrec/bpf"
 	"github.com/dnsrec/dnsrec/query"
@@ -43,7 +45,8 @@ func TestLibcResolver(t *testing.T) {
 	}
 
 	path := filepath.Join(dir, "case.db")
-	stop := startRecorder(t, path, record.Options{Hook: bpf.TierCgroup})
+	probed := make(probedPIDs, 16)
+	stop := startRecorder(t, path, record.Options{Hook: bpf.TierCgroup, Logger: slog.New(probed)})
 	me := os.Getpid()
 
 	// unshare without --fork execs sh, and sh execs getent: one pid.
@@ -59,12 +62,39 @@ func TestLibcResolver(t *testing.T) {
 	pid2, _ := run(t, cmd)
 
 	// Its own libc: the shell re-executed after the bind mount maps the
-	// copy, and waits for the recorder's next scan before getent resolves.
+	// copy, and waits until the recorder has probed it before getent
+	// resolves.
 	cmd = exec.Command(unshare, "-m", "--propagation", "private", sh, "-c",
-		`mount --bind "$0" /etc/hosts && mount --bind "$1" "$2" && exec "$3" -c 'sleep 3; exec "$0" ahosts own-libc.libc.test' "$4"`,
+		`mount --bind "$0" /etc/hosts && mount --bind "$1" "$2" && exec "$3" -c 'read go; exec "$0" ahosts own-libc.libc.test' "$4"`,
 		hosts, libcCopy, libc, sh, getent)
-	pid3, out := run(t, cmd)
-	if !strings.Contains(out, "192.0.2.78") {
+	goAhead, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid3 := cmd.Process.Pid
+	for deadline := time.After(20 * time.Second); ; {
+		select {
+		case pid := <-probed:
+			if pid != int64(pid3) {
+				continue
+			}
+		case <-deadline:
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the recorder did not probe the libc of pid %d", pid3)
+		}
+		break
+	}
+	goAhead.Write([]byte("go\n"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %v\n%s%s", cmd.Args, err, stdout.String(), stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "192.0.2.78") {
 		t.Fatalf("getent ahosts in its own mount namespace: %q", out)
 	}
 	sum := stop()
@@ -133,6 +163,30 @@ func TestLibcResolver(t *testing.T) {
 	if err != nil || !rep[0].OK() {
 		t.Errorf("verify: %+v, %v", rep, err)
 	}
+}
+
+// probedPIDs is a log handler that passes on the pid of each process in
+// which the recorder found a C library to probe.
+type probedPIDs chan int64
+
+func (c probedPIDs) Enabled(context.Context, slog.Level) bool { return true }
+func (c probedPIDs) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c probedPIDs) WithGroup(string) slog.Handler            { return c }
+
+func (c probedPIDs) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "libc resolver probes attached" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "pid" {
+			select {
+			case c <- a.Value.Int64():
+			default:
+			}
+		}
+		return true
+	})
+	return nil
 }
 
 func hasAncestor(a query.Ancestry, pid int) bool {

@@ -104,7 +104,6 @@ func TestCLIRotationUnderLoad(t *testing.T) {
 
 	rec := startRecorderCLI(t, bin, "record", "-o", out, "--rotate", "1s", "--status-interval", "0")
 	completed := exchangeFor(name, 4500*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // past the reader's poll and the pairing window
 	stopRecorder(t, rec)
 
 	files, err := filepath.Glob(filepath.Join(dir, "case-*.db"))
@@ -182,7 +181,6 @@ func rotatedRun(t *testing.T, file, name string, d time.Duration, args ...string
 	out := filepath.Join(dir, file)
 	rec := startRecorderCLI(t, bin, append([]string{"record", "-o", out, "--status-interval", "0"}, args...)...)
 	completed := exchangeFor(name, d)
-	time.Sleep(300 * time.Millisecond)
 	stopRecorder(t, rec)
 	return rec, out, completed
 }
@@ -260,7 +258,6 @@ func TestCLIFilters(t *testing.T) {
 		for _, n := range names {
 			ask(n, 5)
 		}
-		time.Sleep(300 * time.Millisecond)
 		stopRecorder(t, rec)
 		if got, want := stored(path), map[string]int{"filter.test": 20, "www.filter.test": 20}; !reflect.DeepEqual(got, want) {
 			t.Errorf("stored observations by name %v, want %v", got, want)
@@ -302,7 +299,6 @@ func TestCLIFilters(t *testing.T) {
 		if err := sh.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
 		stopRecorder(t, rec)
 		db := openRO(t, path)
 		rows, err := db.Query(`SELECT m.qname, p.exe, pp.pid FROM messages m JOIN processes p ON p.id = m.process_id
@@ -334,7 +330,6 @@ func TestCLIFilters(t *testing.T) {
 		if out, err := exec.Command(dig, "+tries=1", "+time=2", "@127.0.0.1", "other.test").CombinedOutput(); err != nil {
 			t.Fatalf("dig: %v\n%s", err, out)
 		}
-		time.Sleep(300 * time.Millisecond)
 		stopRecorder(t, rec)
 		if got, want := stored(path), map[string]int{"other.test": 2}; !reflect.DeepEqual(got, want) {
 			t.Errorf("stored observations by name %v, want %v (dig's query and response only)", got, want)
@@ -372,10 +367,13 @@ func TestCLIInterface(t *testing.T) {
 	const name = "iface.dnsrec.test"
 	srv := startServer(t, name)
 
-	// The client's namespace: it waits for its end of the pair, then asks.
+	// The client's namespace: it waits for its end of the pair, then asks
+	// once the link is up, and lives on until the recorder has named its
+	// device (looked up in this namespace).
 	client := exec.Command("unshare", "--net", "sh", "-c",
-		"read go; ip link set lo up; ip addr add 10.77.0.2/24 dev veth1; ip link set veth1 up; sleep 0.5; "+
-			dig+" +tries=1 +time=3 @10.77.0.1 "+name+" >/dev/null; sleep 1")
+		"read go; ip link set lo up; ip addr add 10.77.0.2/24 dev veth1; ip link set veth1 up; "+
+			"until ip -o link show veth1 | grep -q LOWER_UP; do sleep 0.01; done; "+
+			dig+" +tries=1 +time=3 @10.77.0.1 "+name+" >/dev/null; read done")
 	in, err := client.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -399,6 +397,9 @@ func TestCLIInterface(t *testing.T) {
 	path := filepath.Join(dir, "iface.db")
 	rec := startRecorderCLI(t, bin, "record", "-o", path, "--status-interval", "0")
 	fmt.Fprintln(in, "go")
+	waitUntil(t, 20*time.Second, "dig's query and answer stored with veth1", countAtLeast(path, 2,
+		`SELECT count(*) FROM msgs m JOIN interfaces i ON i.id IN (m.s_iface, m.r_iface) WHERE i.name = 'veth1'`))
+	fmt.Fprintln(in, "done")
 	if err := client.Wait(); err != nil {
 		t.Fatalf("client: %v", err)
 	}
@@ -408,7 +409,6 @@ func TestCLIInterface(t *testing.T) {
 	if _, _, err := c.Exchange(m, "127.0.0.1:53"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	stopRecorder(t, rec)
 
 	db := openRO(t, path)
@@ -503,13 +503,13 @@ func TestSystemdUnit(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-c", strings.ReplaceAll(start, "%%", "%")+" --duration 3s")
 	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+state)
 	done := make(chan error, 1)
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { done <- cmd.Wait() }()
-	time.Sleep(1500 * time.Millisecond)
+	waitUntil(t, time.Minute, "the unit's recorder started", func() bool { return strings.Contains(out.String(), "msg=recording") })
 	exchangeFor(name, 200*time.Millisecond)
 	if err := <-done; err != nil {
 		t.Fatalf("the unit's ExecStart: %v\n%s", err, out.String())

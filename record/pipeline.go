@@ -812,10 +812,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		m.Proto = "tcp"
 	}
 	m.senderServer = p.senderIsServer(pkt.TCP, src, dst)
-	// A client sends queries and a server responses; a message whose QR
-	// bit says otherwise is stored as what the transport says it is, and
-	// flagged: the bit is the sender's to set, the ports are not.
-	m.QRMismatch = m.DNS.QR != nil && *m.DNS.QR != m.senderServer
+	m.QRMismatch = qrMismatch(m.DNS.QR, m.senderServer)
 	side.Server = m.senderServer == send
 	if send {
 		m.Send = side
@@ -969,14 +966,13 @@ func (p *pipeline) forgetPair(m *MsgRow) {
 // senderIsServer tells from the transport alone whether a message goes
 // from the server end of an exchange to the client end. Never from the DNS
 // header: its QR bit is the sender's to set, and a process that marks its
-// queries as responses must not pass for a server (issue 8). The end on a
+// queries as responses must not pass for a server. The end on a
 // DNS port is the server (the listener, for TCP); between two DNS ports
 // (resolver to resolver) the end that spoke first on the flow is the
 // client.
 func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
-	srcDNS, dstDNS := slices.Contains(p.opts.Ports, src.Port()), slices.Contains(p.opts.Ports, dst.Port())
-	if srcDNS != dstDNS {
-		return srcDNS
+	if server, ok := portRole(p.opts.Ports, src.Port(), dst.Port()); ok {
+		return server
 	}
 	if _, ok := p.firstSpeaker[flowKey{tcp, dst, src}]; ok {
 		return true // the other end spoke first: this is the answer side
@@ -989,6 +985,23 @@ func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
 		p.firstSpeaker[k] = struct{}{}
 	}
 	return false
+}
+
+// portRole is the sender's role as the ports tell it: the server when only
+// the source is a DNS port, the client when only the destination is. With
+// both or neither a DNS port, the ports cannot tell (ok is false).
+func portRole(ports []uint16, src, dst uint16) (senderServer, ok bool) {
+	srcDNS, dstDNS := slices.Contains(ports, src), slices.Contains(ports, dst)
+	return srcDNS, srcDNS != dstDNS
+}
+
+// qrMismatch tells whether a message's QR bit contradicts its sender's
+// role. A client sends queries and a server responses; a message whose bit
+// says otherwise is stored as what the transport says it is, and flagged:
+// the bit is the sender's to set, the ports are not. Without a header there
+// is no bit to contradict.
+func qrMismatch(qr *bool, senderServer bool) bool {
+	return qr != nil && *qr != senderServer
 }
 
 // procComm is the command name of id's process (its thread group leader),

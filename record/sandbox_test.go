@@ -23,7 +23,12 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envChild) != "" {
+	switch {
+	case os.Getenv(envServe) != "":
+		os.Exit(serveMain())
+	case os.Getenv(envSpoof) != "":
+		os.Exit(spoofMain())
+	case os.Getenv(envChild) != "":
 		os.Exit(childMain())
 	}
 	if os.Geteuid() == 0 && os.Getenv(envSandbox) == "" {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,17 +88,23 @@ print(len(r))
 			t.Fatalf("fast open client: %v\n%s", err, out)
 		}
 	}
+	// The server's receipt of each name's query, stored with its owner:
+	// the owner wait is over for it.
+	received := func(names ...string) func() bool {
+		return countAtLeast(path, int64(len(names)), `SELECT count(DISTINCT n.name) FROM msgs m JOIN names n ON n.id = m.name_id
+			WHERE n.name IN (SELECT value FROM json_each(?)) AND m.obs & 4 = 0 AND m.obs & 2 AND m.r_owner IS NOT NULL`, `["`+strings.Join(names, `","`)+`"]`)
+	}
 	fastOpen("tfo.owner.test")
-	// Past the owner wait: the first query's socket is looked up. The
-	// next query on it is attributed at once, and so is stored as one
-	// message with both ends, like any loopback exchange.
-	time.Sleep(1500 * time.Millisecond)
+	// The first query's socket is looked up. The next query on it is
+	// attributed at once, and so is stored as one message with both
+	// ends, like any loopback exchange.
+	waitUntil(t, 10*time.Second, "the first fast open query's owner", received("tfo.owner.test"))
 	fastOpen("tfo2.owner.test")
 	if out, err := exec.Command(dig, "+tcp", "+tries=1", "+time=3", "@127.0.0.4", "defer.owner.test").CombinedOutput(); err != nil {
 		t.Fatalf("dig +tcp: %v\n%s", err, out)
 	}
-	// Past the owner wait, so that the held receipts are released.
-	time.Sleep(2 * time.Second)
+	// The held receipts are released with their owners, before the stop.
+	waitUntil(t, 10*time.Second, "the held receipts' owners", received("tfo2.owner.test", "defer.owner.test"))
 	stopRecorder(t, rec)
 
 	db := openRO(t, path)

@@ -68,7 +68,6 @@ func TestQueriesPairedWithResponses(t *testing.T) {
 	}
 	twice("127.0.0.1:5354", "lost.tx.test")
 	twice(retrySrv, "retry.tx.test")
-	time.Sleep(200 * time.Millisecond)
 	stop()
 
 	db := openRO(t, path)

@@ -56,7 +56,6 @@ func TestNothingVanishes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // its own segment
 		c.Close()
 	}
-	time.Sleep(200 * time.Millisecond)
 	stop() // a stream's partial message is stored at the stop, at the latest
 
 	db := openRO(t, path)

@@ -150,7 +150,10 @@ func verifyCommand() *cli.Command {
 each link, each batch's rows in every table, rows no batch wrote, the exit
 times and the stop time. Names the first altered or missing batch and the
 table. Prints the chain head: compare it with the one the recorder printed
-at the stop (or logged while recording).
+at the stop (or logged while recording). Each problem is printed on stderr;
+with --format json or jsonl a "problems" column also lists every problem
+with its kind (rows-altered, rows-missing, rows-added, link-missing, ...),
+its table and its batch.
 
    dnsrec query verify --db case.db`,
 		Flags: []cli.Flag{dbFlag(), formatFlag()},
@@ -172,7 +175,7 @@ at the stop (or logged while recording).
 			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			if err := query.Write(out, format, query.VerifyTable(reports)); err != nil {
+			if err := query.Write(out, format, query.VerifyTable(reports, format == query.FormatJSON || format == query.FormatJSONL)); err != nil {
 				return fmt.Errorf("verify: write: %w", err)
 			}
 			failed := 0
