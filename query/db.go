@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 	"github.com/dnsrec/dnsrec/schema"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -154,26 +154,6 @@ func stat(path string) (os.FileInfo, error) {
 	return fi, nil
 }
 
-// dsn builds a SQLite URI for path. The path is made absolute and
-// percent-encoded, so that '?', '#', '%' and spaces in a file name are part of
-// the name and not URI syntax; an absolute path also keeps a name starting
-// with "//" from being read as a URI authority.
-func dsn(path string, immutable bool) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
-	if filepath.VolumeName(abs) != "" { // Windows: file:///C:/...
-		u.Path = "/" + u.Path
-	}
-	q := "?mode=ro"
-	if immutable {
-		q += "&immutable=1"
-	}
-	return u.String() + q, nil
-}
-
 func openFile(ctx context.Context, path string) (*file, error) {
 	// Opening a WAL-mode file creates an empty -wal: look before.
 	_, werr := os.Lstat(path + "-wal")
@@ -215,7 +195,7 @@ func retryImmutable(err error) bool {
 }
 
 func openMode(ctx context.Context, path string, immutable bool) (_ *file, err error) {
-	name, err := dsn(path, immutable)
+	name, err := rawsqlite.URI(path, immutable)
 	if err != nil {
 		return nil, err
 	}

@@ -115,23 +115,6 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-func TestDSN(t *testing.T) {
-	tests := []struct{ path, want string }{
-		{"/ev/case.db", "file:///ev/case.db?mode=ro"},
-		{"/ev/a b?c#d%e.db", "file:///ev/a%20b%3Fc%23d%25e.db?mode=ro"},
-		{"//host/share.db", "file:///host/share.db?mode=ro"}, // never an authority
-	}
-	for _, tt := range tests {
-		got, err := dsn(tt.path, false)
-		if err != nil || got != tt.want {
-			t.Errorf("dsn(%q) = %q, %v; want %q", tt.path, got, err, tt.want)
-		}
-	}
-	if got, _ := dsn("/ev/case.db", true); got != "file:///ev/case.db?mode=ro&immutable=1" {
-		t.Errorf("immutable dsn = %q", got)
-	}
-}
-
 // TestTimelineUsesIndex: a timeline page, first or after a cursor, walks
 // msgs_ts and finds each message's answers through rrs_message; it never
 // sorts msgs. Without the stop-time indexes (a crashed file) the

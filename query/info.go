@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 )
 
 // InfoColumns are the columns of `dnsrec query info`, one row per recording

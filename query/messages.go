@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 )
 
 // Message is one DNS message as the evidence holds it: its bytes' meaning,
@@ -498,7 +498,7 @@ var errEnough = errors.New("enough rows")
 // that SQLite's page cache and its process-wide lock are its answers'
 // alone; so is info's pass over every message.
 func (f *file) rawRows(ctx context.Context, q string, args []any, mapped bool, started chan<- error, each func(*rawsqlite.Stmt) error) error {
-	name, err := dsn(f.path, f.immutable)
+	name, err := rawsqlite.URI(f.path, f.immutable)
 	if err != nil {
 		started <- err
 		return err

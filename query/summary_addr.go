@@ -13,7 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 )
 
 // The resolved-to summary (schema v7, table addr_summary). resolved-to

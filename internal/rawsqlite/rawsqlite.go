@@ -1,12 +1,11 @@
 // Package rawsqlite reads SQLite statements through the C API of
-// modernc.org/sqlite/lib directly, for the query side's long streams
-// (exports, unbounded timelines).
+// modernc.org/sqlite/lib directly, for the long streams of the reading side
+// (exports, unbounded timelines, the summaries' scans).
 //
 // The database/sql driver opens every connection in serialized mode
 // (SQLITE_OPEN_FULLMUTEX), so each sqlite3_column_* call takes and releases
 // the connection's recursive mutex, and it boxes every value of every row
-// in a driver.Value. On a stream of a million messages that was a fifth of
-// the CPU of an export (profile in issue 7). A Conn here is opened with
+// in a driver.Value: on a long stream, a large part of the CPU. A Conn here is opened with
 // SQLITE_OPEN_NOMUTEX and read-only, is used by one goroutine, and hands
 // out column values without boxing or copying until asked to.
 //
@@ -19,6 +18,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"runtime/debug"
 	"unsafe"
 
@@ -48,6 +49,28 @@ type Conn struct {
 // busyTimeout is how long a statement waits for a lock another connection
 // holds (a recorder checkpointing the file being read) before it fails.
 const busyTimeout = 5000 // ms
+
+// URI is the read-only SQLite URI of the file at path, for Open and for
+// database/sql. The path is made absolute and percent-encoded, so that '?',
+// '#', '%' and spaces in a file name are part of the name and not URI
+// syntax; an absolute path also keeps a name starting with "//" from being
+// read as a URI authority. With immutable, SQLite neither locks the file nor
+// reads a -wal: for a file in a read-only directory that has none.
+func URI(path string, immutable bool) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	if filepath.VolumeName(abs) != "" { // Windows: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	q := "?mode=ro"
+	if immutable {
+		q += "&immutable=1"
+	}
+	return u.String() + q, nil
+}
 
 // Open opens the SQLite URI name (file:...?mode=ro...) read-only.
 func Open(name string) (_ *Conn, err error) {
@@ -306,7 +329,7 @@ func (c *Conn) Exec(q string) error {
 // through one page cache for the whole process, under one lock. A stream's
 // two connections, each stepped on its own core, spent more on that lock
 // than the second core gave; with one of them reading through a map, the
-// lock is the other's alone (issue 7). A fault in the map, the file
+// lock is the other's alone. A fault in the map, the file
 // truncated while it is read, is returned as an error instead of crashing
 // the program; the connection is then left open, as SQLite was stopped
 // where it cannot clean up.
