@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // OCSFVersion is the OCSF schema version the ocsf export follows.
@@ -276,7 +278,7 @@ func (o *ocsfWriter) write(t *Transaction) error {
 	if qm := t.question(); qm != nil {
 		op := qm.Opcode()
 		e.Query = &ocsfQuery{
-			Hostname: qm.QName, Type: TypeName(qm.QType), Class: className(qm.QClass),
+			Hostname: qm.QName, Type: dnstext.TypeName(qm.QType), Class: className(qm.QClass),
 			PacketUID: int(qm.DNSID), OpcodeID: ocsfOpcodeID(op), Opcode: ocsfOpcode(op),
 		}
 	}
@@ -288,7 +290,7 @@ func (o *ocsfWriter) write(t *Transaction) error {
 		classes := o.answerClasses(r)
 		flagIDs, flags := ocsfFlags(r)
 		for i, rr := range r.Answers {
-			a := ocsfAnswer{Rdata: DisplayData(rr.Type, rr.Data), Type: TypeName(rr.Type), TTL: rr.TTL,
+			a := ocsfAnswer{Rdata: dnstext.DisplayData(rr.Type, rr.Data), Type: dnstext.TypeName(rr.Type), TTL: rr.TTL,
 				PacketUID: int(r.DNSID), FlagIDs: flagIDs, Flags: flags}
 			if i < len(classes) {
 				a.Class = classes[i]

@@ -8,6 +8,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // ParquetRow is one row of the parquet export: one DNS transaction (a query
@@ -330,7 +332,7 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 		row.ResponseTS = r.Time
 		if r.Rcode >= 0 {
 			row.Rcode = p.cur.i32s.ptr(int32(r.Rcode))
-			row.RcodeName = RcodeName(r.Rcode)
+			row.RcodeName = dnstext.RcodeName(r.Rcode)
 		}
 		row.Answers = TypedAnswers(r.Answers)
 		if len(r.Answers) > 0 {
@@ -351,7 +353,7 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 	if qm := t.question(); qm != nil {
 		row.QName = p.cur.strs.ptr(qm.QName)
 		row.QType = p.cur.i32s.ptr(int32(qm.QType))
-		row.QTypeName = TypeName(qm.QType)
+		row.QTypeName = dnstext.TypeName(qm.QType)
 		row.QClass = p.cur.i32s.ptr(int32(qm.QClass))
 	}
 	if d := t.Latency(); d > 0 {

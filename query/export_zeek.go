@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // zeekField is one column of the Zeek dns.log: its name and Zeek type.
@@ -323,7 +325,7 @@ func appendHexEscape(b []byte, c byte) []byte {
 // are logged as dnsrec's typed form ("TYPE rdata"), where Zeek has its own
 // summaries or "<unknown type=N>".
 func zeekAnswer(rr RR) string {
-	data := DisplayData(rr.Type, rr.Data)
+	data := dnstext.DisplayData(rr.Type, rr.Data)
 	switch rr.Type {
 	case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeNS, dns.TypePTR:
 		return data
@@ -338,7 +340,7 @@ func zeekAnswer(rr RR) string {
 		}
 		return data
 	case dns.TypeTXT, dns.TypeSPF:
-		label := TypeName(rr.Type)
+		label := dnstext.TypeName(rr.Type)
 		var parts []string
 		for _, s := range txtStrings(rr.Data) {
 			parts = append(parts, label+" "+strconv.Itoa(len(s))+" "+s)
@@ -348,7 +350,7 @@ func zeekAnswer(rr RR) string {
 		}
 		return strings.Join(parts, " ")
 	}
-	return TypeName(rr.Type) + " " + data
+	return dnstext.TypeName(rr.Type) + " " + data
 }
 
 // txtStrings splits TXT rdata in presentation format ("a b" "c") into its

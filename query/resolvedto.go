@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // ResolvedToColumns are the columns of `dnsrec query resolved-to`: one row
@@ -280,7 +282,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 			}
 		}
 		if k.libc != "" {
-			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + AddrAnswer(k.addr)
+			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + dnstext.AddrAnswer(k.addr)
 		} else if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
 			return nil, err
 		}
@@ -372,7 +374,7 @@ func Chain(qname, target string, rrs []RR) string {
 	for hops := 0; hops < 16; hops++ {
 		for _, r := range rrs {
 			if r.Name == cur && (r.Type == dns.TypeA || r.Type == dns.TypeAAAA) && r.Data == target {
-				return strings.Join(append(parts, TypeName(r.Type)+" "+r.Data), " > ")
+				return strings.Join(append(parts, dnstext.TypeName(r.Type)+" "+r.Data), " > ")
 			}
 		}
 		next := ""

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 )
 
@@ -425,7 +426,7 @@ func (f *file) summarizeName(ctx context.Context, nameID int64, qname string, ms
 		})
 		answers := make([]string, len(g.answers))
 		for i, a := range g.answers {
-			answers[i] = TypeName(uint16(a.typ)) + " " + DisplayData(uint16(a.typ), a.data)
+			answers[i] = dnstext.TypeName(uint16(a.typ)) + " " + dnstext.DisplayData(uint16(a.typ), a.data)
 		}
 		js, err := json.Marshal(answers)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 )
 
@@ -233,7 +234,7 @@ func (fl *file) resolvedToSummary(ctx context.Context, prefix netip.Prefix) ([]R
 		if r.Int64(13) != 0 {
 			// The answer's own name is the question: Chain would find it
 			// first, with nothing to follow.
-			s.row.Chain = s.row.QName + " > " + TypeName(typ) + " " + s.row.Address
+			s.row.Chain = s.row.QName + " > " + dnstext.TypeName(typ) + " " + s.row.Address
 		}
 		sums = append(sums, s)
 		return nil

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // TimelineColumns are the columns of `dnsrec query timeline`, one row per
@@ -70,22 +70,6 @@ func (d Millis) String() string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
 }
 
-// TypeName is a record type's mnemonic, or TYPEn.
-func TypeName(t uint16) string {
-	if s, ok := dns.TypeToString[t]; ok {
-		return s
-	}
-	return "TYPE" + strconv.Itoa(int(t))
-}
-
-// RcodeName is a response code's mnemonic, or RCODEn.
-func RcodeName(r int) string {
-	if s, ok := dns.RcodeToString[r]; ok {
-		return s
-	}
-	return "RCODE" + strconv.Itoa(r)
-}
-
 // TypedAnswers renders answer records as "CNAME cdn.evil.test",
 // "A 203.0.113.7": the type, then the data as stored, with the trailing
 // dot of names inside rdata removed so that every name prints alike.
@@ -95,27 +79,9 @@ func TypedAnswers(rrs []RR) []string {
 	}
 	out := make([]string, len(rrs))
 	for i, r := range rrs {
-		out[i] = TypeName(r.Type) + " " + DisplayData(r.Type, r.Data)
+		out[i] = dnstext.TypeName(r.Type) + " " + dnstext.DisplayData(r.Type, r.Data)
 	}
 	return out
-}
-
-// DisplayData removes the trailing root dot from the names inside the rdata
-// of the types whose text ends in or holds names (MX, SRV, SOA, ...), which
-// the recorder keeps as its DNS library printed them.
-func DisplayData(t uint16, data string) string {
-	switch t {
-	case dns.TypeMX, dns.TypeSRV, dns.TypeKX, dns.TypeRT, dns.TypeAFSDB, dns.TypeNAPTR, dns.TypeSOA, dns.TypeRP, dns.TypeMINFO, dns.TypeSVCB, dns.TypeHTTPS:
-	default:
-		return data
-	}
-	f := strings.Split(data, " ")
-	for i, w := range f {
-		if len(w) > 1 && strings.HasSuffix(w, ".") && !strings.HasSuffix(w, "\\.") {
-			f[i] = w[:len(w)-1]
-		}
-	}
-	return strings.Join(f, " ")
 }
 
 // TimelineOptions refine Timeline.

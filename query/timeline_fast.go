@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 	"unsafe"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // messageRowWriter is a RowWriter that renders a message's timeline row
@@ -89,10 +91,10 @@ func timelineCells(s cellSink, file string, m *Message, via string, scratch *[64
 	if m.QName == "" && m.QType == 0 {
 		s.null()
 	} else {
-		s.str(TypeName(m.QType))
+		s.str(dnstext.TypeName(m.QType))
 	}
 	if m.Response && m.Rcode >= 0 {
-		s.str(RcodeName(m.Rcode))
+		s.str(dnstext.RcodeName(m.Rcode))
 	} else {
 		s.null()
 	}
@@ -141,9 +143,9 @@ func (c *csvCells) answers(rrs []RR) {
 		if i > 0 {
 			c.buf = append(c.buf, ListSeparator...)
 		}
-		c.buf = append(c.buf, TypeName(r.Type)...)
+		c.buf = append(c.buf, dnstext.TypeName(r.Type)...)
 		c.buf = append(c.buf, ' ')
-		c.buf = append(c.buf, DisplayData(r.Type, r.Data)...)
+		c.buf = append(c.buf, dnstext.DisplayData(r.Type, r.Data)...)
 	}
 	c.end()
 }
@@ -248,9 +250,9 @@ func (c *jsonCells) answers(rrs []RR) {
 		}
 		start := len(b)
 		b = append(b, '"')
-		b = append(b, TypeName(r.Type)...)
+		b = append(b, dnstext.TypeName(r.Type)...)
 		b = append(b, ' ')
-		b = append(b, DisplayData(r.Type, r.Data)...)
+		b = append(b, dnstext.DisplayData(r.Type, r.Data)...)
 		for _, ch := range b[start+1:] {
 			if ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' {
 				c.j.buf = b

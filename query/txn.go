@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // Transaction is one DNS exchange as the exports write it: a query and the
@@ -149,7 +151,7 @@ func (t *Transaction) Status() string {
 	case r.Rcode < 0:
 		return "undecodable"
 	}
-	return RcodeName(r.Rcode)
+	return dnstext.RcodeName(r.Rcode)
 }
 
 // Note joins what a reader must know about either message's bytes.

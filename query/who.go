@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // WhoResolvedOptions refines WhoResolved.
@@ -496,7 +498,7 @@ func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (m
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &typ, &data, &first, &id); err != nil {
 			return nil, fmt.Errorf("query answers: %w", err)
 		}
-		answers[k] = append(answers[k], TypeName(uint16(typ.Int64))+" "+DisplayData(uint16(typ.Int64), data))
+		answers[k] = append(answers[k], dnstext.TypeName(uint16(typ.Int64))+" "+dnstext.DisplayData(uint16(typ.Int64), data))
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("query answers: %w", err)
@@ -512,7 +514,7 @@ func qtypeNames(s sql.NullString) []string {
 	var out []string
 	for _, f := range strings.Split(s.String, ",") {
 		if n, err := strconv.ParseUint(f, 10, 16); err == nil {
-			out = append(out, TypeName(uint16(n)))
+			out = append(out, dnstext.TypeName(uint16(n)))
 		}
 	}
 	return out
