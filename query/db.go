@@ -40,9 +40,6 @@ type file struct {
 	version   int  // schema version (PRAGMA user_version)
 	hadWAL    bool // a -wal was beside the file before it was opened
 	dict      *dicts
-	// noSummary makes who-resolved read the messages even where the file
-	// has a summary: for tests that compare the two.
-	noSummary bool
 }
 
 // Open opens the evidence files at paths read-only and checks that each is a

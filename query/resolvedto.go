@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // ResolvedToColumns are the columns of `dnsrec query resolved-to`: one row
@@ -159,15 +160,6 @@ func typedAddrRanges(prefix netip.Prefix, alias string) (where string, args []an
 	return "(" + strings.Join(conds, " OR ") + ")", args, exact, typ
 }
 
-// clientEndSQL is the client end of a response, the two columns address
-// and port (” and 0 when the flow is unknown), for a message of alias
-// (its obs) joined to its flow as f: the response's receiver, the flow's b
-// side, or its a side when the message travels b->a.
-func clientEndSQL(alias string) string {
-	return `coalesce(CASE WHEN ` + alias + `.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
-       coalesce(CASE WHEN ` + alias + `.obs & 16 THEN f.a_port ELSE f.b_port END, 0)`
-}
-
 // resolvedToSQL is the statement that finds the answers inside prefix,
 // its arguments, and whether the SQL alone decides (else each address is
 // checked against prefix).
@@ -185,7 +177,7 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	// remote one: the answers someone asked for.
 	q := `
 SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, coalesce(n.name, ''),
-       ` + clientEndSQL("m") + `
+       ` + summary.ClientEnd("m") + `
 FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
 WHERE ` + typed + ` AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id, r.id`
@@ -200,7 +192,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 	// Without filters, and without libc resolutions to merge in, a file
 	// that stopped cleanly answers from its summary (summary_addr.go).
 	if f.empty() && len(libc) == 0 {
-		ok, err := fl.summarized(ctx, addrSummary)
+		ok, err := fl.summarized(ctx, summary.Addr)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dnsrec/dnsrec/schema"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // VerifyColumns are the columns of `dnsrec query verify`.
@@ -152,7 +153,7 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 // chained row. A summary that no longer covers the whole file (a later
 // recording was killed) is not used, and not compared.
 func (f *file) verifySummaries(ctx context.Context, problem func(string, ...any)) error {
-	for _, s := range Summaries {
+	for _, s := range summary.All {
 		if f.version < s.Version {
 			continue
 		}
@@ -163,7 +164,7 @@ func (f *file) verifySummaries(ctx context.Context, problem func(string, ...any)
 	return nil
 }
 
-func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string, ...any)) error {
+func (f *file) verifySummary(ctx context.Context, s summary.Summary, problem func(string, ...any)) error {
 	var stored int64
 	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM `+s.Table).Scan(&stored); err != nil {
 		return err
@@ -194,7 +195,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem func(string
 	for i := range got {
 		ptrs[i] = &got[i]
 	}
-	sum, err := s.buildOn(ctx, f, func(want []any) error {
+	sum, err := s.BuildFrom(ctx, f.summarySource(), func(want []any) error {
 		n++
 		if !rows.Next() {
 			if err := rows.Err(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // WhoResolvedOptions refines WhoResolved.
@@ -381,7 +382,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		// Without filters, a file that stopped cleanly answers from its
 		// summary (summary.go).
 		if opts.Filter.empty() {
-			ok, err := f.summarized(ctx, whoSummary)
+			ok, err := f.summarized(ctx, summary.Who)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.path, err)
 			}
@@ -405,10 +406,10 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		}
 		for _, r := range rs {
 			if r.processID.Valid {
-				if !opts.Resolvers && rel.onlyForwarding(r.processID.Int64, r.QName) {
+				if !opts.Resolvers && rel.OnlyForwarding(r.processID.Int64, r.QName) {
 					continue
 				}
-				r.Via = rel.via(r.processID.Int64, r.QName)
+				r.Via = rel.Via(r.processID.Int64, r.QName)
 			}
 			rows = append(rows, r)
 		}

@@ -15,6 +15,7 @@ package rawsqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -264,6 +265,14 @@ func (s *Stmt) Null(i int) bool {
 // SQLite converts them).
 func (s *Stmt) Int64(i int) int64 {
 	return sqlite3.Xsqlite3_column_int64(s.c.tls, s.st, int32(i))
+}
+
+// NullInt64 is column i as an integer, Valid false for NULL.
+func (s *Stmt) NullInt64(i int) sql.NullInt64 {
+	if s.Null(i) {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: s.Int64(i), Valid: true}
 }
 
 // View is column i's bytes as text, valid until the next call of Next or
