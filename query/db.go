@@ -120,6 +120,34 @@ func (d *DB) Warnings(ctx context.Context) []string {
 	return out
 }
 
+// CheckVersion tells, with ErrOldSchema, whether a file is older than
+// schema version min: for a command that refuses such a file before it
+// writes anything.
+func (d *DB) CheckVersion(min int) error {
+	for _, f := range d.files {
+		if f.version < min {
+			return fmt.Errorf("%s: %w", f.path, ErrOldSchema)
+		}
+	}
+	return nil
+}
+
+// RecorderVersion is the dnsrec version that recorded session of the
+// file opened as path (as Message.File names it), "" when unknown.
+func (d *DB) RecorderVersion(ctx context.Context, path string, session int64) (string, error) {
+	var v sql.NullString
+	for _, f := range d.files {
+		if f.path != path {
+			continue
+		}
+		err := f.db.QueryRowContext(ctx, `SELECT version FROM sessions WHERE id = ?`, session).Scan(&v)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("%s: session %d: %w", path, session, err)
+		}
+	}
+	return v.String, nil
+}
+
 // Paths returns the files in the order they were given to Open.
 func (d *DB) Paths() []string {
 	ps := make([]string, len(d.files))

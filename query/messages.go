@@ -185,7 +185,7 @@ var ErrOldSchema = errors.New("recorded by an older dnsrec (schema v1): this com
 // Rows are streamed: memory does not grow with the result. The Process
 // values are shared between messages and must not be changed.
 func (d *DB) Messages(ctx context.Context, opts MessageOptions, fn func(*Message) error) error {
-	if err := d.checkFilter(&opts.Filter); err != nil {
+	if err := d.CheckFilter(&opts.Filter); err != nil {
 		return err
 	}
 	srcs := make([]*msgSource, 0, len(d.files))

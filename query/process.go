@@ -55,7 +55,7 @@ const userHZ = 100
 // lists each with its parents, children seen and the names it asked for.
 // f narrows the names counted (time, name, type).
 func (d *DB) Processes(ctx context.Context, arg string, f Filter) ([]ProcessRow, error) {
-	if err := d.checkFilter(&f); err != nil {
+	if err := d.CheckFilter(&f); err != nil {
 		return nil, err
 	}
 	arg = strings.TrimSpace(arg)

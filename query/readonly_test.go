@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -54,8 +55,8 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 		if _, err := db.Stats(ctx, f); err != nil {
 			t.Fatalf("stats: %v", err)
 		}
-		for _, format := range query.ExportFormats {
-			if _, err := db.Export(ctx, io.Discard, format, f); err != nil {
+		for _, format := range export.Formats {
+			if _, err := export.Write(ctx, db, io.Discard, format, f); err != nil {
 				t.Fatalf("export %s: %v", format, err)
 			}
 		}

@@ -108,7 +108,7 @@ func addrRanges(p netip.Prefix) (conds []string, args []any, exact bool) {
 // AAAA), the name they asked and how that name led to the address. Rows are
 // in first-seen order.
 func (d *DB) ResolvedTo(ctx context.Context, prefix netip.Prefix, f Filter) ([]ResolvedToRow, error) {
-	if err := d.checkFilter(&f); err != nil {
+	if err := d.CheckFilter(&f); err != nil {
 		return nil, err
 	}
 	var out []ResolvedToRow

@@ -50,7 +50,7 @@ const (
 // Stats summarises the files: the span, the top talkers, failure rates and
 // the names a tunnel would produce.
 func (d *DB) Stats(ctx context.Context, f Filter) (*Table, error) {
-	if err := d.checkFilter(&f); err != nil {
+	if err := d.CheckFilter(&f); err != nil {
 		return nil, err
 	}
 	t := &Table{Columns: StatsColumns}

@@ -277,6 +277,23 @@ func (j *jsonWriter) messageRow(file string, m *Message, via string) error {
 	return c.err
 }
 
+// CountRows is w counting the rows written through it in *n. The
+// timeline still renders each row straight into w's format when w can
+// (see messageRowWriter).
+func CountRows(w RowWriter, n *int64) RowWriter {
+	return &countingRows{RowWriter: w, n: n}
+}
+
+type countingRows struct {
+	RowWriter
+	n *int64
+}
+
+func (c *countingRows) Row(cells []any) error {
+	*c.n++
+	return c.RowWriter.Row(cells)
+}
+
 // messageRow passes the row on to a writer that renders it itself.
 func (c *countingRows) messageRow(file string, m *Message, via string) error {
 	*c.n++

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -234,7 +235,7 @@ func TestExportCSVIsTimeline(t *testing.T) {
 	db := incidentDB(t)
 	for _, f := range []query.Format{query.FormatCSV, query.FormatJSONL} {
 		var exp bytes.Buffer
-		st, err := db.Export(context.Background(), &exp, string(f), query.Filter{})
+		st, err := export.Write(context.Background(), db, &exp, string(f), query.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}

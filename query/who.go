@@ -91,9 +91,17 @@ type Ancestor struct {
 // Ancestry is a parent chain, nearest first.
 type Ancestry []Ancestor
 
-// String renders the chain as "sh(812) > sshd(640) > systemd(1)". An unknown
-// comm shows as "?".
+// String renders the chain as "sh(812) > sshd(640) > systemd(1)".
 func (a Ancestry) String() string {
+	return strings.Join(a.Names(), " > ")
+}
+
+// Names renders each process of the chain as "sh(812)", nil for an empty
+// chain. An unknown comm shows as "?".
+func (a Ancestry) Names() []string {
+	if len(a) == 0 {
+		return nil
+	}
 	parts := make([]string, len(a))
 	for i, p := range a {
 		c := p.Comm
@@ -102,7 +110,7 @@ func (a Ancestry) String() string {
 		}
 		parts[i] = c + "(" + strconv.FormatInt(p.PID, 10) + ")"
 	}
-	return strings.Join(parts, " > ")
+	return parts
 }
 
 // maxAncestry bounds the parent walk. Real chains are short; a corrupt or
@@ -354,7 +362,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := d.checkFilter(&opts.Filter); err != nil {
+	if err := d.CheckFilter(&opts.Filter); err != nil {
 		return nil, err
 	}
 	var rows []WhoResolvedRow

@@ -3,9 +3,7 @@ package query_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,8 +12,6 @@ import (
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // incident builds querytest.Incident for host into dir/name, closed as the
 // recorder leaves it, and returns its path.
@@ -203,22 +199,10 @@ func goldenFormats(t *testing.T, name string, tbl *query.Table) {
 	}
 }
 
-// golden compares got with the file at path, or rewrites it with -update.
+// golden compares got with the file at path (querytest.Golden).
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	querytest.Golden(t, path, got)
 }
 
 // TestWhoResolvedCrashedFile: a recorder that was killed leaves no stop-time

@@ -1,4 +1,4 @@
-package query
+package export
 
 import (
 	"errors"
@@ -10,50 +10,15 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query"
 )
 
 // ParquetRow is one row of the parquet export: one DNS transaction (a query
-// and its response), flat, for DuckDB, Trino, Athena or Spark. Optional
-// columns are null when unknown; lists are empty when there is nothing.
-// EXPORTS.md documents the same columns.
-//
-//	ts              timestamp(ns, UTC)  when the exchange began: the query's first observation, else the response's
-//	ts_ns           int64               the same instant in nanoseconds since the epoch, exact in every engine (DuckDB
-//	                                    reads ts as TIMESTAMP WITH TIME ZONE, in microseconds)
-//	response_ts     timestamp(ns, UTC)  when the response was first observed; null without one
-//	host            string              the recording host (sessions.hostname)
-//	file            string              the evidence file, as given to --db
-//	uid             string              Zeek-style id of the exchange, the same as in the zeek, ocsf and pcapng exports
-//	query_id        int64               msgs.id of the query; null for a response whose query is not in the export
-//	response_id     int64               msgs.id of the response; null for an unanswered query
-//	proto           string              udp or tcp
-//	client_addr     string              the client end's address (the query's source); null if unknown
-//	client_port     int32               its port
-//	server_addr     string              the server end's address
-//	server_port     int32               its port
-//	dns_id          int32               the DNS header's id
-//	qname           string              the first question's name, lowercase without the trailing dot; null without a question
-//	qtype           int32               its type number
-//	qtype_name      string              its type (A, AAAA, TXT, TYPE65534, ...)
-//	qclass          int32               its class number (1 for IN)
-//	rcode           int32               the response code, with EDNS's extended bits; null without a readable response
-//	rcode_name      string              NOERROR, NXDOMAIN, SERVFAIL, ...
-//	answers         list<string>        the answer section in order, typed: "CNAME cdn.evil.test", "A 203.0.113.7"
-//	ttls            list<int64>         the TTL of each answer, in seconds, in the same order
-//	latency_ns      int64               the client's wait for the response, in nanoseconds; null when unknown
-//	client_pid      int64               the local process at the client end: its pid; null when that end is not on
-//	                                    this host or its messages carried no identity (as every client_* column)
-//	client_tid      int64               the thread that sent the query
-//	client_comm     string              its comm
-//	client_exe      string              its executable
-//	client_argv     list<string>        its command line, one element per argument
-//	client_uid      int64               its user id
-//	client_ancestry string              its parent chain, nearest first: "sh(812) > sshd(640) > systemd(1)"
-//	server_pid ... server_ancestry      the same for the local process at the server end (a local resolver)
-//	status          string              NOERROR, NXDOMAIN, ... (the rcode), "unanswered", "cut at snaplen" (the
-//	                                    response's bytes were cut, its answers may be incomplete) or "undecodable"
-//	note            string              what a reader must know about either message's bytes (cut, undecodable,
-//	                                    a QR bit that contradicts the ports); null when nothing
+// and its response), flat, for DuckDB, Trino, Athena or Spark. It is the
+// schema: its parquet tags name the columns and their types, in order.
+// Optional columns are null when unknown; lists are empty when there is
+// nothing. query/EXPORTS.md says what each column means, and
+// TestParquetDoc fails when its table and this type differ.
 type ParquetRow struct {
 	TS              time.Time  `parquet:"ts,timestamp(nanosecond),delta" json:"ts"`
 	TSNs            int64      `parquet:"ts_ns,delta" json:"ts_ns"`
@@ -108,9 +73,9 @@ var parquetSchema = parquet.NewSchema("ParquetRow", parquet.SchemaOf(parquetOut{
 // same schema (TestParquetOutSchema), but with non-pointer fields wherever
 // the zero value cannot be a value of the column, which parquet-go writes
 // as null for an optional column. A pointer field costs the library several
-// times as much to shred as a plain one, and it costs the export an
-// allocation (issue 7). The pointers left are the columns where 0 or "" is
-// a value: the root's name, type, class and rcode 0, pid and uid 0.
+// times as much to shred as a plain one, and the export an allocation. The
+// pointers left are the columns where 0 or "" is a value: the root's name,
+// type, class and rcode 0, pid and uid 0.
 type parquetOut struct {
 	TS              time.Time `parquet:"ts,timestamp(nanosecond),delta"`
 	TSNs            int64     `parquet:"ts_ns,delta"`
@@ -166,8 +131,8 @@ const parquetBatch = 1024
 
 type parquetWriter struct {
 	w     *parquet.GenericWriter[parquetOut]
-	cur   *parquetBuf                   // the batch being built; nil between batches
-	procs map[*Process]*parquetProcCols // messages share their Process
+	cur   *parquetBuf                         // the batch being built; nil between batches
+	procs map[*query.Process]*parquetProcCols // messages share their query.Process
 
 	// The library encodes and compresses in a goroutine of its own, one
 	// batch while the next is built: free holds the batches to build,
@@ -241,7 +206,7 @@ func newParquetWriter(w io.Writer) (*parquetWriter, error) {
 		parquet.CreatedBy("dnsrec", "", ""),
 		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
 	)
-	p := &parquetWriter{w: pw, procs: map[*Process]*parquetProcCols{},
+	p := &parquetWriter{w: pw, procs: map[*query.Process]*parquetProcCols{},
 		free: make(chan *parquetBuf, parquetBufs), full: make(chan *parquetBuf, parquetBufs), done: make(chan error, 1)}
 	for range parquetBufs {
 		p.free <- &parquetBuf{rows: make([]parquetOut, 0, parquetBatch)}
@@ -268,7 +233,7 @@ func (p *parquetWriter) writeBatches(full <-chan *parquetBuf) {
 	p.done <- err
 }
 
-func (p *parquetWriter) write(t *Transaction) error {
+func (p *parquetWriter) write(t *query.Transaction) error {
 	if p.cur == nil {
 		if p.full == nil {
 			return errors.New("parquet: write after the writer ended")
@@ -308,9 +273,9 @@ func (p *parquetWriter) close() error {
 	return p.w.Close()
 }
 
-func (p *parquetWriter) row(t *Transaction) parquetOut {
+func (p *parquetWriter) row(t *query.Transaction) parquetOut {
 	q, r := t.Query, t.Response
-	first := t.first()
+	first := t.First()
 	row := parquetOut{
 		TS:     first.Time,
 		TSNs:   first.Time.UnixNano(),
@@ -334,7 +299,7 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 			row.Rcode = p.cur.i32s.ptr(int32(r.Rcode))
 			row.RcodeName = dnstext.RcodeName(r.Rcode)
 		}
-		row.Answers = TypedAnswers(r.Answers)
+		row.Answers = query.TypedAnswers(r.Answers)
 		if len(r.Answers) > 0 {
 			row.TTLs = make([]int64, len(r.Answers))
 			for i, a := range r.Answers {
@@ -350,7 +315,7 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 		row.ServerAddr = s.Addr().Unmap().String()
 		row.ServerPort = int32(s.Port())
 	}
-	if qm := t.question(); qm != nil {
+	if qm := t.Question(); qm != nil {
 		row.QName = p.cur.strs.ptr(qm.QName)
 		row.QType = p.cur.i32s.ptr(int32(qm.QType))
 		row.QTypeName = dnstext.TypeName(qm.QType)
@@ -367,13 +332,13 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
 		row.ServerContainer = c.container
 	}
-	row.ClientIface = partyIfaceName(t.clientParty())
-	row.ServerIface = partyIfaceName(t.serverParty())
+	row.ClientIface = t.ClientParty().IfaceName()
+	row.ServerIface = t.ServerParty().IfaceName()
 	return row
 }
 
 // proc returns pr's columns, built once per process.
-func (p *parquetWriter) proc(pr *Process) *parquetProcCols {
+func (p *parquetWriter) proc(pr *query.Process) *parquetProcCols {
 	if pr == nil {
 		return nil
 	}
