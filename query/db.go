@@ -96,19 +96,25 @@ func (d *DB) Close() error {
 // their answers: a recording that never stopped cleanly (killed, or still
 // running) may have its newest messages in a -wal beside the file, and a
 // copy without that -wal lacks them. A filtered recording (record --domain
-// and the like) holds only what its filters let through.
-func (d *DB) Warnings(ctx context.Context) []string {
+// and the like) holds only what its filters let through. A file whose
+// sessions cannot be read is an error: its warnings would be missing.
+func (d *DB) Warnings(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, f := range d.files {
 		if f.version >= 4 {
 			var filters sql.NullString
-			f.db.QueryRowContext(ctx, `SELECT group_concat(DISTINCT filters) FROM sessions WHERE filters IS NOT NULL`).Scan(&filters)
+			if err := f.db.QueryRowContext(ctx, `SELECT group_concat(DISTINCT filters) FROM sessions WHERE filters IS NOT NULL`).Scan(&filters); err != nil {
+				return out, fmt.Errorf("%s: read the recording's filters: %w", f.path, err)
+			}
 			if filters.Valid {
 				out = append(out, fmt.Sprintf("%s: a filtered recording (%s): messages outside the filters were never stored, so an absence here proves nothing", f.path, filters.String))
 			}
 		}
 		var open int
-		if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE stopped_ns IS NULL`).Scan(&open); err != nil || open == 0 {
+		if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE stopped_ns IS NULL`).Scan(&open); err != nil {
+			return out, fmt.Errorf("%s: read whether the recording stopped: %w", f.path, err)
+		}
+		if open == 0 {
 			continue
 		}
 		if f.hadWAL {
@@ -117,7 +123,7 @@ func (d *DB) Warnings(ctx context.Context) []string {
 			out = append(out, fmt.Sprintf("%s: the recording did not stop cleanly (killed, or still running) and there is no %s-wal beside it: messages the recorder had not checkpointed are missing from this copy; copy the -wal with the file", f.path, filepath.Base(f.path)))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // CheckVersion tells, with ErrOldSchema, whether a file is older than

@@ -148,6 +148,23 @@ func (c *Cursor) messagesAfter() *Cursor {
 	return &Cursor{TS: c.TS, File: c.File, ID: math.MaxInt64}
 }
 
+// where is the condition, to append to a WHERE, on the ts_ns and id of
+// alias that resumes the rows of file number idx after c, in timeline
+// order (time, file, id). tied: the rows of c's own file and time are
+// ordered against c by id (rows of c's kind); else they all come after it.
+func (c *Cursor) where(idx int, alias string, tied bool) (string, []any) {
+	switch {
+	case idx < c.File:
+		return " AND " + alias + ".ts_ns > ?", []any{c.TS}
+	case idx == c.File && tied:
+		// The range on ts_ns alone lets the time index seek; the OR only
+		// settles ties.
+		return " AND " + alias + ".ts_ns >= ? AND (" + alias + ".ts_ns > ? OR " + alias + ".id > ?)", []any{c.TS, c.TS, c.ID}
+	default:
+		return " AND " + alias + ".ts_ns >= ?", []any{c.TS}
+	}
+}
+
 // ParseCursor parses what Cursor.String printed.
 func ParseCursor(s string) (Cursor, error) {
 	parts := strings.Split(s, ".")
@@ -313,19 +330,8 @@ const pageMessages = 10_000
 func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 	where, args := opts.Filter.msgsWhere(false)
 	if c := opts.After; c != nil {
-		switch {
-		case idx < c.File:
-			where += " AND m.ts_ns > ?"
-			args = append(args, c.TS)
-		case idx == c.File:
-			// The range on ts_ns alone lets msgs_ts seek; the OR only
-			// settles ties.
-			where += " AND m.ts_ns >= ? AND (m.ts_ns > ? OR m.id > ?)"
-			args = append(args, c.TS, c.TS, c.ID)
-		default:
-			where += " AND m.ts_ns >= ?"
-			args = append(args, c.TS)
-		}
+		w, a := c.where(idx, "m", true)
+		where, args = where+w, append(args, a...)
 	}
 	return where, args
 }
@@ -492,8 +498,8 @@ var errEnough = errors.New("enough rows")
 // the C API (rawsqlite), and calls each with every row, reporting on
 // started whether the statement started. A stream's rows read this way
 // skip the database/sql driver's serialized-mode locks, taken for every
-// column of every row, and its boxing of every value: together a third of
-// a stream's reading (issue 7). With mapped, the file is read through a
+// column of every row, and its boxing of every value: a large part of
+// a stream's reading. With mapped, the file is read through a
 // memory map (see rawsqlite.Each): a stream's messages' statement is, so
 // that SQLite's page cache and its process-wide lock are its answers'
 // alone; so is info's pass over every message.

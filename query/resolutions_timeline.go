@@ -73,19 +73,9 @@ func ResolutionTimelineRow(r *Resolution) []any {
 // timeline puts messages first, then resolutions, each by id.
 func resolutionsWhere(idx int, f *Filter, c *Cursor) (string, []any) {
 	where, args := f.resWhere()
-	if c == nil {
-		return where, args
-	}
-	switch {
-	case idx < c.File:
-		where += " AND r.ts_ns > ?"
-		args = append(args, c.TS)
-	case idx == c.File && c.Res:
-		where += " AND r.ts_ns >= ? AND (r.ts_ns > ? OR r.id > ?)"
-		args = append(args, c.TS, c.TS, c.ID)
-	default:
-		where += " AND r.ts_ns >= ?"
-		args = append(args, c.TS)
+	if c != nil {
+		w, a := c.where(idx, "r", c.Res)
+		where, args = where+w, append(args, a...)
 	}
 	return where, args
 }

@@ -198,8 +198,13 @@ func openEvidence(c *cli.Context) (*query.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range db.Warnings(c.Context) {
+	warnings, err := db.Warnings(c.Context)
+	for _, w := range warnings {
 		fmt.Fprintf(c.App.ErrWriter, "dnsrec: warning: %s\n", w)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return db, nil
 }
