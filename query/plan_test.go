@@ -90,22 +90,5 @@ func fullScans(plan string) []string {
 
 func planOf(t *testing.T, f *file, q string, args []any) string {
 	t.Helper()
-	rs, err := f.db.Query("EXPLAIN QUERY PLAN "+q, args...)
-	if err != nil {
-		t.Fatalf("explain: %v\n%s", err, q)
-	}
-	defer rs.Close()
-	var b strings.Builder
-	for rs.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(detail + "\n")
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return querytest.Plan(t, f.db, q, args...)
 }

@@ -69,24 +69,7 @@ func TestScanPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rs, err := db.Query("EXPLAIN QUERY PLAN " + scanSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	var b strings.Builder
-	for rs.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(detail + "\n")
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
-	}
-	plan := b.String()
+	plan := querytest.Plan(t, db, scanSQL)
 	if !strings.Contains(plan, "INDEX msgs_name") || strings.Contains(plan, "TEMP B-TREE") || !strings.Contains(plan, "INDEX rrs_message") {
 		t.Errorf("the summary's scan is not in msgs_name order with rrs_message:\n%s", plan)
 	}
