@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/query/export"
@@ -246,24 +247,47 @@ func TestExportGolden(t *testing.T) {
 	}
 }
 
-// parquetJSONL reads a parquet export back with parquet-go, one JSON object
-// per row.
+// parquetJSONL reads a parquet export back with parquet-go, by the file's
+// own schema, one JSON object per row with the columns in the file's
+// order: null for a null, timestamps as times.
 func parquetJSONL(t *testing.T, data []byte) []byte {
 	t.Helper()
-	r := parquet.NewGenericReader[export.ParquetRow](bytes.NewReader(data))
+	r := parquet.NewGenericReader[any](bytes.NewReader(data))
 	defer r.Close()
-	rows := make([]export.ParquetRow, r.NumRows())
+	rows := make([]any, r.NumRows())
 	n, err := r.Read(rows)
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
+	fields := r.Schema().Fields()
+	var out, val bytes.Buffer
+	enc := json.NewEncoder(&val)
 	enc.SetEscapeHTML(false)
-	for _, row := range rows[:n] {
-		if err := enc.Encode(row); err != nil {
+	encode := func(v any) []byte {
+		val.Reset()
+		if err := enc.Encode(v); err != nil {
 			t.Fatal(err)
 		}
+		return bytes.TrimSuffix(val.Bytes(), []byte("\n"))
+	}
+	for _, row := range rows[:n] {
+		m := row.(map[string]any)
+		out.WriteByte('{')
+		for i, f := range fields {
+			v := m[f.Name()]
+			if lt := f.Type().LogicalType(); lt != nil && v != nil {
+				if _, ok := lt.Value.(*format.TimestampType); ok {
+					v = time.Unix(0, v.(int64)).UTC()
+				}
+			}
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			out.Write(encode(f.Name()))
+			out.WriteByte(':')
+			out.Write(encode(v))
+		}
+		out.WriteString("}\n")
 	}
 	return out.Bytes()
 }
@@ -592,7 +616,16 @@ func TestExportParquetDuckDB(t *testing.T) {
 	}
 	want := map[string]string{}
 	for _, l := range bytes.Split(bytes.TrimSpace(parquetJSONL(t, data)), []byte("\n")) {
-		var r export.ParquetRow
+		var r struct {
+			UID        string   `json:"uid"`
+			QName      *string  `json:"qname"`
+			ClientPID  *int64   `json:"client_pid"`
+			ClientComm *string  `json:"client_comm"`
+			ServerComm *string  `json:"server_comm"`
+			Status     string   `json:"status"`
+			Answers    []string `json:"answers"`
+			TSNs       int64    `json:"ts_ns"`
+		}
 		if err := json.Unmarshal(l, &r); err != nil {
 			t.Fatal(err)
 		}

@@ -15,68 +15,18 @@ import (
 
 // ParquetRow is one row of the parquet export: one DNS transaction (a query
 // and its response), flat, for DuckDB, Trino, Athena or Spark. It is the
-// schema: its parquet tags name the columns and their types, in order.
+// schema: its parquet tags name the columns, their types and encodings, in
+// order. query/EXPORTS.md says what each column means, and TestParquetDoc
+// fails when its table and this type differ.
+//
 // Optional columns are null when unknown; lists are empty when there is
-// nothing. query/EXPORTS.md says what each column means, and
-// TestParquetDoc fails when its table and this type differ.
+// nothing. An optional column is a plain field wherever its zero value
+// cannot be a value of the column: parquet-go writes the zero value as
+// null. A pointer field costs the library several times as much to shred
+// as a plain one, and the export an allocation. The pointers left are the
+// columns where 0 or "" is a value: the root's name, type, class and rcode
+// 0, pid and uid 0.
 type ParquetRow struct {
-	TS              time.Time  `parquet:"ts,timestamp(nanosecond),delta" json:"ts"`
-	TSNs            int64      `parquet:"ts_ns,delta" json:"ts_ns"`
-	ResponseTS      *time.Time `parquet:"response_ts,optional,timestamp(nanosecond)" json:"response_ts"`
-	Host            string     `parquet:"host,dict" json:"host"`
-	File            string     `parquet:"file,dict" json:"file"`
-	UID             string     `parquet:"uid" json:"uid"`
-	QueryID         *int64     `parquet:"query_id,optional" json:"query_id"`
-	ResponseID      *int64     `parquet:"response_id,optional" json:"response_id"`
-	Proto           string     `parquet:"proto,dict" json:"proto"`
-	ClientAddr      *string    `parquet:"client_addr,optional,dict" json:"client_addr"`
-	ClientPort      int32      `parquet:"client_port" json:"client_port"`
-	ServerAddr      *string    `parquet:"server_addr,optional,dict" json:"server_addr"`
-	ServerPort      int32      `parquet:"server_port" json:"server_port"`
-	DNSID           int32      `parquet:"dns_id" json:"dns_id"`
-	QName           *string    `parquet:"qname,optional" json:"qname"`
-	QType           *int32     `parquet:"qtype,optional" json:"qtype"`
-	QTypeName       *string    `parquet:"qtype_name,optional,dict" json:"qtype_name"`
-	QClass          *int32     `parquet:"qclass,optional" json:"qclass"`
-	Rcode           *int32     `parquet:"rcode,optional" json:"rcode"`
-	RcodeName       *string    `parquet:"rcode_name,optional,dict" json:"rcode_name"`
-	Answers         []string   `parquet:"answers,list" json:"answers"`
-	TTLs            []int64    `parquet:"ttls,list" json:"ttls"`
-	LatencyNs       *int64     `parquet:"latency_ns,optional" json:"latency_ns"`
-	ClientPID       *int64     `parquet:"client_pid,optional" json:"client_pid"`
-	ClientTID       *int64     `parquet:"client_tid,optional" json:"client_tid"`
-	ClientComm      *string    `parquet:"client_comm,optional,dict" json:"client_comm"`
-	ClientExe       *string    `parquet:"client_exe,optional,dict" json:"client_exe"`
-	ClientArgv      []string   `parquet:"client_argv,list" json:"client_argv"`
-	ClientUID       *int64     `parquet:"client_uid,optional" json:"client_uid"`
-	ClientAncestry  *string    `parquet:"client_ancestry,optional,dict" json:"client_ancestry"`
-	ServerPID       *int64     `parquet:"server_pid,optional" json:"server_pid"`
-	ServerTID       *int64     `parquet:"server_tid,optional" json:"server_tid"`
-	ServerComm      *string    `parquet:"server_comm,optional,dict" json:"server_comm"`
-	ServerExe       *string    `parquet:"server_exe,optional,dict" json:"server_exe"`
-	ServerArgv      []string   `parquet:"server_argv,list" json:"server_argv"`
-	ServerUID       *int64     `parquet:"server_uid,optional" json:"server_uid"`
-	ServerAncestry  *string    `parquet:"server_ancestry,optional,dict" json:"server_ancestry"`
-	ClientContainer *string    `parquet:"client_container,optional,dict" json:"client_container"`
-	ServerContainer *string    `parquet:"server_container,optional,dict" json:"server_container"`
-	ClientIface     *string    `parquet:"client_iface,optional,dict" json:"client_iface"`
-	ServerIface     *string    `parquet:"server_iface,optional,dict" json:"server_iface"`
-	Status          string     `parquet:"status,dict" json:"status"`
-	Note            *string    `parquet:"note,optional" json:"note"`
-}
-
-// parquetSchema is parquetOut's schema under ParquetRow's name, the root's
-// name in the file.
-var parquetSchema = parquet.NewSchema("ParquetRow", parquet.SchemaOf(parquetOut{}))
-
-// parquetOut is what the export writes: ParquetRow's columns, with the
-// same schema (TestParquetOutSchema), but with non-pointer fields wherever
-// the zero value cannot be a value of the column, which parquet-go writes
-// as null for an optional column. A pointer field costs the library several
-// times as much to shred as a plain one, and the export an allocation. The
-// pointers left are the columns where 0 or "" is a value: the root's name,
-// type, class and rcode 0, pid and uid 0.
-type parquetOut struct {
 	TS              time.Time `parquet:"ts,timestamp(nanosecond),delta"`
 	TSNs            int64     `parquet:"ts_ns,delta"`
 	ResponseTS      time.Time `parquet:"response_ts,optional,timestamp(nanosecond)"`
@@ -122,6 +72,10 @@ type parquetOut struct {
 	Note            string    `parquet:"note,optional"`
 }
 
+// parquetSchema is ParquetRow's schema, under its name: the root's name in
+// the file.
+var parquetSchema = parquet.NewSchema("ParquetRow", parquet.SchemaOf(ParquetRow{}))
+
 // parquetRowGroup is the rows of one row group: what the writer holds in
 // memory at most.
 const parquetRowGroup = 64 << 10
@@ -130,7 +84,7 @@ const parquetRowGroup = 64 << 10
 const parquetBatch = 1024
 
 type parquetWriter struct {
-	w     *parquet.GenericWriter[parquetOut]
+	w     *parquet.GenericWriter[ParquetRow]
 	cur   *parquetBuf                         // the batch being built; nil between batches
 	procs map[*query.Process]*parquetProcCols // messages share their query.Process
 
@@ -145,7 +99,7 @@ type parquetWriter struct {
 // parquetBuf is a batch of rows. Their optional columns point into its
 // slabs, reused once the batch is written: not an allocation for each.
 type parquetBuf struct {
-	rows []parquetOut
+	rows []ParquetRow
 	i32s slab[int32]
 	strs slab[string]
 }
@@ -199,7 +153,7 @@ type parquetProcCols struct {
 }
 
 func newParquetWriter(w io.Writer) (*parquetWriter, error) {
-	pw := parquet.NewGenericWriter[parquetOut](w,
+	pw := parquet.NewGenericWriter[ParquetRow](w,
 		parquetSchema,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
 		parquet.MaxRowsPerRowGroup(parquetRowGroup),
@@ -209,7 +163,7 @@ func newParquetWriter(w io.Writer) (*parquetWriter, error) {
 	p := &parquetWriter{w: pw, procs: map[*query.Process]*parquetProcCols{},
 		free: make(chan *parquetBuf, parquetBufs), full: make(chan *parquetBuf, parquetBufs), done: make(chan error, 1)}
 	for range parquetBufs {
-		p.free <- &parquetBuf{rows: make([]parquetOut, 0, parquetBatch)}
+		p.free <- &parquetBuf{rows: make([]ParquetRow, 0, parquetBatch)}
 	}
 	go p.writeBatches(p.full)
 	return p, nil
@@ -273,10 +227,10 @@ func (p *parquetWriter) close() error {
 	return p.w.Close()
 }
 
-func (p *parquetWriter) row(t *query.Transaction) parquetOut {
+func (p *parquetWriter) row(t *query.Transaction) ParquetRow {
 	q, r := t.Query, t.Response
 	first := t.First()
-	row := parquetOut{
+	row := ParquetRow{
 		TS:     first.Time,
 		TSNs:   first.Time.UnixNano(),
 		Host:   first.Host,
