@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
@@ -387,12 +388,12 @@ func Chain(qname, target string, rrs []RR) string {
 }
 
 // ResolvedToTable converts rows for Write.
-func ResolvedToTable(rows []ResolvedToRow, withFile bool) *Table {
+func ResolvedToTable(rows []ResolvedToRow, withFile bool) *format.Table {
 	cols := ResolvedToColumns
 	if withFile {
 		cols = append([]string{"file"}, cols...)
 	}
-	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	t := &format.Table{Columns: cols, Rows: make([][]any, len(rows))}
 	for i, r := range rows {
 		var pid, comm, exe, uid, anc any
 		if p := r.Proc; p != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/query/export"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -56,10 +57,10 @@ func timelineIDs(t *testing.T, db *query.DB, opts query.TimelineOptions) ([]stri
 
 func TestTimelineGolden(t *testing.T) {
 	db := incidentDB(t)
-	for _, f := range query.Formats {
+	for _, f := range format.Formats {
 		t.Run(string(f), func(t *testing.T) {
 			var buf bytes.Buffer
-			w, err := query.NewRowWriter(&buf, f, db.TimelineColumnsFor(), query.WriteOptions{})
+			w, err := format.NewRowWriter(&buf, f, db.TimelineColumnsFor(), format.WriteOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,7 +234,7 @@ func TestParseName(t *testing.T) {
 // the timeline prints in that format.
 func TestExportCSVIsTimeline(t *testing.T) {
 	db := incidentDB(t)
-	for _, f := range []query.Format{query.FormatCSV, query.FormatJSONL} {
+	for _, f := range []format.Format{format.FormatCSV, format.FormatJSONL} {
 		var exp bytes.Buffer
 		st, err := export.Write(context.Background(), db, &exp, string(f), query.Filter{})
 		if err != nil {

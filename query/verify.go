@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/schema"
 	"github.com/dnsrec/dnsrec/schema/summary"
 )
@@ -48,8 +49,8 @@ func (d *DB) Verify(ctx context.Context) ([]VerifyReport, error) {
 }
 
 // VerifyTable converts reports for Write.
-func VerifyTable(rs []VerifyReport) *Table {
-	t := &Table{Columns: VerifyColumns}
+func VerifyTable(rs []VerifyReport) *format.Table {
+	t := &format.Table{Columns: VerifyColumns}
 	for _, r := range rs {
 		result, problem := "ok", ""
 		if !r.OK() {

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
@@ -119,12 +120,12 @@ const maxAncestry = 64
 
 // WhoResolvedTable converts rows for Write. withFile adds a first column
 // naming each row's file, for several files.
-func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *Table {
+func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *format.Table {
 	cols := WhoResolvedColumns
 	if withFile {
 		cols = append([]string{"file"}, cols...)
 	}
-	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	t := &format.Table{Columns: cols, Rows: make([][]any, len(rows))}
 	for i, r := range rows {
 		row := []any{
 			r.QName, r.QTypes, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullString(ShellQuote(r.Argv)), nullInt(r.UID),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -174,10 +175,10 @@ func TestWhoResolvedGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range query.Formats {
+		for _, f := range format.Formats {
 			t.Run(c.name+"/"+string(f), func(t *testing.T) {
 				var buf bytes.Buffer
-				if err := query.Write(&buf, f, query.WhoResolvedTable(rows, false)); err != nil {
+				if err := format.Write(&buf, f, query.WhoResolvedTable(rows, false)); err != nil {
 					t.Fatal(err)
 				}
 				golden(t, filepath.Join("testdata", "who-resolved-"+c.name+"."+string(f)), buf.Bytes())
@@ -188,11 +189,11 @@ func TestWhoResolvedGolden(t *testing.T) {
 
 // goldenFormats renders tbl in every format and compares each with
 // testdata/NAME.FORMAT.
-func goldenFormats(t *testing.T, name string, tbl *query.Table) {
+func goldenFormats(t *testing.T, name string, tbl *format.Table) {
 	t.Helper()
-	for _, f := range query.Formats {
+	for _, f := range format.Formats {
 		var buf bytes.Buffer
-		if err := query.Write(&buf, f, tbl); err != nil {
+		if err := format.Write(&buf, f, tbl); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, filepath.Join("testdata", name+"."+string(f)), buf.Bytes())

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // dbEnv names the evidence file when --db is not given.
@@ -120,7 +121,7 @@ process.`,
 				return fmt.Errorf("info: takes no arguments, got %q", c.Args().Slice())
 			}
 			out := c.App.Writer
-			format, err := query.ParseFormat(c.String("format"), out)
+			as, err := format.ParseFormat(c.String("format"), out)
 			if err != nil {
 				return fmt.Errorf("info: --format: %w", err)
 			}
@@ -133,7 +134,7 @@ process.`,
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}
-			if err := query.Write(out, format, t); err != nil {
+			if err := format.Write(out, as, t); err != nil {
 				return fmt.Errorf("info: write: %w", err)
 			}
 			return db.Close()
@@ -158,7 +159,7 @@ at the stop (or logged while recording).
 				return fmt.Errorf("verify: takes no arguments, got %q", c.Args().Slice())
 			}
 			out := c.App.Writer
-			format, err := query.ParseFormat(c.String("format"), out)
+			as, err := format.ParseFormat(c.String("format"), out)
 			if err != nil {
 				return fmt.Errorf("verify: --format: %w", err)
 			}
@@ -171,7 +172,7 @@ at the stop (or logged while recording).
 			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			if err := query.Write(out, format, query.VerifyTable(reports)); err != nil {
+			if err := format.Write(out, as, query.VerifyTable(reports)); err != nil {
 				return fmt.Errorf("verify: write: %w", err)
 			}
 			failed := 0
@@ -270,8 +271,8 @@ func dbPaths(c *cli.Context) []string {
 
 // formatFlag is --format, shared by every query subcommand.
 func formatFlag() cli.Flag {
-	names := make([]string, len(query.Formats))
-	for i, f := range query.Formats {
+	names := make([]string, len(format.Formats))
+	for i, f := range format.Formats {
 		names[i] = string(f)
 	}
 	return &cli.StringFlag{

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // Formats are the formats Write writes. query/EXPORTS.md documents each
@@ -27,29 +28,29 @@ type txnWriter interface {
 	close() error // writes what ends the file; the caller closes w
 }
 
-// Write writes the messages of d that pass f to w in format (one of
+// Write writes the messages of d that pass f to w in format as (one of
 // Formats), streaming: memory does not grow with the evidence.
 //
 // pcapng writes one packet per message; the other formats one row or event
 // per transaction (a query and its response, see query.Transactions).
 // f.Limit counts what is written: packets or transactions. Nothing is
 // written to the evidence, which is opened read-only.
-func Write(ctx context.Context, d *query.DB, w io.Writer, format string, f query.Filter) (Stats, error) {
+func Write(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Filter) (Stats, error) {
 	if err := d.CheckFilter(&f); err != nil {
 		return Stats{}, err
 	}
 	if err := d.CheckVersion(2); err != nil {
 		return Stats{}, err
 	}
-	switch format {
+	switch as {
 	case "pcapng":
 		return writePcapng(ctx, d, w, f)
 	case "csv", "jsonl":
-		return writeTimeline(ctx, d, w, query.Format(format), f)
+		return writeTimeline(ctx, d, w, format.Format(as), f)
 	}
 	var tw txnWriter
 	raw := false
-	switch format {
+	switch as {
 	case "zeek":
 		tw = newZeekWriter(w)
 	case "ocsf":
@@ -62,7 +63,7 @@ func Write(ctx context.Context, d *query.DB, w io.Writer, format string, f query
 		}
 		tw = pw
 	default:
-		return Stats{}, fmt.Errorf("unknown export format %q (want one of %s)", format, strings.Join(Formats, ", "))
+		return Stats{}, fmt.Errorf("unknown export format %q (want one of %s)", as, strings.Join(Formats, ", "))
 	}
 	ts, err := d.Transactions(ctx, query.MessageOptions{Filter: f, Raw: raw, Ancestry: true}, tw.write)
 	st := Stats{Messages: ts.Messages, Rows: ts.Transactions, Unanswered: ts.Unanswered, Alone: ts.Alone}
@@ -86,9 +87,9 @@ func cmdLine(p *query.Process) string {
 // writeTimeline writes the timeline's rows (one per message) as CSV or
 // JSON lines: the columns of `query timeline`, with the file first when
 // several are open.
-func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, format query.Format, f query.Filter) (Stats, error) {
+func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter) (Stats, error) {
 	var st Stats
-	rw, err := query.NewRowWriter(w, format, d.TimelineColumnsFor(), query.WriteOptions{})
+	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsFor(), format.WriteOptions{})
 	if err != nil {
 		return st, err
 	}
