@@ -18,7 +18,7 @@
 //   - The questions (WhoResolved, ResolvedTo, Process, Stats, Info, Verify,
 //     SQL) run indexed SQL against every file and merge the results into
 //     typed rows, each carrying the file and host it came from. Typed rows
-//     convert to a generic Table, which the format writers render as an
+//     convert to a format.Table, which package query/format renders as an
 //     aligned table, CSV, a JSON array or JSON lines.
 //
 // A name is found through the names table: ParseName turns what the user

@@ -614,46 +614,41 @@ func TestExportParquetDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{}
-	for _, l := range bytes.Split(bytes.TrimSpace(parquetJSONL(t, data)), []byte("\n")) {
-		var r struct {
-			UID        string   `json:"uid"`
-			QName      *string  `json:"qname"`
-			ClientPID  *int64   `json:"client_pid"`
-			ClientComm *string  `json:"client_comm"`
-			ServerComm *string  `json:"server_comm"`
-			Status     string   `json:"status"`
-			Answers    []string `json:"answers"`
-			TSNs       int64    `json:"ts_ns"`
-		}
-		if err := json.Unmarshal(l, &r); err != nil {
-			t.Fatal(err)
-		}
-		want[r.UID] = duckRow(r.UID, deref(r.QName), r.ClientPID, deref(r.ClientComm), deref(r.ServerComm), r.Status, r.Answers, r.TSNs)
+	// The columns compared, as parquetJSONL and read.cjs give them: ts_ns
+	// a number from the first, a string from DuckDB (JSON numbers lose
+	// nanoseconds).
+	type duckFields struct {
+		UID        string          `json:"uid"`
+		QName      *string         `json:"qname"`
+		ClientPID  *int64          `json:"client_pid"`
+		ClientComm *string         `json:"client_comm"`
+		ServerComm *string         `json:"server_comm"`
+		Status     string          `json:"status"`
+		Answers    []string        `json:"answers"`
+		TSNs       json.RawMessage `json:"ts_ns"`
+		TSUs       string          `json:"ts_us"`
 	}
-	for _, raw := range res.Rows {
-		var r struct {
-			UID        string   `json:"uid"`
-			QName      *string  `json:"qname"`
-			ClientPID  *int64   `json:"client_pid"`
-			ClientComm *string  `json:"client_comm"`
-			ServerComm *string  `json:"server_comm"`
-			Status     string   `json:"status"`
-			Answers    []string `json:"answers"`
-			TSNs       string   `json:"ts_ns"` // strings: JSON numbers lose nanoseconds
-			TSUs       string   `json:"ts_us"`
-		}
-		if err := json.Unmarshal(raw, &r); err != nil {
+	row := func(line []byte) (duckFields, int64, string) {
+		var r duckFields
+		if err := json.Unmarshal(line, &r); err != nil {
 			t.Fatal(err)
 		}
-		ts, err := strconv.ParseInt(r.TSNs, 10, 64)
+		ts, err := strconv.ParseInt(strings.Trim(string(r.TSNs), `"`), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return r, ts, duckRow(r.UID, deref(r.QName), r.ClientPID, deref(r.ClientComm), deref(r.ServerComm), r.Status, r.Answers, ts)
+	}
+	want := map[string]string{}
+	for _, l := range bytes.Split(bytes.TrimSpace(parquetJSONL(t, data)), []byte("\n")) {
+		r, _, text := row(l)
+		want[r.UID] = text
+	}
+	for _, raw := range res.Rows {
+		r, ts, got := row(raw)
 		if us, err := strconv.ParseInt(r.TSUs, 10, 64); err != nil || us != ts/1000 {
 			t.Errorf("%s: DuckDB reads ts as %s µs, ts_ns is %d ns", r.UID, r.TSUs, ts)
 		}
-		got := duckRow(r.UID, deref(r.QName), r.ClientPID, deref(r.ClientComm), deref(r.ServerComm), r.Status, r.Answers, ts)
 		if got != want[r.UID] {
 			t.Errorf("DuckDB reads\n%s\nparquet-go\n%s", got, want[r.UID])
 		}
