@@ -71,7 +71,7 @@ func TestWhoSummaryMatches(t *testing.T) {
 		name  string
 		exact bool
 	}
-	// Every name takes half a minute: 2,000 of them, spread over the ids
+	// Comparing every name takes too long: 2,000 of them, spread over the ids
 	// (names are numbered in order of first sight, so the busiest come
 	// first and the tunnel's last).
 	var qs []q
