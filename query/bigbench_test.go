@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
 	"github.com/dnsrec/dnsrec/record/gen"
 	"github.com/dnsrec/dnsrec/schema"
 )
@@ -142,12 +143,12 @@ func BenchmarkBig(b *testing.B) {
 	// Exports: the first bigExportRows packets or transactions of the file
 	// in each format, to io.Discard; rows/s is their throughput, reading
 	// the evidence included.
-	for _, format := range query.ExportFormats {
+	for _, format := range export.Formats {
 		b.Run("export-"+format, func(b *testing.B) {
 			resetPeakRSS()
 			var rows int64
 			for b.Loop() {
-				st, err := db.Export(ctx, io.Discard, format, query.Filter{Limit: bigExportRows})
+				st, err := export.Write(ctx, db, io.Discard, format, query.Filter{Limit: bigExportRows})
 				if err != nil {
 					b.Fatal(err)
 				}

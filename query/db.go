@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 	"github.com/dnsrec/dnsrec/schema"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -40,9 +40,6 @@ type file struct {
 	version   int  // schema version (PRAGMA user_version)
 	hadWAL    bool // a -wal was beside the file before it was opened
 	dict      *dicts
-	// noSummary makes who-resolved read the messages even where the file
-	// has a summary: for tests that compare the two.
-	noSummary bool
 }
 
 // Open opens the evidence files at paths read-only and checks that each is a
@@ -99,19 +96,25 @@ func (d *DB) Close() error {
 // their answers: a recording that never stopped cleanly (killed, or still
 // running) may have its newest messages in a -wal beside the file, and a
 // copy without that -wal lacks them. A filtered recording (record --domain
-// and the like) holds only what its filters let through.
-func (d *DB) Warnings(ctx context.Context) []string {
+// and the like) holds only what its filters let through. A file whose
+// sessions cannot be read is an error: its warnings would be missing.
+func (d *DB) Warnings(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, f := range d.files {
 		if f.version >= 4 {
 			var filters sql.NullString
-			f.db.QueryRowContext(ctx, `SELECT group_concat(DISTINCT filters) FROM sessions WHERE filters IS NOT NULL`).Scan(&filters)
+			if err := f.db.QueryRowContext(ctx, `SELECT group_concat(DISTINCT filters) FROM sessions WHERE filters IS NOT NULL`).Scan(&filters); err != nil {
+				return out, fmt.Errorf("%s: read the recording's filters: %w", f.path, err)
+			}
 			if filters.Valid {
 				out = append(out, fmt.Sprintf("%s: a filtered recording (%s): messages outside the filters were never stored, so an absence here proves nothing", f.path, filters.String))
 			}
 		}
 		var open int
-		if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE stopped_ns IS NULL`).Scan(&open); err != nil || open == 0 {
+		if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE stopped_ns IS NULL`).Scan(&open); err != nil {
+			return out, fmt.Errorf("%s: read whether the recording stopped: %w", f.path, err)
+		}
+		if open == 0 {
 			continue
 		}
 		if f.hadWAL {
@@ -120,7 +123,35 @@ func (d *DB) Warnings(ctx context.Context) []string {
 			out = append(out, fmt.Sprintf("%s: the recording did not stop cleanly (killed, or still running) and there is no %s-wal beside it: messages the recorder had not checkpointed are missing from this copy; copy the -wal with the file", f.path, filepath.Base(f.path)))
 		}
 	}
-	return out
+	return out, nil
+}
+
+// CheckVersion tells, with ErrOldSchema, whether a file is older than
+// schema version min: for a command that refuses such a file before it
+// writes anything.
+func (d *DB) CheckVersion(min int) error {
+	for _, f := range d.files {
+		if f.version < min {
+			return fmt.Errorf("%s: %w", f.path, ErrOldSchema)
+		}
+	}
+	return nil
+}
+
+// RecorderVersion is the dnsrec version that recorded session of the
+// file opened as path (as Message.File names it), "" when unknown.
+func (d *DB) RecorderVersion(ctx context.Context, path string, session int64) (string, error) {
+	var v sql.NullString
+	for _, f := range d.files {
+		if f.path != path {
+			continue
+		}
+		err := f.db.QueryRowContext(ctx, `SELECT version FROM sessions WHERE id = ?`, session).Scan(&v)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("%s: session %d: %w", path, session, err)
+		}
+	}
+	return v.String, nil
 }
 
 // Paths returns the files in the order they were given to Open.
@@ -152,26 +183,6 @@ func stat(path string) (os.FileInfo, error) {
 	}
 	f.Close()
 	return fi, nil
-}
-
-// dsn builds a SQLite URI for path. The path is made absolute and
-// percent-encoded, so that '?', '#', '%' and spaces in a file name are part of
-// the name and not URI syntax; an absolute path also keeps a name starting
-// with "//" from being read as a URI authority.
-func dsn(path string, immutable bool) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
-	if filepath.VolumeName(abs) != "" { // Windows: file:///C:/...
-		u.Path = "/" + u.Path
-	}
-	q := "?mode=ro"
-	if immutable {
-		q += "&immutable=1"
-	}
-	return u.String() + q, nil
 }
 
 func openFile(ctx context.Context, path string) (*file, error) {
@@ -215,7 +226,7 @@ func retryImmutable(err error) bool {
 }
 
 func openMode(ctx context.Context, path string, immutable bool) (_ *file, err error) {
-	name, err := dsn(path, immutable)
+	name, err := rawsqlite.URI(path, immutable)
 	if err != nil {
 		return nil, err
 	}

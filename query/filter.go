@@ -146,8 +146,8 @@ func (f *Filter) hasProcess() bool {
 // identity was.
 var ErrNoContainers = errors.New("--container needs a recording from dnsrec with schema v4 or later: this file has no container ids")
 
-// checkFilter refuses filters a file cannot answer.
-func (d *DB) checkFilter(f *Filter) error {
+// CheckFilter refuses filters a file cannot answer.
+func (d *DB) CheckFilter(f *Filter) error {
 	for _, fl := range d.files {
 		if len(f.Containers) > 0 && fl.version < 4 {
 			return fmt.Errorf("%s: %w", fl.path, ErrNoContainers)

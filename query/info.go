@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // InfoColumns are the columns of `dnsrec query info`, one row per recording
@@ -22,8 +23,8 @@ var InfoColumns = []string{
 // was recorded (the hook tier among it), how much, and what was lost.
 // stopped is empty for a recording still running or one that did not stop
 // cleanly.
-func (d *DB) Info(ctx context.Context) (*Table, error) {
-	t := &Table{Columns: InfoColumns}
+func (d *DB) Info(ctx context.Context) (*format.Table, error) {
+	t := &format.Table{Columns: InfoColumns}
 	for _, f := range d.files {
 		rows, err := f.info(ctx)
 		if err != nil {

@@ -155,14 +155,42 @@ func TestWarnings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := db.Warnings(ctx)
+		w, err := db.Warnings(ctx)
 		db.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
 		switch {
 		case tc.want == "" && len(w) != 0:
 			t.Errorf("%s: warnings %q, want none", tc.path, w)
 		case tc.want != "" && (len(w) != 1 || !strings.Contains(w[0], tc.want)):
 			t.Errorf("%s: warnings %q, want one saying %q", tc.path, w, tc.want)
 		}
+	}
+}
+
+// TestWarningsFiltered: a filtered recording says so, and a file whose
+// sessions cannot be read (here: the context is cancelled) is an error,
+// not a file without warnings.
+func TestWarningsFiltered(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "filtered.db")
+	b := querytest.New(t, p)
+	s := b.Session("web-1", querytest.At(0))
+	b.Exec(`UPDATE sessions SET filters = 'domain=evil.com' WHERE id = ?`, s)
+	b.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w, err := db.Warnings(context.Background())
+	if err != nil || len(w) != 1 || !strings.Contains(w[0], "a filtered recording (domain=evil.com)") {
+		t.Errorf("warnings %q, %v; want the filtered recording's", w, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if w, err := db.Warnings(ctx); err == nil {
+		t.Errorf("warnings %q and no error from sessions that could not be read", w)
 	}
 }
 

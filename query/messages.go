@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dnsrec/dnsrec/query/internal/rawsqlite"
+	"github.com/dnsrec/dnsrec/internal/rawsqlite"
 )
 
 // Message is one DNS message as the evidence holds it: its bytes' meaning,
@@ -148,6 +148,23 @@ func (c *Cursor) messagesAfter() *Cursor {
 	return &Cursor{TS: c.TS, File: c.File, ID: math.MaxInt64}
 }
 
+// where is the condition, to append to a WHERE, on the ts_ns and id of
+// alias that resumes the rows of file number idx after c, in timeline
+// order (time, file, id). tied: the rows of c's own file and time are
+// ordered against c by id (rows of c's kind); else they all come after it.
+func (c *Cursor) where(idx int, alias string, tied bool) (string, []any) {
+	switch {
+	case idx < c.File:
+		return " AND " + alias + ".ts_ns > ?", []any{c.TS}
+	case idx == c.File && tied:
+		// The range on ts_ns alone lets the time index seek; the OR only
+		// settles ties.
+		return " AND " + alias + ".ts_ns >= ? AND (" + alias + ".ts_ns > ? OR " + alias + ".id > ?)", []any{c.TS, c.TS, c.ID}
+	default:
+		return " AND " + alias + ".ts_ns >= ?", []any{c.TS}
+	}
+}
+
 // ParseCursor parses what Cursor.String printed.
 func ParseCursor(s string) (Cursor, error) {
 	parts := strings.Split(s, ".")
@@ -185,7 +202,7 @@ var ErrOldSchema = errors.New("recorded by an older dnsrec (schema v1): this com
 // Rows are streamed: memory does not grow with the result. The Process
 // values are shared between messages and must not be changed.
 func (d *DB) Messages(ctx context.Context, opts MessageOptions, fn func(*Message) error) error {
-	if err := d.checkFilter(&opts.Filter); err != nil {
+	if err := d.CheckFilter(&opts.Filter); err != nil {
 		return err
 	}
 	srcs := make([]*msgSource, 0, len(d.files))
@@ -313,19 +330,8 @@ const pageMessages = 10_000
 func messagesWhere(idx int, opts *MessageOptions) (string, []any) {
 	where, args := opts.Filter.msgsWhere(false)
 	if c := opts.After; c != nil {
-		switch {
-		case idx < c.File:
-			where += " AND m.ts_ns > ?"
-			args = append(args, c.TS)
-		case idx == c.File:
-			// The range on ts_ns alone lets msgs_ts seek; the OR only
-			// settles ties.
-			where += " AND m.ts_ns >= ? AND (m.ts_ns > ? OR m.id > ?)"
-			args = append(args, c.TS, c.TS, c.ID)
-		default:
-			where += " AND m.ts_ns >= ?"
-			args = append(args, c.TS)
-		}
+		w, a := c.where(idx, "m", true)
+		where, args = where+w, append(args, a...)
 	}
 	return where, args
 }
@@ -492,13 +498,13 @@ var errEnough = errors.New("enough rows")
 // the C API (rawsqlite), and calls each with every row, reporting on
 // started whether the statement started. A stream's rows read this way
 // skip the database/sql driver's serialized-mode locks, taken for every
-// column of every row, and its boxing of every value: together a third of
-// a stream's reading (issue 7). With mapped, the file is read through a
+// column of every row, and its boxing of every value: a large part of
+// a stream's reading. With mapped, the file is read through a
 // memory map (see rawsqlite.Each): a stream's messages' statement is, so
 // that SQLite's page cache and its process-wide lock are its answers'
 // alone; so is info's pass over every message.
 func (f *file) rawRows(ctx context.Context, q string, args []any, mapped bool, started chan<- error, each func(*rawsqlite.Stmt) error) error {
-	name, err := dsn(f.path, f.immutable)
+	name, err := rawsqlite.URI(f.path, f.immutable)
 	if err != nil {
 		started <- err
 		return err

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
@@ -15,24 +16,13 @@ import (
 // and the answers query, exact and with subdomains): on a cleanly stopped
 // file each finds the name through names_rev, its messages through
 // msgs_name and their answers through rrs_message, and none scans msgs or
-// rrs (on a 10-million-message file a scan takes seconds, the indexes
+// rrs (on a large file a scan takes seconds, the indexes
 // milliseconds). On a file whose recorder was killed the stop-time indexes
 // do not exist and the same check must see msgs scanned: that shows it
 // would catch an index gone missing or no longer usable.
 func TestWhoResolvedPlanNeedsStopIndexes(t *testing.T) {
 	for _, clean := range []bool{true, false} {
-		p := filepath.Join(t.TempDir(), "case.db")
-		b := querytest.New(t, p)
-		querytest.Incident(b, "web01")
-		if clean {
-			b.Close()
-		} else {
-			b.CloseAsCrashed()
-		}
-		db, err := Open(context.Background(), []string{p})
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := incidentPlanDB(t, clean)
 		f := db.files[0]
 		for _, exact := range []bool{false, true} {
 			pat, err := ParseName("evil.com", !exact)
@@ -90,22 +80,86 @@ func fullScans(plan string) []string {
 
 func planOf(t *testing.T, f *file, q string, args []any) string {
 	t.Helper()
-	rs, err := f.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	return querytest.Plan(t, f.db, q, args...)
+}
+
+// incidentPlanDB opens the incident fixture, cleanly stopped (with the
+// stop-time indexes) or as a killed recorder leaves it (without them).
+func incidentPlanDB(t *testing.T, clean bool) *DB {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "case.db")
+	b := querytest.New(t, p)
+	querytest.Incident(b, "web01")
+	if clean {
+		b.Close()
+	} else {
+		b.CloseAsCrashed()
+	}
+	db, err := Open(context.Background(), []string{p})
 	if err != nil {
-		t.Fatalf("explain: %v\n%s", err, q)
-	}
-	defer rs.Close()
-	var b strings.Builder
-	for rs.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(detail + "\n")
-	}
-	if err := rs.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return b.String()
+	return db
+}
+
+// TestTimelineUsesIndex: a timeline page, first or after a cursor, walks
+// msgs_ts and finds each message's answers through rrs_message; it never
+// sorts msgs. Without the stop-time indexes (a crashed file) the
+// same statement must sort, which shows the test can tell.
+func TestTimelineUsesIndex(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		db := incidentPlanDB(t, clean)
+		for _, after := range []*Cursor{nil, {TS: querytest.At(3 * time.Second).UnixNano(), ID: 11}} {
+			opts := &MessageOptions{Filter: Filter{Limit: 100}, After: after}
+			q, args := db.files[0].messagesSQL(0, opts)
+			plan := planOf(t, db.files[0], q, args)
+			// "LAST TERM OF ORDER BY" is r.id within one message's answers.
+			uses := strings.Contains(plan, " m USING INDEX msgs_ts") && strings.Contains(plan, "USING INDEX rrs_message") &&
+				!strings.Contains(plan, "TEMP B-TREE FOR ORDER BY")
+			if uses != clean {
+				t.Errorf("clean=%v after=%v: plan\n%s", clean, after != nil, plan)
+			}
+			// A stream (an export) reads the messages and their answers
+			// in two statements that sort nothing, not even each
+			// message's answers.
+			opts.Limit = 0
+			q, args = db.files[0].messagesSQL(0, opts)
+			plan = planOf(t, db.files[0], q, args)
+			q, args = answersSQL(0, opts)
+			answers := planOf(t, db.files[0], q, args)
+			uses = strings.Contains(plan, " m USING INDEX msgs_ts") && !strings.Contains(plan, "TEMP B-TREE") &&
+				strings.Contains(answers, " m USING COVERING INDEX msgs_ts") && strings.Contains(answers, "USING INDEX rrs_message") &&
+				!strings.Contains(answers, "TEMP B-TREE")
+			if uses != clean {
+				t.Errorf("clean=%v after=%v stream: plans\n%s\n%s", clean, after != nil, plan, answers)
+			}
+		}
+		db.Close()
+	}
+}
+
+// TestResolvedToUsesIndex: an address or IPv4 prefix is found through
+// rrs_addr4 or rrs_addr6 (the partial indexes of A and AAAA data), never by
+// scanning rrs.
+func TestResolvedToUsesIndex(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "case.db")
+	b := querytest.New(t, p)
+	querytest.Incident(b, "web01")
+	b.Close()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, arg := range []string{"203.0.113.7", "203.0.113.0/24", "203.0.112.0/20", "2001:db8::7", "2001:db8::/32"} {
+		prefix, err := ParsePrefix(arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, args, _ := resolvedToSQL(prefix, &Filter{})
+		plan := planOf(t, db.files[0], q, args)
+		if !strings.Contains(plan, "USING INDEX rrs_addr") || strings.Contains(plan, "SCAN r") {
+			t.Errorf("%s: plan\n%s", arg, plan)
+		}
+	}
 }

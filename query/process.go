@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // ProcessColumns are the columns of `dnsrec query process`: one row per
@@ -55,7 +57,7 @@ const userHZ = 100
 // lists each with its parents, children seen and the names it asked for.
 // f narrows the names counted (time, name, type).
 func (d *DB) Processes(ctx context.Context, arg string, f Filter) ([]ProcessRow, error) {
-	if err := d.checkFilter(&f); err != nil {
+	if err := d.CheckFilter(&f); err != nil {
 		return nil, err
 	}
 	arg = strings.TrimSpace(arg)
@@ -223,12 +225,12 @@ GROUP BY o.process_id, r.name_id ORDER BY first`, append(ids, rargs...)...)
 }
 
 // ProcessTable converts rows for Write.
-func ProcessTable(rows []ProcessRow, withFile bool) *Table {
+func ProcessTable(rows []ProcessRow, withFile bool) *format.Table {
 	cols := ProcessColumns
 	if withFile {
 		cols = append([]string{"file"}, cols...)
 	}
-	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	t := &format.Table{Columns: cols, Rows: make([][]any, len(rows))}
 	for i, r := range rows {
 		children := make([]string, len(r.Children))
 		for j, c := range r.Children {

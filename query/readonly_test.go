@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -27,8 +29,8 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 			if err != nil {
 				t.Fatalf("who-resolved %s: %v", name, err)
 			}
-			for _, f := range query.Formats {
-				if err := query.Write(io.Discard, f, query.WhoResolvedTable(rows, false)); err != nil {
+			for _, f := range format.Formats {
+				if err := format.Write(io.Discard, f, query.WhoResolvedTable(rows, false)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -36,7 +38,7 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 	}
 	// Every other command, each with a filter that touches its own SQL.
 	filter := query.Filter{Since: querytest.At(0), PIDs: []int64{901}, QTypes: []uint16{1}, Rcodes: []int{0}}
-	w, err := query.NewRowWriter(io.Discard, query.FormatJSON, query.TimelineColumns, query.WriteOptions{})
+	w, err := format.NewRowWriter(io.Discard, format.FormatJSON, query.TimelineColumns, format.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +56,8 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 		if _, err := db.Stats(ctx, f); err != nil {
 			t.Fatalf("stats: %v", err)
 		}
-		for _, format := range query.ExportFormats {
-			if _, err := db.Export(ctx, io.Discard, format, f); err != nil {
+		for _, format := range export.Formats {
+			if _, err := export.Write(ctx, db, io.Discard, format, f); err != nil {
 				t.Fatalf("export %s: %v", format, err)
 			}
 		}
@@ -67,8 +69,8 @@ func runEveryQuery(t *testing.T, db *query.DB) {
 		t.Fatalf("verify: %v", err)
 	}
 	for _, stmt := range []string{"SELECT * FROM messages", "DELETE FROM msgs", "ATTACH 'x.db' AS x"} {
-		sw, err := db.SQL(ctx, stmt, func(cols []string) (query.RowWriter, error) {
-			return query.NewRowWriter(io.Discard, query.FormatCSV, cols, query.WriteOptions{})
+		sw, err := db.SQL(ctx, stmt, func(cols []string) (format.RowWriter, error) {
+			return format.NewRowWriter(io.Discard, format.FormatCSV, cols, format.WriteOptions{})
 		})
 		if sw != nil {
 			sw.Close()

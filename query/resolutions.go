@@ -4,10 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // Libc resolutions (schema v5): calls to getaddrinfo and gethostbyname*
@@ -44,41 +45,6 @@ func (f *Filter) resWhere() (string, []any) {
 		w.add("r.owner IN (SELECT o.id FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE "+c+")", a...)
 	}
 	return w.String(), w.args
-}
-
-// ResolutionStatus names a resolution's rc: "answered", glibc's EAI_*
-// names for getaddrinfo, "not found" for gethostbyname*_r finding nothing,
-// and the errno otherwise.
-func ResolutionStatus(fn string, rc int64) string {
-	if rc == 0 {
-		return "answered"
-	}
-	if fn == "getaddrinfo" {
-		if n, ok := eaiNames[rc]; ok {
-			return n
-		}
-		return "EAI " + strconv.FormatInt(rc, 10)
-	}
-	if rc == -1 {
-		return "not found"
-	}
-	return "errno " + strconv.FormatInt(rc, 10)
-}
-
-// eaiNames are glibc's getaddrinfo error codes (netdb.h).
-var eaiNames = map[int64]string{
-	-1: "EAI_BADFLAGS", -2: "EAI_NONAME", -3: "EAI_AGAIN", -4: "EAI_FAIL", -6: "EAI_FAMILY",
-	-7: "EAI_SOCKTYPE", -8: "EAI_SERVICE", -10: "EAI_MEMORY", -11: "EAI_SYSTEM", -12: "EAI_OVERFLOW",
-	-5: "EAI_NODATA", -9: "EAI_ADDRFAMILY",
-}
-
-// AddrAnswer types an address as an answer would be: "A 192.0.2.7",
-// "AAAA 2001:db8::7".
-func AddrAnswer(addr string) string {
-	if a, err := netip.ParseAddr(addr); err == nil && a.Is6() {
-		return "AAAA " + addr
-	}
-	return "A " + addr
 }
 
 // whoLibcSQL is who-resolved's rows for libc resolutions: per process and
@@ -153,7 +119,7 @@ func (f *file) whoResolvedLibc(ctx context.Context, pat NamePattern, filter *Fil
 		r.Status = libcStatus(outs.String)
 		if addrs.Valid && addrs.String != "" {
 			for _, a := range strings.Split(addrs.String, ";") {
-				r.Answers = append(r.Answers, AddrAnswer(a))
+				r.Answers = append(r.Answers, dnstext.AddrAnswer(a))
 			}
 		}
 		rows = append(rows, r)
@@ -174,7 +140,7 @@ func libcStatus(outs string) string {
 	for _, o := range strings.Split(outs, ";") {
 		fn, rcs, ok := strings.Cut(o, " ")
 		if rc, err := strconv.ParseInt(rcs, 10, 64); ok && err == nil {
-			names = append(names, ResolutionStatus(fn, rc))
+			names = append(names, dnstext.ResolutionStatus(fn, rc))
 		}
 	}
 	return countedNames(names)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -137,7 +138,7 @@ func TestTimelineLibc(t *testing.T) {
 	ctx := context.Background()
 	page := func(limit int, after *query.Cursor) ([]string, *query.Cursor) {
 		var buf strings.Builder
-		w, err := query.NewRowWriter(&buf, query.FormatCSV, db.TimelineColumnsFor(), query.WriteOptions{})
+		w, err := format.NewRowWriter(&buf, format.FormatCSV, db.TimelineColumnsFor(), format.WriteOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // Resolution is a libc resolver call (schema v5), as the timeline and the
@@ -27,7 +29,7 @@ type Resolution struct {
 }
 
 // Status is what the call returned: "answered", EAI_NONAME, ...
-func (r *Resolution) Status() string { return ResolutionStatus(r.Func, r.RC) }
+func (r *Resolution) Status() string { return dnstext.ResolutionStatus(r.Func, r.RC) }
 
 // Note says what was not kept of the call.
 func (r *Resolution) Note() string {
@@ -45,7 +47,7 @@ func (r *Resolution) Note() string {
 func (r *Resolution) Answers() []string {
 	out := make([]string, len(r.Addrs))
 	for i, a := range r.Addrs {
-		out[i] = AddrAnswer(a)
+		out[i] = dnstext.AddrAnswer(a)
 	}
 	return out
 }
@@ -71,19 +73,9 @@ func ResolutionTimelineRow(r *Resolution) []any {
 // timeline puts messages first, then resolutions, each by id.
 func resolutionsWhere(idx int, f *Filter, c *Cursor) (string, []any) {
 	where, args := f.resWhere()
-	if c == nil {
-		return where, args
-	}
-	switch {
-	case idx < c.File:
-		where += " AND r.ts_ns > ?"
-		args = append(args, c.TS)
-	case idx == c.File && c.Res:
-		where += " AND r.ts_ns >= ? AND (r.ts_ns > ? OR r.id > ?)"
-		args = append(args, c.TS, c.TS, c.ID)
-	default:
-		where += " AND r.ts_ns >= ?"
-		args = append(args, c.TS)
+	if c != nil {
+		w, a := c.where(idx, "r", c.Res)
+		where, args = where+w, append(args, a...)
 	}
 	return where, args
 }

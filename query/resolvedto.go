@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query/format"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // ResolvedToColumns are the columns of `dnsrec query resolved-to`: one row
@@ -105,7 +109,7 @@ func addrRanges(p netip.Prefix) (conds []string, args []any, exact bool) {
 // AAAA), the name they asked and how that name led to the address. Rows are
 // in first-seen order.
 func (d *DB) ResolvedTo(ctx context.Context, prefix netip.Prefix, f Filter) ([]ResolvedToRow, error) {
-	if err := d.checkFilter(&f); err != nil {
+	if err := d.CheckFilter(&f); err != nil {
 		return nil, err
 	}
 	var out []ResolvedToRow
@@ -157,15 +161,6 @@ func typedAddrRanges(prefix netip.Prefix, alias string) (where string, args []an
 	return "(" + strings.Join(conds, " OR ") + ")", args, exact, typ
 }
 
-// clientEndSQL is the client end of a response, the two columns address
-// and port (” and 0 when the flow is unknown), for a message of alias
-// (its obs) joined to its flow as f: the response's receiver, the flow's b
-// side, or its a side when the message travels b->a.
-func clientEndSQL(alias string) string {
-	return `coalesce(CASE WHEN ` + alias + `.obs & 16 THEN f.a_addr ELSE f.b_addr END, ''),
-       coalesce(CASE WHEN ` + alias + `.obs & 16 THEN f.a_port ELSE f.b_port END, 0)`
-}
-
 // resolvedToSQL is the statement that finds the answers inside prefix,
 // its arguments, and whether the SQL alone decides (else each address is
 // checked against prefix).
@@ -183,7 +178,7 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	// remote one: the answers someone asked for.
 	q := `
 SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, coalesce(n.name, ''),
-       ` + clientEndSQL("m") + `
+       ` + summary.ClientEnd("m") + `
 FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
 WHERE ` + typed + ` AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id, r.id`
@@ -198,7 +193,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 	// Without filters, and without libc resolutions to merge in, a file
 	// that stopped cleanly answers from its summary (summary_addr.go).
 	if f.empty() && len(libc) == 0 {
-		ok, err := fl.summarized(ctx, addrSummary)
+		ok, err := fl.summarized(ctx, summary.Addr)
 		if err != nil {
 			return nil, err
 		}
@@ -280,7 +275,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 			}
 		}
 		if k.libc != "" {
-			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + AddrAnswer(k.addr)
+			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + dnstext.AddrAnswer(k.addr)
 		} else if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
 			return nil, err
 		}
@@ -372,7 +367,7 @@ func Chain(qname, target string, rrs []RR) string {
 	for hops := 0; hops < 16; hops++ {
 		for _, r := range rrs {
 			if r.Name == cur && (r.Type == dns.TypeA || r.Type == dns.TypeAAAA) && r.Data == target {
-				return strings.Join(append(parts, TypeName(r.Type)+" "+r.Data), " > ")
+				return strings.Join(append(parts, dnstext.TypeName(r.Type)+" "+r.Data), " > ")
 			}
 		}
 		next := ""
@@ -393,12 +388,12 @@ func Chain(qname, target string, rrs []RR) string {
 }
 
 // ResolvedToTable converts rows for Write.
-func ResolvedToTable(rows []ResolvedToRow, withFile bool) *Table {
+func ResolvedToTable(rows []ResolvedToRow, withFile bool) *format.Table {
 	cols := ResolvedToColumns
 	if withFile {
 		cols = append([]string{"file"}, cols...)
 	}
-	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	t := &format.Table{Columns: cols, Rows: make([][]any, len(rows))}
 	for i, r := range rows {
 		var pid, comm, exe, uid, anc any
 		if p := r.Proc; p != nil {

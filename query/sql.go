@@ -9,6 +9,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // ErrWriteRefused means a statement given to SQL tried to change the
@@ -20,12 +22,12 @@ var ErrWriteRefused = errors.New("refused: the evidence is opened read-only and 
 // first when several files are open). The files are opened read-only, so
 // SQLite itself refuses any write; that refusal is reported as
 // ErrWriteRefused.
-func (d *DB) SQL(ctx context.Context, stmt string, start func(cols []string) (RowWriter, error)) (RowWriter, error) {
+func (d *DB) SQL(ctx context.Context, stmt string, start func(cols []string) (format.RowWriter, error)) (format.RowWriter, error) {
 	if err := checkStatement(stmt); err != nil {
 		return nil, err
 	}
 	multi := len(d.files) > 1
-	var w RowWriter
+	var w format.RowWriter
 	for _, f := range d.files {
 		rs, err := f.db.QueryContext(ctx, stmt)
 		if err != nil {

@@ -10,13 +10,14 @@ import (
 	"testing"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 func runSQL(t *testing.T, db *query.DB, stmt string) (string, error) {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := db.SQL(context.Background(), stmt, func(cols []string) (query.RowWriter, error) {
-		return query.NewRowWriter(&buf, query.FormatCSV, cols, query.WriteOptions{})
+	w, err := db.SQL(context.Background(), stmt, func(cols []string) (format.RowWriter, error) {
+		return format.NewRowWriter(&buf, format.FormatCSV, cols, format.WriteOptions{})
 	})
 	if w != nil {
 		if cerr := w.Close(); cerr != nil && err == nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // StatsColumns are the columns of `dnsrec query stats`: one row per
@@ -49,11 +51,11 @@ const (
 
 // Stats summarises the files: the span, the top talkers, failure rates and
 // the names a tunnel would produce.
-func (d *DB) Stats(ctx context.Context, f Filter) (*Table, error) {
-	if err := d.checkFilter(&f); err != nil {
+func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
+	if err := d.CheckFilter(&f); err != nil {
 		return nil, err
 	}
-	t := &Table{Columns: StatsColumns}
+	t := &format.Table{Columns: StatsColumns}
 	add := func(section string, rank int, item string, count any, value any, detail any) {
 		var r any
 		if rank > 0 {

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // TimelineColumns are the columns of `dnsrec query timeline`, one row per
@@ -24,28 +25,32 @@ var TimelineColumns = []string{
 
 // TimelineRow renders one message as TimelineColumns; via is its link
 // through a local resolver (see relay.go), or "". The cells are those
-// timelineCells gives the csv and jsonl writers, as values.
+// timelineCells gives a format.CellRowWriter, as values.
 func TimelineRow(m *Message, via string) []any {
 	var scratch [64]byte
-	c := make(anyCells, 0, len(TimelineColumns))
+	c := anyCells{row: make([]any, 0, len(TimelineColumns))}
 	timelineCells(&c, "", m, via, &scratch)
-	return c
+	return c.row
 }
 
 // anyCells collects a row's cells as the values Table and the writers
 // take: NULL as nil, strings (copied: timelineCells may lend a scratch
-// buffer), int64, time.Time, Millis and typed answers.
-type anyCells []any
-
-func (c *anyCells) null()         { *c = append(*c, nil) }
-func (c *anyCells) str(s string)  { *c = append(*c, strings.Clone(s)) }
-func (c *anyCells) nstr(s string) { *c = append(*c, nullString(strings.Clone(s))) }
-func (c *anyCells) int(v int64)   { *c = append(*c, v) }
-func (c *anyCells) time(t time.Time) {
-	*c = append(*c, t)
+// buffer), int64, time.Time, Millis and lists as []string (nil when empty,
+// as TypedAnswers gives them).
+type anyCells struct {
+	row  []any
+	list []string
 }
-func (c *anyCells) millis(d time.Duration) { *c = append(*c, Millis(d)) }
-func (c *anyCells) answers(rrs []RR)       { *c = append(*c, TypedAnswers(rrs)) }
+
+func (c *anyCells) Null()                  { c.row = append(c.row, nil) }
+func (c *anyCells) Str(s string)           { c.row = append(c.row, strings.Clone(s)) }
+func (c *anyCells) NStr(s string)          { c.row = append(c.row, nullString(strings.Clone(s))) }
+func (c *anyCells) Int(v int64)            { c.row = append(c.row, v) }
+func (c *anyCells) Time(t time.Time)       { c.row = append(c.row, t) }
+func (c *anyCells) Millis(d time.Duration) { c.row = append(c.row, Millis(d)) }
+func (c *anyCells) BeginList()             { c.list = nil }
+func (c *anyCells) Item(a, b, d string)    { c.list = append(c.list, a+b+d) }
+func (c *anyCells) EndList()               { c.row = append(c.row, c.list) }
 
 // Note says what a reader must know about a message's bytes: cut at
 // snaplen, undecodable, or a QR bit that contradicts the roles.
@@ -70,22 +75,6 @@ func (d Millis) String() string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
 }
 
-// TypeName is a record type's mnemonic, or TYPEn.
-func TypeName(t uint16) string {
-	if s, ok := dns.TypeToString[t]; ok {
-		return s
-	}
-	return "TYPE" + strconv.Itoa(int(t))
-}
-
-// RcodeName is a response code's mnemonic, or RCODEn.
-func RcodeName(r int) string {
-	if s, ok := dns.RcodeToString[r]; ok {
-		return s
-	}
-	return "RCODE" + strconv.Itoa(r)
-}
-
 // TypedAnswers renders answer records as "CNAME cdn.evil.test",
 // "A 203.0.113.7": the type, then the data as stored, with the trailing
 // dot of names inside rdata removed so that every name prints alike.
@@ -95,27 +84,9 @@ func TypedAnswers(rrs []RR) []string {
 	}
 	out := make([]string, len(rrs))
 	for i, r := range rrs {
-		out[i] = TypeName(r.Type) + " " + DisplayData(r.Type, r.Data)
+		out[i] = dnstext.TypeName(r.Type) + " " + dnstext.DisplayData(r.Type, r.Data)
 	}
 	return out
-}
-
-// DisplayData removes the trailing root dot from the names inside the rdata
-// of the types whose text ends in or holds names (MX, SRV, SOA, ...), which
-// the recorder keeps as its DNS library printed them.
-func DisplayData(t uint16, data string) string {
-	switch t {
-	case dns.TypeMX, dns.TypeSRV, dns.TypeKX, dns.TypeRT, dns.TypeAFSDB, dns.TypeNAPTR, dns.TypeSOA, dns.TypeRP, dns.TypeMINFO, dns.TypeSVCB, dns.TypeHTTPS:
-	default:
-		return data
-	}
-	f := strings.Split(data, " ")
-	for i, w := range f {
-		if len(w) > 1 && strings.HasSuffix(w, ".") && !strings.HasSuffix(w, "\\.") {
-			f[i] = w[:len(w)-1]
-		}
-	}
-	return strings.Join(f, " ")
 }
 
 // TimelineOptions refine Timeline.
@@ -132,7 +103,7 @@ type TimelineOptions struct {
 // resolution (schema v5), in time order, to out, and returns the cursor of
 // the last one written (nil if none), which resumes after it. At one time
 // in one file messages come before resolutions.
-func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) (*Cursor, error) {
+func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowWriter) (*Cursor, error) {
 	multi := len(d.files) > 1
 	files := map[string]*file{}
 	for _, f := range d.files {
@@ -157,8 +128,9 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 	writeRes := func(r *Resolution) error {
 		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
 	}
-	// A writer that renders messages itself is spared the cells.
-	mw, _ := out.(messageRowWriter)
+	// A writer that takes cells one by one is spared the []any row.
+	cw, _ := out.(format.CellRowWriter)
+	var scratch [64]byte
 	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter()}, func(m *Message) error {
 		c := d.CursorOf(m)
 		for r := res.peek(); r != nil && resolutionFirst(r, m, c.File); r = res.peek() {
@@ -182,14 +154,14 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out RowWriter) 
 				return err
 			}
 		}
-		if mw != nil {
+		if cw != nil {
 			var file string
 			if multi {
 				file = d.files[c.File].path
 			}
 			last = &c
 			n++
-			return mw.messageRow(file, m, via)
+			return messageRow(cw, file, m, via, &scratch)
 		}
 		return write(TimelineRow(m, via), c)
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 
 	"github.com/miekg/dns"
@@ -35,18 +36,19 @@ func TestMessageRowMatchesCells(t *testing.T) {
 			Answers: []RR{{Type: dns.TypeTXT, Data: "\"v=spf1\" \\010"}}, Latency: -1},
 		{ID: 5, Time: ts, Receiver: &Party{}, Sender: &Party{Proc: &Process{}}, Rcode: 5000, Response: true},
 	}
-	for _, f := range []Format{FormatCSV, FormatJSON, FormatJSONL} {
+	for _, f := range []format.Format{format.FormatCSV, format.FormatJSON, format.FormatJSONL} {
 		for _, multi := range []bool{false, true} {
 			cols := TimelineColumns
 			if multi {
 				cols = append([]string{"file"}, cols...)
 			}
 			var want, got bytes.Buffer
-			wa, err := NewRowWriter(&want, f, cols, WriteOptions{})
+			wa, err := format.NewRowWriter(&want, f, cols, format.WriteOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			wb, _ := NewRowWriter(&got, f, cols, WriteOptions{})
+			wb, _ := format.NewRowWriter(&got, f, cols, format.WriteOptions{})
+			var scratch [64]byte
 			for i, m := range msgs {
 				via := []string{"", "dnsmasq(7)", "a\tb"}[i%3]
 				row := TimelineRow(m, via)
@@ -58,7 +60,7 @@ func TestMessageRowMatchesCells(t *testing.T) {
 				if err := wa.Row(row); err != nil {
 					t.Fatal(err)
 				}
-				if err := wb.(messageRowWriter).messageRow(file, m, via); err != nil {
+				if err := messageRow(wb.(format.CellRowWriter), file, m, via, &scratch); err != nil {
 					t.Fatal(err)
 				}
 			}

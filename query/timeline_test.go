@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -55,10 +57,10 @@ func timelineIDs(t *testing.T, db *query.DB, opts query.TimelineOptions) ([]stri
 
 func TestTimelineGolden(t *testing.T) {
 	db := incidentDB(t)
-	for _, f := range query.Formats {
+	for _, f := range format.Formats {
 		t.Run(string(f), func(t *testing.T) {
 			var buf bytes.Buffer
-			w, err := query.NewRowWriter(&buf, f, db.TimelineColumnsFor(), query.WriteOptions{})
+			w, err := format.NewRowWriter(&buf, f, db.TimelineColumnsFor(), format.WriteOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,9 +234,9 @@ func TestParseName(t *testing.T) {
 // the timeline prints in that format.
 func TestExportCSVIsTimeline(t *testing.T) {
 	db := incidentDB(t)
-	for _, f := range []query.Format{query.FormatCSV, query.FormatJSONL} {
+	for _, f := range []format.Format{format.FormatCSV, format.FormatJSONL} {
 		var exp bytes.Buffer
-		st, err := db.Export(context.Background(), &exp, string(f), query.Filter{})
+		st, err := export.Write(context.Background(), db, &exp, string(f), query.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
 )
 
 // Transaction is one DNS exchange as the exports write it: a query and the
@@ -18,8 +20,8 @@ type Transaction struct {
 	Query, Response *Message
 }
 
-// first is the message the exchange began with.
-func (t *Transaction) first() *Message {
+// First is the message the exchange began with.
+func (t *Transaction) First() *Message {
 	if t.Query != nil {
 		return t.Query
 	}
@@ -28,16 +30,16 @@ func (t *Transaction) first() *Message {
 
 // Time is when the exchange began: the query's first observation, else the
 // response's.
-func (t *Transaction) Time() time.Time { return t.first().Time }
+func (t *Transaction) Time() time.Time { return t.First().Time }
 
 // File is the evidence file the exchange was read from.
-func (t *Transaction) File() string { return t.first().File }
+func (t *Transaction) File() string { return t.First().File }
 
 // Host is the recording host.
-func (t *Transaction) Host() string { return t.first().Host }
+func (t *Transaction) Host() string { return t.First().Host }
 
 // Proto is udp or tcp.
-func (t *Transaction) Proto() string { return t.first().Proto }
+func (t *Transaction) Proto() string { return t.First().Proto }
 
 // ClientAddr and ServerAddr are the two ends: the query's source and
 // destination, or the response's destination and source.
@@ -60,15 +62,15 @@ func (t *Transaction) ServerAddr() netip.AddrPort {
 // the response's receiver. Nil when that end is not on this host or its
 // messages carried no identity.
 func (t *Transaction) Client() *Process {
-	if p := t.clientParty(); p != nil {
+	if p := t.ClientParty(); p != nil {
 		return p.Proc
 	}
 	return nil
 }
 
-// clientParty is the observed client end: the query's sender (when it has
+// ClientParty is the observed client end: the query's sender (when it has
 // a process), else the response's receiver.
-func (t *Transaction) clientParty() *Party {
+func (t *Transaction) ClientParty() *Party {
 	if t.Query != nil && t.Query.Sender != nil && t.Query.Sender.Proc != nil {
 		return t.Query.Sender
 	}
@@ -78,8 +80,8 @@ func (t *Transaction) clientParty() *Party {
 	return nil
 }
 
-// serverParty is the observed server end, as Server chooses it.
-func (t *Transaction) serverParty() *Party {
+// ServerParty is the observed server end, as Server chooses it.
+func (t *Transaction) ServerParty() *Party {
 	if t.Query != nil && t.Query.Receiver != nil && t.Query.Receiver.Proc != nil {
 		return t.Query.Receiver
 	}
@@ -89,8 +91,8 @@ func (t *Transaction) serverParty() *Party {
 	return nil
 }
 
-// partyIfaceName is a party's network device, "" when unknown.
-func partyIfaceName(p *Party) string {
+// IfaceName is the party's network device, "" when unknown or for no party.
+func (p *Party) IfaceName() string {
 	if p == nil {
 		return ""
 	}
@@ -100,15 +102,15 @@ func partyIfaceName(p *Party) string {
 // Server is the local process at the server end (a local resolver): the
 // query's receiver, or the response's sender.
 func (t *Transaction) Server() *Process {
-	if p := t.serverParty(); p != nil {
+	if p := t.ServerParty(); p != nil {
 		return p.Proc
 	}
 	return nil
 }
 
-// question is the message whose question section describes the exchange:
+// Question is the message whose question section describes the exchange:
 // the query's, else the response's.
-func (t *Transaction) question() *Message {
+func (t *Transaction) Question() *Message {
 	if t.Query != nil && (t.Query.QName != "" || t.Query.QType != 0) {
 		return t.Query
 	}
@@ -149,7 +151,7 @@ func (t *Transaction) Status() string {
 	case r.Rcode < 0:
 		return "undecodable"
 	}
-	return RcodeName(r.Rcode)
+	return dnstext.RcodeName(r.Rcode)
 }
 
 // Note joins what a reader must know about either message's bytes.
@@ -179,17 +181,18 @@ func (t *Transaction) Note() string {
 // one, else its own). The same evidence always gives the same uids.
 func (t *Transaction) UID() string {
 	if t.Query != nil {
-		return msgUID(t.Query, t.Query.ID)
+		return ExchangeUID(t.Query, t.Query.ID)
 	}
 	id := t.Response.ID
 	if t.Response.QueryID != 0 {
 		id = t.Response.QueryID
 	}
-	return msgUID(t.Response, id)
+	return ExchangeUID(t.Response, id)
 }
 
-// msgUID is UID for the exchange whose query has msgs.id id in m's file.
-func msgUID(m *Message, id int64) string {
+// ExchangeUID is UID for the exchange whose query has msgs.id id in m's
+// file: pcapng's comments name each message's exchange by it.
+func ExchangeUID(m *Message, id int64) string {
 	var buf [128]byte
 	k := append(buf[:0], m.Host...)
 	k = append(k, 0)
@@ -313,27 +316,31 @@ func (p *pairer) flush() error {
 	return nil
 }
 
+// TransactionStats counts what Transactions read and gave.
+type TransactionStats struct {
+	Messages     int64 // DNS messages read from the evidence
+	Transactions int64 // transactions given to fn
+	Unanswered   int64 // queries without a response
+	Alone        int64 // responses without their query
+}
+
 // Transactions calls fn for every DNS exchange among the messages that pass
 // opts.Filter: each query with the response linked to it, queries that got
 // none, and responses whose query is not among the messages. They come in
 // the order they complete (see pairer); memory stays bounded on files of any
 // size. opts.Limit counts transactions.
-func (d *DB) Transactions(ctx context.Context, opts MessageOptions, fn func(*Transaction) error) error {
-	_, err := d.transactions(ctx, opts, fn)
-	return err
-}
-
-// transactions is Transactions, counting what it read and paired.
-func (d *DB) transactions(ctx context.Context, opts MessageOptions, fn func(*Transaction) error) (ExportStats, error) {
-	var st ExportStats
+//
+// The counts say what it read and paired.
+func (d *DB) Transactions(ctx context.Context, opts MessageOptions, fn func(*Transaction) error) (TransactionStats, error) {
+	var st TransactionStats
 	limit := opts.Limit
 	opts.Limit = 0
 	p := newPairer(func(t *Transaction) error {
 		if err := fn(t); err != nil {
 			return err
 		}
-		st.Rows++
-		if limit > 0 && st.Rows >= int64(limit) {
+		st.Transactions++
+		if limit > 0 && st.Transactions >= int64(limit) {
 			return errStop
 		}
 		return nil

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/schema"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // VerifyColumns are the columns of `dnsrec query verify`.
@@ -80,8 +82,8 @@ func (d *DB) Verify(ctx context.Context) ([]VerifyReport, error) {
 // VerifyTable converts reports for Write. withProblems adds a column,
 // "problems", with every problem's kind, table and batch: for the JSON
 // formats, where a cell may hold a list of objects.
-func VerifyTable(rs []VerifyReport, withProblems bool) *Table {
-	t := &Table{Columns: VerifyColumns}
+func VerifyTable(rs []VerifyReport, withProblems bool) *format.Table {
+	t := &format.Table{Columns: VerifyColumns}
 	if withProblems {
 		t.Columns = append(slices.Clip(t.Columns), "problems")
 	}
@@ -198,7 +200,7 @@ func (f *file) verify(ctx context.Context) (VerifyReport, error) {
 // chained row. A summary that no longer covers the whole file (a later
 // recording was killed) is not used, and not compared.
 func (f *file) verifySummaries(ctx context.Context, problem problemFunc) error {
-	for _, s := range Summaries {
+	for _, s := range summary.All {
 		if f.version < s.Version {
 			continue
 		}
@@ -209,7 +211,7 @@ func (f *file) verifySummaries(ctx context.Context, problem problemFunc) error {
 	return nil
 }
 
-func (f *file) verifySummary(ctx context.Context, s Summary, problem problemFunc) error {
+func (f *file) verifySummary(ctx context.Context, s summary.Summary, problem problemFunc) error {
 	var stored int64
 	if err := f.db.QueryRowContext(ctx, `SELECT count(*) FROM `+s.Table).Scan(&stored); err != nil {
 		return err
@@ -240,7 +242,7 @@ func (f *file) verifySummary(ctx context.Context, s Summary, problem problemFunc
 	for i := range got {
 		ptrs[i] = &got[i]
 	}
-	sum, err := s.buildOn(ctx, f, func(want []any) error {
+	sum, err := s.BuildFrom(ctx, f.summarySource(), func(want []any) error {
 		n++
 		if !rows.Next() {
 			if err := rows.Err(); err != nil {

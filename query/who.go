@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query/format"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // WhoResolvedOptions refines WhoResolved.
@@ -88,9 +92,17 @@ type Ancestor struct {
 // Ancestry is a parent chain, nearest first.
 type Ancestry []Ancestor
 
-// String renders the chain as "sh(812) > sshd(640) > systemd(1)". An unknown
-// comm shows as "?".
+// String renders the chain as "sh(812) > sshd(640) > systemd(1)".
 func (a Ancestry) String() string {
+	return strings.Join(a.Names(), " > ")
+}
+
+// Names renders each process of the chain as "sh(812)", nil for an empty
+// chain. An unknown comm shows as "?".
+func (a Ancestry) Names() []string {
+	if len(a) == 0 {
+		return nil
+	}
 	parts := make([]string, len(a))
 	for i, p := range a {
 		c := p.Comm
@@ -99,7 +111,7 @@ func (a Ancestry) String() string {
 		}
 		parts[i] = c + "(" + strconv.FormatInt(p.PID, 10) + ")"
 	}
-	return strings.Join(parts, " > ")
+	return parts
 }
 
 // maxAncestry bounds the parent walk. Real chains are short; a corrupt or
@@ -108,12 +120,12 @@ const maxAncestry = 64
 
 // WhoResolvedTable converts rows for Write. withFile adds a first column
 // naming each row's file, for several files.
-func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *Table {
+func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *format.Table {
 	cols := WhoResolvedColumns
 	if withFile {
 		cols = append([]string{"file"}, cols...)
 	}
-	t := &Table{Columns: cols, Rows: make([][]any, len(rows))}
+	t := &format.Table{Columns: cols, Rows: make([][]any, len(rows))}
 	for i, r := range rows {
 		row := []any{
 			r.QName, r.QTypes, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullString(ShellQuote(r.Argv)), nullInt(r.UID),
@@ -351,7 +363,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := d.checkFilter(&opts.Filter); err != nil {
+	if err := d.CheckFilter(&opts.Filter); err != nil {
 		return nil, err
 	}
 	var rows []WhoResolvedRow
@@ -379,7 +391,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		// Without filters, a file that stopped cleanly answers from its
 		// summary (summary.go).
 		if opts.Filter.empty() {
-			ok, err := f.summarized(ctx, whoSummary)
+			ok, err := f.summarized(ctx, summary.Who)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.path, err)
 			}
@@ -403,10 +415,10 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		}
 		for _, r := range rs {
 			if r.processID.Valid {
-				if !opts.Resolvers && rel.onlyForwarding(r.processID.Int64, r.QName) {
+				if !opts.Resolvers && rel.OnlyForwarding(r.processID.Int64, r.QName) {
 					continue
 				}
-				r.Via = rel.via(r.processID.Int64, r.QName)
+				r.Via = rel.Via(r.processID.Int64, r.QName)
 			}
 			rows = append(rows, r)
 		}
@@ -496,7 +508,7 @@ func (f *file) whoResolvedAnswers(ctx context.Context, aq string, args []any) (m
 		if err := rs.Scan(&k.session, &k.process, &k.pid, &k.comm, &k.qname, &typ, &data, &first, &id); err != nil {
 			return nil, fmt.Errorf("query answers: %w", err)
 		}
-		answers[k] = append(answers[k], TypeName(uint16(typ.Int64))+" "+DisplayData(uint16(typ.Int64), data))
+		answers[k] = append(answers[k], dnstext.TypeName(uint16(typ.Int64))+" "+dnstext.DisplayData(uint16(typ.Int64), data))
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("query answers: %w", err)
@@ -512,7 +524,7 @@ func qtypeNames(s sql.NullString) []string {
 	var out []string
 	for _, f := range strings.Split(s.String, ",") {
 		if n, err := strconv.ParseUint(f, 10, 16); err == nil {
-			out = append(out, TypeName(uint16(n)))
+			out = append(out, dnstext.TypeName(uint16(n)))
 		}
 	}
 	return out

@@ -3,19 +3,16 @@ package query_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // incident builds querytest.Incident for host into dir/name, closed as the
 // recorder leaves it, and returns its path.
@@ -178,10 +175,10 @@ func TestWhoResolvedGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range query.Formats {
+		for _, f := range format.Formats {
 			t.Run(c.name+"/"+string(f), func(t *testing.T) {
 				var buf bytes.Buffer
-				if err := query.Write(&buf, f, query.WhoResolvedTable(rows, false)); err != nil {
+				if err := format.Write(&buf, f, query.WhoResolvedTable(rows, false)); err != nil {
 					t.Fatal(err)
 				}
 				golden(t, filepath.Join("testdata", "who-resolved-"+c.name+"."+string(f)), buf.Bytes())
@@ -192,33 +189,21 @@ func TestWhoResolvedGolden(t *testing.T) {
 
 // goldenFormats renders tbl in every format and compares each with
 // testdata/NAME.FORMAT.
-func goldenFormats(t *testing.T, name string, tbl *query.Table) {
+func goldenFormats(t *testing.T, name string, tbl *format.Table) {
 	t.Helper()
-	for _, f := range query.Formats {
+	for _, f := range format.Formats {
 		var buf bytes.Buffer
-		if err := query.Write(&buf, f, tbl); err != nil {
+		if err := format.Write(&buf, f, tbl); err != nil {
 			t.Fatal(err)
 		}
 		golden(t, filepath.Join("testdata", name+"."+string(f)), buf.Bytes())
 	}
 }
 
-// golden compares got with the file at path, or rewrites it with -update.
+// golden compares got with the file at path (querytest.Golden).
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	querytest.Golden(t, path, got)
 }
 
 // TestWhoResolvedCrashedFile: a recorder that was killed leaves no stop-time

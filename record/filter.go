@@ -17,7 +17,8 @@ type Filter struct {
 	// Domains, if any, keep only messages whose question is one of these
 	// names or below one; ExcludeDomains then drops those below any of
 	// its names. Names are in stored form: lowercase, no trailing dot,
-	// non-ASCII labels in their IDNA form (query.ParseName makes it).
+	// non-ASCII labels in their IDNA form (the command line makes them
+	// with query.ParseName, as for the names a question asks).
 	Domains, ExcludeDomains []string
 	// PIDs, if any, keep only observations by one of these processes or
 	// their descendants (by the ancestry the kernel read); Comms, if any,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dnsrec/dnsrec/bpf"
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/record"
 )
 
@@ -144,7 +145,7 @@ func TestLibcResolver(t *testing.T) {
 		t.Errorf("resolved-to 192.0.2.77: %+v, %v", rt, err)
 	}
 	var buf bytes.Buffer
-	w, err := query.NewRowWriter(&buf, query.FormatCSV, db.TimelineColumnsFor(), query.WriteOptions{})
+	w, err := format.NewRowWriter(&buf, format.FormatCSV, db.TimelineColumnsFor(), format.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	qfmt "github.com/dnsrec/dnsrec/query" // its display names, as every query output prints them
+	"github.com/dnsrec/dnsrec/internal/dnstext" // its display names, as every query output prints them
 )
 
 // liveBacklog is how many committed batches may wait for the printer. A
@@ -92,14 +92,14 @@ func (v *liveView) add(m *MsgRow) {
 		l.QName = *d.QName
 	}
 	if d.QType != nil {
-		l.QType = qfmt.TypeName(*d.QType)
+		l.QType = dnstext.TypeName(*d.QType)
 	}
 	if l.Response && d.Rcode != nil {
-		l.Rcode = qfmt.RcodeName(*d.Rcode)
+		l.Rcode = dnstext.RcodeName(*d.Rcode)
 	}
 	for _, a := range d.Answers {
 		if a.Section == "answer" {
-			l.Answers = append(l.Answers, qfmt.TypeName(a.Type)+" "+qfmt.DisplayData(a.Type, a.Data))
+			l.Answers = append(l.Answers, dnstext.TypeName(a.Type)+" "+dnstext.DisplayData(a.Type, a.Data))
 		}
 	}
 	v.pending = append(v.pending, l)
@@ -108,12 +108,12 @@ func (v *liveView) add(m *MsgRow) {
 // addResolution remembers a libc resolution for the next commit.
 func (v *liveView) addResolution(r *ResolutionRow) {
 	l := LiveMsg{Time: time.Unix(0, r.TsNs).UTC(), Proto: "libc", Libc: r.Func, Response: true, QName: r.Name,
-		Rcode: qfmt.ResolutionStatus(r.Func, int64(r.RC))}
+		Rcode: dnstext.ResolutionStatus(r.Func, int64(r.RC))}
 	if r.Ident != nil {
 		l.Sender = &LiveProcess{PID: r.Ident.PID, Comm: r.Ident.Comm}
 	}
 	for _, a := range r.Addrs {
-		l.Answers = append(l.Answers, qfmt.AddrAnswer(a.String()))
+		l.Answers = append(l.Answers, dnstext.AddrAnswer(a.String()))
 	}
 	v.pending = append(v.pending, l)
 }

@@ -22,8 +22,8 @@ import (
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
-	dnsquery "github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/schema"
+	"github.com/dnsrec/dnsrec/schema/summary"
 )
 
 // Session is the sessions row of one recording.
@@ -880,7 +880,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 }
 
 // summarize writes the file's summaries (schema v6 and later,
-// dnsquery.Summaries: who-resolved's and resolved-to's answers for the
+// summary.All: who-resolved's and resolved-to's answers for the
 // whole file) in one transaction: those of an earlier clean stop are
 // replaced, and nothing is left half written. The builders read the file
 // through connections of their own, as `dnsrec query` would, while this
@@ -894,7 +894,7 @@ func (s *Store) summarize(ctx context.Context) (err error) {
 			s.conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	for _, sm := range dnsquery.Summaries {
+	for _, sm := range summary.All {
 		if _, err := s.conn.ExecContext(ctx, "DELETE FROM "+sm.Table); err != nil {
 			return fmt.Errorf("%s: %w", sm.Table, err)
 		}

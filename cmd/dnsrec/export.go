@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
 )
 
 func exportCommand() *cli.Command {
@@ -48,7 +48,7 @@ file. An existing FILE is kept unless --force. -o - writes to stdout.
    duckdb -c "SELECT client_comm, qname, count(*) FROM 'dns.parquet' GROUP BY ALL ORDER BY 3 DESC"`,
 		Flags: append([]cli.Flag{
 			dbFlag(),
-			&cli.StringFlag{Name: "format", Usage: "`FORMAT` to write: " + strings.Join(query.ExportFormats, ", ") + " (required)"},
+			&cli.StringFlag{Name: "format", Usage: "`FORMAT` to write: " + strings.Join(export.Formats, ", ") + " (required)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`FILE` to write; - for stdout (required)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists"},
 		}, filterFlags()...),
@@ -58,10 +58,10 @@ file. An existing FILE is kept unless --force. -o - writes to stdout.
 			}
 			format := c.String("format")
 			if format == "" {
-				return fmt.Errorf("export: --format is required: one of %s", strings.Join(query.ExportFormats, ", "))
+				return fmt.Errorf("export: --format is required: one of %s", strings.Join(export.Formats, ", "))
 			}
-			if !slices.Contains(query.ExportFormats, format) {
-				return fmt.Errorf("export: --format %q: want one of %s", format, strings.Join(query.ExportFormats, ", "))
+			if !slices.Contains(export.Formats, format) {
+				return fmt.Errorf("export: --format %q: want one of %s", format, strings.Join(export.Formats, ", "))
 			}
 			out := c.String("output")
 			if out == "" {
@@ -82,8 +82,8 @@ file. An existing FILE is kept unless --force. -o - writes to stdout.
 				return fmt.Errorf("export: %w", err)
 			}
 			defer db.Close()
-			st, err := writeExport(out, func(w io.Writer) (query.ExportStats, error) {
-				return db.Export(c.Context, w, format, filter)
+			st, err := writeExport(out, func(w io.Writer) (export.Stats, error) {
+				return export.Write(c.Context, db, w, format, filter)
 			}, c.App.Writer)
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
@@ -151,7 +151,7 @@ func checkOutput(out string, evidence []string, force bool) error {
 // writeExport runs write into out: stdout for "-", else out.tmp, synced and
 // renamed over out only when write succeeded. On any failure the .tmp is
 // removed.
-func writeExport(out string, write func(io.Writer) (query.ExportStats, error), stdout io.Writer) (st query.ExportStats, err error) {
+func writeExport(out string, write func(io.Writer) (export.Stats, error), stdout io.Writer) (st export.Stats, err error) {
 	if out == "-" {
 		return write(stdout)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 func processCommand() *cli.Command {
@@ -40,7 +41,7 @@ answers and status, as who-resolved shows them.
 			}
 			defer l.db.Close()
 			multi := len(l.db.Paths()) > 1
-			var t *query.Table
+			var t *format.Table
 			if c.Bool("names") {
 				f := l.filter
 				if pid, err := strconv.ParseInt(arg, 10, 64); err == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // dbEnv names the evidence file when --db is not given.
@@ -121,7 +122,7 @@ process.`,
 				return fmt.Errorf("info: takes no arguments, got %q", c.Args().Slice())
 			}
 			out := c.App.Writer
-			format, err := query.ParseFormat(c.String("format"), out)
+			as, err := format.ParseFormat(c.String("format"), out)
 			if err != nil {
 				return fmt.Errorf("info: --format: %w", err)
 			}
@@ -134,7 +135,7 @@ process.`,
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}
-			if err := query.Write(out, format, t); err != nil {
+			if err := format.Write(out, as, t); err != nil {
 				return fmt.Errorf("info: write: %w", err)
 			}
 			return db.Close()
@@ -162,7 +163,7 @@ its table and its batch.
 				return fmt.Errorf("verify: takes no arguments, got %q", c.Args().Slice())
 			}
 			out := c.App.Writer
-			format, err := query.ParseFormat(c.String("format"), out)
+			as, err := format.ParseFormat(c.String("format"), out)
 			if err != nil {
 				return fmt.Errorf("verify: --format: %w", err)
 			}
@@ -175,7 +176,7 @@ its table and its batch.
 			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			if err := query.Write(out, format, query.VerifyTable(reports, format == query.FormatJSON || format == query.FormatJSONL)); err != nil {
+			if err := format.Write(out, as, query.VerifyTable(reports, as == format.FormatJSON || as == format.FormatJSONL)); err != nil {
 				return fmt.Errorf("verify: write: %w", err)
 			}
 			failed := 0
@@ -202,8 +203,13 @@ func openEvidence(c *cli.Context) (*query.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range db.Warnings(c.Context) {
+	warnings, err := db.Warnings(c.Context)
+	for _, w := range warnings {
 		fmt.Fprintf(c.App.ErrWriter, "dnsrec: warning: %s\n", w)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return db, nil
 }
@@ -269,8 +275,8 @@ func dbPaths(c *cli.Context) []string {
 
 // formatFlag is --format, shared by every query subcommand.
 func formatFlag() cli.Flag {
-	names := make([]string, len(query.Formats))
-	for i, f := range query.Formats {
+	names := make([]string, len(format.Formats))
+	for i, f := range format.Formats {
 		names[i] = string(f)
 	}
 	return &cli.StringFlag{

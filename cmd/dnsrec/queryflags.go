@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 // filterFlags are the filters every listing takes.
@@ -89,12 +90,12 @@ func parseFilter(c *cli.Context) (query.Filter, error) {
 }
 
 // writeOptions reads outputFlags for out.
-func writeOptions(c *cli.Context, out any) query.WriteOptions {
-	var o query.WriteOptions
+func writeOptions(c *cli.Context, out any) format.WriteOptions {
+	var o format.WriteOptions
 	if c.Bool("local") {
 		o.Location = time.Local
 	}
-	if f, ok := out.(*os.File); ok && query.IsTerminal(f) {
+	if f, ok := out.(*os.File); ok && format.IsTerminal(f) {
 		o.MaxCell = maxCellWidth()
 	}
 	return o
@@ -112,8 +113,8 @@ func maxCellWidth() int {
 // listing holds what every listing command opens: the output format and
 // options, the filter and the evidence.
 type listing struct {
-	format query.Format
-	opts   query.WriteOptions
+	format format.Format
+	opts   format.WriteOptions
 	filter query.Filter
 	db     *query.DB
 }
@@ -122,7 +123,7 @@ type listing struct {
 // prefixes errors.
 func openListing(c *cli.Context, name string) (*listing, error) {
 	out := c.App.Writer
-	format, err := query.ParseFormat(c.String("format"), out)
+	as, err := format.ParseFormat(c.String("format"), out)
 	if err != nil {
 		return nil, fmt.Errorf("%s: --format: %w", name, err)
 	}
@@ -134,15 +135,15 @@ func openListing(c *cli.Context, name string) (*listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &listing{format: format, opts: writeOptions(c, out), filter: filter, db: db}, nil
+	return &listing{format: as, opts: writeOptions(c, out), filter: filter, db: db}, nil
 }
 
 // writer starts the listing's output.
-func (l *listing) writer(c *cli.Context, cols []string) (query.RowWriter, error) {
-	return query.NewRowWriter(c.App.Writer, l.format, cols, l.opts)
+func (l *listing) writer(c *cli.Context, cols []string) (format.RowWriter, error) {
+	return format.NewRowWriter(c.App.Writer, l.format, cols, l.opts)
 }
 
 // write renders a whole table.
-func (l *listing) write(c *cli.Context, t *query.Table) error {
-	return query.WriteWith(c.App.Writer, l.format, t, l.opts)
+func (l *listing) write(c *cli.Context, t *format.Table) error {
+	return format.WriteWith(c.App.Writer, l.format, t, l.opts)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/dnsrec/dnsrec/bpf"
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/record"
 	"github.com/dnsrec/dnsrec/schema"
 )
@@ -48,7 +49,7 @@ func recordAction(c *cli.Context) error {
 	// The status: a line redrawn on a terminal (not when --live prints on
 	// the same terminal), else a periodic log line; SIGUSR1 logs it.
 	var term io.Writer
-	if query.IsTerminal(os.Stderr) && !(c.Bool("live") && query.IsTerminal(os.Stdout)) {
+	if format.IsTerminal(os.Stderr) && !(c.Bool("live") && format.IsTerminal(os.Stdout)) {
 		term = os.Stderr
 	}
 	if c.Duration("status-interval") < 0 {

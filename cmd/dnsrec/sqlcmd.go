@@ -5,7 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
 )
 
 func sqlCommand() *cli.Command {
@@ -27,7 +27,7 @@ row per observation, the simplest place to start.
 				return fmt.Errorf("sql: want one STATEMENT (quote it), got %d arguments", c.NArg())
 			}
 			out := c.App.Writer
-			format, err := query.ParseFormat(c.String("format"), out)
+			as, err := format.ParseFormat(c.String("format"), out)
 			if err != nil {
 				return fmt.Errorf("sql: --format: %w", err)
 			}
@@ -37,8 +37,8 @@ row per observation, the simplest place to start.
 			}
 			defer db.Close()
 			opts := writeOptions(c, out)
-			w, err := db.SQL(c.Context, c.Args().First(), func(cols []string) (query.RowWriter, error) {
-				return query.NewRowWriter(out, format, cols, opts)
+			w, err := db.SQL(c.Context, c.Args().First(), func(cols []string) (format.RowWriter, error) {
+				return format.NewRowWriter(out, as, cols, opts)
 			})
 			if w != nil {
 				if cerr := w.Close(); err == nil && cerr != nil {

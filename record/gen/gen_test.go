@@ -46,8 +46,8 @@ func TestWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if w := db.Warnings(ctx); len(w) != 0 {
-		t.Errorf("warnings on a cleanly stopped file: %q", w)
+	if w, err := db.Warnings(ctx); err != nil || len(w) != 0 {
+		t.Errorf("warnings on a cleanly stopped file: %q (%v)", w, err)
 	}
 
 	info, err := db.Info(ctx)

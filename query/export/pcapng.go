@@ -1,4 +1,4 @@
-package query
+package export
 
 import (
 	"context"
@@ -14,9 +14,11 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/dnsrec/dnsrec/query"
 )
 
-// exportPcapng writes one packet per message, rebuilt from the stored DNS
+// writePcapng writes one packet per message, rebuilt from the stored DNS
 // bytes and the flow: IPv4 or IPv6, then UDP, or TCP with the two-byte
 // length prefix of DNS over TCP and sequence numbers that run on per flow
 // and direction, so that Wireshark decodes every message. The link type is
@@ -25,17 +27,13 @@ import (
 // and only its captured bytes; its checksum, which would cover bytes nobody
 // has, is 0. Each packet's comments name the processes that sent and
 // received it, with their parent chains; see EXPORTS.md.
-func (d *DB) exportPcapng(ctx context.Context, w io.Writer, f Filter) (ExportStats, error) {
-	var st ExportStats
-	paths := make([]string, len(d.files))
-	for i, fl := range d.files {
-		paths[i] = fl.path
-	}
-	pw, err := newPcapngWriter(w, paths)
+func writePcapng(ctx context.Context, d *query.DB, w io.Writer, f query.Filter) (Stats, error) {
+	var st Stats
+	pw, err := newPcapngWriter(w, d.Paths())
 	if err != nil {
 		return st, err
 	}
-	err = d.Messages(ctx, MessageOptions{Filter: f, Raw: true, Ancestry: true}, func(m *Message) error {
+	err = d.Messages(ctx, query.MessageOptions{Filter: f, Raw: true, Ancestry: true}, func(m *query.Message) error {
 		st.Messages++
 		if err := pw.write(m); err != nil {
 			return err
@@ -55,7 +53,7 @@ type pcapngWriter struct {
 	ifaces map[string]int
 	pb     *packetBuilder
 	opts   pcapgo.NgPacketOptions
-	procs  map[*Process]string // rendered processes: messages share their Process
+	procs  map[*query.Process]string // rendered processes: messages share their query.Process
 	b      []byte
 }
 
@@ -78,7 +76,7 @@ func newPcapngWriter(w io.Writer, paths []string) (*pcapngWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pcapng: %w", err)
 	}
-	pw := &pcapngWriter{ngw: ngw, ifaces: map[string]int{paths[0]: 0}, pb: newPacketBuilder(), procs: map[*Process]string{}}
+	pw := &pcapngWriter{ngw: ngw, ifaces: map[string]int{paths[0]: 0}, pb: newPacketBuilder(), procs: map[*query.Process]string{}}
 	for _, p := range paths[1:] {
 		i, err := ngw.AddInterface(iface(p))
 		if err != nil {
@@ -89,7 +87,7 @@ func newPcapngWriter(w io.Writer, paths []string) (*pcapngWriter, error) {
 	return pw, nil
 }
 
-func (pw *pcapngWriter) write(m *Message) error {
+func (pw *pcapngWriter) write(m *query.Message) error {
 	data, wireLen, note, err := pw.pb.build(m)
 	if err != nil {
 		return fmt.Errorf("pcapng: message %d: %w", m.ID, err)
@@ -114,7 +112,7 @@ const maxComment = 65535
 
 // comments names what is known about m: where it comes from, and the
 // process at each end observed on the host.
-func (pw *pcapngWriter) comments(dst []string, m *Message, note string) []string {
+func (pw *pcapngWriter) comments(dst []string, m *query.Message, note string) []string {
 	b := pw.b[:0]
 	uidID := m.ID
 	if m.Response {
@@ -131,14 +129,14 @@ func (pw *pcapngWriter) comments(dst []string, m *Message, note string) []string
 	b = append(b, " msg="...)
 	b = strconv.AppendInt(b, m.ID, 10)
 	b = append(b, " uid="...)
-	b = append(b, msgUID(m, uidID)...)
+	b = append(b, query.ExchangeUID(m, uidID)...)
 	if m.QueryID != 0 {
 		b = append(b, " reply_to="...)
 		b = strconv.AppendInt(b, m.QueryID, 10)
 	}
 	if m.Latency > 0 {
 		b = append(b, " latency_ms="...)
-		b = append(b, Millis(m.Latency).String()...)
+		b = append(b, query.Millis(m.Latency).String()...)
 	}
 	if n := m.Note(); n != "" {
 		b = append(b, "; "...)
@@ -156,7 +154,7 @@ func (pw *pcapngWriter) comments(dst []string, m *Message, note string) []string
 	if p := m.Receiver; p != nil {
 		s := "received by " + pw.party(p)
 		if m.Sender != nil {
-			s += " (" + Millis(p.Time.Sub(m.Time)).String() + " ms after the send)"
+			s += " (" + query.Millis(p.Time.Sub(m.Time)).String() + " ms after the send)"
 		}
 		dst = append(dst, clip(s))
 	}
@@ -164,7 +162,7 @@ func (pw *pcapngWriter) comments(dst []string, m *Message, note string) []string
 }
 
 // party renders one observed end: its role, then the process.
-func (pw *pcapngWriter) party(p *Party) string {
+func (pw *pcapngWriter) party(p *query.Party) string {
 	role := "client: "
 	if p.Server {
 		role = "server: "
@@ -188,7 +186,7 @@ func (pw *pcapngWriter) party(p *Party) string {
 
 // procDesc renders a process as key=value pairs: pid, tid (when not the
 // main thread), comm, exe, uid, cmdline, ancestry.
-func procDesc(pr *Process) string {
+func procDesc(pr *query.Process) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pid=%d", pr.PID)
 	if pr.TID != 0 && pr.TID != pr.PID {
@@ -204,7 +202,7 @@ func procDesc(pr *Process) string {
 		fmt.Fprintf(&b, " uid=%d", pr.UID.V)
 	}
 	if len(pr.Argv) > 0 {
-		b.WriteString(" cmdline=" + strconv.Quote(ShellQuote(pr.Argv)))
+		b.WriteString(" cmdline=" + strconv.Quote(query.ShellQuote(pr.Argv)))
 	}
 	if len(pr.Ancestry) > 0 {
 		b.WriteString(" ancestry=" + strconv.Quote(pr.Ancestry.String()))
@@ -263,7 +261,7 @@ func newPacketBuilder() *packetBuilder {
 
 // build returns m as a packet, its length on the wire, and a note when the
 // packet had to differ from what was on the wire.
-func (pb *packetBuilder) build(m *Message) (data []byte, wireLen int, note string, err error) {
+func (pb *packetBuilder) build(m *query.Message) (data []byte, wireLen int, note string, err error) {
 	src, dst := m.Src.Addr(), m.Dst.Addr()
 	v4 := (src.Unmap().Is4() || !src.IsValid()) && (dst.Unmap().Is4() || !dst.IsValid())
 	if v4 {

@@ -1,6 +1,6 @@
 //go:build darwin || freebsd || netbsd || openbsd || dragonfly
 
-package query
+package format
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package query
+package export
 
 import (
 	"errors"
@@ -8,108 +8,25 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query"
 )
 
 // ParquetRow is one row of the parquet export: one DNS transaction (a query
-// and its response), flat, for DuckDB, Trino, Athena or Spark. Optional
-// columns are null when unknown; lists are empty when there is nothing.
-// EXPORTS.md documents the same columns.
+// and its response), flat, for DuckDB, Trino, Athena or Spark. It is the
+// schema: its parquet tags name the columns, their types and encodings, in
+// order. query/EXPORTS.md says what each column means, and TestParquetDoc
+// fails when its table and this type differ.
 //
-//	ts              timestamp(ns, UTC)  when the exchange began: the query's first observation, else the response's
-//	ts_ns           int64               the same instant in nanoseconds since the epoch, exact in every engine (DuckDB
-//	                                    reads ts as TIMESTAMP WITH TIME ZONE, in microseconds)
-//	response_ts     timestamp(ns, UTC)  when the response was first observed; null without one
-//	host            string              the recording host (sessions.hostname)
-//	file            string              the evidence file, as given to --db
-//	uid             string              Zeek-style id of the exchange, the same as in the zeek, ocsf and pcapng exports
-//	query_id        int64               msgs.id of the query; null for a response whose query is not in the export
-//	response_id     int64               msgs.id of the response; null for an unanswered query
-//	proto           string              udp or tcp
-//	client_addr     string              the client end's address (the query's source); null if unknown
-//	client_port     int32               its port
-//	server_addr     string              the server end's address
-//	server_port     int32               its port
-//	dns_id          int32               the DNS header's id
-//	qname           string              the first question's name, lowercase without the trailing dot; null without a question
-//	qtype           int32               its type number
-//	qtype_name      string              its type (A, AAAA, TXT, TYPE65534, ...)
-//	qclass          int32               its class number (1 for IN)
-//	rcode           int32               the response code, with EDNS's extended bits; null without a readable response
-//	rcode_name      string              NOERROR, NXDOMAIN, SERVFAIL, ...
-//	answers         list<string>        the answer section in order, typed: "CNAME cdn.evil.test", "A 203.0.113.7"
-//	ttls            list<int64>         the TTL of each answer, in seconds, in the same order
-//	latency_ns      int64               the client's wait for the response, in nanoseconds; null when unknown
-//	client_pid      int64               the local process at the client end: its pid; null when that end is not on
-//	                                    this host or its messages carried no identity (as every client_* column)
-//	client_tid      int64               the thread that sent the query
-//	client_comm     string              its comm
-//	client_exe      string              its executable
-//	client_argv     list<string>        its command line, one element per argument
-//	client_uid      int64               its user id
-//	client_ancestry string              its parent chain, nearest first: "sh(812) > sshd(640) > systemd(1)"
-//	server_pid ... server_ancestry      the same for the local process at the server end (a local resolver)
-//	status          string              NOERROR, NXDOMAIN, ... (the rcode), "unanswered", "cut at snaplen" (the
-//	                                    response's bytes were cut, its answers may be incomplete) or "undecodable"
-//	note            string              what a reader must know about either message's bytes (cut, undecodable,
-//	                                    a QR bit that contradicts the ports); null when nothing
+// Optional columns are null when unknown; lists are empty when there is
+// nothing. An optional column is a plain field wherever its zero value
+// cannot be a value of the column: parquet-go writes the zero value as
+// null. A pointer field costs the library several times as much to shred
+// as a plain one, and the export an allocation. The pointers left are the
+// columns where 0 or "" is a value: the root's name, type, class and rcode
+// 0, pid and uid 0.
 type ParquetRow struct {
-	TS              time.Time  `parquet:"ts,timestamp(nanosecond),delta" json:"ts"`
-	TSNs            int64      `parquet:"ts_ns,delta" json:"ts_ns"`
-	ResponseTS      *time.Time `parquet:"response_ts,optional,timestamp(nanosecond)" json:"response_ts"`
-	Host            string     `parquet:"host,dict" json:"host"`
-	File            string     `parquet:"file,dict" json:"file"`
-	UID             string     `parquet:"uid" json:"uid"`
-	QueryID         *int64     `parquet:"query_id,optional" json:"query_id"`
-	ResponseID      *int64     `parquet:"response_id,optional" json:"response_id"`
-	Proto           string     `parquet:"proto,dict" json:"proto"`
-	ClientAddr      *string    `parquet:"client_addr,optional,dict" json:"client_addr"`
-	ClientPort      int32      `parquet:"client_port" json:"client_port"`
-	ServerAddr      *string    `parquet:"server_addr,optional,dict" json:"server_addr"`
-	ServerPort      int32      `parquet:"server_port" json:"server_port"`
-	DNSID           int32      `parquet:"dns_id" json:"dns_id"`
-	QName           *string    `parquet:"qname,optional" json:"qname"`
-	QType           *int32     `parquet:"qtype,optional" json:"qtype"`
-	QTypeName       *string    `parquet:"qtype_name,optional,dict" json:"qtype_name"`
-	QClass          *int32     `parquet:"qclass,optional" json:"qclass"`
-	Rcode           *int32     `parquet:"rcode,optional" json:"rcode"`
-	RcodeName       *string    `parquet:"rcode_name,optional,dict" json:"rcode_name"`
-	Answers         []string   `parquet:"answers,list" json:"answers"`
-	TTLs            []int64    `parquet:"ttls,list" json:"ttls"`
-	LatencyNs       *int64     `parquet:"latency_ns,optional" json:"latency_ns"`
-	ClientPID       *int64     `parquet:"client_pid,optional" json:"client_pid"`
-	ClientTID       *int64     `parquet:"client_tid,optional" json:"client_tid"`
-	ClientComm      *string    `parquet:"client_comm,optional,dict" json:"client_comm"`
-	ClientExe       *string    `parquet:"client_exe,optional,dict" json:"client_exe"`
-	ClientArgv      []string   `parquet:"client_argv,list" json:"client_argv"`
-	ClientUID       *int64     `parquet:"client_uid,optional" json:"client_uid"`
-	ClientAncestry  *string    `parquet:"client_ancestry,optional,dict" json:"client_ancestry"`
-	ServerPID       *int64     `parquet:"server_pid,optional" json:"server_pid"`
-	ServerTID       *int64     `parquet:"server_tid,optional" json:"server_tid"`
-	ServerComm      *string    `parquet:"server_comm,optional,dict" json:"server_comm"`
-	ServerExe       *string    `parquet:"server_exe,optional,dict" json:"server_exe"`
-	ServerArgv      []string   `parquet:"server_argv,list" json:"server_argv"`
-	ServerUID       *int64     `parquet:"server_uid,optional" json:"server_uid"`
-	ServerAncestry  *string    `parquet:"server_ancestry,optional,dict" json:"server_ancestry"`
-	ClientContainer *string    `parquet:"client_container,optional,dict" json:"client_container"`
-	ServerContainer *string    `parquet:"server_container,optional,dict" json:"server_container"`
-	ClientIface     *string    `parquet:"client_iface,optional,dict" json:"client_iface"`
-	ServerIface     *string    `parquet:"server_iface,optional,dict" json:"server_iface"`
-	Status          string     `parquet:"status,dict" json:"status"`
-	Note            *string    `parquet:"note,optional" json:"note"`
-}
-
-// parquetSchema is parquetOut's schema under ParquetRow's name, the root's
-// name in the file.
-var parquetSchema = parquet.NewSchema("ParquetRow", parquet.SchemaOf(parquetOut{}))
-
-// parquetOut is what the export writes: ParquetRow's columns, with the
-// same schema (TestParquetOutSchema), but with non-pointer fields wherever
-// the zero value cannot be a value of the column, which parquet-go writes
-// as null for an optional column. A pointer field costs the library several
-// times as much to shred as a plain one, and it costs the export an
-// allocation (issue 7). The pointers left are the columns where 0 or "" is
-// a value: the root's name, type, class and rcode 0, pid and uid 0.
-type parquetOut struct {
 	TS              time.Time `parquet:"ts,timestamp(nanosecond),delta"`
 	TSNs            int64     `parquet:"ts_ns,delta"`
 	ResponseTS      time.Time `parquet:"response_ts,optional,timestamp(nanosecond)"`
@@ -155,6 +72,10 @@ type parquetOut struct {
 	Note            string    `parquet:"note,optional"`
 }
 
+// parquetSchema is ParquetRow's schema, under its name: the root's name in
+// the file.
+var parquetSchema = parquet.NewSchema("ParquetRow", parquet.SchemaOf(ParquetRow{}))
+
 // parquetRowGroup is the rows of one row group: what the writer holds in
 // memory at most.
 const parquetRowGroup = 64 << 10
@@ -163,9 +84,9 @@ const parquetRowGroup = 64 << 10
 const parquetBatch = 1024
 
 type parquetWriter struct {
-	w     *parquet.GenericWriter[parquetOut]
-	cur   *parquetBuf                   // the batch being built; nil between batches
-	procs map[*Process]*parquetProcCols // messages share their Process
+	w     *parquet.GenericWriter[ParquetRow]
+	cur   *parquetBuf                         // the batch being built; nil between batches
+	procs map[*query.Process]*parquetProcCols // messages share their query.Process
 
 	// The library encodes and compresses in a goroutine of its own, one
 	// batch while the next is built: free holds the batches to build,
@@ -178,7 +99,7 @@ type parquetWriter struct {
 // parquetBuf is a batch of rows. Their optional columns point into its
 // slabs, reused once the batch is written: not an allocation for each.
 type parquetBuf struct {
-	rows []parquetOut
+	rows []ParquetRow
 	i32s slab[int32]
 	strs slab[string]
 }
@@ -232,17 +153,17 @@ type parquetProcCols struct {
 }
 
 func newParquetWriter(w io.Writer) (*parquetWriter, error) {
-	pw := parquet.NewGenericWriter[parquetOut](w,
+	pw := parquet.NewGenericWriter[ParquetRow](w,
 		parquetSchema,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
 		parquet.MaxRowsPerRowGroup(parquetRowGroup),
 		parquet.CreatedBy("dnsrec", "", ""),
 		parquet.KeyValueMetadata("dnsrec.table", "dns transactions: one row per query and its response; columns documented in query/EXPORTS.md"),
 	)
-	p := &parquetWriter{w: pw, procs: map[*Process]*parquetProcCols{},
+	p := &parquetWriter{w: pw, procs: map[*query.Process]*parquetProcCols{},
 		free: make(chan *parquetBuf, parquetBufs), full: make(chan *parquetBuf, parquetBufs), done: make(chan error, 1)}
 	for range parquetBufs {
-		p.free <- &parquetBuf{rows: make([]parquetOut, 0, parquetBatch)}
+		p.free <- &parquetBuf{rows: make([]ParquetRow, 0, parquetBatch)}
 	}
 	go p.writeBatches(p.full)
 	return p, nil
@@ -266,7 +187,7 @@ func (p *parquetWriter) writeBatches(full <-chan *parquetBuf) {
 	p.done <- err
 }
 
-func (p *parquetWriter) write(t *Transaction) error {
+func (p *parquetWriter) write(t *query.Transaction) error {
 	if p.cur == nil {
 		if p.full == nil {
 			return errors.New("parquet: write after the writer ended")
@@ -306,10 +227,10 @@ func (p *parquetWriter) close() error {
 	return p.w.Close()
 }
 
-func (p *parquetWriter) row(t *Transaction) parquetOut {
+func (p *parquetWriter) row(t *query.Transaction) ParquetRow {
 	q, r := t.Query, t.Response
-	first := t.first()
-	row := parquetOut{
+	first := t.First()
+	row := ParquetRow{
 		TS:     first.Time,
 		TSNs:   first.Time.UnixNano(),
 		Host:   first.Host,
@@ -330,9 +251,9 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 		row.ResponseTS = r.Time
 		if r.Rcode >= 0 {
 			row.Rcode = p.cur.i32s.ptr(int32(r.Rcode))
-			row.RcodeName = RcodeName(r.Rcode)
+			row.RcodeName = dnstext.RcodeName(r.Rcode)
 		}
-		row.Answers = TypedAnswers(r.Answers)
+		row.Answers = query.TypedAnswers(r.Answers)
 		if len(r.Answers) > 0 {
 			row.TTLs = make([]int64, len(r.Answers))
 			for i, a := range r.Answers {
@@ -348,10 +269,10 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 		row.ServerAddr = s.Addr().Unmap().String()
 		row.ServerPort = int32(s.Port())
 	}
-	if qm := t.question(); qm != nil {
+	if qm := t.Question(); qm != nil {
 		row.QName = p.cur.strs.ptr(qm.QName)
 		row.QType = p.cur.i32s.ptr(int32(qm.QType))
-		row.QTypeName = TypeName(qm.QType)
+		row.QTypeName = dnstext.TypeName(qm.QType)
 		row.QClass = p.cur.i32s.ptr(int32(qm.QClass))
 	}
 	if d := t.Latency(); d > 0 {
@@ -365,13 +286,13 @@ func (p *parquetWriter) row(t *Transaction) parquetOut {
 		row.ServerPID, row.ServerTID, row.ServerComm, row.ServerExe, row.ServerArgv, row.ServerUID, row.ServerAncestry = c.pid, c.tid, c.comm, c.exe, c.argv, c.uid, c.ancestry
 		row.ServerContainer = c.container
 	}
-	row.ClientIface = partyIfaceName(t.clientParty())
-	row.ServerIface = partyIfaceName(t.serverParty())
+	row.ClientIface = t.ClientParty().IfaceName()
+	row.ServerIface = t.ServerParty().IfaceName()
 	return row
 }
 
 // proc returns pr's columns, built once per process.
-func (p *parquetWriter) proc(pr *Process) *parquetProcCols {
+func (p *parquetWriter) proc(pr *query.Process) *parquetProcCols {
 	if pr == nil {
 		return nil
 	}

@@ -190,3 +190,20 @@ func TestEach(t *testing.T) {
 		t.Errorf("Each of a bad statement: %v (started: %v)", err, serr)
 	}
 }
+
+func TestURI(t *testing.T) {
+	tests := []struct{ path, want string }{
+		{"/ev/case.db", "file:///ev/case.db?mode=ro"},
+		{"/ev/a b?c#d%e.db", "file:///ev/a%20b%3Fc%23d%25e.db?mode=ro"},
+		{"//host/share.db", "file:///host/share.db?mode=ro"}, // never an authority
+	}
+	for _, tt := range tests {
+		got, err := URI(tt.path, false)
+		if err != nil || got != tt.want {
+			t.Errorf("URI(%q) = %q, %v; want %q", tt.path, got, err, tt.want)
+		}
+	}
+	if got, _ := URI("/ev/case.db", true); got != "file:///ev/case.db?mode=ro&immutable=1" {
+		t.Errorf("immutable URI = %q", got)
+	}
+}

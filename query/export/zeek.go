@@ -1,4 +1,4 @@
-package query
+package export
 
 import (
 	"bufio"
@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query"
 )
 
 // zeekField is one column of the Zeek dns.log: its name and Zeek type.
@@ -45,11 +48,11 @@ type zeekWriter struct {
 	row        []byte
 	header     bool
 	open, last time.Time
-	procs      map[*Process][]byte // rendered process fields: messages share their Process
+	procs      map[*query.Process][]byte // rendered process fields: messages share their query.Process
 }
 
 func newZeekWriter(w io.Writer) *zeekWriter {
-	return &zeekWriter{bw: bufio.NewWriterSize(w, 256<<10), procs: map[*Process][]byte{}}
+	return &zeekWriter{bw: bufio.NewWriterSize(w, 256<<10), procs: map[*query.Process][]byte{}}
 }
 
 const zeekTimeLayout = "2006-01-02-15-04-05"
@@ -69,7 +72,7 @@ func (z *zeekWriter) writeHeader(open time.Time) {
 	bw.WriteString("\n")
 }
 
-func (z *zeekWriter) write(t *Transaction) error {
+func (z *zeekWriter) write(t *query.Transaction) error {
 	ts := t.Time()
 	if !z.header {
 		z.writeHeader(ts)
@@ -89,14 +92,14 @@ func (z *zeekWriter) write(t *Transaction) error {
 	b = append(b, '\t')
 	b = zeekString(b, t.Proto(), false)
 	b = append(b, '\t')
-	b = strconv.AppendUint(b, uint64(t.first().DNSID), 10)
+	b = strconv.AppendUint(b, uint64(t.First().DNSID), 10)
 	b = append(b, '\t')
 	if d := t.Latency(); d > 0 {
 		b = zeekInterval(b, d)
 	} else {
 		b = append(b, '-')
 	}
-	if qm := t.question(); qm != nil {
+	if qm := t.Question(); qm != nil {
 		b = append(b, '\t')
 		b = zeekString(b, qm.QName, false)
 		b = append(b, '\t')
@@ -153,7 +156,7 @@ func (z *zeekWriter) write(t *Transaction) error {
 	}
 	rejected := r != nil && r.Rcode > 0 && r.QName == "" && r.QType == 0
 	b = zeekBool(b, rejected)
-	op := t.first()
+	op := t.First()
 	if r != nil {
 		op = r
 	}
@@ -187,7 +190,7 @@ func (z *zeekWriter) close() error {
 }
 
 // process appends p's fields, rendered once per process.
-func (z *zeekWriter) process(b []byte, p *Process) []byte {
+func (z *zeekWriter) process(b []byte, p *query.Process) []byte {
 	if p == nil {
 		return zeekProcess(b, nil)
 	}
@@ -203,7 +206,7 @@ func (z *zeekWriter) process(b []byte, p *Process) []byte {
 }
 
 // zeekProcess appends the seven process fields, each after a tab.
-func zeekProcess(b []byte, p *Process) []byte {
+func zeekProcess(b []byte, p *query.Process) []byte {
 	if p == nil {
 		return append(b, "\t-\t-\t-\t-\t-\t-\t-"...)
 	}
@@ -231,7 +234,7 @@ func zeekProcess(b []byte, p *Process) []byte {
 	if len(p.Ancestry) == 0 {
 		return append(b, '-')
 	}
-	for i, s := range ancestryList(p.Ancestry) {
+	for i, s := range p.Ancestry.Names() {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -322,8 +325,8 @@ func appendHexEscape(b []byte, c byte) []byte {
 // primary server of SOA, "TXT <len> <string>" per TXT string. Rarer types
 // are logged as dnsrec's typed form ("TYPE rdata"), where Zeek has its own
 // summaries or "<unknown type=N>".
-func zeekAnswer(rr RR) string {
-	data := DisplayData(rr.Type, rr.Data)
+func zeekAnswer(rr query.RR) string {
+	data := dnstext.DisplayData(rr.Type, rr.Data)
 	switch rr.Type {
 	case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeNS, dns.TypePTR:
 		return data
@@ -338,7 +341,7 @@ func zeekAnswer(rr RR) string {
 		}
 		return data
 	case dns.TypeTXT, dns.TypeSPF:
-		label := TypeName(rr.Type)
+		label := dnstext.TypeName(rr.Type)
 		var parts []string
 		for _, s := range txtStrings(rr.Data) {
 			parts = append(parts, label+" "+strconv.Itoa(len(s))+" "+s)
@@ -348,7 +351,7 @@ func zeekAnswer(rr RR) string {
 		}
 		return strings.Join(parts, " ")
 	}
-	return TypeName(rr.Type) + " " + data
+	return dnstext.TypeName(rr.Type) + " " + data
 }
 
 // txtStrings splits TXT rdata in presentation format ("a b" "c") into its

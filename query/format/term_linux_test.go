@@ -1,4 +1,4 @@
-package query
+package format
 
 import (
 	"os"

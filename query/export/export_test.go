@@ -1,4 +1,4 @@
-package query_test
+package export_test
 
 import (
 	"bufio"
@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/export"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -108,10 +110,10 @@ func exportEvidence(t testing.TB, dir string) string {
 }
 
 // export runs one export into memory.
-func export(t *testing.T, db *query.DB, format string, f query.Filter) ([]byte, query.ExportStats) {
+func exportBytes(t *testing.T, db *query.DB, format string, f query.Filter) ([]byte, export.Stats) {
 	t.Helper()
 	var buf bytes.Buffer
-	st, err := db.Export(context.Background(), &buf, format, f)
+	st, err := export.Write(context.Background(), db, &buf, format, f)
 	if err != nil {
 		t.Fatalf("export %s: %v", format, err)
 	}
@@ -119,13 +121,13 @@ func export(t *testing.T, db *query.DB, format string, f query.Filter) ([]byte, 
 }
 
 // exportFile runs one export into dir/name.
-func exportFile(t *testing.T, db *query.DB, format, path string) query.ExportStats {
+func exportFile(t *testing.T, db *query.DB, format, path string) export.Stats {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := db.Export(context.Background(), f, format, query.Filter{})
+	st, err := export.Write(context.Background(), db, f, format, query.Filter{})
 	if err != nil {
 		t.Fatalf("export %s: %v", format, err)
 	}
@@ -155,26 +157,26 @@ func TestExportStats(t *testing.T) {
 	dir := t.TempDir()
 	p := exportEvidence(t, dir)
 	db := openDB(t, p)
-	want := query.ExportStats{Messages: 25, Rows: 15, Unanswered: 4, Alone: 1}
+	want := export.Stats{Messages: 25, Rows: 15, Unanswered: 4, Alone: 1}
 	if n := sqliteTransactions(t, p); n != want.Rows {
 		t.Fatalf("SQLite counts %d transactions, the test expects %d", n, want.Rows)
 	}
 	for _, format := range []string{"zeek", "ocsf", "parquet"} {
-		if _, st := export(t, db, format, query.Filter{}); st != want {
+		if _, st := exportBytes(t, db, format, query.Filter{}); st != want {
 			t.Errorf("%s: %+v, want %+v", format, st, want)
 		}
 	}
-	if _, st := export(t, db, "pcapng", query.Filter{}); st != (query.ExportStats{Messages: 25, Rows: 25}) {
+	if _, st := exportBytes(t, db, "pcapng", query.Filter{}); st != (export.Stats{Messages: 25, Rows: 25}) {
 		t.Errorf("pcapng: %+v, want 25 messages and 25 packets", st)
 	}
 	// --limit counts what is written.
-	if _, st := export(t, db, "zeek", query.Filter{Limit: 3}); st.Rows != 3 {
+	if _, st := exportBytes(t, db, "zeek", query.Filter{Limit: 3}); st.Rows != 3 {
 		t.Errorf("zeek --limit 3: %+v", st)
 	}
-	if _, st := export(t, db, "pcapng", query.Filter{Limit: 3}); st.Rows != 3 {
+	if _, st := exportBytes(t, db, "pcapng", query.Filter{Limit: 3}); st.Rows != 3 {
 		t.Errorf("pcapng --limit 3: %+v", st)
 	}
-	if _, err := db.Export(context.Background(), io.Discard, "pcap", query.Filter{}); err == nil {
+	if _, err := export.Write(context.Background(), db, io.Discard, "pcap", query.Filter{}); err == nil {
 		t.Error("unknown format accepted")
 	}
 }
@@ -197,7 +199,7 @@ func TestTransactionsPairing(t *testing.T) {
 	b.Close()
 	db := openDB(t, p)
 	var got []string
-	err := db.Transactions(context.Background(), query.MessageOptions{}, func(tx *query.Transaction) error {
+	_, err := db.Transactions(context.Background(), query.MessageOptions{}, func(tx *query.Transaction) error {
 		var parts []string
 		for _, m := range []*query.Message{tx.Query, tx.Response} {
 			if m == nil {
@@ -235,34 +237,57 @@ func TestExportGolden(t *testing.T) {
 		{"parquet", "export-case.parquet.jsonl"},
 	} {
 		t.Run(tc.format, func(t *testing.T) {
-			got, _ := export(t, db, tc.format, query.Filter{})
+			got, _ := exportBytes(t, db, tc.format, query.Filter{})
 			if tc.format == "parquet" {
 				got = parquetJSONL(t, got)
 			}
 			got = bytes.ReplaceAll(got, []byte(dir), []byte("$DIR"))
-			golden(t, filepath.Join("testdata", tc.golden), got)
+			querytest.Golden(t, filepath.Join("testdata", tc.golden), got)
 		})
 	}
 }
 
-// parquetJSONL reads a parquet export back with parquet-go, one JSON object
-// per row.
+// parquetJSONL reads a parquet export back with parquet-go, by the file's
+// own schema, one JSON object per row with the columns in the file's
+// order: null for a null, timestamps as times.
 func parquetJSONL(t *testing.T, data []byte) []byte {
 	t.Helper()
-	r := parquet.NewGenericReader[query.ParquetRow](bytes.NewReader(data))
+	r := parquet.NewGenericReader[any](bytes.NewReader(data))
 	defer r.Close()
-	rows := make([]query.ParquetRow, r.NumRows())
+	rows := make([]any, r.NumRows())
 	n, err := r.Read(rows)
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
+	fields := r.Schema().Fields()
+	var out, val bytes.Buffer
+	enc := json.NewEncoder(&val)
 	enc.SetEscapeHTML(false)
-	for _, row := range rows[:n] {
-		if err := enc.Encode(row); err != nil {
+	encode := func(v any) []byte {
+		val.Reset()
+		if err := enc.Encode(v); err != nil {
 			t.Fatal(err)
 		}
+		return bytes.TrimSuffix(val.Bytes(), []byte("\n"))
+	}
+	for _, row := range rows[:n] {
+		m := row.(map[string]any)
+		out.WriteByte('{')
+		for i, f := range fields {
+			v := m[f.Name()]
+			if lt := f.Type().LogicalType(); lt != nil && v != nil {
+				if _, ok := lt.Value.(*format.TimestampType); ok {
+					v = time.Unix(0, v.(int64)).UTC()
+				}
+			}
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			out.Write(encode(f.Name()))
+			out.WriteByte(':')
+			out.Write(encode(v))
+		}
+		out.WriteString("}\n")
 	}
 	return out.Bytes()
 }
@@ -271,7 +296,7 @@ func parquetJSONL(t *testing.T, data []byte) []byte {
 // the header, then every row against #fields and #types.
 func TestExportZeekParses(t *testing.T) {
 	db := openDB(t, exportEvidence(t, t.TempDir()))
-	got, st := export(t, db, "zeek", query.Filter{})
+	got, st := exportBytes(t, db, "zeek", query.Filter{})
 	rows := checkZeekLog(t, got)
 	if int64(len(rows)) != st.Rows {
 		t.Errorf("%d rows, the export says %d", len(rows), st.Rows)
@@ -293,7 +318,7 @@ func TestExportZeekParses(t *testing.T) {
 		t.Error("no row for lo.evil.com")
 	}
 	// An empty export is a valid log too.
-	empty, _ := export(t, db, "zeek", query.Filter{PIDs: []int64{1}})
+	empty, _ := exportBytes(t, db, "zeek", query.Filter{PIDs: []int64{1}})
 	if rows := checkZeekLog(t, empty); len(rows) != 0 {
 		t.Errorf("empty export has %d rows", len(rows))
 	}
@@ -549,7 +574,7 @@ func TestExportPcapngTshark(t *testing.T) {
 // values as parquet-go reads.
 func TestExportParquetDuckDB(t *testing.T) {
 	_, nodeErr := exec.LookPath("node")
-	modules, err := filepath.Abs(filepath.Join("..", ".cache", "duckdb", "node_modules"))
+	modules, err := filepath.Abs(filepath.Join("..", "..", ".cache", "duckdb", "node_modules"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,37 +614,41 @@ func TestExportParquetDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{}
-	for _, l := range bytes.Split(bytes.TrimSpace(parquetJSONL(t, data)), []byte("\n")) {
-		var r query.ParquetRow
-		if err := json.Unmarshal(l, &r); err != nil {
-			t.Fatal(err)
-		}
-		want[r.UID] = duckRow(r.UID, deref(r.QName), r.ClientPID, deref(r.ClientComm), deref(r.ServerComm), r.Status, r.Answers, r.TSNs)
+	// The columns compared, as parquetJSONL and read.cjs give them: ts_ns
+	// a number from the first, a string from DuckDB (JSON numbers lose
+	// nanoseconds).
+	type duckFields struct {
+		UID        string          `json:"uid"`
+		QName      *string         `json:"qname"`
+		ClientPID  *int64          `json:"client_pid"`
+		ClientComm *string         `json:"client_comm"`
+		ServerComm *string         `json:"server_comm"`
+		Status     string          `json:"status"`
+		Answers    []string        `json:"answers"`
+		TSNs       json.RawMessage `json:"ts_ns"`
+		TSUs       string          `json:"ts_us"`
 	}
-	for _, raw := range res.Rows {
-		var r struct {
-			UID        string   `json:"uid"`
-			QName      *string  `json:"qname"`
-			ClientPID  *int64   `json:"client_pid"`
-			ClientComm *string  `json:"client_comm"`
-			ServerComm *string  `json:"server_comm"`
-			Status     string   `json:"status"`
-			Answers    []string `json:"answers"`
-			TSNs       string   `json:"ts_ns"` // strings: JSON numbers lose nanoseconds
-			TSUs       string   `json:"ts_us"`
-		}
-		if err := json.Unmarshal(raw, &r); err != nil {
+	row := func(line []byte) (duckFields, int64, string) {
+		var r duckFields
+		if err := json.Unmarshal(line, &r); err != nil {
 			t.Fatal(err)
 		}
-		ts, err := strconv.ParseInt(r.TSNs, 10, 64)
+		ts, err := strconv.ParseInt(strings.Trim(string(r.TSNs), `"`), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return r, ts, duckRow(r.UID, deref(r.QName), r.ClientPID, deref(r.ClientComm), deref(r.ServerComm), r.Status, r.Answers, ts)
+	}
+	want := map[string]string{}
+	for _, l := range bytes.Split(bytes.TrimSpace(parquetJSONL(t, data)), []byte("\n")) {
+		r, _, text := row(l)
+		want[r.UID] = text
+	}
+	for _, raw := range res.Rows {
+		r, ts, got := row(raw)
 		if us, err := strconv.ParseInt(r.TSUs, 10, 64); err != nil || us != ts/1000 {
 			t.Errorf("%s: DuckDB reads ts as %s µs, ts_ns is %d ns", r.UID, r.TSUs, ts)
 		}
-		got := duckRow(r.UID, deref(r.QName), r.ClientPID, deref(r.ClientComm), deref(r.ServerComm), r.Status, r.Answers, ts)
 		if got != want[r.UID] {
 			t.Errorf("DuckDB reads\n%s\nparquet-go\n%s", got, want[r.UID])
 		}
@@ -677,8 +706,8 @@ func TestExportEvidenceUnchanged(t *testing.T) {
 	}
 	names := entries()
 	db := openDB(t, p)
-	for _, format := range query.ExportFormats {
-		export(t, db, format, query.Filter{})
+	for _, format := range export.Formats {
+		exportBytes(t, db, format, query.Filter{})
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -698,4 +727,14 @@ func fileSum(t *testing.T, path string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
+}
+
+func openDB(t *testing.T, paths ...string) *query.DB {
+	t.Helper()
+	db, err := query.Open(context.Background(), paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -1,12 +1,9 @@
-package query
+package export
 
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -14,6 +11,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/internal/dnstext"
+	"github.com/dnsrec/dnsrec/query"
 )
 
 // OCSFVersion is the OCSF schema version the ocsf export follows.
@@ -169,12 +169,12 @@ type ocsfDnsrecFields struct {
 // ocsfWriter writes one OCSF event per line (JSON Lines).
 type ocsfWriter struct {
 	ctx      context.Context
-	d        *DB
+	d        *query.DB
 	bw       *bufio.Writer
 	enc      *json.Encoder
 	versions map[sessionKey]string
 	msg      dns.Msg
-	procs    map[*Process]*ocsfProcess // messages share their Process
+	procs    map[*query.Process]*ocsfProcess // messages share their query.Process
 }
 
 type sessionKey struct {
@@ -182,41 +182,35 @@ type sessionKey struct {
 	session int64
 }
 
-func newOCSFWriter(ctx context.Context, w io.Writer, d *DB) *ocsfWriter {
+func newOCSFWriter(ctx context.Context, w io.Writer, d *query.DB) *ocsfWriter {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	return &ocsfWriter{ctx: ctx, d: d, bw: bw, enc: enc, versions: map[sessionKey]string{}, procs: map[*Process]*ocsfProcess{}}
+	return &ocsfWriter{ctx: ctx, d: d, bw: bw, enc: enc, versions: map[sessionKey]string{}, procs: map[*query.Process]*ocsfProcess{}}
 }
 
 func (o *ocsfWriter) close() error { return o.bw.Flush() }
 
 // recorderVersion is the dnsrec version that recorded m's session: the
 // product that observed the event.
-func (o *ocsfWriter) recorderVersion(m *Message) (string, error) {
+func (o *ocsfWriter) recorderVersion(m *query.Message) (string, error) {
 	k := sessionKey{m.File, m.Session}
 	if v, ok := o.versions[k]; ok {
 		return v, nil
 	}
-	var v sql.NullString
-	for _, f := range o.d.files {
-		if f.path != m.File {
-			continue
-		}
-		err := f.db.QueryRowContext(o.ctx, `SELECT version FROM sessions WHERE id = ?`, m.Session).Scan(&v)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return "", fmt.Errorf("%s: session %d: %w", m.File, m.Session, err)
-		}
+	v, err := o.d.RecorderVersion(o.ctx, m.File, m.Session)
+	if err != nil {
+		return "", err
 	}
-	o.versions[k] = v.String
-	return v.String, nil
+	o.versions[k] = v
+	return v, nil
 }
 
 func ocsfMillis(t time.Time) int64 { return t.UnixMilli() }
 
-func (o *ocsfWriter) write(t *Transaction) error {
+func (o *ocsfWriter) write(t *query.Transaction) error {
 	q, r := t.Query, t.Response
-	first := t.first()
+	first := t.First()
 	e := ocsfEvent{
 		CategoryUID: ocsfCategoryUID, CategoryName: "Network Activity",
 		ClassUID: ocsfClassUID, ClassName: "DNS Activity",
@@ -273,10 +267,10 @@ func (o *ocsfWriter) write(t *Transaction) error {
 	e.DstEndpoint = ocsfAddr(t.ServerAddr())
 	e.ConnectionInfo = ocsfConn(t)
 
-	if qm := t.question(); qm != nil {
+	if qm := t.Question(); qm != nil {
 		op := qm.Opcode()
 		e.Query = &ocsfQuery{
-			Hostname: qm.QName, Type: TypeName(qm.QType), Class: className(qm.QClass),
+			Hostname: qm.QName, Type: dnstext.TypeName(qm.QType), Class: className(qm.QClass),
 			PacketUID: int(qm.DNSID), OpcodeID: ocsfOpcodeID(op), Opcode: ocsfOpcode(op),
 		}
 	}
@@ -288,7 +282,7 @@ func (o *ocsfWriter) write(t *Transaction) error {
 		classes := o.answerClasses(r)
 		flagIDs, flags := ocsfFlags(r)
 		for i, rr := range r.Answers {
-			a := ocsfAnswer{Rdata: DisplayData(rr.Type, rr.Data), Type: TypeName(rr.Type), TTL: rr.TTL,
+			a := ocsfAnswer{Rdata: dnstext.DisplayData(rr.Type, rr.Data), Type: dnstext.TypeName(rr.Type), TTL: rr.TTL,
 				PacketUID: int(r.DNSID), FlagIDs: flagIDs, Flags: flags}
 			if i < len(classes) {
 				a.Class = classes[i]
@@ -310,7 +304,7 @@ func (o *ocsfWriter) write(t *Transaction) error {
 // answerClasses reads the answer records' classes from the response's bytes,
 // which is the only place the evidence keeps them. Nil when the bytes are cut
 // or do not decode into as many answers as were stored.
-func (o *ocsfWriter) answerClasses(r *Message) []string {
+func (o *ocsfWriter) answerClasses(r *query.Message) []string {
 	if r.Cut || len(r.Raw) == 0 || len(r.Answers) == 0 {
 		return nil
 	}
@@ -336,7 +330,7 @@ func className(c uint16) string {
 }
 
 // proc is ocsfProc, built once per process.
-func (o *ocsfWriter) proc(p *Process) *ocsfProcess {
+func (o *ocsfWriter) proc(p *query.Process) *ocsfProcess {
 	op, ok := o.procs[p]
 	if !ok {
 		if len(o.procs) >= maxProcCache {
@@ -348,7 +342,7 @@ func (o *ocsfWriter) proc(p *Process) *ocsfProcess {
 	return op
 }
 
-func ocsfProc(p *Process) *ocsfProcess {
+func ocsfProc(p *query.Process) *ocsfProcess {
 	op := &ocsfProcess{PID: p.PID, Name: p.Comm, CmdLine: cmdLine(p)}
 	if p.TID != 0 && p.TID != p.PID {
 		op.TID = p.TID
@@ -382,7 +376,7 @@ func ocsfAddr(a netip.AddrPort) *ocsfEndpoint {
 // ocsfConn is connection_info. The direction is from this host's point of
 // view: Outbound when only the client end is local, Inbound when only the
 // server end is, Local when both are.
-func ocsfConn(t *Transaction) ocsfConnection {
+func ocsfConn(t *query.Transaction) ocsfConnection {
 	c := ocsfConnection{ProtocolName: t.Proto(), ProtocolNum: 17}
 	if c.ProtocolName == "tcp" {
 		c.ProtocolNum = 6
@@ -454,13 +448,13 @@ func ocsfOpcode(op int) string {
 	case 5:
 		return "Update"
 	case 6:
-		return "DSO Message"
+		return "DSO query.Message"
 	}
 	return "Other"
 }
 
 // ocsfFlags are the response header's flags as dns_answer.flag_ids.
-func ocsfFlags(r *Message) ([]int, []string) {
+func ocsfFlags(r *query.Message) ([]int, []string) {
 	var ids []int
 	var names []string
 	for _, f := range []struct {

@@ -1,4 +1,4 @@
-package query
+package export
 
 import (
 	"database/sql"
@@ -9,23 +9,25 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/query"
 )
 
 // benchTransactions makes n loopback exchanges like a busy host's: a
 // client process among a few hundred asking a local resolver, both ends
 // seen, three answers each, real bytes.
-func benchTransactions(tb testing.TB, n int) []*Transaction {
+func benchTransactions(tb testing.TB, n int) []*query.Transaction {
 	tb.Helper()
-	resolver := &Process{ID: 1, PID: 300, TID: 300, Comm: "dnsmasq", Exe: "/usr/sbin/dnsmasq", UID: sql.Null[int64]{V: 65534, Valid: true},
-		Argv: []string{"dnsmasq", "-k"}, Ancestry: Ancestry{{PID: 1, Comm: "systemd"}}}
-	clients := make([]*Process, 300)
+	resolver := &query.Process{ID: 1, PID: 300, TID: 300, Comm: "dnsmasq", Exe: "/usr/sbin/dnsmasq", UID: sql.Null[int64]{V: 65534, Valid: true},
+		Argv: []string{"dnsmasq", "-k"}, Ancestry: query.Ancestry{{PID: 1, Comm: "systemd"}}}
+	clients := make([]*query.Process, 300)
 	for i := range clients {
 		pid := int64(1000 + i)
-		clients[i] = &Process{ID: pid, PID: pid, TID: pid, Comm: "curl", Exe: "/usr/bin/curl", UID: sql.Null[int64]{V: 1000, Valid: true},
-			Argv: []string{"curl", "-s", "https://www.example.com/" + strconv.Itoa(i)}, Ancestry: Ancestry{{PID: 812, Comm: "sh"}, {PID: 640, Comm: "sshd"}, {PID: 1, Comm: "systemd"}}}
+		clients[i] = &query.Process{ID: pid, PID: pid, TID: pid, Comm: "curl", Exe: "/usr/bin/curl", UID: sql.Null[int64]{V: 1000, Valid: true},
+			Argv: []string{"curl", "-s", "https://www.example.com/" + strconv.Itoa(i)}, Ancestry: query.Ancestry{{PID: 812, Comm: "sh"}, {PID: 640, Comm: "sshd"}, {PID: 1, Comm: "systemd"}}}
 	}
 	base := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	out := make([]*Transaction, n)
+	out := make([]*query.Transaction, n)
 	for i := range out {
 		name := "host" + strconv.Itoa(i%5000) + ".example.com"
 		q := new(dns.Msg).SetQuestion(name+".", dns.TypeA)
@@ -35,11 +37,11 @@ func benchTransactions(tb testing.TB, n int) []*Transaction {
 			tb.Fatal(err)
 		}
 		r := new(dns.Msg).SetReply(q)
-		var answers []RR
+		var answers []query.RR
 		for j := range 3 {
 			a := &dns.A{Hdr: dns.RR_Header{Name: name + ".", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: []byte{203, 0, 113, byte(j)}}
 			r.Answer = append(r.Answer, a)
-			answers = append(answers, RR{Name: name, Type: dns.TypeA, TTL: 300, Data: a.A.String()})
+			answers = append(answers, query.RR{Name: name, Type: dns.TypeA, TTL: 300, Data: a.A.String()})
 		}
 		rraw, err := r.Pack()
 		if err != nil {
@@ -49,15 +51,15 @@ func benchTransactions(tb testing.TB, n int) []*Transaction {
 		ts := base.Add(time.Duration(i) * time.Millisecond)
 		cli := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(30000+i%30000))
 		srv := netip.MustParseAddrPort("127.0.0.53:53")
-		qm := &Message{File: "/evidence/case.db", Host: "web1", Session: 1, ID: int64(2*i + 1), Time: ts, Proto: "udp", Src: cli, Dst: srv,
-			Sender: &Party{Time: ts, Proc: c}, Receiver: &Party{Time: ts.Add(20 * time.Microsecond), Server: true, Proc: resolver},
+		qm := &query.Message{File: "/evidence/case.db", Host: "web1", Session: 1, ID: int64(2*i + 1), Time: ts, Proto: "udp", Src: cli, Dst: srv,
+			Sender: &query.Party{Time: ts, Proc: c}, Receiver: &query.Party{Time: ts.Add(20 * time.Microsecond), Server: true, Proc: resolver},
 			DNSID: q.Id, Flags: 1 << 8, QName: name, QType: dns.TypeA, QClass: dns.ClassINET, Raw: qraw, Size: len(qraw)}
-		rm := &Message{File: "/evidence/case.db", Host: "web1", Session: 1, ID: int64(2*i + 2), Time: ts.Add(300 * time.Microsecond), Proto: "udp", Src: srv, Dst: cli,
-			Sender:   &Party{Time: ts.Add(300 * time.Microsecond), Server: true, Proc: resolver},
-			Receiver: &Party{Time: ts.Add(320 * time.Microsecond), Proc: c}, Response: true,
+		rm := &query.Message{File: "/evidence/case.db", Host: "web1", Session: 1, ID: int64(2*i + 2), Time: ts.Add(300 * time.Microsecond), Proto: "udp", Src: srv, Dst: cli,
+			Sender:   &query.Party{Time: ts.Add(300 * time.Microsecond), Server: true, Proc: resolver},
+			Receiver: &query.Party{Time: ts.Add(320 * time.Microsecond), Proc: c}, Response: true,
 			DNSID: q.Id, Flags: 1<<15 | 1<<8 | 1<<7, QName: name, QType: dns.TypeA, QClass: dns.ClassINET, Answers: answers,
 			Raw: rraw, Size: len(rraw), QueryID: qm.ID, Latency: 320 * time.Microsecond}
-		out[i] = &Transaction{Query: qm, Response: rm}
+		out[i] = &query.Transaction{Query: qm, Response: rm}
 	}
 	return out
 }
@@ -68,7 +70,7 @@ func benchTransactions(tb testing.TB, n int) []*Transaction {
 // transactions; pcapng writes two packets for each.
 func BenchmarkExportWriters(b *testing.B) {
 	txns := benchTransactions(b, 20000)
-	for _, format := range ExportFormats {
+	for _, format := range Formats {
 		b.Run(format, func(b *testing.B) {
 			rows := 0
 			for b.Loop() {
@@ -96,7 +98,7 @@ func BenchmarkExportWriters(b *testing.B) {
 					case "zeek":
 						tw = newZeekWriter(io.Discard)
 					case "ocsf":
-						ow := newOCSFWriter(b.Context(), io.Discard, &DB{})
+						ow := newOCSFWriter(b.Context(), io.Discard, &query.DB{})
 						ow.versions[sessionKey{"/evidence/case.db", 1}] = "bench"
 						tw = ow
 					case "parquet":

@@ -1,16 +1,12 @@
-package query
+package format
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
 func TestWriteCells(t *testing.T) {
@@ -115,96 +111,6 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-func TestDSN(t *testing.T) {
-	tests := []struct{ path, want string }{
-		{"/ev/case.db", "file:///ev/case.db?mode=ro"},
-		{"/ev/a b?c#d%e.db", "file:///ev/a%20b%3Fc%23d%25e.db?mode=ro"},
-		{"//host/share.db", "file:///host/share.db?mode=ro"}, // never an authority
-	}
-	for _, tt := range tests {
-		got, err := dsn(tt.path, false)
-		if err != nil || got != tt.want {
-			t.Errorf("dsn(%q) = %q, %v; want %q", tt.path, got, err, tt.want)
-		}
-	}
-	if got, _ := dsn("/ev/case.db", true); got != "file:///ev/case.db?mode=ro&immutable=1" {
-		t.Errorf("immutable dsn = %q", got)
-	}
-}
-
-// TestTimelineUsesIndex: a timeline page, first or after a cursor, walks
-// msgs_ts and finds each message's answers through rrs_message; it never
-// sorts msgs. Without the stop-time indexes (a crashed file) the
-// same statement must sort, which shows the test can tell.
-func TestTimelineUsesIndex(t *testing.T) {
-	for _, clean := range []bool{true, false} {
-		p := filepath.Join(t.TempDir(), "case.db")
-		b := querytest.New(t, p)
-		querytest.Incident(b, "web01")
-		if clean {
-			b.Close()
-		} else {
-			b.CloseAsCrashed()
-		}
-		db, err := Open(context.Background(), []string{p})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, after := range []*Cursor{nil, {TS: querytest.At(3 * time.Second).UnixNano(), ID: 11}} {
-			opts := &MessageOptions{Filter: Filter{Limit: 100}, After: after}
-			q, args := db.files[0].messagesSQL(0, opts)
-			plan := planOf(t, db.files[0], q, args)
-			// "LAST TERM OF ORDER BY" is r.id within one message's answers.
-			uses := strings.Contains(plan, " m USING INDEX msgs_ts") && strings.Contains(plan, "USING INDEX rrs_message") &&
-				!strings.Contains(plan, "TEMP B-TREE FOR ORDER BY")
-			if uses != clean {
-				t.Errorf("clean=%v after=%v: plan\n%s", clean, after != nil, plan)
-			}
-			// A stream (an export) reads the messages and their answers
-			// in two statements that sort nothing, not even each
-			// message's answers.
-			opts.Limit = 0
-			q, args = db.files[0].messagesSQL(0, opts)
-			plan = planOf(t, db.files[0], q, args)
-			q, args = answersSQL(0, opts)
-			answers := planOf(t, db.files[0], q, args)
-			uses = strings.Contains(plan, " m USING INDEX msgs_ts") && !strings.Contains(plan, "TEMP B-TREE") &&
-				strings.Contains(answers, " m USING COVERING INDEX msgs_ts") && strings.Contains(answers, "USING INDEX rrs_message") &&
-				!strings.Contains(answers, "TEMP B-TREE")
-			if uses != clean {
-				t.Errorf("clean=%v after=%v stream: plans\n%s\n%s", clean, after != nil, plan, answers)
-			}
-		}
-		db.Close()
-	}
-}
-
-// TestResolvedToUsesIndex: an address or IPv4 prefix is found through
-// rrs_addr4 or rrs_addr6 (the partial indexes of A and AAAA data), never by
-// scanning rrs.
-func TestResolvedToUsesIndex(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
-	db, err := Open(context.Background(), []string{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, arg := range []string{"203.0.113.7", "203.0.113.0/24", "203.0.112.0/20", "2001:db8::7", "2001:db8::/32"} {
-		prefix, err := ParsePrefix(arg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q, args, _ := resolvedToSQL(prefix, &Filter{})
-		plan := planOf(t, db.files[0], q, args)
-		if !strings.Contains(plan, "USING INDEX rrs_addr") || strings.Contains(plan, "SCAN r") {
-			t.Errorf("%s: plan\n%s", arg, plan)
-		}
-	}
-}
-
 // TestAppendJSONCell: the fast path writes what marshal writes, and leaves
 // to it what needs escaping.
 func TestAppendJSONCell(t *testing.T) {
@@ -212,7 +118,7 @@ func TestAppendJSONCell(t *testing.T) {
 	for _, v := range []any{
 		nil, "", "c2.evil.test", "a b", `say "hi"`, `back\slash`, "tab\there", "é", "\u2028", "<script>&", "\xff",
 		int64(-42), 7, at, []string(nil), []string{}, []string{"A 203.0.113.7", "CNAME x1.evil-edge.test"}, []string{"ok", "no\n"},
-		Millis(1500 * time.Microsecond), true, 1.5, uint64(3),
+		stringer("1.500"), true, 1.5, uint64(3),
 	} {
 		for _, loc := range []*time.Location{time.UTC, time.FixedZone("X", 2*3600)} {
 			want, err := marshal(jsonValue(v, loc))
@@ -226,3 +132,8 @@ func TestAppendJSONCell(t *testing.T) {
 		}
 	}
 }
+
+// stringer is a cell that renders itself, as query's Millis does.
+type stringer string
+
+func (s stringer) String() string { return string(s) }

@@ -1,24 +1,13 @@
-// Package rawsqlite reads SQLite statements through the C API of
-// modernc.org/sqlite/lib directly, for the query side's long streams
-// (exports, unbounded timelines).
-//
-// The database/sql driver opens every connection in serialized mode
-// (SQLITE_OPEN_FULLMUTEX), so each sqlite3_column_* call takes and releases
-// the connection's recursive mutex, and it boxes every value of every row
-// in a driver.Value. On a stream of a million messages that was a fifth of
-// the CPU of an export (profile in issue 7). A Conn here is opened with
-// SQLITE_OPEN_NOMUTEX and read-only, is used by one goroutine, and hands
-// out column values without boxing or copying until asked to.
-//
-// Only what the streams need is here: open read-only, prepare with
-// arguments, step, read columns, close.
 package rawsqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"runtime/debug"
 	"unsafe"
 
@@ -48,6 +37,28 @@ type Conn struct {
 // busyTimeout is how long a statement waits for a lock another connection
 // holds (a recorder checkpointing the file being read) before it fails.
 const busyTimeout = 5000 // ms
+
+// URI is the read-only SQLite URI of the file at path, for Open and for
+// database/sql. The path is made absolute and percent-encoded, so that '?',
+// '#', '%' and spaces in a file name are part of the name and not URI
+// syntax; an absolute path also keeps a name starting with "//" from being
+// read as a URI authority. With immutable, SQLite neither locks the file nor
+// reads a -wal: for a file in a read-only directory that has none.
+func URI(path string, immutable bool) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	if filepath.VolumeName(abs) != "" { // Windows: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	q := "?mode=ro"
+	if immutable {
+		q += "&immutable=1"
+	}
+	return u.String() + q, nil
+}
 
 // Open opens the SQLite URI name (file:...?mode=ro...) read-only.
 func Open(name string) (_ *Conn, err error) {
@@ -243,6 +254,14 @@ func (s *Stmt) Int64(i int) int64 {
 	return sqlite3.Xsqlite3_column_int64(s.c.tls, s.st, int32(i))
 }
 
+// NullInt64 is column i as an integer, Valid false for NULL.
+func (s *Stmt) NullInt64(i int) sql.NullInt64 {
+	if s.Null(i) {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: s.Int64(i), Valid: true}
+}
+
 // View is column i's bytes as text, valid until the next call of Next or
 // Close: nil for NULL, empty but not nil for empty text.
 func (s *Stmt) View(i int) []byte {
@@ -306,7 +325,7 @@ func (c *Conn) Exec(q string) error {
 // through one page cache for the whole process, under one lock. A stream's
 // two connections, each stepped on its own core, spent more on that lock
 // than the second core gave; with one of them reading through a map, the
-// lock is the other's alone (issue 7). A fault in the map, the file
+// lock is the other's alone. A fault in the map, the file
 // truncated while it is read, is returned as an error instead of crashing
 // the program; the connection is then left open, as SQLite was stopped
 // where it cannot clean up.

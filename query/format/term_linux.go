@@ -1,6 +1,6 @@
 //go:build linux
 
-package query
+package format
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package query
+package format
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 )
 
-// Table is a query result in a shape that every output format can render:
+// Table is a listing in a shape that every output format can render:
 // named columns and rows of cells. Commands build one from their typed rows
 // and hand it to Write, so adding a command never means adding a formatter.
 //
@@ -239,11 +239,10 @@ func sanitize(s string) string {
 }
 
 type csvWriter struct {
-	cw      *csv.Writer
-	rec     []string
-	loc     *time.Location
-	cells   csvCells // for messageRow
-	scratch [64]byte
+	cw    *csv.Writer
+	rec   []string
+	loc   *time.Location
+	cells csvCells // for BeginRow
 }
 
 func newCSVWriter(w io.Writer, columns []string, loc *time.Location) (*csvWriter, error) {
@@ -282,15 +281,14 @@ func jsonValue(v any, loc *time.Location) any {
 // jsonWriter writes objects whose keys keep the column order, which a map
 // would not. lines selects JSON lines instead of one array.
 type jsonWriter struct {
-	bw      *bufio.Writer
-	cols    []string
-	keys    [][]byte
-	loc     *time.Location
-	lines   bool
-	n       int
-	buf     []byte
-	cells   jsonCells // for messageRow
-	scratch [64]byte
+	bw    *bufio.Writer
+	cols  []string
+	keys  [][]byte
+	loc   *time.Location
+	lines bool
+	n     int
+	buf   []byte
+	cells jsonCells // for BeginRow
 }
 
 // appendJSONCell appends the JSON of the cells that need no escaping, as

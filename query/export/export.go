@@ -1,0 +1,102 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dnsrec/dnsrec/query"
+	"github.com/dnsrec/dnsrec/query/format"
+)
+
+// Formats are the formats Write writes. query/EXPORTS.md documents each
+// one's fields.
+var Formats = []string{"pcapng", "zeek", "ocsf", "parquet", "csv", "jsonl"}
+
+// Stats counts what an export read and wrote.
+type Stats struct {
+	Messages   int64 // DNS messages read from the evidence
+	Rows       int64 // packets (pcapng), log rows (zeek), events (ocsf) or table rows (parquet) written
+	Unanswered int64 // queries written without a response (transaction formats)
+	Alone      int64 // responses written without their query (transaction formats)
+}
+
+// txnWriter writes transactions in one format.
+type txnWriter interface {
+	write(t *query.Transaction) error
+	close() error // writes what ends the file; the caller closes w
+}
+
+// Write writes the messages of d that pass f to w in format as (one of
+// Formats), streaming: memory does not grow with the evidence.
+//
+// pcapng writes one packet per message; the other formats one row or event
+// per transaction (a query and its response, see query.Transactions).
+// f.Limit counts what is written: packets or transactions. Nothing is
+// written to the evidence, which is opened read-only.
+func Write(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Filter) (Stats, error) {
+	if err := d.CheckFilter(&f); err != nil {
+		return Stats{}, err
+	}
+	if err := d.CheckVersion(2); err != nil {
+		return Stats{}, err
+	}
+	switch as {
+	case "pcapng":
+		return writePcapng(ctx, d, w, f)
+	case "csv", "jsonl":
+		return writeTimeline(ctx, d, w, format.Format(as), f)
+	}
+	var tw txnWriter
+	raw := false
+	switch as {
+	case "zeek":
+		tw = newZeekWriter(w)
+	case "ocsf":
+		tw = newOCSFWriter(ctx, w, d)
+		raw = true // the answers' classes are only in the bytes
+	case "parquet":
+		pw, err := newParquetWriter(w)
+		if err != nil {
+			return Stats{}, err
+		}
+		tw = pw
+	default:
+		return Stats{}, fmt.Errorf("unknown export format %q (want one of %s)", as, strings.Join(Formats, ", "))
+	}
+	ts, err := d.Transactions(ctx, query.MessageOptions{Filter: f, Raw: raw, Ancestry: true}, tw.write)
+	st := Stats{Messages: ts.Messages, Rows: ts.Transactions, Unanswered: ts.Unanswered, Alone: ts.Alone}
+	if err != nil {
+		if a, ok := tw.(interface{ abort() error }); ok {
+			a.abort() // its goroutine ends; the error is err's
+		}
+		return st, err
+	}
+	return st, tw.close()
+}
+
+// cmdLine renders a process's argv as one shell-quoted line.
+func cmdLine(p *query.Process) string {
+	if p == nil {
+		return ""
+	}
+	return query.ShellQuote(p.Argv)
+}
+
+// writeTimeline writes the timeline's rows (one per message) as CSV or
+// JSON lines: the columns of `query timeline`, with the file first when
+// several are open.
+func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter) (Stats, error) {
+	var st Stats
+	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsFor(), format.WriteOptions{})
+	if err != nil {
+		return st, err
+	}
+	counter := query.CountRows(rw, &st.Rows)
+	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true}, counter); err != nil {
+		return st, err
+	}
+	st.Messages = st.Rows
+	return st, rw.Close()
+}
