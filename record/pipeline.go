@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // Options configure one recording.
@@ -160,17 +161,17 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		opts.Output = RotatedPath(opts.Output, 1)
 		defer func() { err = errors.Join(err, rot.wait()) }()
 	}
-	store, err := Create(ctx, opts.Output, opts.Force)
+	st, err := store.Create(ctx, opts.Output, opts.Force)
 	if err != nil {
 		return sum, err
 	}
-	p := newPipeline(opts, store)
+	p := newPipeline(opts, st)
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := openCapture(opts, loader)
 	if err != nil {
-		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		_, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // nothing was recorded: leave no empty evidence behind
 		return sum, errors.Join(err, ferr)
 	}
@@ -181,14 +182,14 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if rot != nil {
 		sess.Part = 1
 	}
-	if err := store.BeginSession(ctx, sess); err != nil {
-		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	if err := st.BeginSession(ctx, sess); err != nil {
+		_, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // no session row: nothing says what the file would have been
 		return sum, errors.Join(err, ferr)
 	}
 	rd, err := ringbuf.NewReader(capture.Events)
 	if err != nil {
-		sum, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		sum, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		return sum, errors.Join(fmt.Errorf("open ring buffer: %w", err), ferr)
 	}
 	defer rd.Close()
@@ -246,9 +247,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	return sum, errors.Join(runErr, finErr)
 }
 
-func newPipeline(opts Options, store *Store) *pipeline {
-	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
-		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
+func newPipeline(opts Options, st *store.Store) *pipeline {
+	return &pipeline{opts: opts, store: st, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
+		pairs: map[pairKey]*msgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[speakerKey]struct{}{},
 		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc"), sockOwners: newSockOwners("/proc", opts.Ports), procOwners: map[uint64]*Identity{}}
 }
 
@@ -285,7 +286,7 @@ type pending struct {
 
 type pipeline struct {
 	opts       Options
-	store      *Store
+	store      *store.Store
 	capture    *bpf.Capture
 	procs      *procTable
 	streams    map[streamKey]*tcpStream
@@ -308,8 +309,8 @@ type pipeline struct {
 	lastCheckpoint time.Time // of the WAL into the main file
 	lastBootNs     uint64
 
-	rows  []*MsgRow // built since the last commit
-	pairs map[pairKey]*MsgRow
+	rows  []*msgRow // built since the last commit
+	pairs map[pairKey]*msgRow
 	live  *liveView // nil unless Options.Live
 
 	// For Options.Status: observations committed, and inserted since.
@@ -318,7 +319,7 @@ type pipeline struct {
 	lastStatusObs         int64
 	// firstSpeaker holds the flows between two DNS ports by the end that
 	// sent first (see senderIsServer).
-	firstSpeaker map[flowKey]struct{}
+	firstSpeaker map[speakerKey]struct{}
 	outstanding  map[txKey]outstandingQuery // queries waiting for a response
 	lastMsgID    int64
 	seed         maphash.Seed
@@ -793,7 +794,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 			return nil
 		}
 	}
-	m := &MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw, pairSum: key.sum}
+	m := &msgRow{MsgRow: store.MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: store.ParseDNS(raw), OrigLen: origLen, Raw: raw}, pairSum: key.sum}
 	if !p.opts.Filter.keepsName(m.DNS.QName) {
 		p.filtered++
 		return nil
@@ -854,7 +855,7 @@ const queryTimeout = 10 * time.Second
 // other way round), DNS id and question. A query sent again with the same
 // id and question (a retransmission) replaces the first in the wait, so a
 // response is linked once, to the newest; the earlier one stays unanswered.
-func (p *pipeline) transaction(m *MsgRow) {
+func (p *pipeline) transaction(m *msgRow) {
 	d := &m.DNS
 	if d.ID == nil || d.QName == nil {
 		return
@@ -865,7 +866,7 @@ func (p *pipeline) transaction(m *MsgRow) {
 	}
 	if !m.senderServer {
 		k.client, k.server = m.Src, m.Dst
-		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.first(), send: m.Send.Seen}
+		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.First(), send: m.Send.Seen}
 		return
 	}
 	k.client, k.server = m.Dst, m.Src
@@ -874,8 +875,7 @@ func (p *pipeline) transaction(m *MsgRow) {
 		return
 	}
 	delete(p.outstanding, k)
-	m.QueryID = q.id
-	m.queryTs, m.querySend = q.tsNs, q.send
+	m.AnswerQuery(q.id, q.tsNs, q.send)
 }
 
 // expireQueries forgets queries that waited longer than queryTimeout.
@@ -912,7 +912,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 	n := 0
 	for _, m := range p.rows {
 		single := !m.Send.Seen || !m.Recv.Seen
-		if single && !all && m.first() > cutoff {
+		if single && !all && m.First() > cutoff {
 			break
 		}
 		if single {
@@ -927,7 +927,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 		if m.Recv.Seen {
 			p.flushedObs++
 		}
-		if err := p.store.InsertMessage(ctx, m); err != nil {
+		if err := p.store.InsertMessage(ctx, &m.MsgRow); err != nil {
 			return err
 		}
 		n++
@@ -940,7 +940,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 
 // forgetPair drops a row from the pairing index: it has both sides, or it
 // is being written alone.
-func (p *pipeline) forgetPair(m *MsgRow) {
+func (p *pipeline) forgetPair(m *msgRow) {
 	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: m.pairSum}
 	head := p.pairs[k]
 	switch {
@@ -959,10 +959,20 @@ func (p *pipeline) forgetPair(m *MsgRow) {
 	m.pairNext = nil
 }
 
+// speakerKey is a flow by its two ends, the one that spoke first as a.
+type speakerKey struct {
+	tcp  bool
+	a, b netip.AddrPort
+}
+
+// maxFirstSpeakers bounds firstSpeaker: a scan between DNS ports must not
+// grow the recorder's memory.
+const maxFirstSpeakers = 50_000
+
 // senderIsServer tells from the transport alone whether a message goes
 // from the server end of an exchange to the client end. Never from the DNS
 // header: its QR bit is the sender's to set, and a process that marks its
-// queries as responses must not pass for a server (issue 8). The end on a
+// queries as responses must not pass for a server. The end on a
 // DNS port is the server (the listener, for TCP); between two DNS ports
 // (resolver to resolver) the end that spoke first on the flow is the
 // client.
@@ -971,12 +981,12 @@ func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
 	if srcDNS != dstDNS {
 		return srcDNS
 	}
-	if _, ok := p.firstSpeaker[flowKey{tcp, dst, src}]; ok {
+	if _, ok := p.firstSpeaker[speakerKey{tcp, dst, src}]; ok {
 		return true // the other end spoke first: this is the answer side
 	}
-	k := flowKey{tcp, src, dst}
+	k := speakerKey{tcp, src, dst}
 	if _, ok := p.firstSpeaker[k]; !ok {
-		if len(p.firstSpeaker) >= maxCachedFlows {
+		if len(p.firstSpeaker) >= maxFirstSpeakers {
 			clear(p.firstSpeaker)
 		}
 		p.firstSpeaker[k] = struct{}{}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/record"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // Version identifies the traffic Write produces. It changes whenever a
@@ -86,7 +87,7 @@ type Facts struct {
 	NXDomain     int64 // responses (msgs rows) with rcode NXDOMAIN
 	Unattributed int64 // observations without an identified owner (loss.unattributed)
 
-	Summary record.Summary // what the Store reported at the stop: size, SHA-256, chain head
+	Summary store.Summary // what the Store reported at the stop: size, SHA-256, chain head
 
 	Incident Incident
 	Tunnel   Tunnel
@@ -146,7 +147,7 @@ type Probe struct {
 // written in another. On error or cancellation the partial file is removed.
 func Write(ctx context.Context, path string, cfg Config) (_ Facts, err error) {
 	cfg = cfg.withDefaults()
-	st, err := record.Create(ctx, path, false)
+	st, err := store.Create(ctx, path, false)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -225,8 +226,8 @@ const (
 type op struct {
 	kind  opKind
 	id    int64 // opProcess: the id the Store must return; opExit: the process
-	proc  *record.ProcRow
-	msg   *record.MsgRow
+	proc  *store.ProcRow
+	msg   *store.MsgRow
 	obs   int   // opMessage: observations in the row
 	unatt int   // opMessage: of them, without an owner
 	tsNs  int64 // opMessage: the row's time; opExit: the exit time
@@ -236,7 +237,7 @@ type op struct {
 // BatchSize observations, with a loss row when the counters changed, and a
 // WAL checkpoint every 2 seconds.
 type writer struct {
-	st             *record.Store
+	st             *store.Store
 	cfg            Config
 	pending        int
 	done           int64
@@ -287,7 +288,7 @@ func (w *writer) apply(ctx context.Context, o *op) error {
 
 func (w *writer) commit(ctx context.Context) error {
 	if w.unatt != w.lossed {
-		if err := w.st.InsertLoss(ctx, w.lastTs, record.Loss{Unattributed: uint64(w.unatt)}); err != nil {
+		if err := w.st.InsertLoss(ctx, w.lastTs, store.Loss{Unattributed: uint64(w.unatt)}); err != nil {
 			return err
 		}
 		w.lossed = w.unatt
