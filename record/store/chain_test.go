@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	dnsquery "github.com/dnsrec/dnsrec/query"
 )
 
 // chainedSample writes the sample (two processes, three messages with
@@ -33,20 +31,6 @@ func chainedSample(t *testing.T, path string) Summary {
 		t.Fatal(err)
 	}
 	return sum
-}
-
-func verify(t *testing.T, path string) dnsquery.VerifyReport {
-	t.Helper()
-	db, err := dnsquery.Open(context.Background(), []string{path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rs, err := db.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs[0]
 }
 
 func copyFile(t *testing.T, from, to string) {

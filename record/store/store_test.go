@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io/fs"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,26 +20,6 @@ import (
 
 	"github.com/dnsrec/dnsrec/schema"
 )
-
-// roDSN opens path read-only, percent-encoding the path the way an analyst's
-// tool should, independently of writerDSN.
-func roDSN(path string) string {
-	abs, _ := filepath.Abs(path)
-	return (&url.URL{Scheme: "file", Path: abs}).String() + "?mode=ro"
-}
-
-func openRO(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", roDSN(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Ping(); err != nil {
-		t.Fatalf("open %s read-only: %v", path, err)
-	}
-	return db
-}
 
 var testSession = Session{
 	Hostname: "host1", MachineID: "0123456789abcdef0123456789abcdef", BootID: "boot-1", Kernel: "6.1.0-test",
