@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // The defaults build on every platform: the command line shows them in
@@ -17,7 +18,7 @@ const (
 	// (bpf.MaxSnaplen).
 	DefaultSnaplen       = 65536
 	DefaultRingBytes     = 4 << 20
-	DefaultBatchSize     = 4000
+	DefaultBatchSize     = store.DefaultBatchSize
 	DefaultBatchInterval = 200 * time.Millisecond
 	DefaultOwnerWait     = time.Second
 	// DefaultMemoryLimit is the recorder's soft Go memory limit (see

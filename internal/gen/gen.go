@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/dnsrec/dnsrec/record"
 	"github.com/dnsrec/dnsrec/record/store"
 )
 
@@ -41,7 +40,7 @@ type Config struct {
 	Start    time.Time
 	Duration time.Duration
 	// BatchSize is how many observations each commit holds (0:
-	// record.DefaultBatchSize, a busy recorder's batch).
+	// store.DefaultBatchSize, a busy recorder's batch).
 	BatchSize int
 	// Progress, if set, is called after each commit with the observations
 	// written so far and the total.
@@ -62,7 +61,7 @@ func (c Config) withDefaults() Config {
 		c.Duration = DefaultDuration
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = record.DefaultBatchSize
+		c.BatchSize = store.DefaultBatchSize
 	}
 	return c
 }

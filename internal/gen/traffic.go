@@ -12,7 +12,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/dnsrec/dnsrec/record"
 	"github.com/dnsrec/dnsrec/record/store"
 )
 
@@ -121,7 +120,7 @@ func (m *model) session() store.Session {
 		Hostname: m.f.Host, MachineID: fmt.Sprintf("%016x%016x", mix(m.cfg.Seed), mix(m.cfg.Seed+1)),
 		BootID: fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", uint32(mix(m.cfg.Seed+2)), uint16(mix(m.cfg.Seed+3)), mix(m.cfg.Seed+4)%0x1000, mix(m.cfg.Seed+5)%0x1000, mix(m.cfg.Seed+6)%(1<<48)),
 		Kernel: "6.1.0-18-amd64", Version: fmt.Sprintf("gen-v%d", Version), Cmdline: "dnsrec record -o case.db",
-		Hook: "cgroup", Ports: "53", Snaplen: record.DefaultSnaplen,
+		Hook: "cgroup", Ports: "53", Snaplen: 65536, // the recorder's default: every message whole
 		StartedNs: m.anchorWall, AnchorWallNs: m.anchorWall, AnchorBootNs: m.anchorBoot,
 	}
 }

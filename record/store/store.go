@@ -131,6 +131,11 @@ type Identity struct {
 	Ancestors          []Ancestor // direct parent first
 }
 
+// DefaultBatchSize is how many messages the recorder commits in one
+// transaction by default (record.Options.BatchSize): a batch's fsync and
+// chain link are shared by its rows.
+const DefaultBatchSize = 4000
+
 // Store is the single writer of an evidence file. Rows are queued in memory
 // and written by Commit in one transaction, through the driver's prepared
 // statements: database/sql costs an allocation-heavy round trip per row that

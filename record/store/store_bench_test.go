@@ -23,10 +23,6 @@ import (
 // the benchmark measures the Store. With loopback set, each message was seen
 // by both ends on this host (client and local resolver), as under dnsperf
 // against a local dnsmasq; otherwise only by the local client.
-// batchSize is the recorder's default batch (record.DefaultBatchSize),
-// which this package cannot import.
-const batchSize = 4000
-
 func benchMessages(b *testing.B, client, server int64, loopback bool) []*MsgRow {
 	b.Helper()
 	var rows []*MsgRow
@@ -77,7 +73,7 @@ func benchMessages(b *testing.B, client, server int64, loopback bool) []*MsgRow 
 }
 
 // BenchmarkStoreInsert writes messages through the Store, committing every
-// batchSize observations as the pipeline does, and reports the rate
+// DefaultBatchSize observations as the pipeline does, and reports the rate
 // in observations ("messages", as the recorder counts them: a message seen
 // by its sender and its receiver is two) and the evidence file's size per
 // observation after Finish, indexes included.
@@ -121,7 +117,7 @@ func BenchmarkLargeMix(b *testing.B) {
 	// batch stores one commit's worth of observations.
 	batch := func(m *mix) {
 		cpu0 := cpuTime(b)
-		for n := 0; n < batchSize; n += 2 {
+		for n := 0; n < DefaultBatchSize; n += 2 {
 			row := *m.pool[m.i%len(m.pool)]
 			raw := row.Raw
 			if m.largeEvery > 0 && m.i%2 == 1 && (m.i/2)%m.largeEvery == 0 {
@@ -267,7 +263,7 @@ func benchStoreInsert(b *testing.B, loopback bool) {
 			b.Fatal(err)
 		}
 		obs += perRow
-		if pending++; pending*perRow >= batchSize {
+		if pending++; pending*perRow >= DefaultBatchSize {
 			if err := s.Commit(); err != nil {
 				b.Fatal(err)
 			}
