@@ -59,7 +59,7 @@ cross:
 		export GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0; \
 		$(GO) build ./... && \
 		$(GO) build -o /dev/null ./cmd/dnsrec && \
-		$(GO) vet ./cmd/... ./query/... ./schema/... || exit 1; \
+		$(GO) vet ./cmd/... ./query/... ./schema/... ./record/store/... ./internal/... || exit 1; \
 	done
 
 ## unit: the tests that need no root
@@ -88,16 +88,16 @@ check-deps:
 test: check-deps vet cross
 	@if command -v $(CLANG) >/dev/null; then $(MAKE) check-generate; else echo "note: $(CLANG) not installed, skipping check-generate" >&2; fi
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -race -count=1 -timeout 20m ./record/ ./query/
+	$(GO) test -race -count=1 -timeout 20m ./record/ ./record/store/ ./query/
 	$(MAKE) fuzz
 	$(MAKE) vmtest
 
-## fuzz: each fuzz target for FUZZTIME (the seed corpus in record/testdata/fuzz
-## and the f.Add seeds run in every plain `go test` too)
+## fuzz: each fuzz target (name:package) for FUZZTIME (the seed corpus in
+## record/testdata/fuzz and the f.Add seeds run in every plain `go test` too)
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzParseDNS FuzzDecode FuzzTCPStream FuzzPairing
+FUZZ_TARGETS := FuzzParseDNS:./record/store/ FuzzDecode:./record/ FuzzTCPStream:./record/ FuzzPairing:./record/
 fuzz:
-	for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./record/ || exit 1; done
+	for t in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; done
 
 # Stock Debian cloud kernels for the matrix, fetched into .cache/kernels.
 VMTEST_KERNELS ?= 5.10,6.1,6.12,newest
@@ -149,7 +149,7 @@ bench:
 	$(GO) run ./bench/livebench -check
 	$(MAKE) build
 	status=0; \
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./record/ ./query/ || status=$$?; \
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./record/ ./record/store/ ./query/ || status=$$?; \
 	$(GO) run ./bench/livebench -dnsrec ./dnsrec $(BENCH_ARGS) || status=$$?; \
 	exit $$status
 

@@ -24,9 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnsrec/dnsrec/internal/gen"
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/query/export"
-	"github.com/dnsrec/dnsrec/record/gen"
 	"github.com/dnsrec/dnsrec/schema"
 )
 
@@ -50,7 +50,7 @@ var big struct {
 }
 
 // BenchmarkBig times the questions an analyst asks, on a realistic
-// evidence file written by the recorder's own writer (record/gen): a day of
+// evidence file written by the recorder's own writer (internal/gen): a day of
 // a server's DNS, with a planted incident whose answers are known. Each
 // sub-benchmark reports the rows it returned, and MB-peak-RSS: the
 // process's peak resident memory while it ran (VmHWM, reset at its start

@@ -14,7 +14,7 @@ import (
 )
 
 // writeSummaries writes path's summaries as a recorder's clean stop does
-// (record.Store.summarize), and returns the rows each gave.
+// (store.Store.summarize in record/store), and returns the rows each gave.
 func writeSummaries(t *testing.T, path string) map[string]int64 {
 	t.Helper()
 	ctx := context.Background()

@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64)
-
 package query_test
 
 import (
@@ -15,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnsrec/dnsrec/internal/gen"
 	"github.com/dnsrec/dnsrec/query"
-	"github.com/dnsrec/dnsrec/record/gen"
 )
 
 // TestWhoSummaryMatches: who-resolved answers the same from the summary a

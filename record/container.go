@@ -16,7 +16,7 @@ import (
 	"github.com/dnsrec/dnsrec/bpf"
 )
 
-// Container identity (issue 9, part 3). The kernel gives each message the
+// Container identity. The kernel gives each message the
 // cgroup v2 id of its process; a cgroup v2 id is the inode number of the
 // cgroup's directory, so walking the cgroup2 mount names it. Container
 // runtimes name their cgroups after the container: the id is parsed from

@@ -13,25 +13,6 @@ import (
 	"github.com/dnsrec/dnsrec/bpf"
 )
 
-// Ancestor is one step up a process's parent chain, as the kernel saw it.
-type Ancestor struct {
-	PID     uint32
-	StartNs uint64 // CLOCK_BOOTTIME start of the thread group leader
-	Comm    string
-}
-
-// Identity is the process a message belongs to, read in the kernel in that
-// process's own context.
-type Identity struct {
-	PID, TID, UID, GID uint32
-	StartNs            uint64
-	Comm               string // thread comm
-	CgroupID           uint64
-	MntNS, NetNS       uint32
-	PidNS, NSPID       uint32
-	Ancestors          []Ancestor // direct parent first
-}
-
 // Packet is one DNS transport payload (a UDP datagram or a TCP segment), or
 // an owner announcement (Kind bpf.EventOwner, no payload).
 type Packet struct {

@@ -162,7 +162,7 @@ func TestLargeMessages(t *testing.T) {
 	for _, snaplen := range []uint32{0, 1024} {
 		t.Run(fmt.Sprintf("snaplen=%d", snaplen), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "large.db")
-			stop := startRecorder(t, path, record.Options{Snaplen: snaplen, OwnerWait: 300 * time.Millisecond})
+			stop := startRecorder(t, path, record.Options{Snaplen: uint(snaplen), OwnerWait: 300 * time.Millisecond})
 			self, err := os.Executable()
 			if err != nil {
 				t.Fatal(err)

@@ -77,10 +77,10 @@ func newLiveView(w io.Writer, jsonl bool) *liveView {
 }
 
 // add remembers m for the next commit.
-func (v *liveView) add(m *MsgRow) {
+func (v *liveView) add(m *msgRow) {
 	l := LiveMsg{Proto: m.Proto, Src: m.Src.String(), Dst: m.Dst.String(), Response: m.senderServer,
 		Cut: len(m.Raw) < m.OrigLen}
-	l.Time = time.Unix(0, m.first()).UTC()
+	l.Time = time.Unix(0, m.First()).UTC()
 	if m.Send.Seen && m.Send.Ident != nil {
 		l.Sender = &LiveProcess{m.Send.Ident.PID, m.Send.Ident.Comm, m.Send.IfName}
 	}

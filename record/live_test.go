@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // blockedWriter never returns from Write until released: a terminal that
@@ -23,8 +25,8 @@ func (w blockedWriter) Write(p []byte) (int, error) { <-w.release; return len(p)
 func TestLiveViewNeverWaits(t *testing.T) {
 	w := blockedWriter{make(chan struct{})}
 	v := newLiveView(w, false)
-	q := ParseDNS(pack(t, query("stuck.example.", 1)))
-	m := &MsgRow{Proto: "udp", DNS: q, Send: Side{Seen: true, TsNs: 1}}
+	q := store.ParseDNS(pack(t, query("stuck.example.", 1)))
+	m := &msgRow{MsgRow: store.MsgRow{Proto: "udp", DNS: q, Send: Side{Seen: true, TsNs: 1}}}
 	const batches, perBatch = 1000, 3
 	done := make(chan struct{})
 	go func() {
@@ -57,10 +59,10 @@ func TestLiveLine(t *testing.T) {
 	resp := new(dns.Msg)
 	resp.SetReply(query("www.example.", dns.TypeA))
 	resp.Answer = append(resp.Answer, mustRR(t, "www.example. 60 IN A 192.0.2.7"))
-	r := ParseDNS(pack(t, resp))
-	m := &MsgRow{Proto: "udp", DNS: r, senderServer: true,
+	r := store.ParseDNS(pack(t, resp))
+	m := &msgRow{MsgRow: store.MsgRow{Proto: "udp", DNS: r,
 		Send: Side{Seen: true, TsNs: 1, Ident: &Identity{PID: 53, Comm: "dnsmasq"}},
-		Recv: Side{Seen: true, TsNs: 2, Ident: &Identity{PID: 4321, Comm: "curl"}}}
+		Recv: Side{Seen: true, TsNs: 2, Ident: &Identity{PID: 4321, Comm: "curl"}}}, senderServer: true}
 	v.add(m)
 	v.committed()
 	v.close()

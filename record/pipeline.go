@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -22,133 +21,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record/store"
 )
-
-// Options configure one recording.
-type Options struct {
-	Output    string   // evidence file to create
-	Force     bool     // replace an existing output file
-	Hook      bpf.Tier // hook tier to load; bpf.TierAuto (or "") picks the best
-	Ports     []uint16 // DNS ports; 53 if empty
-	Snaplen   uint32   // payload bytes kept per message
-	RingBytes uint32   // ring buffer size
-	// StableHooks: fentry/kprobe tiers hook only stable functions (see
-	// bpf.Config).
-	StableHooks bool
-
-	// A batch is committed after BatchSize messages or BatchInterval,
-	// whichever comes first.
-	BatchSize     int
-	BatchInterval time.Duration
-	// OwnerWait is how long a received message whose socket owner is not
-	// yet known is held for its owner to show itself (see bpf/cgroup.c).
-	OwnerWait time.Duration
-
-	// Nice is the writer's scheduling niceness (see DefaultNice); 0 leaves
-	// it as started.
-	Nice int
-
-	// Duration, if set, stops the recording by itself that long after
-	// capture started. MaxSize, if set, stops it once the file and its
-	// -wal reach that many bytes (checked four times a second; the clean
-	// stop then adds the query indexes). Either stop is clean: drained,
-	// committed and hashed, as after SIGINT.
-	Duration time.Duration
-	MaxSize  int64
-
-	// RotateEvery and RotateSize, if either is set, make the recording a
-	// series of files named by RotatedPath(Output, n): the file being
-	// written is closed cleanly (committed, indexed, hashed) and recording
-	// continues in the next one once it has been written that long, or
-	// has reached that many bytes with its -wal. MaxSize then rotates too,
-	// instead of stopping. Keep, if positive, is how many files of the
-	// series stay on disk (the one being written included): older ones
-	// are removed once the next is complete. Closed, if set, is called
-	// (from another goroutine) with each file rotated out once it is
-	// finished; the last file is Run's own Summary.
-	RotateEvery time.Duration
-	RotateSize  int64
-	Keep        int
-	Closed      func(Summary, error)
-
-	// Live, if set, gets one line per message once it is committed (JSON
-	// lines with LiveJSON). The printer has its own goroutine and backlog:
-	// when Live cannot keep up, lines are skipped and counted
-	// (Summary.LiveSkipped), and storing never waits for it.
-	Live     io.Writer
-	LiveJSON bool
-
-	// Status, if set, is called about once a second from the recording
-	// loop with its state (see StatusPrinter). It must not block.
-	Status func(Status)
-
-	// Filter narrows what is stored (see Filter); the zero value keeps
-	// everything.
-	Filter Filter
-
-	// NoLibc leaves the C library's resolver unprobed: no libc
-	// resolutions are recorded (see bpf.Libc).
-	NoLibc bool
-
-	Version string // dnsrec version, for the sessions row
-	Cmdline string // how the recorder was invoked
-
-	Logger *slog.Logger
-	// Started, if set, is called once capture is running.
-	Started func(Started)
-}
-
-// Started describes a running capture.
-type Started struct {
-	Output string
-	Hook   bpf.Tier
-	Ports  []uint16
-}
-
-func (o *Options) setDefaults() {
-	if len(o.Ports) == 0 {
-		o.Ports = []uint16{53}
-	}
-	if o.Snaplen == 0 {
-		o.Snaplen = DefaultSnaplen
-	}
-	if o.RingBytes == 0 {
-		o.RingBytes = DefaultRingBytes
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
-	}
-	if o.BatchInterval <= 0 {
-		o.BatchInterval = DefaultBatchInterval
-	}
-	if o.OwnerWait <= 0 {
-		o.OwnerWait = DefaultOwnerWait
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Hook == "" {
-		o.Hook = bpf.TierAuto
-	}
-}
 
 // Run records until ctx is cancelled, then detaches, drains the ring buffer,
 // commits and closes the file. Everything committed before an error stays in
 // the file.
 func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	opts.setDefaults()
-	// The kernel side's options are checked here, once, before any file
-	// is created (or, with Force, replaced); the tier is loaded below.
-	loader, err := bpf.NewLoader(opts.Hook, bpf.Config{Ports: opts.Ports, Snaplen: opts.Snaplen, RingBytes: opts.RingBytes, StableHooks: opts.StableHooks})
+	// The options are checked here, once, before any file is created (or,
+	// with Force, replaced); the tier is loaded below.
+	if err := opts.Validate(); err != nil {
+		return sum, err
+	}
+	loader, err := bpf.NewLoader(opts.Hook, opts.bpfConfig())
 	if err != nil {
 		return sum, err
 	}
-	rotating := opts.RotateEvery > 0 || opts.RotateSize > 0
-	if opts.Keep < 0 || (opts.Keep > 0 && !rotating) {
-		return sum, errors.New("keep needs rotation (RotateEvery or RotateSize) and must be positive")
-	}
 	var rot *rotation
-	if rotating {
+	if opts.rotating() {
 		if opts.MaxSize > 0 && (opts.RotateSize == 0 || opts.MaxSize < opts.RotateSize) {
 			opts.RotateSize = opts.MaxSize
 		}
@@ -160,17 +51,17 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		opts.Output = RotatedPath(opts.Output, 1)
 		defer func() { err = errors.Join(err, rot.wait()) }()
 	}
-	store, err := Create(ctx, opts.Output, opts.Force)
+	st, err := store.Create(ctx, opts.Output, opts.Force)
 	if err != nil {
 		return sum, err
 	}
-	p := newPipeline(opts, store)
+	p := newPipeline(opts, st)
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
 	capture, err := openCapture(opts, loader)
 	if err != nil {
-		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		_, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // nothing was recorded: leave no empty evidence behind
 		return sum, errors.Join(err, ferr)
 	}
@@ -181,14 +72,14 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if rot != nil {
 		sess.Part = 1
 	}
-	if err := store.BeginSession(ctx, sess); err != nil {
-		_, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	if err := st.BeginSession(ctx, sess); err != nil {
+		_, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // no session row: nothing says what the file would have been
 		return sum, errors.Join(err, ferr)
 	}
 	rd, err := ringbuf.NewReader(capture.Events)
 	if err != nil {
-		sum, ferr := store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+		sum, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		return sum, errors.Join(fmt.Errorf("open ring buffer: %w", err), ferr)
 	}
 	defer rd.Close()
@@ -236,8 +127,8 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
-	// A day of a busy server takes a minute or more (issue 7's note):
-	// say why the stop is not instant.
+	// A day of a busy server takes a minute or more: say why the stop is
+	// not instant.
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	sum.Resolutions = p.resolutions
@@ -246,9 +137,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	return sum, errors.Join(runErr, finErr)
 }
 
-func newPipeline(opts Options, store *Store) *pipeline {
-	return &pipeline{opts: opts, store: store, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
-		pairs: map[pairKey]*MsgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[flowKey]struct{}{},
+func newPipeline(opts Options, st *store.Store) *pipeline {
+	return &pipeline{opts: opts, store: st, procs: newProcTable("/proc"), streams: map[streamKey]*tcpStream{}, heldBy: map[uint64]int{},
+		pairs: map[pairKey]*msgRow{}, seed: maphash.MakeSeed(), firstSpeaker: map[speakerKey]struct{}{},
 		outstanding: map[txKey]outstandingQuery{}, ifNames: newIfNames("/proc"), cgroups: newCgroupNames("/proc"), sockOwners: newSockOwners("/proc", opts.Ports), procOwners: map[uint64]*Identity{}}
 }
 
@@ -285,7 +176,7 @@ type pending struct {
 
 type pipeline struct {
 	opts       Options
-	store      *Store
+	store      *store.Store
 	capture    *bpf.Capture
 	procs      *procTable
 	streams    map[streamKey]*tcpStream
@@ -308,8 +199,8 @@ type pipeline struct {
 	lastCheckpoint                    time.Time // of the WAL into the main file
 	lastBootNs                        uint64
 
-	rows  []*MsgRow // built since the last commit
-	pairs map[pairKey]*MsgRow
+	rows  []*msgRow // built since the last commit
+	pairs map[pairKey]*msgRow
 	live  *liveView // nil unless Options.Live
 
 	// For Options.Status: observations committed, and inserted since.
@@ -318,7 +209,7 @@ type pipeline struct {
 	lastStatusObs         int64
 	// firstSpeaker holds the flows between two DNS ports by the end that
 	// sent first (see senderIsServer).
-	firstSpeaker map[flowKey]struct{}
+	firstSpeaker map[speakerKey]struct{}
 	outstanding  map[txKey]outstandingQuery // queries waiting for a response
 	lastMsgID    int64
 	seed         maphash.Seed
@@ -344,10 +235,9 @@ type pipeline struct {
 // wakeup then collects many records, not one: a wakeup per message (and the
 // goroutine handoff behind it) cost more than all the rest of the pipeline.
 // After idlePolls empty looks in a row it blocks in epoll, so an idle
-// recorder costs nothing. The interval is a trade: at 2 ms the wakeups alone
-// cost about 120 ms of CPU per second (measured: 11.5 us per message at 5k
-// qps, 8.4 us at 10 ms); the default 4 MiB ring holds about 40 ms of
-// messages at 20k qps, so 10 ms leaves room for a stall.
+// recorder costs nothing. The interval is a trade: shorter, the wakeups
+// alone cost much CPU; longer, the default ring would fill at high rates
+// before the reader looks again.
 const (
 	pollInterval = 10 * time.Millisecond
 	idlePolls    = 10
@@ -594,10 +484,9 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 
 // checkpointEvery is how often the WAL is copied into the main file while
 // recording. SQLite does it by itself every 4000 pages (16 MB); a quiet
-// recording would leave its newest minutes in the -wal for long. Measured
-// at 5k qps, SIGKILL after 8 s, the .db copied without its -wal: every 5 s,
-// it held 48% of the messages; every 1 s, 95%, for about +0.5 us of CPU per
-// message.
+// recording would leave its newest minutes in the -wal for long, and a
+// killed recording's .db copied without its -wal would lack them. More
+// often costs a little CPU per message.
 const checkpointEvery = 2 * time.Second
 
 // chainLogEvery is how many chain links pass between two log lines.
@@ -800,7 +689,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 			return nil
 		}
 	}
-	m := &MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: ParseDNS(raw), OrigLen: origLen, Raw: raw, pairSum: key.sum}
+	m := &msgRow{MsgRow: store.MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: store.ParseDNS(raw), OrigLen: origLen, Raw: raw}, pairSum: key.sum}
 	if !p.opts.Filter.keepsName(m.DNS.QName) {
 		p.filtered++
 		return nil
@@ -858,7 +747,7 @@ const queryTimeout = 10 * time.Second
 // other way round), DNS id and question. A query sent again with the same
 // id and question (a retransmission) replaces the first in the wait, so a
 // response is linked once, to the newest; the earlier one stays unanswered.
-func (p *pipeline) transaction(m *MsgRow) {
+func (p *pipeline) transaction(m *msgRow) {
 	d := &m.DNS
 	if d.ID == nil || d.QName == nil {
 		return
@@ -869,7 +758,7 @@ func (p *pipeline) transaction(m *MsgRow) {
 	}
 	if !m.senderServer {
 		k.client, k.server = m.Src, m.Dst
-		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.first(), send: m.Send.Seen}
+		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.First(), send: m.Send.Seen}
 		return
 	}
 	k.client, k.server = m.Dst, m.Src
@@ -878,8 +767,7 @@ func (p *pipeline) transaction(m *MsgRow) {
 		return
 	}
 	delete(p.outstanding, k)
-	m.QueryID = q.id
-	m.queryTs, m.querySend = q.tsNs, q.send
+	m.AnswerQuery(q.id, q.tsNs, q.send)
 }
 
 // expireQueries forgets queries that waited longer than queryTimeout.
@@ -916,7 +804,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 	n := 0
 	for _, m := range p.rows {
 		single := !m.Send.Seen || !m.Recv.Seen
-		if single && !all && m.first() > cutoff {
+		if single && !all && m.First() > cutoff {
 			break
 		}
 		if single {
@@ -931,7 +819,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 		if m.Recv.Seen {
 			p.flushedObs++
 		}
-		if err := p.store.InsertMessage(ctx, m); err != nil {
+		if err := p.store.InsertMessage(ctx, &m.MsgRow); err != nil {
 			return err
 		}
 		n++
@@ -944,7 +832,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 
 // forgetPair drops a row from the pairing index: it has both sides, or it
 // is being written alone.
-func (p *pipeline) forgetPair(m *MsgRow) {
+func (p *pipeline) forgetPair(m *msgRow) {
 	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: m.pairSum}
 	head := p.pairs[k]
 	switch {
@@ -963,6 +851,16 @@ func (p *pipeline) forgetPair(m *MsgRow) {
 	m.pairNext = nil
 }
 
+// speakerKey is a flow by its two ends, the one that spoke first as a.
+type speakerKey struct {
+	tcp  bool
+	a, b netip.AddrPort
+}
+
+// maxFirstSpeakers bounds firstSpeaker: a scan between DNS ports must not
+// grow the recorder's memory.
+const maxFirstSpeakers = 50_000
+
 // senderIsServer tells from the transport alone whether a message goes
 // from the server end of an exchange to the client end. Never from the DNS
 // header: its QR bit is the sender's to set, and a process that marks its
@@ -974,12 +872,12 @@ func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
 	if server, ok := portRole(p.opts.Ports, src.Port(), dst.Port()); ok {
 		return server
 	}
-	if _, ok := p.firstSpeaker[flowKey{tcp, dst, src}]; ok {
+	if _, ok := p.firstSpeaker[speakerKey{tcp, dst, src}]; ok {
 		return true // the other end spoke first: this is the answer side
 	}
-	k := flowKey{tcp, src, dst}
+	k := speakerKey{tcp, src, dst}
 	if _, ok := p.firstSpeaker[k]; !ok {
-		if len(p.firstSpeaker) >= maxCachedFlows {
+		if len(p.firstSpeaker) >= maxFirstSpeakers {
 			clear(p.firstSpeaker)
 		}
 		p.firstSpeaker[k] = struct{}{}
@@ -1082,7 +980,7 @@ func (p *pipeline) session() Session {
 		Cmdline:      p.opts.Cmdline,
 		Hook:         string(p.capture.Tier),
 		Ports:        strings.Join(ports, ","),
-		Snaplen:      p.opts.Snaplen,
+		Snaplen:      uint32(p.opts.Snaplen),
 		Filters:      p.opts.Filter.JSON(),
 		StartedNs:    time.Now().UnixNano(),
 		AnchorWallNs: p.anchorWall,

@@ -15,21 +15,6 @@ import (
 	"github.com/dnsrec/dnsrec/schema"
 )
 
-// Resolution is a libc resolver call that returned (bpf.EventResolve): the
-// process, the name it asked for and the addresses it got, whatever
-// answered (DNS, /etc/hosts, nscd, nss-resolve).
-type Resolution struct {
-	Func     string // getaddrinfo, gethostbyname_r, gethostbyname2_r
-	RC       int32  // 0: an answer; see schema migration 0005
-	BootNs   uint64 // when the call returned
-	CallNs   uint64 // when it was entered
-	Name     string // normalized presentation form, as messages' names
-	NameCut  bool
-	AddrsCut bool
-	Addrs    []netip.Addr
-	Ident    *Identity
-}
-
 // resolveFuncs names enum resolve_func.
 var resolveFuncs = map[uint8]string{
 	bpf.ResolveGetaddrinfo:     "getaddrinfo",
@@ -127,59 +112,6 @@ func (p *pipeline) resolution(ctx context.Context, r *Resolution) error {
 		p.live.addResolution(row)
 	}
 	return p.store.InsertResolution(ctx, row)
-}
-
-// ResolutionRow is a Resolution as stored.
-type ResolutionRow struct {
-	*Resolution
-	TsNs  int64 // wall clock
-	DurNs int64
-	Side  Side // the caller: Ident and its process row
-}
-
-const (
-	sqlResolution = `INSERT INTO resolutions (id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlResAddr    = `INSERT INTO resolution_addrs (id, resolution_id, addr) VALUES (?, ?, ?)`
-)
-
-// InsertResolution queues a libc resolution for the next Commit.
-func (s *Store) InsertResolution(_ context.Context, r *ResolutionRow) error {
-	s.q.resolutions = append(s.q.resolutions, r)
-	return nil
-}
-
-func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
-	owner, err := s.ownerID(ctx, &r.Side)
-	if err != nil {
-		return err
-	}
-	var nameID any
-	if r.Name != "" {
-		id, err := s.nameID(ctx, r.Name)
-		if err != nil {
-			return err
-		}
-		nameID = id
-	}
-	flags := int64(0)
-	if r.NameCut {
-		flags |= bpf.ResolveNameCut
-	}
-	if r.AddrsCut {
-		flags |= bpf.ResolveAddrsCut
-	}
-	id := s.nextRes
-	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags); err != nil {
-		return fmt.Errorf("write resolution: %w", err)
-	}
-	s.nextRes++
-	for _, a := range r.Addrs {
-		if err := s.execRow(ctx, "resolution_addrs", sqlResAddr, s.nextResAddr, id, a.String()); err != nil {
-			return fmt.Errorf("write resolution address: %w", err)
-		}
-		s.nextResAddr++
-	}
-	return nil
 }
 
 // The recorder looks for C libraries not seen before (a container started

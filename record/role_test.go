@@ -72,7 +72,7 @@ func TestPipelineRoles(t *testing.T) {
 		return b
 	}
 	p := newTestPipeline()
-	feed := func(src, dst netip.AddrPort, raw []byte) *MsgRow {
+	feed := func(src, dst netip.AddrPort, raw []byte) *msgRow {
 		t.Helper()
 		n := len(p.rows)
 		for i, dir := range []uint8{bpf.DirSend, bpf.DirRecv} {

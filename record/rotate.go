@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dnsrec/dnsrec/record/store"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,7 +117,7 @@ type rotation struct {
 }
 
 type finishJob struct {
-	store     *Store
+	store     *store.Store
 	part      int
 	stoppedNs int64
 }
@@ -148,7 +149,7 @@ func (r *rotation) finisher() {
 		sum, err := j.store.Finish(context.Background(), j.stoppedNs)
 		sum.Stopped = "rotated"
 		if err != nil {
-			err = fmt.Errorf("finish %s: %w", j.store.path, err)
+			err = fmt.Errorf("finish %s: %w", j.store.Path(), err)
 			r.mu.Lock()
 			r.errs = append(r.errs, err)
 			r.mu.Unlock()
@@ -205,12 +206,12 @@ func (p *pipeline) rotate(ctx context.Context) error {
 		return err
 	}
 	next := RotatedPath(r.base, r.part+1)
-	store, err := Create(ctx, next, p.opts.Force)
+	st, err := store.Create(ctx, next, p.opts.Force)
 	if err == nil {
 		sess := p.session()
 		sess.Part = r.part + 1
-		if err = store.BeginSession(ctx, sess); err != nil {
-			store.Finish(ctx, time.Now().UnixNano())
+		if err = st.BeginSession(ctx, sess); err != nil {
+			st.Finish(ctx, time.Now().UnixNano())
 			os.Remove(next)
 		}
 	}
@@ -225,9 +226,9 @@ func (p *pipeline) rotate(ctx context.Context) error {
 	r.part++
 	r.mu.Unlock()
 	r.fileStarted = time.Now()
-	p.store = store
+	p.store = st
 	p.opts.Output = next
-	p.opts.Logger.Info("rotated", "closed", old.path, "output", next, "part", r.part)
+	p.opts.Logger.Info("rotated", "closed", old.Path(), "output", next, "part", r.part)
 
 	// What pointed into the old file starts again.
 	r.lossBase = p.lastLoss

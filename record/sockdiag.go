@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Owners the cgroup tier's hooks cannot see (issue 9, part 4). A TCP
+// Owners the cgroup tier's hooks cannot see. A TCP
 // server that receives its first bytes before it reads them through a hook
 // — a query riding the SYN (TCP fast open: dnsmasq sends its upstream TCP
 // queries so), or one that arrives before accept (TCP_DEFER_ACCEPT) — has

@@ -37,7 +37,6 @@ func run(ctx context.Context, args []string) error {
 		Commands: []*cli.Command{
 			recordCommand(),
 			queryCommand(),
-			devGenCommand(),
 		},
 	}
 	return app.RunContext(ctx, interspersed(app, args))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -44,7 +43,7 @@ never mistaken for a full one.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "case.db", Usage: "evidence `FILE` to create (refuses an existing file)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing output file"},
-			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook tier: auto, " + tierNames()},
+			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook tier: auto, " + record.TierNames()},
 			&cli.BoolFlag{Name: "stable-hooks", Usage: "fentry/kprobe tiers: hook ip_send_skb/ip6_send_skb rather than the static udp_send_skb/udp_v6_send_skb (done anyway where those are inlined or renamed)"},
 			&cli.UintSliceFlag{Name: "port", Usage: "capture this `PORT` as DNS too (53 always is; repeat for more)"},
 			&cli.UintFlag{Name: "snaplen", Value: record.DefaultSnaplen, Usage: fmt.Sprintf("keep at most `N` bytes of each message, 1..%d; the default keeps every message whole (DNS allows 65535 bytes). A message cut short is flagged, and the records inside its first N bytes are still indexed", bpf.MaxSnaplen)},
@@ -70,14 +69,6 @@ never mistaken for a full one.`,
 		},
 		Action: recordAction,
 	}
-}
-
-func tierNames() string {
-	names := make([]string, len(bpf.Tiers))
-	for i, t := range bpf.Tiers {
-		names[i] = string(t)
-	}
-	return strings.Join(names, ", ")
 }
 
 // recordUnsupported says why a build for goos/goarch cannot record, or nil

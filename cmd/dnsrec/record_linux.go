@@ -29,8 +29,19 @@ import (
 // canRecord: this build has BPF programs to load (see record_other.go).
 const canRecord = true
 
-// recordAction runs `dnsrec record`.
+// recordAction runs `dnsrec record`: the flags become record.Options, which
+// check themselves.
 func recordAction(c *cli.Context) error {
+	opts, err := recordOptions(c)
+	if err != nil {
+		return err
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	if err := setMemoryLimit(c); err != nil {
+		return err
+	}
 	if p := c.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -42,146 +53,128 @@ func recordAction(c *cli.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	level := slog.LevelInfo
-	if c.Bool("verbose") {
-		level = slog.LevelDebug
-	}
-	// The status: a line redrawn on a terminal (not when --live prints on
-	// the same terminal), else a periodic log line; SIGUSR1 logs it.
-	var term io.Writer
-	if format.IsTerminal(os.Stderr) && !(c.Bool("live") && format.IsTerminal(os.Stdout)) {
-		term = os.Stderr
-	}
-	if c.Duration("status-interval") < 0 {
-		return fmt.Errorf("--status-interval %s: must be 0 or positive", c.Duration("status-interval"))
-	}
-	status := record.NewStatusPrinter(term, c.Duration("status-interval"))
-	var logOut io.Writer = os.Stderr
-	if term != nil {
-		logOut = status.Writer(os.Stderr)
-	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	status.SetLogger(log)
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	go func() {
-		for range usr1 {
-			status.Log()
-		}
-	}()
-	hook, err := pickTier(c.String("hook"))
-	if err != nil {
-		return err
-	}
-	ports := []uint16{53}
-	// Only what the flags' types cannot carry into the kernel options is
-	// checked here (a value that would wrap); the options themselves are
-	// validated once, by record.Run (bpf.NewLoader).
-	for _, p := range c.UintSlice("port") {
-		if p > 65535 {
-			return fmt.Errorf("--port %d: not a port", p)
-		}
-		if p != 53 {
-			ports = append(ports, uint16(p))
-		}
-	}
-	if n := c.Int("nice"); n < -20 || n > 19 {
-		return fmt.Errorf("--nice %d: must be between -20 and 19", n)
-	}
-	// 0 would mean the default to record.Run.
-	ringMiB := c.Uint("ring-size")
-	if ringMiB == 0 || ringMiB > bpf.MaxRingBytes>>20 {
-		return fmt.Errorf("--ring-size %d: must be between 1 and %d MiB, a power of two", ringMiB, bpf.MaxRingBytes>>20)
-	}
-	// The flag is a uint; the kernel option a uint32, which a larger value
-	// would wrap (4294967296 to 0, then quietly the default).
-	if n := c.Uint("snaplen"); c.IsSet("snaplen") && (n == 0 || n > bpf.MaxSnaplen) {
-		return fmt.Errorf("--snaplen %d: must be between 1 and %d", n, bpf.MaxSnaplen)
-	}
-	if d := c.Duration("duration"); d < 0 {
-		return fmt.Errorf("--duration %s: must be positive", d)
-	}
-	if err := setMemoryLimit(c); err != nil {
-		return err
-	}
-	var maxSize int64
-	if s := c.String("max-size"); s != "" {
-		if maxSize, err = parseSize(s); err != nil {
-			return fmt.Errorf("--max-size: %w", err)
-		}
-	}
-	rotateEvery, rotateSize, err := parseRotate(c.String("rotate"))
-	if err != nil {
-		return err
-	}
-	keep := c.Int("keep")
-	if keep < 0 || (c.IsSet("keep") && keep == 0) {
-		return fmt.Errorf("--keep %d: must be at least 1", keep)
-	}
-	if keep > 0 && c.String("rotate") == "" {
-		return fmt.Errorf("--keep needs --rotate: without rotation there is one file")
-	}
-	filter, err := recordFilter(c)
-	if err != nil {
-		return err
-	}
-	var live io.Writer
-	liveJSON := false
-	switch f := c.String("live-format"); f {
-	case "text", "json":
-		liveJSON = f == "json"
-	default:
-		return fmt.Errorf("--live-format %q: want text or json", f)
-	}
-	if c.Bool("live") {
-		live = os.Stdout
-	} else if c.IsSet("live-format") {
-		return fmt.Errorf("--live-format needs --live")
-	}
+	log, status, stop := recordLog(c, opts.Live != nil)
+	defer stop()
 	if os.Geteuid() != 0 {
 		log.Warn("not running as root: loading BPF programs will probably fail")
 	}
-	sum, err := record.Run(c.Context, record.Options{
-		Output:        c.String("output"),
-		Force:         c.Bool("force"),
-		Hook:          hook,
-		Ports:         ports,
-		Snaplen:       uint32(c.Uint("snaplen")),
-		RingBytes:     uint32(ringMiB << 20),
-		StableHooks:   c.Bool("stable-hooks"),
-		BatchSize:     c.Int("batch-size"),
-		BatchInterval: c.Duration("batch-interval"),
-		Nice:          c.Int("nice"),
-		Duration:      c.Duration("duration"),
-		MaxSize:       maxSize,
-		RotateEvery:   rotateEvery,
-		RotateSize:    rotateSize,
-		Keep:          keep,
-		Filter:        filter,
-		NoLibc:        c.Bool("no-libc"),
-		Closed: func(sum record.Summary, err error) {
-			if err != nil {
-				log.Error("a rotated-out file could not be finished cleanly; what it holds stays readable", "output", sum.Path, "err", err)
-			}
-			printEvidence(log, sum)
-		},
-		Live:     live,
-		Status:   status.Update,
-		LiveJSON: liveJSON,
-		Version:  version,
-		Cmdline:  strings.Join(os.Args, " "),
-		Logger:   log,
-		Started: func(s record.Started) {
-			log.Info("recording", "output", s.Output, "hook", s.Hook, "ports", s.Ports, "stop", "Ctrl-C or SIGTERM")
-		},
-	})
+	opts.Logger, opts.Status = log, status.Update
+	opts.Closed = func(sum record.Summary, err error) {
+		if err != nil {
+			log.Error("a rotated-out file could not be finished cleanly; what it holds stays readable", "output", sum.Path, "err", err)
+		}
+		printEvidence(log, sum)
+	}
+	opts.Started = func(s record.Started) {
+		log.Info("recording", "output", s.Output, "hook", s.Hook, "ports", s.Ports, "stop", "Ctrl-C or SIGTERM")
+	}
+	sum, err := record.Run(c.Context, opts)
 	status.Clear()
 	printEvidence(log, sum)
 	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
 	return nil
+}
+
+// recordLog makes the recorder's logger and its status: a line redrawn on
+// a terminal (not when --live prints on the same terminal), else a periodic
+// log line; SIGUSR1 logs it. stop ends the SIGUSR1 handling.
+func recordLog(c *cli.Context, live bool) (log *slog.Logger, status *record.StatusPrinter, stop func()) {
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	var term io.Writer
+	if format.IsTerminal(os.Stderr) && !(live && format.IsTerminal(os.Stdout)) {
+		term = os.Stderr
+	}
+	status = record.NewStatusPrinter(term, c.Duration("status-interval"))
+	var logOut io.Writer = os.Stderr
+	if term != nil {
+		logOut = status.Writer(os.Stderr)
+	}
+	log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	status.SetLogger(log)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			status.Log()
+		}
+	}()
+	return log, status, func() { signal.Stop(usr1) }
+}
+
+// recordOptions reads the flags into record.Options. What a flag's type
+// cannot carry into the option (a port above 65535, a size that is not a
+// size) is refused here; the options' own rules are Options.Validate's.
+func recordOptions(c *cli.Context) (record.Options, error) {
+	opts := record.Options{
+		Output:        c.String("output"),
+		Force:         c.Bool("force"),
+		Hook:          bpf.Tier(c.String("hook")),
+		Snaplen:       c.Uint("snaplen"),
+		RingBytes:     mebibytes(c.Uint("ring-size")),
+		StableHooks:   c.Bool("stable-hooks"),
+		BatchSize:     c.Int("batch-size"),
+		BatchInterval: c.Duration("batch-interval"),
+		Nice:          c.Int("nice"),
+		Duration:      c.Duration("duration"),
+		Keep:          c.Int("keep"),
+		NoLibc:        c.Bool("no-libc"),
+		LiveJSON:      c.String("live-format") == "json",
+		Version:       version,
+		Cmdline:       strings.Join(os.Args, " "),
+	}
+	if c.Duration("status-interval") < 0 {
+		return opts, fmt.Errorf("--status-interval %s: must be 0 or positive", c.Duration("status-interval"))
+	}
+	opts.Ports = []uint16{53}
+	for _, p := range c.UintSlice("port") {
+		if p > 65535 {
+			return opts, fmt.Errorf("--port %d: not a port", p)
+		}
+		if p != 53 {
+			opts.Ports = append(opts.Ports, uint16(p))
+		}
+	}
+	// 0 means "keep every file" to the options, and is the flag's default.
+	if c.IsSet("keep") && opts.Keep == 0 {
+		return opts, fmt.Errorf("--keep 0: must be at least 1")
+	}
+	var err error
+	if s := c.String("max-size"); s != "" {
+		if opts.MaxSize, err = parseSize(s); err != nil {
+			return opts, fmt.Errorf("--max-size: %w", err)
+		}
+	}
+	if opts.RotateEvery, opts.RotateSize, err = parseRotate(c.String("rotate")); err != nil {
+		return opts, err
+	}
+	if opts.Filter, err = recordFilter(c); err != nil {
+		return opts, err
+	}
+	switch f := c.String("live-format"); f {
+	case "text", "json":
+	default:
+		return opts, fmt.Errorf("--live-format %q: want text or json", f)
+	}
+	if c.Bool("live") {
+		opts.Live = os.Stdout
+	} else if c.IsSet("live-format") {
+		return opts, fmt.Errorf("--live-format needs --live")
+	}
+	return opts, nil
+}
+
+// mebibytes converts --ring-size to bytes; a value that would wrap becomes
+// the largest, which Options.Validate refuses.
+func mebibytes(n uint) uint {
+	if n > math.MaxUint>>20 {
+		return math.MaxUint
+	}
+	return n << 20
 }
 
 // printEvidence logs a finished file and prints its SHA-256 line (and its
@@ -259,24 +252,10 @@ func recordFilter(c *cli.Context) (record.Filter, error) {
 	return f, nil
 }
 
-// pickTier maps --hook to a tier; auto lets the recorder probe.
-func pickTier(name string) (bpf.Tier, error) {
-	if name == string(bpf.TierAuto) {
-		return bpf.TierAuto, nil
-	}
-	for _, t := range bpf.Tiers {
-		if string(t) == name {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("--hook %q: unknown tier (want auto, %s)", name, tierNames())
-}
-
 // setMemoryLimit applies --memory-limit as the Go runtime's soft memory
 // limit. Under a burst the reader and the writer allocate quickly, and with
 // the runtime's default (GOGC=100, no limit) the heap grows to twice what
-// is live before a collection: at saturation the recorder's peak RSS went
-// from about 50 MiB to 80 MiB, most of it garbage. A GOMEMLIMIT in the
+// is live before a collection, most of it garbage. A GOMEMLIMIT in the
 // environment is left alone unless the flag is given.
 func setMemoryLimit(c *cli.Context) error {
 	if !c.IsSet("memory-limit") && os.Getenv("GOMEMLIMIT") != "" {

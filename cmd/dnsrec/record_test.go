@@ -113,9 +113,10 @@ func TestRecordBadKernelOptions(t *testing.T) {
 	for _, tc := range []struct{ flag, value, want string }{
 		{"--port", "0", "port 0 cannot be captured"},
 		{"--port", "70000", "--port 70000: not a port"},
-		{"--ring-size", "3", "ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 3 MiB"},
-		{"--ring-size", "0", "--ring-size 0: must be between 1 and 1024 MiB, a power of two"},
-		{"--ring-size", "4096", "--ring-size 4096: must be between 1 and 1024 MiB, a power of two"},
+		{"--ring-size", "3", "--ring-size: ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 3 MiB"},
+		{"--ring-size", "0", "--ring-size: ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 0 MiB"},
+		{"--ring-size", "4096", "--ring-size: ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 4096 MiB"},
+		{"--ring-size", "17592186044416", "--ring-size: ring buffer size must be a power of two between 4096 bytes and 1024 MiB, got 18446744073709551615 bytes"},
 		{"--memory-limit", "1MiB", "--memory-limit 1MiB: below 8MiB the collector would run all the time; 0 means no limit"},
 		{"--memory-limit", "lots", `--memory-limit: "lots" is not a size`},
 	} {
@@ -125,6 +126,43 @@ func TestRecordBadKernelOptions(t *testing.T) {
 		}
 		if _, err := os.Stat(out); err == nil {
 			t.Fatalf("%s %s created %s", tc.flag, tc.value, out)
+		}
+	}
+}
+
+// TestRecordBadFlags: the options' rules (record.Options.Validate) and the
+// flags' own (a value the option cannot carry, a flag that needs another)
+// refuse before anything is created, each naming its flag.
+func TestRecordBadFlags(t *testing.T) {
+	if !canRecord {
+		t.Skip("this build cannot record")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "case.db")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--hook", "xdp"}, `--hook "xdp": unknown tier (want auto, fentry, kprobe, cgroup)`},
+		{[]string{"--nice", "20"}, "--nice 20: must be between -20 and 19"},
+		{[]string{"--nice", "-21"}, "--nice -21: must be between -20 and 19"},
+		{[]string{"--duration", "-1s"}, "--duration -1s: must be positive"},
+		{[]string{"--keep", "2"}, "--keep needs --rotate: without rotation there is one file"},
+		{[]string{"--rotate", "1h", "--keep", "0"}, "--keep 0: must be at least 1"},
+		{[]string{"--rotate", "1h", "--keep", "-1"}, "--keep -1: must be at least 1"},
+		{[]string{"--live-format", "json"}, "--live-format needs --live"},
+		{[]string{"--live", "--live-format", "yaml"}, `--live-format "yaml": want text or json`},
+		{[]string{"--status-interval", "-1s"}, "--status-interval -1s: must be 0 or positive"},
+		{[]string{"--rotate", "10ms"}, "--rotate 10ms: rotate at most once a second"},
+		{[]string{"--max-size", "lots"}, "--max-size: "},
+		{[]string{"--comm", "a-very-long-command-name"}, `--comm "a-very-long-command-name": a command name has 1 to 15 characters`},
+	} {
+		r := dnsrec(t, dir, nil, append([]string{"record", "-o", out}, tc.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%v created %s", tc.args, out)
 		}
 	}
 }

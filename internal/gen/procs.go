@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64)
-
 package gen
 
 import (
@@ -7,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/dnsrec/dnsrec/record"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // proc is one process image of the simulated host.
@@ -23,7 +21,7 @@ type proc struct {
 	nspid      uint32
 	parent     *proc
 	source     string // exec, procfs, inherited
-	threads    []*record.Identity
+	threads    []*store.Identity
 	id         int64 // processes row, once written
 	ancestry   string
 	addr       netip.Addr     // source address of its direct lookups
@@ -90,12 +88,12 @@ func (p *proc) fixedPID(pid uint32) *proc {
 }
 
 // thread adds an owner identity: a thread of p with its own comm.
-func (m *model) thread(p *proc, tid uint32, comm string) *record.Identity {
+func (m *model) thread(p *proc, tid uint32, comm string) *store.Identity {
 	nspid := p.nspid
 	if nspid == 0 {
 		nspid = p.pid
 	}
-	id := &record.Identity{
+	id := &store.Identity{
 		PID: p.pid, TID: tid, UID: p.uid, GID: p.gid, StartNs: p.startBoot, Comm: comm,
 		CgroupID: p.cgroup, NetNS: p.ns.net, MntNS: p.ns.mnt, PidNS: p.ns.pid, NSPID: nspid,
 	}
@@ -136,8 +134,8 @@ func (m *model) nextPID() uint32 {
 }
 
 // row is p's processes row, with its parent already written.
-func (p *proc) row() *record.ProcRow {
-	r := &record.ProcRow{PID: p.pid, StartTicks: p.startBoot / 1e7, ExecBootNs: p.execBoot, Comm: p.comm, Source: p.source}
+func (p *proc) row() *store.ProcRow {
+	r := &store.ProcRow{PID: p.pid, StartTicks: p.startBoot / 1e7, ExecBootNs: p.execBoot, Comm: p.comm, Source: p.source}
 	uid, gid, cg := p.uid, p.gid, p.cgroup
 	r.UID, r.GID, r.CgroupID = &uid, &gid, &cg
 	if p.parent != nil {

@@ -1,6 +1,4 @@
-//go:build linux && (amd64 || arm64)
-
-package record
+package store
 
 import (
 	"context"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dnsrec/dnsrec/internal/dnstest"
 	dnsquery "github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/schema"
 )
@@ -37,20 +36,6 @@ func chainedSample(t *testing.T, path string) Summary {
 		t.Fatal(err)
 	}
 	return sum
-}
-
-func verify(t *testing.T, path string) dnsquery.VerifyReport {
-	t.Helper()
-	db, err := dnsquery.Open(context.Background(), []string{path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rs, err := db.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs[0]
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -79,14 +64,14 @@ func TestChainDetectsTampering(t *testing.T) {
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "case.db")
 	sum := chainedSample(t, orig)
-	r := verify(t, orig)
+	r := dnstest.Verify(t, orig)
 	if !r.OK() || !r.Stopped || r.Head != sum.ChainHead || r.Links != sum.ChainSeq || r.Links < 3 || r.Rows == 0 {
 		t.Fatalf("untouched file: %+v; recorder reported link %d head %s", r, sum.ChainSeq, sum.ChainHead)
 	}
 
 	// batchOf is the chain link that wrote row id of table in the
 	// untouched file.
-	origDB := openRO(t, orig)
+	origDB := dnstest.OpenRO(t, orig)
 	batchOf := func(table, idSQL string) int64 {
 		t.Helper()
 		var id int64
@@ -153,7 +138,7 @@ func TestChainDetectsTampering(t *testing.T) {
 				t.Fatalf("%s: %v", tc.sql, err)
 			}
 			db.Close()
-			r := verify(t, p)
+			r := dnstest.Verify(t, p)
 			if r.OK() {
 				t.Fatalf("%s went unnoticed: %+v", tc.sql, r)
 			}
@@ -200,10 +185,10 @@ func TestStoreIDsAfterFailedBatch(t *testing.T) {
 	if _, err := s.Finish(ctx, 1_700_000_019_000_000_000); err != nil {
 		t.Fatal(err)
 	}
-	if r := verify(t, path); !r.OK() {
+	if r := dnstest.Verify(t, path); !r.OK() {
 		t.Errorf("verify: %q", r.Problems)
 	}
-	db := openRO(t, path)
+	db := dnstest.OpenRO(t, path)
 	n := int64(2*multiRows + 3)
 	var count, lo, hi, orphans int64
 	if err := db.QueryRow(`SELECT count(*), min(id), max(id) FROM msgs WHERE id > 3`).Scan(&count, &lo, &hi); err != nil {

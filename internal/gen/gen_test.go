@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64)
-
 package gen_test
 
 import (
@@ -18,8 +16,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dnsrec/dnsrec/internal/gen"
 	"github.com/dnsrec/dnsrec/query"
-	"github.com/dnsrec/dnsrec/record/gen"
 )
 
 const testMessages = 20_000

@@ -2,10 +2,10 @@
 // host's day of DNS traffic, as large as asked (10 million messages by
 // default), deterministic from a seed.
 //
-// The file is written through the recorder's own writer, record.Store, with
+// The file is written through the recorder's own writer, store.Store, with
 // the rows the pipeline would hand it: loopback messages seen by both ends
 // share a row, responses name their query, the raw bytes are real DNS wire
-// messages packed with miekg/dns and parsed with record.ParseDNS, processes
+// messages packed with miekg/dns and parsed with store.ParseDNS, processes
 // are written with their ancestors when a message first refers to them, and
 // the stop builds the same indexes and leaves the same single file as a
 // clean `dnsrec record` stop. Queries measured on it therefore measure what

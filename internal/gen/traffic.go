@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64)
-
 package gen
 
 import (
@@ -14,7 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/dnsrec/dnsrec/record"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // obsPerLookup is about how many observations a lookup makes on average,
@@ -117,12 +115,12 @@ func newModel(cfg Config) *model {
 	return m
 }
 
-func (m *model) session() record.Session {
-	return record.Session{
+func (m *model) session() store.Session {
+	return store.Session{
 		Hostname: m.f.Host, MachineID: fmt.Sprintf("%016x%016x", mix(m.cfg.Seed), mix(m.cfg.Seed+1)),
 		BootID: fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", uint32(mix(m.cfg.Seed+2)), uint16(mix(m.cfg.Seed+3)), mix(m.cfg.Seed+4)%0x1000, mix(m.cfg.Seed+5)%0x1000, mix(m.cfg.Seed+6)%(1<<48)),
 		Kernel: "6.1.0-18-amd64", Version: fmt.Sprintf("gen-v%d", Version), Cmdline: "dnsrec record -o case.db",
-		Hook: "cgroup", Ports: "53", Snaplen: record.DefaultSnaplen,
+		Hook: "cgroup", Ports: "53", Snaplen: 65536, // the recorder's default: every message whole
 		StartedNs: m.anchorWall, AnchorWallNs: m.anchorWall, AnchorBootNs: m.anchorBoot,
 	}
 }
@@ -354,7 +352,7 @@ func (m *model) commitStaged() {
 			p := m.filler
 			q := m.queryRow(netip.AddrPortFrom(p.addr, m.ephemeralPort()), p.resolver, uint16(m.rng.Uint32()), m.names.general(m.rng), dns.TypeA, p.edns)
 			m.now += int64(m.rng.IntN(200_000))
-			q.row.Send = record.Side{Seen: true, TsNs: m.now, Cookie: m.newCookie(), Ident: p.threads[0]}
+			q.row.Send = store.Side{Seen: true, TsNs: m.now, Cookie: m.newCookie(), Ident: p.threads[0]}
 			m.stage(&item{row: q.row, send: p, query: nil, isQuery: true, outcome: -1})
 			m.planned += m.stagedN
 			for _, it := range m.staged {
@@ -393,7 +391,7 @@ func (m *model) lookup() {
 
 // query is a query's row and message, for the response to answer.
 type query struct {
-	row *record.MsgRow
+	row *store.MsgRow
 	msg *dns.Msg
 }
 
@@ -407,16 +405,16 @@ func (m *model) queryRow(src, dst netip.AddrPort, id uint16, name string, qtype 
 	return query{row: m.row(src, dst, q), msg: q}
 }
 
-func (m *model) row(src, dst netip.AddrPort, msg *dns.Msg) *record.MsgRow {
+func (m *model) row(src, dst netip.AddrPort, msg *dns.Msg) *store.MsgRow {
 	raw, err := msg.Pack()
 	if err != nil {
 		panic(fmt.Sprintf("gen: pack %v: %v", msg.Question, err)) // the generator's own messages: a bug
 	}
-	return &record.MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: record.ParseDNS(raw), OrigLen: len(raw), Raw: raw}
+	return &store.MsgRow{Proto: "udp", Src: src, Dst: dst, DNS: store.ParseDNS(raw), OrigLen: len(raw), Raw: raw}
 }
 
 // response is the reply to q with answer a, from src to dst.
-func (m *model) response(src, dst netip.AddrPort, q *dns.Msg, a answer) *record.MsgRow {
+func (m *model) response(src, dst netip.AddrPort, q *dns.Msg, a answer) *store.MsgRow {
 	r := new(dns.Msg)
 	r.SetReply(q)
 	r.RecursionAvailable = true
@@ -437,7 +435,7 @@ func (m *model) rtt() int64 {
 // ask is p (thread t) resolving name: one query per qtype, sent together
 // from one socket, as getaddrinfo does. It returns when p got its last
 // response.
-func (m *model) ask(p *proc, t *record.Identity, name string, qtypes []uint16) int64 {
+func (m *model) ask(p *proc, t *store.Identity, name string, qtypes []uint16) int64 {
 	port, cookie := m.ephemeralPort(), m.newCookie()
 	end := m.now
 	for i, qt := range qtypes {
@@ -456,7 +454,7 @@ func (m *model) ask(p *proc, t *record.Identity, name string, qtypes []uint16) i
 
 // ident is t, or nil for the rare message whose owner the recorder could
 // not identify (never for the incident's and tunnel's processes).
-func (m *model) ident(p *proc, t *record.Identity) *record.Identity {
+func (m *model) ident(p *proc, t *store.Identity) *store.Identity {
 	if p.alwaysKnown || m.rng.IntN(5000) != 0 {
 		return t
 	}
@@ -466,24 +464,24 @@ func (m *model) ident(p *proc, t *record.Identity) *record.Identity {
 // direct is a query straight to the upstream resolver, seen on this host
 // by its client only. About 1% get no answer; half of those are sent again
 // 5 s later with the same id, as the resolver library retries.
-func (m *model) direct(p *proc, t *record.Identity, port uint16, cookie uint64, tq int64, id uint16, name string, qt uint16) int64 {
+func (m *model) direct(p *proc, t *store.Identity, port uint16, cookie uint64, tq int64, id uint16, name string, qt uint16) int64 {
 	src := netip.AddrPortFrom(p.addr, port)
 	q := m.queryRow(src, p.resolver, id, name, qt, p.edns)
-	q.row.Send = record.Side{Seen: true, TsNs: tq, Cookie: cookie, Ident: m.ident(p, t)}
+	q.row.Send = store.Side{Seen: true, TsNs: tq, Cookie: cookie, Ident: m.ident(p, t)}
 	qi := m.stage(&item{row: q.row, send: p, isQuery: true, outcome: -1})
 	if m.rng.IntN(100) == 0 {
 		if m.rng.IntN(2) == 0 {
 			return tq
 		}
 		tq += int64(5 * time.Second)
-		again := &record.MsgRow{Proto: "udp", Src: src, Dst: p.resolver, DNS: record.ParseDNS(q.row.Raw), OrigLen: len(q.row.Raw), Raw: q.row.Raw}
-		again.Send = record.Side{Seen: true, TsNs: tq, Cookie: cookie, Ident: m.ident(p, t)}
+		again := &store.MsgRow{Proto: "udp", Src: src, Dst: p.resolver, DNS: store.ParseDNS(q.row.Raw), OrigLen: len(q.row.Raw), Raw: q.row.Raw}
+		again.Send = store.Side{Seen: true, TsNs: tq, Cookie: cookie, Ident: m.ident(p, t)}
 		qi = m.stage(&item{row: again, send: p, isQuery: true, outcome: -1, retry: true})
 	}
 	a := m.names.answer(name, qt, 0)
 	tr := tq + m.rtt()
 	r := m.response(p.resolver, src, q.msg, a)
-	r.Recv = record.Side{Seen: true, TsNs: tr, Cookie: cookie, Ident: m.ident(p, t)}
+	r.Recv = store.Side{Seen: true, TsNs: tr, Cookie: cookie, Ident: m.ident(p, t)}
 	m.stage(&item{row: r, recv: p, query: qi})
 	qi.outcome = a.rcode
 	return tr
@@ -492,13 +490,13 @@ func (m *model) direct(p *proc, t *record.Identity, port uint16, cookie uint64, 
 // viaDnsmasq is a query to the host's dnsmasq, on loopback or on docker0
 // (seen by both ends: one row each way), answered from its cache or
 // forwarded upstream (seen by dnsmasq only).
-func (m *model) viaDnsmasq(p *proc, t *record.Identity, port uint16, cookie uint64, tq int64, id uint16, name string, qt uint16) int64 {
+func (m *model) viaDnsmasq(p *proc, t *store.Identity, port uint16, cookie uint64, tq int64, id uint16, name string, qt uint16) int64 {
 	d := m.dnsmasq
 	src := netip.AddrPortFrom(p.addr, port)
 	q := m.queryRow(src, p.resolver, id, name, qt, p.edns)
 	tr := tq + int64(8_000+m.rng.IntN(10_000))
-	q.row.Send = record.Side{Seen: true, TsNs: tq, Cookie: cookie, Ident: m.ident(p, t)}
-	q.row.Recv = record.Side{Seen: true, TsNs: tr, Server: true, Cookie: m.dnsmasqSock, Ident: d.threads[0]}
+	q.row.Send = store.Side{Seen: true, TsNs: tq, Cookie: cookie, Ident: m.ident(p, t)}
+	q.row.Recv = store.Side{Seen: true, TsNs: tr, Server: true, Cookie: m.dnsmasqSock, Ident: d.threads[0]}
 	qi := m.stage(&item{row: q.row, send: p, recv: d, isQuery: true, outcome: -1})
 
 	key := fnv(name) ^ uint64(qt)*0x9e3779b97f4a7c15
@@ -509,7 +507,7 @@ func (m *model) viaDnsmasq(p *proc, t *record.Identity, port uint16, cookie uint
 	} else {
 		uport, ucookie := m.ephemeralPort(), m.newCookie()
 		up := m.queryRow(netip.AddrPortFrom(d.addr, uport), upstreamAddr, uint16(m.rng.Uint32()), name, qt, true)
-		up.row.Send = record.Side{Seen: true, TsNs: ts, Cookie: ucookie, Ident: d.threads[0]}
+		up.row.Send = store.Side{Seen: true, TsNs: ts, Cookie: ucookie, Ident: d.threads[0]}
 		ui := m.stage(&item{row: up.row, send: d, isQuery: true, outcome: -1})
 		if m.rng.IntN(300) == 0 {
 			return ts // the upstream never answers; neither does dnsmasq
@@ -517,7 +515,7 @@ func (m *model) viaDnsmasq(p *proc, t *record.Identity, port uint16, cookie uint
 		a = m.names.answer(name, qt, 0)
 		ts += m.rtt()
 		ur := m.response(upstreamAddr, up.row.Src, up.msg, a)
-		ur.Recv = record.Side{Seen: true, TsNs: ts, Cookie: ucookie, Ident: d.threads[0]}
+		ur.Recv = store.Side{Seen: true, TsNs: ts, Cookie: ucookie, Ident: d.threads[0]}
 		m.stage(&item{row: ur, recv: d, query: ui})
 		ui.outcome = a.rcode
 		m.cache[key] = cached{stored: ts, expires: ts + int64(a.minTTL)*1e9}
@@ -532,8 +530,8 @@ func (m *model) viaDnsmasq(p *proc, t *record.Identity, port uint16, cookie uint
 	}
 	r := m.response(p.resolver, src, q.msg, a)
 	done := ts + int64(8_000+m.rng.IntN(10_000))
-	r.Send = record.Side{Seen: true, TsNs: ts, Server: true, Cookie: m.dnsmasqSock, Ident: d.threads[0]}
-	r.Recv = record.Side{Seen: true, TsNs: done, Cookie: cookie, Ident: m.ident(p, t)}
+	r.Send = store.Side{Seen: true, TsNs: ts, Server: true, Cookie: m.dnsmasqSock, Ident: d.threads[0]}
+	r.Recv = store.Side{Seen: true, TsNs: done, Cookie: cookie, Ident: m.ident(p, t)}
 	m.stage(&item{row: r, send: d, recv: p, query: qi})
 	qi.outcome = a.rcode
 	return done
@@ -762,7 +760,7 @@ func (m *model) scheduleIncident() {
 type item struct {
 	ts         int64
 	seq        uint64
-	row        *record.MsgRow
+	row        *store.MsgRow
 	send, recv *proc // whose identities the sides carry
 	query      *item // the query this response answers
 	isQuery    bool
@@ -824,7 +822,7 @@ func (m *model) emitItem(it *item) {
 	r := it.row
 	obs, unatt := 0, 0
 	for _, s := range []struct {
-		side *record.Side
+		side *store.Side
 		p    *proc
 	}{{&r.Send, it.send}, {&r.Recv, it.recv}} {
 		if !s.side.Seen {

@@ -1,6 +1,4 @@
-//go:build linux && (amd64 || arm64)
-
-package record
+package store
 
 import (
 	"bytes"
@@ -53,47 +51,6 @@ func viewOf(p Parsed) dnsView {
 func (v dnsView) String() string {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	return string(b)
-}
-
-func pack(t testing.TB, m *dns.Msg) []byte {
-	t.Helper()
-	b, err := m.Pack()
-	if err != nil {
-		t.Fatalf("pack: %v", err)
-	}
-	return b
-}
-
-func mustRR(t testing.TB, s string) dns.RR {
-	t.Helper()
-	rr, err := dns.NewRR(s)
-	if err != nil {
-		t.Fatalf("rr %q: %v", s, err)
-	}
-	return rr
-}
-
-func query(name string, qtype uint16) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.Id = 0x1234
-	return m
-}
-
-// response answers www.example.com A with a CNAME chain, an A, an AAAA and an
-// MX, compressed the way resolvers send them.
-func response(t testing.TB) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetReply(query("www.example.com.", dns.TypeA))
-	m.RecursionAvailable = true
-	m.Compress = true
-	m.Answer = []dns.RR{
-		mustRR(t, "www.example.com. 300 IN CNAME Web.Example.com."),
-		mustRR(t, "web.example.com. 60 IN A 192.0.2.1"),
-		mustRR(t, "web.example.com. 60 IN AAAA 2001:db8::1"),
-		mustRR(t, "example.com. 3600 IN MX 10 mail.example.com."),
-	}
-	return m
 }
 
 // questionEnd is the offset just past the first question of a packed message.
@@ -502,14 +459,6 @@ func FuzzParseDNS(f *testing.F) {
 			}
 		}
 	})
-}
-
-// deref shows a pointer's value, or nil.
-func deref[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return *p
 }
 
 // hasTrailingDot reports whether a presentation-format name ends in a label

@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64)
-
 package gen
 
 import (
@@ -9,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/dnsrec/dnsrec/record"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // Version identifies the traffic Write produces. It changes whenever a
@@ -42,7 +40,7 @@ type Config struct {
 	Start    time.Time
 	Duration time.Duration
 	// BatchSize is how many observations each commit holds (0:
-	// record.DefaultBatchSize, a busy recorder's batch).
+	// store.DefaultBatchSize, a busy recorder's batch).
 	BatchSize int
 	// Progress, if set, is called after each commit with the observations
 	// written so far and the total.
@@ -63,7 +61,7 @@ func (c Config) withDefaults() Config {
 		c.Duration = DefaultDuration
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = record.DefaultBatchSize
+		c.BatchSize = store.DefaultBatchSize
 	}
 	return c
 }
@@ -86,7 +84,7 @@ type Facts struct {
 	NXDomain     int64 // responses (msgs rows) with rcode NXDOMAIN
 	Unattributed int64 // observations without an identified owner (loss.unattributed)
 
-	Summary record.Summary // what the Store reported at the stop: size, SHA-256, chain head
+	Summary store.Summary // what the Store reported at the stop: size, SHA-256, chain head
 
 	Incident Incident
 	Tunnel   Tunnel
@@ -146,7 +144,7 @@ type Probe struct {
 // written in another. On error or cancellation the partial file is removed.
 func Write(ctx context.Context, path string, cfg Config) (_ Facts, err error) {
 	cfg = cfg.withDefaults()
-	st, err := record.Create(ctx, path, false)
+	st, err := store.Create(ctx, path, false)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -225,8 +223,8 @@ const (
 type op struct {
 	kind  opKind
 	id    int64 // opProcess: the id the Store must return; opExit: the process
-	proc  *record.ProcRow
-	msg   *record.MsgRow
+	proc  *store.ProcRow
+	msg   *store.MsgRow
 	obs   int   // opMessage: observations in the row
 	unatt int   // opMessage: of them, without an owner
 	tsNs  int64 // opMessage: the row's time; opExit: the exit time
@@ -236,7 +234,7 @@ type op struct {
 // BatchSize observations, with a loss row when the counters changed, and a
 // WAL checkpoint every 2 seconds.
 type writer struct {
-	st             *record.Store
+	st             *store.Store
 	cfg            Config
 	pending        int
 	done           int64
@@ -287,7 +285,7 @@ func (w *writer) apply(ctx context.Context, o *op) error {
 
 func (w *writer) commit(ctx context.Context) error {
 	if w.unatt != w.lossed {
-		if err := w.st.InsertLoss(ctx, w.lastTs, record.Loss{Unattributed: uint64(w.unatt)}); err != nil {
+		if err := w.st.InsertLoss(ctx, w.lastTs, store.Loss{Unattributed: uint64(w.unatt)}); err != nil {
 			return err
 		}
 		w.lossed = w.unatt

@@ -1,6 +1,4 @@
-//go:build linux && (amd64 || arm64)
-
-package record
+package store
 
 import (
 	"context"
@@ -73,15 +71,12 @@ type MsgRow struct {
 	// QRMismatch: the header's QR bit contradicts the sender's role, as
 	// the transport shows it (a "response" sent to a server port).
 	QRMismatch bool
-	// ID is the msgs row id, when the pipeline assigned it (0: the Store
-	// assigns the next one). QueryID is the query a response answers.
+	// ID is the msgs row id, when the writer assigned it (0: the Store
+	// assigns the next one). QueryID is the query a response answers
+	// (set by AnswerTo or AnswerQuery).
 	ID, QueryID int64
 	queryTs     int64 // when the query was seen (its client's send if querySend)
 	querySend   bool
-
-	senderServer bool    // the pipeline's reading of the transport, for the second side
-	pairSum      uint64  // the hash its pairing index holds it under
-	pairNext     *MsgRow // the next row waiting under the same key
 }
 
 // Side is one observation of a message: by its sender or by its receiver.
@@ -98,23 +93,48 @@ type Side struct {
 	IfName  string
 }
 
-// AnswerTo links m, a response, to q, the query it answers, as the
-// pipeline's pairing does (same transport ends, DNS id and question): the
-// row gets q's id as query_id and the client's wait as latency_ns. q.ID
-// must be set. For writers that build rows without the pipeline, such as
-// the benchmark file generator (record/gen).
-func (m *MsgRow) AnswerTo(q *MsgRow) {
-	m.QueryID = q.ID
-	m.queryTs, m.querySend = q.first(), q.Send.Seen
+// AnswerTo links m, a response, to q, the query it answers (same transport
+// ends, DNS id and question): the row gets q's id as query_id and the
+// client's wait as latency_ns. q.ID must be set.
+func (m *MsgRow) AnswerTo(q *MsgRow) { m.AnswerQuery(q.ID, q.First(), q.Send.Seen) }
+
+// AnswerQuery links m, a response, to the query row id, first seen at tsNs
+// (by its sender if sent).
+func (m *MsgRow) AnswerQuery(id, tsNs int64, sent bool) {
+	m.QueryID, m.queryTs, m.querySend = id, tsNs, sent
 }
 
-// first is the time of the earliest observation: the row's ts_ns.
-func (m *MsgRow) first() int64 {
+// First is the time of the earliest observation: the row's ts_ns.
+func (m *MsgRow) First() int64 {
 	if m.Send.Seen {
 		return m.Send.TsNs
 	}
 	return m.Recv.TsNs
 }
+
+// Ancestor is one step up a process's parent chain, as the kernel saw it.
+type Ancestor struct {
+	PID     uint32
+	StartNs uint64 // CLOCK_BOOTTIME start of the thread group leader
+	Comm    string
+}
+
+// Identity is the process a message belongs to, read in the kernel in that
+// process's own context.
+type Identity struct {
+	PID, TID, UID, GID uint32
+	StartNs            uint64
+	Comm               string // thread comm
+	CgroupID           uint64
+	MntNS, NetNS       uint32
+	PidNS, NSPID       uint32
+	Ancestors          []Ancestor // direct parent first
+}
+
+// DefaultBatchSize is how many messages the recorder commits in one
+// transaction by default (record.Options.BatchSize): a batch's fsync and
+// chain link are shared by its rows.
+const DefaultBatchSize = 4000
 
 // Store is the single writer of an evidence file. Rows are queued in memory
 // and written by Commit in one transaction, through the driver's prepared
@@ -126,7 +146,7 @@ type Store struct {
 	db        *sql.DB
 	conn      *sql.Conn // the one connection, pinned
 	sessionID int64
-	inode     uint64
+	created   fs.FileInfo // the file Create made
 	stmts     map[string]driver.Stmt
 	args      []driver.NamedValue
 	q         queue
@@ -249,12 +269,11 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return nil, fmt.Errorf("remove %s: %w", p, err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create output: %w", err)
 	}
-	var st syscall.Stat_t
-	err = syscall.Fstat(int(f.Fd()), &st)
+	created, err := f.Stat()
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("stat output: %w", err)
@@ -265,7 +284,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, inode: st.Ino, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -317,6 +336,9 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 	return s, nil
 }
 
+// Path is the file the Store writes.
+func (s *Store) Path() string { return s.path }
+
 // writerDSN builds a URI filename (so that '?' and '#' in a path are data)
 // with the pragmas every writer connection needs. synchronous is FULL: with
 // WAL and batched commits that is one fsync per batch, and a power loss then
@@ -334,11 +356,11 @@ func writerDSN(path string) string {
 // checkSameFile makes sure SQLite opened the file Create made, not something
 // swapped in at the path in between.
 func (s *Store) checkSameFile() error {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(s.path, &st); err != nil {
+	fi, err := os.Lstat(s.path)
+	if err != nil {
 		return fmt.Errorf("stat output: %w", err)
 	}
-	if st.Ino != s.inode || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	if !fi.Mode().IsRegular() || !os.SameFile(fi, s.created) {
 		return fmt.Errorf("output %s was replaced while it was being opened", s.path)
 	}
 	return nil
@@ -484,9 +506,6 @@ func (s *Store) InsertLoss(_ context.Context, tsNs int64, l Loss) error {
 	return nil
 }
 
-// Pending is the number of messages queued for the next Commit.
-func (s *Store) Pending() int { return len(s.q.msgs) }
-
 // Commit writes everything queued in one transaction. On error nothing of
 // it is in the file, and everything committed before is.
 func (s *Store) Commit() error {
@@ -602,7 +621,7 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 		obs |= obsQRSpoof
 	}
 	var sOwner, sCookie, rOwner, rCookie, rDt, sIface, rIface any
-	ts := m.first()
+	ts := m.First()
 	if m.Send.Seen {
 		obs |= obsSent
 		if m.Send.Server {
@@ -695,10 +714,9 @@ const multiRows = 16
 // A row whose id is the one SQLite would assign anyway (one past the
 // largest in the table) is bound with a NULL id, and SQLite assigns it:
 // an explicit INTEGER PRIMARY KEY costs a uniqueness seek from the B-tree's
-// root per row, and a NULL one an append at the end (the remote writer
-// benchmark: about 10% of its time). The stored id is the same, the chain
-// hashes the id as given, and every statement's last_insert_rowid is
-// checked against it. A row after a gap in the ids (the rows of a batch
+// root per row, and a NULL one an append at the end. The stored id is the
+// same, the chain hashes the id as given, and every statement's
+// last_insert_rowid is checked against it. A row after a gap in the ids (the rows of a batch
 // that failed) keeps its explicit id.
 type multiRow struct {
 	table         string // for the chain digest
