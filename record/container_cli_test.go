@@ -17,7 +17,7 @@ import (
 	"github.com/dnsrec/dnsrec/bpf"
 )
 
-// TestContainerIdentity (issue 9, part 3): a process in fresh pid, mount
+// TestContainerIdentity: a process in fresh pid, mount
 // and network namespaces, in a cgroup with a docker-style path the test
 // makes, is recorded with its container id and cgroup path, its pid inside
 // its own namespace and its namespace ids; --container finds it by a short

@@ -34,8 +34,8 @@ const (
 // saturated host, but it does so by storing less (the ring buffer overflows,
 // and the loss is counted), and it loses messages even at rates the host
 // could record in full: evidence comes first by default. Only the writer's
-// thread is lowered: the ring buffer reader keeps its priority. The Cost
-// section of the README has the measurements.
+// thread is lowered: the ring buffer reader keeps its priority. docs/cost.md has
+// the measurements.
 const DefaultNice = 0
 
 // TierNames lists the tiers --hook takes besides auto.

@@ -132,7 +132,7 @@ type digTXT struct {
 	size   int // the response's length, as dig reports it
 }
 
-// TestLargeMessages (issue 12): unbound serves TXT answers of about 6 KB and
+// TestLargeMessages: unbound serves TXT answers of about 6 KB and
 // 30 KB; dig fetches each over UDP (EDNS 32767, the most dig 9.18 asks for)
 // and over TCP, and a client of the test's own over UDP with EDNS 65535.
 //

@@ -44,7 +44,7 @@ func TestTCPStream(t *testing.T) {
 	fhuge := framed(huge)
 
 	// Large messages: nothing between the kernel's records and the store
-	// may cut them (issue 12). Loopback's MTU is 65536, so one segment can
+	// may cut them. Loopback's MTU is 65536, so one segment can
 	// carry most of a maximal message.
 	max := body('M', 65535) // the largest DNS message
 	fmax := framed(max)

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestTCPOwnerLookup (issue 9, part 4): a TCP server's first bytes that
+// TestTCPOwnerLookup: a TCP server's first bytes that
 // arrive before any hook sees its reader — a query riding the SYN (TCP
 // fast open, as dnsmasq sends upstream), or one queued before accept
 // (TCP_DEFER_ACCEPT) — are stored with the process that holds the

@@ -21,8 +21,8 @@ var migrationFS embed.FS
 
 // StopIndexes are the indexes a recording builds when it stops cleanly.
 // While recording, msgs and rrs are append-only: keeping secondary indexes
-// on them up to date costs several times the insert itself (see
-// ../shared/STORE-FACTS.md, and issue 6). A file whose recorder was killed
+// on them up to date costs several times the insert itself, while building
+// them once at the end costs little. A file whose recorder was killed
 // has none of these and answers the same queries by scanning.
 //
 // msgs_name covers who-resolved's lookups and, with msgs_sowner (a client's

@@ -82,7 +82,7 @@ func BenchmarkStoreInsert(b *testing.B) {
 	b.Run("remote", func(b *testing.B) { benchStoreInsert(b, false) })
 }
 
-// BenchmarkLargeMix (issue 12): the loopback workload in two evidence
+// BenchmarkLargeMix: the loopback workload in two evidence
 // files at once, parsing each message and storing it as the pipeline does:
 // "small" as it is, and "1pct-large", where one response in a hundred is a
 // TXT answer of 4 to 16 KB. The two take turns, one commit batch each, so a
