@@ -72,11 +72,21 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	// The first burst is committed before the kill, and a checkpoint has
 	// copied it into case.db, which must then verify without its -wal.
 	waitUntil(t, 10*time.Second, "the first burst committed", countAtLeast(path, 4*sent, `SELECT count(*) FROM messages WHERE qname = ?`, committed))
+	// The checkpoint must also be over before the kill: one the kill
+	// interrupts leaves case.db torn without its -wal (SQLite writes the
+	// pages in place). The next timed one starts checkpointEvery after it.
 	waitUntil(t, 10*time.Second, "a checkpoint into case.db", func() bool { return size() > created })
+	last, stableSince := size(), time.Now()
+	waitUntil(t, 10*time.Second, "the checkpoint over", func() bool {
+		if n := size(); n != last {
+			last, stableSince = n, time.Now()
+		}
+		return time.Since(stableSince) >= 200*time.Millisecond
+	})
 	stop := make(chan struct{})
 	var second atomic.Int64
 	go func() { second.Store(load(inflight, 1<<40, stop)) }()
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	if err := rec.cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
