@@ -76,10 +76,7 @@ func sameRows[R any](t *testing.T, what, path string, d, without *DB, ask func(*
 // used only while they cover every message.
 func TestWhoSummaryExtent(t *testing.T) {
 	ctx := context.Background()
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
+	p := querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 	if n := writeSummaries(t, p); n["who"] == 0 || n["addr"] == 0 {
 		t.Fatalf("summary rows for the incident: %v", n)
 	}
@@ -187,10 +184,7 @@ func TestWhoSummaryExtent(t *testing.T) {
 // TestWhoSummaryPlan: the summary is read through names_rev and
 // who_summary_name (its building's plan is package summary's test).
 func TestWhoSummaryPlan(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
+	p := querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 	d, err := Open(context.Background(), []string{p})
 	if err != nil {
 		t.Fatal(err)

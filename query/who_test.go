@@ -18,11 +18,7 @@ import (
 // recorder leaves it, and returns its path.
 func incident(t testing.TB, dir, name, host string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	b := querytest.New(t, p)
-	querytest.Incident(b, host)
-	b.Close()
-	return p
+	return querytest.IncidentFile(t, filepath.Join(dir, name), host)
 }
 
 func secondHost(t testing.TB, dir, name, host string) string {
