@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnsrec/dnsrec/query/format"
 	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
@@ -99,6 +100,22 @@ func TestInfo(t *testing.T) {
 	}
 }
 
+// oldInfo opens p, a file written at schema version v, for the rest of the
+// test, and returns its info table, which must have one row.
+func oldInfo(t *testing.T, p string, v int) (*DB, *format.Table) {
+	t.Helper()
+	db, err := Open(context.Background(), []string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tab, err := db.Info(context.Background())
+	if err != nil || len(tab.Rows) != 1 {
+		t.Fatalf("info on a v%d file: %v, %v", v, tab, err)
+	}
+	return db, tab
+}
+
 // TestInfoBeforeMsgDrops: a file older than the message drop counter (v7)
 // shows its loss, and no msg_drops (NULL), not 0.
 func TestInfoBeforeMsgDrops(t *testing.T) {
@@ -107,15 +124,7 @@ func TestInfoBeforeMsgDrops(t *testing.T) {
 	s := b.Session("old-7", querytest.At(0))
 	b.Exec(`INSERT INTO loss (session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses) VALUES (?, 1, 4, 0, 0, 0, 0)`, s)
 	b.Close()
-	db, err := Open(context.Background(), []string{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tab, err := db.Info(context.Background())
-	if err != nil || len(tab.Rows) != 1 {
-		t.Fatalf("info on a v7 file: %v, %v", tab, err)
-	}
+	_, tab := oldInfo(t, p, 7)
 	r := tab.Rows[0]
 	for i, c := range tab.Columns {
 		switch {
@@ -204,15 +213,7 @@ func TestOldFiles(t *testing.T) {
 		pid, comm, qr, qname, qname_rev, qtype, orig_len, raw)
 		VALUES (?, 1, 1, 'send', 'client', 'udp', '10.0.0.5', 40000, '10.0.0.1', 53, 77, 'dig', 0, 'old.evil.com', 'com.evil.old', 1, 1, x'00')`, s)
 	b.Close()
-	db, err := Open(context.Background(), []string{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tab, err := db.Info(context.Background())
-	if err != nil || len(tab.Rows) != 1 {
-		t.Fatalf("info on a v1 file: %v, %v", tab, err)
-	}
+	db, _ := oldInfo(t, p, 1)
 	rows, err := db.WhoResolved(context.Background(), "evil.com", WhoResolvedOptions{})
 	if err != nil || len(rows) != 1 || rows[0].PID.V != 77 || rows[0].Status != "" {
 		t.Errorf("who-resolved on a v1 file: %+v, %v", rows, err)

@@ -142,10 +142,7 @@ func TestTimelineUsesIndex(t *testing.T) {
 // rrs_addr4 or rrs_addr6 (the partial indexes of A and AAAA data), never by
 // scanning rrs.
 func TestResolvedToUsesIndex(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
+	p := querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 	db, err := Open(context.Background(), []string{p})
 	if err != nil {
 		t.Fatal(err)

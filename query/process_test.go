@@ -42,9 +42,7 @@ func TestProcesses(t *testing.T) {
 				got = append(got, fmt.Sprintf("%s < %s children=[%s] queries=%d names=[%s]",
 					r.Proc.String(), r.Proc.Ancestry, strings.Join(ch, " "), r.Queries, strings.Join(names, " ")))
 			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
-			}
+			sameLines(t, got, tt.want)
 		})
 	}
 	rows, err := db.Processes(context.Background(), "curl", query.Filter{})

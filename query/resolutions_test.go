@@ -48,7 +48,6 @@ func whoLine(r query.WhoResolvedRow) string {
 
 func TestWhoResolvedLibc(t *testing.T) {
 	db := open(t, libcFile(t))
-	ctx := context.Background()
 	hosts := "hosts-only.evil.test | getent | /usr/bin/getent | sh(3000) | libc getaddrinfo, gethostbyname2_r | answered (2) | A 192.0.2.55 AAAA 2001:db8::55 | 12:00:01 | 12:00:02"
 	nx := "nx.evil.test | getent | /usr/bin/getent | sh(3000) | libc getaddrinfo | EAI_NONAME |  | 12:00:03 | 12:00:03"
 	curl := "www.evil.test | curl | /usr/bin/curl | sh(3000) |  | NOERROR | A 192.0.2.80 | 12:00:04 | 12:00:04"
@@ -67,17 +66,7 @@ func TestWhoResolvedLibc(t *testing.T) {
 		{name: "a query type leaves libc out", q: "evil.test", f: query.Filter{QTypes: []uint16{1}}, want: []string{curl}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows, err := db.WhoResolved(ctx, tc.q, query.WhoResolvedOptions{Filter: tc.f})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range rows {
-				got = append(got, whoLine(r))
-			}
-			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tc.want, "\n\t"))
-			}
+			sameLines(t, whoResolved(t, db, tc.q, query.WhoResolvedOptions{Filter: tc.f}, whoLine), tc.want)
 		})
 	}
 }

@@ -64,10 +64,7 @@ func TestResolvedTo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.arg, func(t *testing.T) {
-			got := resolvedTo(t, db, tt.arg, tt.filter)
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
-			}
+			sameLines(t, resolvedTo(t, db, tt.arg, tt.filter), tt.want)
 		})
 	}
 	// A crashed file (no stop-time indexes) answers the same.

@@ -3,7 +3,6 @@ package query_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/query/format"
+	"github.com/dnsrec/dnsrec/query/querytest"
 )
 
 func runSQL(t *testing.T, db *query.DB, stmt string) (string, error) {
@@ -31,7 +31,7 @@ func TestSQL(t *testing.T) {
 	dir := t.TempDir()
 	web := incident(t, dir, "web01.db", "web01")
 	two := secondHost(t, dir, "db02.db", "db02")
-	before := sum(t, web)
+	before := querytest.Sum(t, web)
 	db := open(t, web)
 	got, err := runSQL(t, db, "SELECT qname, pid FROM messages WHERE direction = 'send' AND role = 'client' AND qname LIKE '%.evil.com' ORDER BY ts_ns LIMIT 2; -- done")
 	if err != nil {
@@ -69,7 +69,7 @@ func TestSQL(t *testing.T) {
 		t.Errorf("quoted ';': %q, %v", got, err)
 	}
 	db.Close()
-	if sum(t, web) != before {
+	if querytest.Sum(t, web) != before {
 		t.Error("SHA-256 of the evidence changed")
 	}
 	// Several files: a file column first.
@@ -77,14 +77,4 @@ func TestSQL(t *testing.T) {
 	if err != nil || got != "file,hostname\n"+web+",web01\n"+two+",db02\n" {
 		t.Errorf("two files: %q, %v", got, err)
 	}
-}
-
-// sum is the SHA-256 of the file at path.
-func sum(t *testing.T, path string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
 }

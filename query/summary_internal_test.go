@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -46,16 +47,36 @@ func writeSummaries(t *testing.T, path string) map[string]int64 {
 	return out
 }
 
+// sameRows asks d, read through its summaries, and without, the same file
+// read from its messages alone (a copy at another path: file points at a
+// row's file name, set to path), and fails unless both give the same rows.
+// It returns how many rows it compared.
+func sameRows[R any](t *testing.T, what, path string, d, without *DB, ask func(*DB) ([]R, error), file func(*R) *string) int {
+	t.Helper()
+	a, err := ask(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ask(without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		*file(&b[i]) = path
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("%s: from the summary\n%+v\nfrom the messages\n%+v", what, a, b)
+	}
+	return len(a)
+}
+
 // TestWhoSummaryExtent: on the incident fixture (unidentified processes,
 // NXDOMAIN, unanswered and cut responses, CNAME chains, libc resolutions)
 // the summaries give who-resolved's and resolved-to's answers, and are
 // used only while they cover every message.
 func TestWhoSummaryExtent(t *testing.T) {
 	ctx := context.Background()
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
+	p := querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 	if n := writeSummaries(t, p); n["who"] == 0 || n["addr"] == 0 {
 		t.Fatalf("summary rows for the incident: %v", n)
 	}
@@ -93,21 +114,9 @@ func TestWhoSummaryExtent(t *testing.T) {
 	for _, n := range names {
 		for _, resolvers := range []bool{false, true} {
 			opts := WhoResolvedOptions{Exact: !strings.Contains(n, "evil.com") && n != "com", Resolvers: resolvers}
-			a, err := d.WhoResolved(ctx, n, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := without.WhoResolved(ctx, n, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range b {
-				b[i].File = p
-			}
-			if !reflect.DeepEqual(a, b) {
-				t.Fatalf("%q: from the summary\n%+v\nfrom the messages\n%+v", n, a, b)
-			}
-			compared += len(a)
+			compared += sameRows(t, fmt.Sprintf("%q", n), p, d, without, func(db *DB) ([]WhoResolvedRow, error) {
+				return db.WhoResolved(ctx, n, opts)
+			}, func(r *WhoResolvedRow) *string { return &r.File })
 		}
 	}
 	if compared == 0 {
@@ -135,21 +144,9 @@ func TestWhoSummaryExtent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x, err := d.ResolvedTo(ctx, prefix, Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := without.ResolvedTo(ctx, prefix, Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range y {
-			y[i].File = p
-		}
-		if !reflect.DeepEqual(x, y) {
-			t.Fatalf("resolved-to %s: from the summary\n%+v\nfrom the messages\n%+v", a, x, y)
-		}
-		compared += len(x)
+		compared += sameRows(t, "resolved-to "+a, p, d, without, func(db *DB) ([]ResolvedToRow, error) {
+			return db.ResolvedTo(ctx, prefix, Filter{})
+		}, func(r *ResolvedToRow) *string { return &r.File })
 	}
 	if compared == 0 {
 		t.Fatal("no resolved-to rows compared")
@@ -187,10 +184,7 @@ func TestWhoSummaryExtent(t *testing.T) {
 // TestWhoSummaryPlan: the summary is read through names_rev and
 // who_summary_name (its building's plan is package summary's test).
 func TestWhoSummaryPlan(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
+	p := querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 	d, err := Open(context.Background(), []string{p})
 	if err != nil {
 		t.Fatal(err)

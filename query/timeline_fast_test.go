@@ -77,10 +77,7 @@ func TestMessageRowMatchesCells(t *testing.T) {
 // (through database/sql) give the same messages, also where fields hold
 // values no recorder writes: huge, negative, past 32 bits.
 func TestStreamExtremeValues(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
+	p := querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 	raw, err := sql.Open("sqlite", p)
 	if err != nil {
 		t.Fatal(err)

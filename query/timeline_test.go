@@ -21,21 +21,21 @@ import (
 // incidentDB opens a clean file with querytest.Incident in it.
 func incidentDB(t *testing.T) *query.DB {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
-	return openDB(t, p)
+	return open(t, incident(t, t.TempDir(), "case.db", "web01"))
 }
 
-func openDB(t *testing.T, paths ...string) *query.DB {
+// twoHostsDB opens a.db, the incident on web01, with b.db, the incident and
+// the second host on web2: at the same times, so that every row of a.db
+// ties with one in b.db and the two files' messages interleave.
+func twoHostsDB(t *testing.T) *query.DB {
 	t.Helper()
-	db, err := query.Open(context.Background(), paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	dir := t.TempDir()
+	a, b := incident(t, dir, "a.db", "web01"), filepath.Join(dir, "b.db")
+	bb := querytest.New(t, b)
+	querytest.Incident(bb, "web2")
+	querytest.SecondHost(bb, "web2")
+	bb.Close()
+	return open(t, a, b)
 }
 
 // timelineIDs runs the timeline and returns "file:id" of each row.
@@ -79,16 +79,7 @@ func TestTimelineGolden(t *testing.T) {
 // whole timeline, in order, with nothing twice, across two files whose
 // messages interleave in time.
 func TestTimelinePages(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
-	ba := querytest.New(t, a)
-	querytest.Incident(ba, "web01")
-	ba.Close()
-	bb := querytest.New(t, b)
-	querytest.Incident(bb, "web2") // the same times: every row ties with one in a.db
-	querytest.SecondHost(bb, "web2")
-	bb.Close()
-	db := openDB(t, a, b)
+	db := twoHostsDB(t)
 
 	all, _ := timelineIDs(t, db, query.TimelineOptions{})
 	if len(all) < 30 {
@@ -173,7 +164,7 @@ func TestTimelineCrashedFile(t *testing.T) {
 	b := querytest.New(t, p)
 	querytest.Incident(b, "web01")
 	b.CloseAsCrashed()
-	crashed := openDB(t, p)
+	crashed := open(t, p)
 	want, _ := timelineIDs(t, clean, query.TimelineOptions{})
 	got, _ := timelineIDs(t, crashed, query.TimelineOptions{})
 	for i := range want {
@@ -263,16 +254,7 @@ func readFile(t *testing.T, path string) string {
 // included, as a page that holds them all; and a caller that stops early
 // leaves no reader running.
 func TestMessagesStreamMatchesPage(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
-	ba := querytest.New(t, a)
-	querytest.Incident(ba, "web01")
-	ba.Close()
-	bb := querytest.New(t, b)
-	querytest.Incident(bb, "web2")
-	querytest.SecondHost(bb, "web2")
-	bb.Close()
-	db := openDB(t, a, b)
+	db := twoHostsDB(t)
 	read := func(opts query.MessageOptions) []*query.Message {
 		var out []*query.Message
 		if err := db.Messages(context.Background(), opts, func(m *query.Message) error {

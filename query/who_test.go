@@ -18,11 +18,7 @@ import (
 // recorder leaves it, and returns its path.
 func incident(t testing.TB, dir, name, host string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	b := querytest.New(t, p)
-	querytest.Incident(b, host)
-	b.Close()
-	return p
+	return querytest.IncidentFile(t, filepath.Join(dir, name), host)
 }
 
 func secondHost(t testing.TB, dir, name, host string) string {
@@ -46,6 +42,28 @@ func open(t testing.TB, paths ...string) *query.DB {
 		}
 	})
 	return db
+}
+
+// whoResolved runs who-resolved for q and returns each row as line gives it.
+func whoResolved(t *testing.T, db *query.DB, q string, opts query.WhoResolvedOptions, line func(query.WhoResolvedRow) string) []string {
+	t.Helper()
+	rows, err := db.WhoResolved(context.Background(), q, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, line(r))
+	}
+	return got
+}
+
+// sameLines reports where got and want, lines in order, differ.
+func sameLines(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
 }
 
 // summary is one row in a form that a test case can spell out.
@@ -109,18 +127,8 @@ func TestWhoResolved(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := open(t, tt.files...)
-			rows, err := db.WhoResolved(context.Background(), tt.query, query.WhoResolvedOptions{Exact: tt.exact})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range rows {
-				got = append(got, summary(r))
-			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
-			}
+			got := whoResolved(t, open(t, tt.files...), tt.query, query.WhoResolvedOptions{Exact: tt.exact}, summary)
+			sameLines(t, got, tt.want)
 		})
 	}
 }
@@ -254,17 +262,7 @@ func TestWhoResolvedFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, err := db.WhoResolved(context.Background(), tt.query, query.WhoResolvedOptions{Filter: tt.filter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range rows {
-				got = append(got, summary(r))
-			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
-			}
+			sameLines(t, whoResolved(t, db, tt.query, query.WhoResolvedOptions{Filter: tt.filter}, summary), tt.want)
 		})
 	}
 }

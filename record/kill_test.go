@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,29 +42,14 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	// load sends queries for name from workers until stop is closed or n
 	// exchanges have completed, and returns how many completed.
 	load := func(name string, n int64, stop <-chan struct{}) int64 {
-		var done atomic.Int64
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := &dns.Client{Timeout: 2 * time.Second}
-				m := new(dns.Msg)
-				m.SetQuestion(name+".", dns.TypeA)
-				for done.Load() < n {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if r, _, err := c.Exchange(m, "127.0.0.1:53"); err == nil && len(r.Answer) == 1 {
-						done.Add(1)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return done.Load()
+		return exchanges(name, 0, func(done int64) bool {
+			select {
+			case <-stop:
+				return false
+			default:
+				return done < n
+			}
+		})
 	}
 
 	sent := load(committed, 1500, nil)

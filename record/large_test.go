@@ -84,25 +84,12 @@ func startUnbound(t *testing.T, zone string, sets []unboundTXT) {
 	bin := lookExe(t, "unbound")
 	dir := t.TempDir()
 	var conf strings.Builder
-	fmt.Fprintf(&conf, `server:
-	interface: 127.0.0.1
-	port: 53
-	do-ip6: no
-	do-daemonize: no
-	username: ""
-	chroot: ""
-	directory: %q
-	pidfile: ""
-	use-syslog: no
-	logfile: ""
-	verbosity: 1
-	num-threads: 1
-	access-control: 127.0.0.0/8 allow
+	conf.WriteString(unboundServer(dir))
+	fmt.Fprintf(&conf, `	verbosity: 1
 	max-udp-size: 65535
 	rrset-roundrobin: no
-	module-config: "iterator"
 	local-zone: %q static
-`, dir, zone)
+`, zone)
 	for _, s := range sets {
 		for _, rr := range s.rrs {
 			fmt.Fprintf(&conf, "\tlocal-data: '%s'\n", rr.String())

@@ -25,15 +25,15 @@ import (
 	"github.com/dnsrec/dnsrec/record"
 )
 
-// Issue 10: rotation, record-time filters and the interface of each
-// observation, through the CLI as a user runs it.
+// Rotation, record-time filters and the interface of each observation,
+// through the CLI as a user runs it.
 
-// exchangeFor asks for name from 4 workers, about 2k queries a second in
-// all, for d, and returns how many exchanges got their answer.
-func exchangeFor(name string, d time.Duration) int64 {
+// exchanges asks for name from 4 workers, each pausing after every
+// exchange, for as long as more, given how many exchanges have got their
+// answer, says so; it returns that count.
+func exchanges(name string, pause time.Duration, more func(done int64) bool) int64 {
 	var done atomic.Int64
 	var wg sync.WaitGroup
-	stop := time.Now().Add(d)
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -41,16 +41,23 @@ func exchangeFor(name string, d time.Duration) int64 {
 			c := &dns.Client{Timeout: 2 * time.Second}
 			m := new(dns.Msg)
 			m.SetQuestion(name+".", dns.TypeA)
-			for time.Now().Before(stop) {
+			for more(done.Load()) {
 				if r, _, err := c.Exchange(m, "127.0.0.1:53"); err == nil && len(r.Answer) == 1 {
 					done.Add(1)
 				}
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(pause)
 			}
 		}()
 	}
 	wg.Wait()
 	return done.Load()
+}
+
+// exchangeFor asks for name, about 2k queries a second in all, for d, and
+// returns how many exchanges got their answer.
+func exchangeFor(name string, d time.Duration) int64 {
+	stop := time.Now().Add(d)
+	return exchanges(name, 2*time.Millisecond, func(int64) bool { return time.Now().Before(stop) })
 }
 
 // stopRecorder sends SIGINT and waits for a clean exit.

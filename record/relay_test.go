@@ -52,21 +52,7 @@ func TestResolverChain(t *testing.T) {
 			"--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--user=root", "--pid-file=", "--cache-size=" + size}
 	}
 	unbound := func(cache bool) []string {
-		conf := fmt.Sprintf(`server:
-	interface: 127.0.0.1
-	port: 53
-	do-ip6: no
-	do-daemonize: no
-	username: ""
-	chroot: ""
-	directory: %q
-	pidfile: ""
-	use-syslog: no
-	logfile: ""
-	num-threads: 1
-	access-control: 127.0.0.0/8 allow
-	module-config: "iterator"
-	qname-minimisation: no
+		conf := unboundServer(dir) + fmt.Sprintf(`	qname-minimisation: no
 	do-not-query-localhost: no
 	prefetch: no
 	local-zone: "test." nodefault
@@ -75,7 +61,7 @@ func TestResolverChain(t *testing.T) {
 	forward-addr: 127.0.0.2
 remote-control:
 	control-enable: no
-`, dir, map[bool]string{false: "\tcache-max-ttl: 0\n\tcache-max-negative-ttl: 0\n", true: ""}[cache])
+`, map[bool]string{false: "\tcache-max-ttl: 0\n\tcache-max-negative-ttl: 0\n", true: ""}[cache])
 		path := filepath.Join(dir, fmt.Sprintf("unbound-%v.conf", cache))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
@@ -292,6 +278,27 @@ func parseTimeCell(t *testing.T, s string) time.Time {
 		t.Fatalf("timeline time %q: %v", s, err)
 	}
 	return at
+}
+
+// unboundServer begins the server clause of an unbound configuration for a
+// test: on 127.0.0.1:53, in the foreground as this user with files in dir,
+// logging to stderr, one thread, answering localhost, iterating itself.
+func unboundServer(dir string) string {
+	return fmt.Sprintf(`server:
+	interface: 127.0.0.1
+	port: 53
+	do-ip6: no
+	do-daemonize: no
+	username: ""
+	chroot: ""
+	directory: %q
+	pidfile: ""
+	use-syslog: no
+	logfile: ""
+	num-threads: 1
+	access-control: 127.0.0.0/8 allow
+	module-config: "iterator"
+`, dir)
 }
 
 // startResolver runs a resolver in the foreground until the test ends,

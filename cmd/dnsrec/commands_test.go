@@ -14,7 +14,7 @@ import (
 func TestQueryCommands(t *testing.T) {
 	dir := t.TempDir()
 	web := build(t, dir, "web01.db", querytest.Incident, "web01")
-	before := sum(t, web)
+	before := querytest.Sum(t, web)
 	tests := []struct {
 		name   string
 		args   []string
@@ -62,7 +62,7 @@ func TestQueryCommands(t *testing.T) {
 			}
 		})
 	}
-	if sum(t, web) != before {
+	if querytest.Sum(t, web) != before {
 		t.Error("SHA-256 of the evidence changed")
 	}
 }

@@ -16,7 +16,7 @@ import (
 func TestQueryExport(t *testing.T) {
 	dir := t.TempDir()
 	db := build(t, dir, "case.db", querytest.Incident, "web01")
-	before := sum(t, db)
+	before := querytest.Sum(t, db)
 	for _, tc := range []struct{ format, head, stderr string }{
 		{"pcapng", "\x0a\x0d\x0d\x0a", "19 packets from 19 messages"},
 		{"zeek", "#separator \\x09\n", "13 rows from 19 messages"},
@@ -49,7 +49,7 @@ func TestQueryExport(t *testing.T) {
 	if r.code != 0 || strings.Count(r.stdout, "\tpython3\t") != 2 || strings.Count(r.stdout, "\n") != 8+2+1 {
 		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	if after := sum(t, db); after != before {
+	if after := querytest.Sum(t, db); after != before {
 		t.Errorf("the evidence changed: %x, was %x", after, before)
 	}
 }
@@ -59,7 +59,7 @@ func TestQueryExport(t *testing.T) {
 func TestQueryExportRefuses(t *testing.T) {
 	dir := t.TempDir()
 	db := build(t, dir, "case.db", querytest.Incident, "web01")
-	before := sum(t, db)
+	before := querytest.Sum(t, db)
 	existing := filepath.Join(dir, "dns.log")
 	if err := os.WriteFile(existing, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestQueryExportRefuses(t *testing.T) {
 	if got, _ := os.ReadFile(existing); string(got) != "keep me" {
 		t.Errorf("the existing file was overwritten: %q", got)
 	}
-	if after := sum(t, db); after != before {
+	if after := querytest.Sum(t, db); after != before {
 		t.Errorf("the evidence changed: %x, was %x", after, before)
 	}
 	// --force replaces.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"os"
@@ -63,15 +62,6 @@ func build(t *testing.T, dir, name string, fill func(*querytest.Builder, string)
 	return p
 }
 
-func sum(t *testing.T, path string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
-}
-
 func readGolden(t *testing.T, name string) string {
 	t.Helper()
 	// The query package's golden files: the command line must print exactly
@@ -87,7 +77,7 @@ func TestQueryWhoResolved(t *testing.T) {
 	dir := t.TempDir()
 	web := build(t, dir, "web01.db", querytest.Incident, "web01")
 	db02 := build(t, dir, "db 02, copy?#.db", querytest.SecondHost, "db02")
-	hashes := map[string][32]byte{web: sum(t, web), db02: sum(t, db02)}
+	hashes := map[string][32]byte{web: querytest.Sum(t, web), db02: querytest.Sum(t, db02)}
 
 	tests := []struct {
 		name   string
@@ -149,7 +139,7 @@ func TestQueryWhoResolved(t *testing.T) {
 		})
 	}
 	for p, h := range hashes {
-		if sum(t, p) != h {
+		if querytest.Sum(t, p) != h {
 			t.Errorf("%s: SHA-256 changed", p)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -684,7 +683,7 @@ func deref(s *string) string {
 func TestExportEvidenceUnchanged(t *testing.T) {
 	dir := t.TempDir()
 	p := exportEvidence(t, dir)
-	before := fileSum(t, p)
+	before := querytest.Sum(t, p)
 	entries := func() []string {
 		es, err := os.ReadDir(dir)
 		if err != nil {
@@ -712,21 +711,12 @@ func TestExportEvidenceUnchanged(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if after := fileSum(t, p); after != before {
+	if after := querytest.Sum(t, p); after != before {
 		t.Errorf("the evidence's SHA-256 changed: %x, was %x", after, before)
 	}
 	if got := entries(); !slices.Equal(got, names) {
 		t.Errorf("files beside the evidence: %v, were %v", got, names)
 	}
-}
-
-func fileSum(t *testing.T, path string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
 }
 
 func openDB(t *testing.T, paths ...string) *query.DB {

@@ -2,9 +2,11 @@ package querytest
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -338,4 +340,15 @@ func (b *Builder) Resolution(r Resolution) int64 {
 		b.Exec(`INSERT INTO resolution_addrs (resolution_id, addr) VALUES (?, ?)`, id, a)
 	}
 	return id
+}
+
+// Sum is the SHA-256 of the file at path: a test that reads evidence
+// compares it before and after, to show the file was left as it was.
+func Sum(tb testing.TB, path string) [32]byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sha256.Sum256(b)
 }

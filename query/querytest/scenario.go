@@ -1,6 +1,9 @@
 package querytest
 
-import "time"
+import (
+	"testing"
+	"time"
+)
 
 // Base is when every scenario's recording starts.
 var Base = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -80,6 +83,16 @@ func Incident(b *Builder, host string) {
 
 	b.Message(Message{Session: s, Process: evil, PID: 2000, Comm: "evil", UID: UID(33), TS: At(7 * time.Second),
 		Direction: "send", QName: "beacon.evil.com"})
+}
+
+// IncidentFile writes Incident for host into a new file at path, closed as
+// a recorder's clean stop leaves it, and returns path.
+func IncidentFile(tb testing.TB, path, host string) string {
+	tb.Helper()
+	b := New(tb, path)
+	Incident(b, host)
+	b.Close()
+	return path
 }
 
 // SecondHost records another host, host, into b: wget(77) < bash(70) <

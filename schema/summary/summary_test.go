@@ -14,11 +14,7 @@ import (
 // NXDOMAIN, unanswered and cut responses, CNAME chains, libc resolutions).
 func incident(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "case.db")
-	b := querytest.New(t, p)
-	querytest.Incident(b, "web01")
-	b.Close()
-	return p
+	return querytest.IncidentFile(t, filepath.Join(t.TempDir(), "case.db"), "web01")
 }
 
 // TestBuild: each summary of the fixture has rows, as many as it gave to
