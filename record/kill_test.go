@@ -30,14 +30,6 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	path := filepath.Join(dir, "case.db")
 
 	rec := startRecorderCLI(t, bin, "record", "-o", path)
-	size := func() int64 {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
-	created := size()
 
 	// load sends queries for name from workers until stop is closed or n
 	// exchanges have completed, and returns how many completed.
@@ -56,16 +48,26 @@ func TestCLISIGKILLUnderLoad(t *testing.T) {
 	// The first burst is committed before the kill, and a checkpoint has
 	// copied it into case.db, which must then verify without its -wal.
 	waitUntil(t, 10*time.Second, "the first burst committed", countAtLeast(path, 4*sent, `SELECT count(*) FROM messages WHERE qname = ?`, committed))
-	// The checkpoint must also be over before the kill: one the kill
-	// interrupts leaves case.db torn without its -wal (SQLite writes the
-	// pages in place). The next timed one starts checkpointEvery after it.
-	waitUntil(t, 10*time.Second, "a checkpoint into case.db", func() bool { return size() > created })
-	last, stableSince := size(), time.Now()
-	waitUntil(t, 10*time.Second, "the checkpoint over", func() bool {
-		if n := size(); n != last {
-			last, stableSince = n, time.Now()
+	// A checkpoint must have copied the burst into case.db, and be over,
+	// before the kill: one the kill interrupts leaves case.db torn without
+	// its -wal (SQLite writes the pages in place). So wait until a copy of
+	// case.db alone holds the burst and verifies; the next timed
+	// checkpoint starts checkpointEvery after that one began.
+	aloneDir := t.TempDir()
+	waitUntil(t, 20*time.Second, "a checkpoint of the first burst into case.db", func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return time.Since(stableSince) >= 200*time.Millisecond
+		c := filepath.Join(aloneDir, "probe.db")
+		if err := os.WriteFile(c, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "query", "who-resolved", committed, "--exact", "--db", c, "--format", "csv").Output()
+		if err != nil || !bytes.Contains(out, []byte(","+strconv.FormatInt(sent, 10)+",")) {
+			return false
+		}
+		return exec.Command(bin, "query", "verify", "--db", c).Run() == nil
 	})
 	stop := make(chan struct{})
 	var second atomic.Int64
