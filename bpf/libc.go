@@ -35,6 +35,8 @@ type libKind struct {
 	// standard are where distributions put the library, attached at the
 	// first Scan even if no process maps it yet.
 	standard []string
+	// allStandard: attach every standard location found, not the first.
+	allStandard bool
 	// waitLoader: a process that maps a dynamic loader but no such
 	// library yet is read again at the next Scan (its libc may still come).
 	waitLoader bool
@@ -191,9 +193,7 @@ func (l *Libc) Scan() (added []LibcTarget, err error) {
 		// The host's own libc, even if no process maps it right now: a
 		// short-lived command would otherwise run before the next Scan.
 		l.checked = true
-		if f, ok := l.standardLibc(selfNS); ok {
-			found = append([]libcFound{f}, found...)
-		}
+		found = append(l.standardLibs(selfNS), found...)
 	}
 
 	for _, f := range found {
@@ -375,17 +375,22 @@ var standardLibcPaths = []string{
 	"/lib/ld-musl-aarch64.so.1",
 }
 
-// standardLibc finds the libc of this process's mount namespace at a
-// standard location.
-func (l *Libc) standardLibc(selfNS uint64) (libcFound, bool) {
+// standardLibs finds the libraries of this process's mount namespace at
+// standard locations: the first libc, every TLS library (OpenSSL and
+// GnuTLS are different files).
+func (l *Libc) standardLibs(selfNS uint64) []libcFound {
+	var found []libcFound
 	for _, p := range l.kind.standard {
 		id, err := mappedID(p)
 		if err != nil {
 			continue
 		}
-		return libcFound{path: p, mntns: selfNS, id: id}, true
+		found = append(found, libcFound{path: p, mntns: selfNS, id: id})
+		if !l.kind.allStandard {
+			break
+		}
 	}
-	return libcFound{}, false
+	return found
 }
 
 // mappedID is the (device, inode) the kernel shows for path when it is

@@ -26,7 +26,8 @@ var tlsKind = &libKind{
 		{"gnutls_record_uncork", "tls_gnutls_uncork", "tls_gnutls_uncork_ret"},
 		{"gnutls_deinit", "tls_free", ""},
 	},
-	standard: standardTLSPaths,
+	standard:    standardTLSPaths,
+	allStandard: true,
 	// A program may load its TLS library long after it started (Python's
 	// ssl module, dlopen): the standard locations cover the host's.
 	waitLoader: false,
