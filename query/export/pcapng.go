@@ -108,7 +108,7 @@ func (pw *pcapngWriter) close() error {
 }
 
 // dotNote is the comment of a DNS-over-TLS message's packet.
-const dotNote = "DNS over TLS read in clear at the TLS library: the TLS layer is not in this capture (Wireshark: Decode As, TCP port, DNS)"
+const dotNote = "DNS over TLS read in clear at the TLS library: the TLS layer is not in this capture (Wireshark: Decode As, TCP port, DNS; tshark -d tcp.port==853,dns)"
 
 // maxComment is the longest option value pcapng can hold (a 16-bit length).
 const maxComment = 65535
