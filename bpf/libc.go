@@ -113,6 +113,9 @@ type LibcSkip struct {
 // process's /proc entry cheaply, and the memory map only of a process
 // that runs a program not yet seen in its mount namespace.
 //
+// The TLS libraries are found and probed the same way (Capture.TLSProbes,
+// with its own kind of library and probes).
+//
 // Its links belong to the Capture: Capture.Detach and Close remove them.
 type Libc struct {
 	c    *Capture

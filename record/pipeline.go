@@ -880,7 +880,7 @@ const maxFirstSpeakers = 50_000
 // from the server end of an exchange to the client end. Never from the DNS
 // header: its QR bit is the sender's to set, and a process that marks its
 // queries as responses must not pass for a server. The end on a
-// DNS port is the server (the listener, for TCP); between two DNS ports
+// DNS port (a DoT port, for dot) is the server (the listener, for TCP); between two DNS ports
 // (resolver to resolver) the end that spoke first on the flow is the
 // client.
 func (p *pipeline) senderIsServer(proto string, src, dst netip.AddrPort) bool {
