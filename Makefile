@@ -73,7 +73,8 @@ check-deps:
 	@missing=""; \
 	for p in dig:dnsutils getent:libc-bin unbound:unbound tshark:tshark qemu-system-x86_64:qemu-system-x86 \
 		qemu-system-aarch64:qemu-system-arm \
-		cpio:cpio gcc:gcc node:nodejs npm:npm unshare:util-linux ip:iproute2 dnsmasq:dnsmasq-base python3:python3; do \
+		cpio:cpio gcc:gcc node:nodejs npm:npm unshare:util-linux ip:iproute2 dnsmasq:dnsmasq-base python3:python3 \
+		kdig:knot-dnsutils openssl:openssl; do \
 		command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

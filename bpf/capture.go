@@ -27,6 +27,9 @@ type Capture struct {
 	// The libc resolver probes (libc.go), attached by their Scan.
 	libcOnce sync.Once
 	libc     *Libc
+	// The DNS-over-TLS probes (tls.go), attached by their Scan.
+	tlsOnce sync.Once
+	tls     *Libc
 }
 
 // Drops returns the ring buffer records of every kind the kernel could not
@@ -59,7 +62,7 @@ func sumPerCPU(m *ebpf.Map) (uint64, error) {
 func (c *Capture) Detach() error {
 	var errs []error
 	// Through LibcProbes, not c.libc: a Scan may be starting right now.
-	errs = append(errs, c.LibcProbes().detach())
+	errs = append(errs, c.LibcProbes().detach(), c.TLSProbes().detach())
 	for i := len(c.links) - 1; i >= 0; i-- {
 		if err := c.links[i].Close(); err != nil {
 			errs = append(errs, fmt.Errorf("detach: %w", err))
@@ -112,6 +115,7 @@ func (c *Capture) LibcProbes() *Libc {
 		c.libc = &Libc{
 			c:     c,
 			proc:  "/proc",
+			kind:  libcKind,
 			files: map[fileID]bool{},
 			seen:  map[progKey]bool{},
 		}

@@ -23,6 +23,7 @@
 //     before recording started) is announced with EV_OWNER from recvmsg, and
 //     user space attaches the owner to the messages it is holding.
 #include "common.h"
+#include "tls.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD

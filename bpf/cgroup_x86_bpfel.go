@@ -139,39 +139,107 @@ type cgroupResolveEvent struct {
 	Id     cgroupIdent
 }
 
+type cgroupTlsCall struct {
+	_      structs.HostLayout
+	Obj    uint64
+	Buf    uint64
+	Outlen uint64
+	Dir    uint8
+	Lib    uint8
+	Bound  uint8
+	Pad    [5]uint8
+	Conn   cgroupTlsConn
+}
+
+type cgroupTlsConn struct {
+	_      structs.HostLayout
+	Family uint16
+	Lport  uint16
+	Rport  uint16
+	Pad    uint16
+	Laddr  [16]uint8
+	Raddr  [16]uint8
+}
+
+type cgroupTlsEvent struct {
+	_    structs.HostLayout
+	Head cgroupTlsHead
+	Id   cgroupIdent
+}
+
+type cgroupTlsHead struct {
+	_      structs.HostLayout
+	Kind   uint8
+	Dir    uint8
+	Lib    uint8
+	Flags  uint8
+	Len    uint32
+	Cap    uint32
+	Pad    uint32
+	Obj    uint64
+	BootNs uint64
+	Conn   cgroupTlsConn
+}
+
+type cgroupTlsObjKey struct {
+	_    structs.HostLayout
+	Obj  uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	cgroupMapAncCache           = "anc_cache"
-	cgroupMapEvents             = "events"
-	cgroupMapMsgDrops           = "msg_drops"
-	cgroupMapResCalls           = "res_calls"
-	cgroupMapRingbufDrops       = "ringbuf_drops"
-	cgroupMapSockOwner          = "sock_owner"
-	cgroupProgDnsConnect4       = "dns_connect4"
-	cgroupProgDnsConnect6       = "dns_connect6"
-	cgroupProgDnsEgress         = "dns_egress"
-	cgroupProgDnsIngress        = "dns_ingress"
-	cgroupProgDnsRecvmsg4       = "dns_recvmsg4"
-	cgroupProgDnsRecvmsg6       = "dns_recvmsg6"
-	cgroupProgDnsSendmsg4       = "dns_sendmsg4"
-	cgroupProgDnsSendmsg6       = "dns_sendmsg6"
-	cgroupProgDnsSockRecv       = "dns_sock_recv"
-	cgroupProgOnExec            = "on_exec"
-	cgroupProgOnExit            = "on_exit"
-	cgroupProgUpGetaddrinfo     = "up_getaddrinfo"
-	cgroupProgUpGethostbyname2R = "up_gethostbyname2_r"
-	cgroupProgUpGethostbynameR  = "up_gethostbyname_r"
-	cgroupProgUrGetaddrinfo     = "ur_getaddrinfo"
-	cgroupProgUrGethostbyname2R = "ur_gethostbyname2_r"
-	cgroupProgUrGethostbynameR  = "ur_gethostbyname_r"
-	cgroupVarAncEmpty           = "anc_empty"
-	cgroupVarDnsPorts           = "dns_ports"
-	cgroupVarSnaplen            = "snaplen"
-	cgroupVarUnusedDnsEvent     = "unused_dns_event"
-	cgroupVarUnusedExecEvent    = "unused_exec_event"
-	cgroupVarUnusedResolveEvent = "unused_resolve_event"
+	cgroupMapAncCache            = "anc_cache"
+	cgroupMapEvents              = "events"
+	cgroupMapMsgDrops            = "msg_drops"
+	cgroupMapResCalls            = "res_calls"
+	cgroupMapRingbufDrops        = "ringbuf_drops"
+	cgroupMapSockOwner           = "sock_owner"
+	cgroupMapTlsActive           = "tls_active"
+	cgroupMapTlsArmed            = "tls_armed"
+	cgroupMapTlsObjs             = "tls_objs"
+	cgroupMapTlsUncork           = "tls_uncork"
+	cgroupProgDnsConnect4        = "dns_connect4"
+	cgroupProgDnsConnect6        = "dns_connect6"
+	cgroupProgDnsEgress          = "dns_egress"
+	cgroupProgDnsIngress         = "dns_ingress"
+	cgroupProgDnsRecvmsg4        = "dns_recvmsg4"
+	cgroupProgDnsRecvmsg6        = "dns_recvmsg6"
+	cgroupProgDnsSendmsg4        = "dns_sendmsg4"
+	cgroupProgDnsSendmsg6        = "dns_sendmsg6"
+	cgroupProgDnsSockRecv        = "dns_sock_recv"
+	cgroupProgOnExec             = "on_exec"
+	cgroupProgOnExit             = "on_exit"
+	cgroupProgTlsFree            = "tls_free"
+	cgroupProgTlsGnutlsRecv      = "tls_gnutls_recv"
+	cgroupProgTlsGnutlsSend      = "tls_gnutls_send"
+	cgroupProgTlsGnutlsUncork    = "tls_gnutls_uncork"
+	cgroupProgTlsGnutlsUncorkRet = "tls_gnutls_uncork_ret"
+	cgroupProgTlsRetInt          = "tls_ret_int"
+	cgroupProgTlsRetLong         = "tls_ret_long"
+	cgroupProgTlsSslRead         = "tls_ssl_read"
+	cgroupProgTlsSslReadEx       = "tls_ssl_read_ex"
+	cgroupProgTlsSslWrite        = "tls_ssl_write"
+	cgroupProgTlsSslWriteEx      = "tls_ssl_write_ex"
+	cgroupProgTlsSysEnter        = "tls_sys_enter"
+	cgroupProgUpGetaddrinfo      = "up_getaddrinfo"
+	cgroupProgUpGethostbyname2R  = "up_gethostbyname2_r"
+	cgroupProgUpGethostbynameR   = "up_gethostbyname_r"
+	cgroupProgUrGetaddrinfo      = "ur_getaddrinfo"
+	cgroupProgUrGethostbyname2R  = "ur_gethostbyname2_r"
+	cgroupProgUrGethostbynameR   = "ur_gethostbyname_r"
+	cgroupVarAncEmpty            = "anc_empty"
+	cgroupVarDnsPorts            = "dns_ports"
+	cgroupVarDotPorts            = "dot_ports"
+	cgroupVarSnaplen             = "snaplen"
+	cgroupVarUnusedDnsEvent      = "unused_dns_event"
+	cgroupVarUnusedExecEvent     = "unused_exec_event"
+	cgroupVarUnusedResolveEvent  = "unused_resolve_event"
+	cgroupVarUnusedTlsEvent      = "unused_tls_event"
+	cgroupVarUnusedTlsHead       = "unused_tls_head"
 )
 
 // loadCgroup returns the embedded CollectionSpec for cgroup.
@@ -216,23 +284,35 @@ type cgroupSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupProgramSpecs struct {
-	DnsConnect4       *ebpf.ProgramSpec `ebpf:"dns_connect4"`
-	DnsConnect6       *ebpf.ProgramSpec `ebpf:"dns_connect6"`
-	DnsEgress         *ebpf.ProgramSpec `ebpf:"dns_egress"`
-	DnsIngress        *ebpf.ProgramSpec `ebpf:"dns_ingress"`
-	DnsRecvmsg4       *ebpf.ProgramSpec `ebpf:"dns_recvmsg4"`
-	DnsRecvmsg6       *ebpf.ProgramSpec `ebpf:"dns_recvmsg6"`
-	DnsSendmsg4       *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6       *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
-	DnsSockRecv       *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
-	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
-	UpGetaddrinfo     *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
-	UpGethostbyname2R *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
-	UpGethostbynameR  *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
-	UrGetaddrinfo     *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
-	UrGethostbyname2R *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
-	UrGethostbynameR  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
+	DnsConnect4        *ebpf.ProgramSpec `ebpf:"dns_connect4"`
+	DnsConnect6        *ebpf.ProgramSpec `ebpf:"dns_connect6"`
+	DnsEgress          *ebpf.ProgramSpec `ebpf:"dns_egress"`
+	DnsIngress         *ebpf.ProgramSpec `ebpf:"dns_ingress"`
+	DnsRecvmsg4        *ebpf.ProgramSpec `ebpf:"dns_recvmsg4"`
+	DnsRecvmsg6        *ebpf.ProgramSpec `ebpf:"dns_recvmsg6"`
+	DnsSendmsg4        *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6        *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
+	DnsSockRecv        *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
+	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
+	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
+	TlsGnutlsRecv      *ebpf.ProgramSpec `ebpf:"tls_gnutls_recv"`
+	TlsGnutlsSend      *ebpf.ProgramSpec `ebpf:"tls_gnutls_send"`
+	TlsGnutlsUncork    *ebpf.ProgramSpec `ebpf:"tls_gnutls_uncork"`
+	TlsGnutlsUncorkRet *ebpf.ProgramSpec `ebpf:"tls_gnutls_uncork_ret"`
+	TlsRetInt          *ebpf.ProgramSpec `ebpf:"tls_ret_int"`
+	TlsRetLong         *ebpf.ProgramSpec `ebpf:"tls_ret_long"`
+	TlsSslRead         *ebpf.ProgramSpec `ebpf:"tls_ssl_read"`
+	TlsSslReadEx       *ebpf.ProgramSpec `ebpf:"tls_ssl_read_ex"`
+	TlsSslWrite        *ebpf.ProgramSpec `ebpf:"tls_ssl_write"`
+	TlsSslWriteEx      *ebpf.ProgramSpec `ebpf:"tls_ssl_write_ex"`
+	TlsSysEnter        *ebpf.ProgramSpec `ebpf:"tls_sys_enter"`
+	UpGetaddrinfo      *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R  *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR   *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo      *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR   *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
 }
 
 // cgroupMapSpecs contains maps before they are loaded into the kernel.
@@ -245,6 +325,10 @@ type cgroupMapSpecs struct {
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
+	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
+	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
+	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 }
 
 // cgroupVariableSpecs contains global variables before they are loaded into the kernel.
@@ -253,10 +337,13 @@ type cgroupMapSpecs struct {
 type cgroupVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
+	UnusedTlsEvent     *ebpf.VariableSpec `ebpf:"unused_tls_event"`
+	UnusedTlsHead      *ebpf.VariableSpec `ebpf:"unused_tls_head"`
 }
 
 // cgroupObjects contains all objects after they have been loaded into the kernel.
@@ -285,6 +372,10 @@ type cgroupMaps struct {
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
+	TlsActive    *ebpf.Map `ebpf:"tls_active"`
+	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
+	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 }
 
 func (m *cgroupMaps) Close() error {
@@ -295,6 +386,10 @@ func (m *cgroupMaps) Close() error {
 		m.ResCalls,
 		m.RingbufDrops,
 		m.SockOwner,
+		m.TlsActive,
+		m.TlsArmed,
+		m.TlsObjs,
+		m.TlsUncork,
 	)
 }
 
@@ -304,33 +399,48 @@ func (m *cgroupMaps) Close() error {
 type cgroupVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
+	UnusedTlsEvent     *ebpf.Variable `ebpf:"unused_tls_event"`
+	UnusedTlsHead      *ebpf.Variable `ebpf:"unused_tls_head"`
 }
 
 // cgroupPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadCgroupObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupPrograms struct {
-	DnsConnect4       *ebpf.Program `ebpf:"dns_connect4"`
-	DnsConnect6       *ebpf.Program `ebpf:"dns_connect6"`
-	DnsEgress         *ebpf.Program `ebpf:"dns_egress"`
-	DnsIngress        *ebpf.Program `ebpf:"dns_ingress"`
-	DnsRecvmsg4       *ebpf.Program `ebpf:"dns_recvmsg4"`
-	DnsRecvmsg6       *ebpf.Program `ebpf:"dns_recvmsg6"`
-	DnsSendmsg4       *ebpf.Program `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6       *ebpf.Program `ebpf:"dns_sendmsg6"`
-	DnsSockRecv       *ebpf.Program `ebpf:"dns_sock_recv"`
-	OnExec            *ebpf.Program `ebpf:"on_exec"`
-	OnExit            *ebpf.Program `ebpf:"on_exit"`
-	UpGetaddrinfo     *ebpf.Program `ebpf:"up_getaddrinfo"`
-	UpGethostbyname2R *ebpf.Program `ebpf:"up_gethostbyname2_r"`
-	UpGethostbynameR  *ebpf.Program `ebpf:"up_gethostbyname_r"`
-	UrGetaddrinfo     *ebpf.Program `ebpf:"ur_getaddrinfo"`
-	UrGethostbyname2R *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
-	UrGethostbynameR  *ebpf.Program `ebpf:"ur_gethostbyname_r"`
+	DnsConnect4        *ebpf.Program `ebpf:"dns_connect4"`
+	DnsConnect6        *ebpf.Program `ebpf:"dns_connect6"`
+	DnsEgress          *ebpf.Program `ebpf:"dns_egress"`
+	DnsIngress         *ebpf.Program `ebpf:"dns_ingress"`
+	DnsRecvmsg4        *ebpf.Program `ebpf:"dns_recvmsg4"`
+	DnsRecvmsg6        *ebpf.Program `ebpf:"dns_recvmsg6"`
+	DnsSendmsg4        *ebpf.Program `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6        *ebpf.Program `ebpf:"dns_sendmsg6"`
+	DnsSockRecv        *ebpf.Program `ebpf:"dns_sock_recv"`
+	OnExec             *ebpf.Program `ebpf:"on_exec"`
+	OnExit             *ebpf.Program `ebpf:"on_exit"`
+	TlsFree            *ebpf.Program `ebpf:"tls_free"`
+	TlsGnutlsRecv      *ebpf.Program `ebpf:"tls_gnutls_recv"`
+	TlsGnutlsSend      *ebpf.Program `ebpf:"tls_gnutls_send"`
+	TlsGnutlsUncork    *ebpf.Program `ebpf:"tls_gnutls_uncork"`
+	TlsGnutlsUncorkRet *ebpf.Program `ebpf:"tls_gnutls_uncork_ret"`
+	TlsRetInt          *ebpf.Program `ebpf:"tls_ret_int"`
+	TlsRetLong         *ebpf.Program `ebpf:"tls_ret_long"`
+	TlsSslRead         *ebpf.Program `ebpf:"tls_ssl_read"`
+	TlsSslReadEx       *ebpf.Program `ebpf:"tls_ssl_read_ex"`
+	TlsSslWrite        *ebpf.Program `ebpf:"tls_ssl_write"`
+	TlsSslWriteEx      *ebpf.Program `ebpf:"tls_ssl_write_ex"`
+	TlsSysEnter        *ebpf.Program `ebpf:"tls_sys_enter"`
+	UpGetaddrinfo      *ebpf.Program `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R  *ebpf.Program `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR   *ebpf.Program `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo      *ebpf.Program `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R  *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR   *ebpf.Program `ebpf:"ur_gethostbyname_r"`
 }
 
 func (p *cgroupPrograms) Close() error {
@@ -346,6 +456,18 @@ func (p *cgroupPrograms) Close() error {
 		p.DnsSockRecv,
 		p.OnExec,
 		p.OnExit,
+		p.TlsFree,
+		p.TlsGnutlsRecv,
+		p.TlsGnutlsSend,
+		p.TlsGnutlsUncork,
+		p.TlsGnutlsUncorkRet,
+		p.TlsRetInt,
+		p.TlsRetLong,
+		p.TlsSslRead,
+		p.TlsSslReadEx,
+		p.TlsSslWrite,
+		p.TlsSslWriteEx,
+		p.TlsSysEnter,
 		p.UpGetaddrinfo,
 		p.UpGethostbyname2R,
 		p.UpGethostbynameR,

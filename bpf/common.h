@@ -42,6 +42,8 @@ enum event_kind {
 	EV_EXIT = 3,  // struct exec_event, no data
 	EV_OWNER = 4, // struct dns_event, no payload: a socket's owner became known
 	EV_RESOLVE = 5, // struct resolve_event: a libc resolver call returned (uprobes)
+	EV_TLS_DATA = 6, // struct tls_event + plaintext of a TLS call (tls.h)
+	EV_TLS_BIND = 7, // struct tls_event, no data: a TLS object's socket became known
 };
 
 #define RES_NAME 256 // name bytes kept per libc resolution, NUL included

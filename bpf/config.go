@@ -21,6 +21,9 @@ type Config struct {
 	// udp_send_skb and udp_v6_send_skb), as they do anyway where the
 	// latter were inlined or cloned.
 	StableHooks bool
+	// DoTPorts are the DNS-over-TLS ports whose plaintext the TLS probes
+	// keep, at most MaxPorts; none keeps the default, 853.
+	DoTPorts []uint16
 }
 
 // MaxRingBytes is the largest ring buffer Config takes: 1 GiB.
@@ -34,6 +37,14 @@ func (c Config) Validate() error {
 	for _, p := range c.Ports {
 		if p == 0 {
 			return errors.New("port 0 cannot be captured")
+		}
+	}
+	if len(c.DoTPorts) > MaxPorts {
+		return fmt.Errorf("at most %d DoT ports can be captured, got %d", MaxPorts, len(c.DoTPorts))
+	}
+	for _, p := range c.DoTPorts {
+		if p == 0 {
+			return errors.New("DoT port 0 cannot be captured")
 		}
 	}
 	if c.Snaplen == 0 || c.Snaplen > MaxSnaplen {

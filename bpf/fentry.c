@@ -10,6 +10,7 @@
 // attached would record every datagram twice. bpf/fentry.go decides
 // (planFentry).
 #include "tracing.h"
+#include "tls.h"
 
 SEC("fentry/udp_send_skb")
 int BPF_PROG(fe_udp_send_skb, struct sk_buff *skb, struct flowi4 *fl4)

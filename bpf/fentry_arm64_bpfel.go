@@ -95,6 +95,35 @@ type fentryTcpRecv struct {
 	}
 }
 
+type fentryTlsCall struct {
+	_      structs.HostLayout
+	Obj    uint64
+	Buf    uint64
+	Outlen uint64
+	Dir    uint8
+	Lib    uint8
+	Bound  uint8
+	Pad    [5]uint8
+	Conn   fentryTlsConn
+}
+
+type fentryTlsConn struct {
+	_      structs.HostLayout
+	Family uint16
+	Lport  uint16
+	Rport  uint16
+	Pad    uint16
+	Laddr  [16]uint8
+	Raddr  [16]uint8
+}
+
+type fentryTlsObjKey struct {
+	_    structs.HostLayout
+	Obj  uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type fentryUdpCall struct {
 	_    structs.HostLayout
 	Sk   uint64
@@ -106,43 +135,62 @@ type fentryUdpCall struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fentryMapAncCache           = "anc_cache"
-	fentryMapEvents             = "events"
-	fentryMapMsgDrops           = "msg_drops"
-	fentryMapResCalls           = "res_calls"
-	fentryMapRingbufDrops       = "ringbuf_drops"
-	fentryMapSockOwner          = "sock_owner"
-	fentryMapTcpRecvs           = "tcp_recvs"
-	fentryMapThreadIdent        = "thread_ident"
-	fentryMapUdpCalls           = "udp_calls"
-	fentryProgFeIp6SendSkb      = "fe_ip6_send_skb"
-	fentryProgFeIpSendSkb       = "fe_ip_send_skb"
-	fentryProgFeSkbConsumeUdp   = "fe_skb_consume_udp"
-	fentryProgFeTcpRecvmsg      = "fe_tcp_recvmsg"
-	fentryProgFeTcpSendmsg      = "fe_tcp_sendmsg"
-	fentryProgFeUdpRecvmsg      = "fe_udp_recvmsg"
-	fentryProgFeUdpSendSkb      = "fe_udp_send_skb"
-	fentryProgFeUdpSendmsg      = "fe_udp_sendmsg"
-	fentryProgFeUdpV6SendSkb    = "fe_udp_v6_send_skb"
-	fentryProgFeUdpv6Recvmsg    = "fe_udpv6_recvmsg"
-	fentryProgFeUdpv6Sendmsg    = "fe_udpv6_sendmsg"
-	fentryProgFxTcpRecvmsg4     = "fx_tcp_recvmsg4"
-	fentryProgFxTcpRecvmsg5     = "fx_tcp_recvmsg5"
-	fentryProgFxTcpRecvmsg6     = "fx_tcp_recvmsg6"
-	fentryProgOnExec            = "on_exec"
-	fentryProgOnExit            = "on_exit"
-	fentryProgUpGetaddrinfo     = "up_getaddrinfo"
-	fentryProgUpGethostbyname2R = "up_gethostbyname2_r"
-	fentryProgUpGethostbynameR  = "up_gethostbyname_r"
-	fentryProgUrGetaddrinfo     = "ur_getaddrinfo"
-	fentryProgUrGethostbyname2R = "ur_gethostbyname2_r"
-	fentryProgUrGethostbynameR  = "ur_gethostbyname_r"
-	fentryVarAncEmpty           = "anc_empty"
-	fentryVarDnsPorts           = "dns_ports"
-	fentryVarSnaplen            = "snaplen"
-	fentryVarUnusedDnsEvent     = "unused_dns_event"
-	fentryVarUnusedExecEvent    = "unused_exec_event"
-	fentryVarUnusedResolveEvent = "unused_resolve_event"
+	fentryMapAncCache            = "anc_cache"
+	fentryMapEvents              = "events"
+	fentryMapMsgDrops            = "msg_drops"
+	fentryMapResCalls            = "res_calls"
+	fentryMapRingbufDrops        = "ringbuf_drops"
+	fentryMapSockOwner           = "sock_owner"
+	fentryMapTcpRecvs            = "tcp_recvs"
+	fentryMapThreadIdent         = "thread_ident"
+	fentryMapTlsActive           = "tls_active"
+	fentryMapTlsArmed            = "tls_armed"
+	fentryMapTlsObjs             = "tls_objs"
+	fentryMapTlsUncork           = "tls_uncork"
+	fentryMapUdpCalls            = "udp_calls"
+	fentryProgFeIp6SendSkb       = "fe_ip6_send_skb"
+	fentryProgFeIpSendSkb        = "fe_ip_send_skb"
+	fentryProgFeSkbConsumeUdp    = "fe_skb_consume_udp"
+	fentryProgFeTcpRecvmsg       = "fe_tcp_recvmsg"
+	fentryProgFeTcpSendmsg       = "fe_tcp_sendmsg"
+	fentryProgFeUdpRecvmsg       = "fe_udp_recvmsg"
+	fentryProgFeUdpSendSkb       = "fe_udp_send_skb"
+	fentryProgFeUdpSendmsg       = "fe_udp_sendmsg"
+	fentryProgFeUdpV6SendSkb     = "fe_udp_v6_send_skb"
+	fentryProgFeUdpv6Recvmsg     = "fe_udpv6_recvmsg"
+	fentryProgFeUdpv6Sendmsg     = "fe_udpv6_sendmsg"
+	fentryProgFxTcpRecvmsg4      = "fx_tcp_recvmsg4"
+	fentryProgFxTcpRecvmsg5      = "fx_tcp_recvmsg5"
+	fentryProgFxTcpRecvmsg6      = "fx_tcp_recvmsg6"
+	fentryProgOnExec             = "on_exec"
+	fentryProgOnExit             = "on_exit"
+	fentryProgTlsFree            = "tls_free"
+	fentryProgTlsGnutlsRecv      = "tls_gnutls_recv"
+	fentryProgTlsGnutlsSend      = "tls_gnutls_send"
+	fentryProgTlsGnutlsUncork    = "tls_gnutls_uncork"
+	fentryProgTlsGnutlsUncorkRet = "tls_gnutls_uncork_ret"
+	fentryProgTlsRetInt          = "tls_ret_int"
+	fentryProgTlsRetLong         = "tls_ret_long"
+	fentryProgTlsSslRead         = "tls_ssl_read"
+	fentryProgTlsSslReadEx       = "tls_ssl_read_ex"
+	fentryProgTlsSslWrite        = "tls_ssl_write"
+	fentryProgTlsSslWriteEx      = "tls_ssl_write_ex"
+	fentryProgTlsSysEnter        = "tls_sys_enter"
+	fentryProgUpGetaddrinfo      = "up_getaddrinfo"
+	fentryProgUpGethostbyname2R  = "up_gethostbyname2_r"
+	fentryProgUpGethostbynameR   = "up_gethostbyname_r"
+	fentryProgUrGetaddrinfo      = "ur_getaddrinfo"
+	fentryProgUrGethostbyname2R  = "ur_gethostbyname2_r"
+	fentryProgUrGethostbynameR   = "ur_gethostbyname_r"
+	fentryVarAncEmpty            = "anc_empty"
+	fentryVarDnsPorts            = "dns_ports"
+	fentryVarDotPorts            = "dot_ports"
+	fentryVarSnaplen             = "snaplen"
+	fentryVarUnusedDnsEvent      = "unused_dns_event"
+	fentryVarUnusedExecEvent     = "unused_exec_event"
+	fentryVarUnusedResolveEvent  = "unused_resolve_event"
+	fentryVarUnusedTlsEvent      = "unused_tls_event"
+	fentryVarUnusedTlsHead       = "unused_tls_head"
 )
 
 // loadFentry returns the embedded CollectionSpec for fentry.
@@ -187,28 +235,40 @@ type fentrySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryProgramSpecs struct {
-	FeIp6SendSkb      *ebpf.ProgramSpec `ebpf:"fe_ip6_send_skb"`
-	FeIpSendSkb       *ebpf.ProgramSpec `ebpf:"fe_ip_send_skb"`
-	FeSkbConsumeUdp   *ebpf.ProgramSpec `ebpf:"fe_skb_consume_udp"`
-	FeTcpRecvmsg      *ebpf.ProgramSpec `ebpf:"fe_tcp_recvmsg"`
-	FeTcpSendmsg      *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
-	FeUdpRecvmsg      *ebpf.ProgramSpec `ebpf:"fe_udp_recvmsg"`
-	FeUdpSendSkb      *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
-	FeUdpSendmsg      *ebpf.ProgramSpec `ebpf:"fe_udp_sendmsg"`
-	FeUdpV6SendSkb    *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
-	FeUdpv6Recvmsg    *ebpf.ProgramSpec `ebpf:"fe_udpv6_recvmsg"`
-	FeUdpv6Sendmsg    *ebpf.ProgramSpec `ebpf:"fe_udpv6_sendmsg"`
-	FxTcpRecvmsg4     *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
-	FxTcpRecvmsg5     *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
-	FxTcpRecvmsg6     *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
-	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
-	UpGetaddrinfo     *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
-	UpGethostbyname2R *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
-	UpGethostbynameR  *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
-	UrGetaddrinfo     *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
-	UrGethostbyname2R *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
-	UrGethostbynameR  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
+	FeIp6SendSkb       *ebpf.ProgramSpec `ebpf:"fe_ip6_send_skb"`
+	FeIpSendSkb        *ebpf.ProgramSpec `ebpf:"fe_ip_send_skb"`
+	FeSkbConsumeUdp    *ebpf.ProgramSpec `ebpf:"fe_skb_consume_udp"`
+	FeTcpRecvmsg       *ebpf.ProgramSpec `ebpf:"fe_tcp_recvmsg"`
+	FeTcpSendmsg       *ebpf.ProgramSpec `ebpf:"fe_tcp_sendmsg"`
+	FeUdpRecvmsg       *ebpf.ProgramSpec `ebpf:"fe_udp_recvmsg"`
+	FeUdpSendSkb       *ebpf.ProgramSpec `ebpf:"fe_udp_send_skb"`
+	FeUdpSendmsg       *ebpf.ProgramSpec `ebpf:"fe_udp_sendmsg"`
+	FeUdpV6SendSkb     *ebpf.ProgramSpec `ebpf:"fe_udp_v6_send_skb"`
+	FeUdpv6Recvmsg     *ebpf.ProgramSpec `ebpf:"fe_udpv6_recvmsg"`
+	FeUdpv6Sendmsg     *ebpf.ProgramSpec `ebpf:"fe_udpv6_sendmsg"`
+	FxTcpRecvmsg4      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
+	FxTcpRecvmsg5      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
+	FxTcpRecvmsg6      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
+	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
+	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
+	TlsGnutlsRecv      *ebpf.ProgramSpec `ebpf:"tls_gnutls_recv"`
+	TlsGnutlsSend      *ebpf.ProgramSpec `ebpf:"tls_gnutls_send"`
+	TlsGnutlsUncork    *ebpf.ProgramSpec `ebpf:"tls_gnutls_uncork"`
+	TlsGnutlsUncorkRet *ebpf.ProgramSpec `ebpf:"tls_gnutls_uncork_ret"`
+	TlsRetInt          *ebpf.ProgramSpec `ebpf:"tls_ret_int"`
+	TlsRetLong         *ebpf.ProgramSpec `ebpf:"tls_ret_long"`
+	TlsSslRead         *ebpf.ProgramSpec `ebpf:"tls_ssl_read"`
+	TlsSslReadEx       *ebpf.ProgramSpec `ebpf:"tls_ssl_read_ex"`
+	TlsSslWrite        *ebpf.ProgramSpec `ebpf:"tls_ssl_write"`
+	TlsSslWriteEx      *ebpf.ProgramSpec `ebpf:"tls_ssl_write_ex"`
+	TlsSysEnter        *ebpf.ProgramSpec `ebpf:"tls_sys_enter"`
+	UpGetaddrinfo      *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R  *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR   *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo      *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR   *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
 }
 
 // fentryMapSpecs contains maps before they are loaded into the kernel.
@@ -223,6 +283,10 @@ type fentryMapSpecs struct {
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.MapSpec `ebpf:"thread_ident"`
+	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
+	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
+	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
 
@@ -232,10 +296,13 @@ type fentryMapSpecs struct {
 type fentryVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
+	UnusedTlsEvent     *ebpf.VariableSpec `ebpf:"unused_tls_event"`
+	UnusedTlsHead      *ebpf.VariableSpec `ebpf:"unused_tls_head"`
 }
 
 // fentryObjects contains all objects after they have been loaded into the kernel.
@@ -266,6 +333,10 @@ type fentryMaps struct {
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.Map `ebpf:"thread_ident"`
+	TlsActive    *ebpf.Map `ebpf:"tls_active"`
+	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
+	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
 
@@ -279,6 +350,10 @@ func (m *fentryMaps) Close() error {
 		m.SockOwner,
 		m.TcpRecvs,
 		m.ThreadIdent,
+		m.TlsActive,
+		m.TlsArmed,
+		m.TlsObjs,
+		m.TlsUncork,
 		m.UdpCalls,
 	)
 }
@@ -289,38 +364,53 @@ func (m *fentryMaps) Close() error {
 type fentryVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
+	UnusedTlsEvent     *ebpf.Variable `ebpf:"unused_tls_event"`
+	UnusedTlsHead      *ebpf.Variable `ebpf:"unused_tls_head"`
 }
 
 // fentryPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryPrograms struct {
-	FeIp6SendSkb      *ebpf.Program `ebpf:"fe_ip6_send_skb"`
-	FeIpSendSkb       *ebpf.Program `ebpf:"fe_ip_send_skb"`
-	FeSkbConsumeUdp   *ebpf.Program `ebpf:"fe_skb_consume_udp"`
-	FeTcpRecvmsg      *ebpf.Program `ebpf:"fe_tcp_recvmsg"`
-	FeTcpSendmsg      *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
-	FeUdpRecvmsg      *ebpf.Program `ebpf:"fe_udp_recvmsg"`
-	FeUdpSendSkb      *ebpf.Program `ebpf:"fe_udp_send_skb"`
-	FeUdpSendmsg      *ebpf.Program `ebpf:"fe_udp_sendmsg"`
-	FeUdpV6SendSkb    *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
-	FeUdpv6Recvmsg    *ebpf.Program `ebpf:"fe_udpv6_recvmsg"`
-	FeUdpv6Sendmsg    *ebpf.Program `ebpf:"fe_udpv6_sendmsg"`
-	FxTcpRecvmsg4     *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
-	FxTcpRecvmsg5     *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
-	FxTcpRecvmsg6     *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
-	OnExec            *ebpf.Program `ebpf:"on_exec"`
-	OnExit            *ebpf.Program `ebpf:"on_exit"`
-	UpGetaddrinfo     *ebpf.Program `ebpf:"up_getaddrinfo"`
-	UpGethostbyname2R *ebpf.Program `ebpf:"up_gethostbyname2_r"`
-	UpGethostbynameR  *ebpf.Program `ebpf:"up_gethostbyname_r"`
-	UrGetaddrinfo     *ebpf.Program `ebpf:"ur_getaddrinfo"`
-	UrGethostbyname2R *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
-	UrGethostbynameR  *ebpf.Program `ebpf:"ur_gethostbyname_r"`
+	FeIp6SendSkb       *ebpf.Program `ebpf:"fe_ip6_send_skb"`
+	FeIpSendSkb        *ebpf.Program `ebpf:"fe_ip_send_skb"`
+	FeSkbConsumeUdp    *ebpf.Program `ebpf:"fe_skb_consume_udp"`
+	FeTcpRecvmsg       *ebpf.Program `ebpf:"fe_tcp_recvmsg"`
+	FeTcpSendmsg       *ebpf.Program `ebpf:"fe_tcp_sendmsg"`
+	FeUdpRecvmsg       *ebpf.Program `ebpf:"fe_udp_recvmsg"`
+	FeUdpSendSkb       *ebpf.Program `ebpf:"fe_udp_send_skb"`
+	FeUdpSendmsg       *ebpf.Program `ebpf:"fe_udp_sendmsg"`
+	FeUdpV6SendSkb     *ebpf.Program `ebpf:"fe_udp_v6_send_skb"`
+	FeUdpv6Recvmsg     *ebpf.Program `ebpf:"fe_udpv6_recvmsg"`
+	FeUdpv6Sendmsg     *ebpf.Program `ebpf:"fe_udpv6_sendmsg"`
+	FxTcpRecvmsg4      *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
+	FxTcpRecvmsg5      *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
+	FxTcpRecvmsg6      *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
+	OnExec             *ebpf.Program `ebpf:"on_exec"`
+	OnExit             *ebpf.Program `ebpf:"on_exit"`
+	TlsFree            *ebpf.Program `ebpf:"tls_free"`
+	TlsGnutlsRecv      *ebpf.Program `ebpf:"tls_gnutls_recv"`
+	TlsGnutlsSend      *ebpf.Program `ebpf:"tls_gnutls_send"`
+	TlsGnutlsUncork    *ebpf.Program `ebpf:"tls_gnutls_uncork"`
+	TlsGnutlsUncorkRet *ebpf.Program `ebpf:"tls_gnutls_uncork_ret"`
+	TlsRetInt          *ebpf.Program `ebpf:"tls_ret_int"`
+	TlsRetLong         *ebpf.Program `ebpf:"tls_ret_long"`
+	TlsSslRead         *ebpf.Program `ebpf:"tls_ssl_read"`
+	TlsSslReadEx       *ebpf.Program `ebpf:"tls_ssl_read_ex"`
+	TlsSslWrite        *ebpf.Program `ebpf:"tls_ssl_write"`
+	TlsSslWriteEx      *ebpf.Program `ebpf:"tls_ssl_write_ex"`
+	TlsSysEnter        *ebpf.Program `ebpf:"tls_sys_enter"`
+	UpGetaddrinfo      *ebpf.Program `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R  *ebpf.Program `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR   *ebpf.Program `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo      *ebpf.Program `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R  *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR   *ebpf.Program `ebpf:"ur_gethostbyname_r"`
 }
 
 func (p *fentryPrograms) Close() error {
@@ -341,6 +431,18 @@ func (p *fentryPrograms) Close() error {
 		p.FxTcpRecvmsg6,
 		p.OnExec,
 		p.OnExit,
+		p.TlsFree,
+		p.TlsGnutlsRecv,
+		p.TlsGnutlsSend,
+		p.TlsGnutlsUncork,
+		p.TlsGnutlsUncorkRet,
+		p.TlsRetInt,
+		p.TlsRetLong,
+		p.TlsSslRead,
+		p.TlsSslReadEx,
+		p.TlsSslWrite,
+		p.TlsSslWriteEx,
+		p.TlsSysEnter,
 		p.UpGetaddrinfo,
 		p.UpGethostbyname2R,
 		p.UpGethostbynameR,

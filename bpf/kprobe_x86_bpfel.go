@@ -95,6 +95,35 @@ type kprobeTcpRecv struct {
 	}
 }
 
+type kprobeTlsCall struct {
+	_      structs.HostLayout
+	Obj    uint64
+	Buf    uint64
+	Outlen uint64
+	Dir    uint8
+	Lib    uint8
+	Bound  uint8
+	Pad    [5]uint8
+	Conn   kprobeTlsConn
+}
+
+type kprobeTlsConn struct {
+	_      structs.HostLayout
+	Family uint16
+	Lport  uint16
+	Rport  uint16
+	Pad    uint16
+	Laddr  [16]uint8
+	Raddr  [16]uint8
+}
+
+type kprobeTlsObjKey struct {
+	_    structs.HostLayout
+	Obj  uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type kprobeUdpCall struct {
 	_    structs.HostLayout
 	Sk   uint64
@@ -106,41 +135,60 @@ type kprobeUdpCall struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	kprobeMapAncCache           = "anc_cache"
-	kprobeMapEvents             = "events"
-	kprobeMapMsgDrops           = "msg_drops"
-	kprobeMapResCalls           = "res_calls"
-	kprobeMapRingbufDrops       = "ringbuf_drops"
-	kprobeMapSockOwner          = "sock_owner"
-	kprobeMapTcpRecvs           = "tcp_recvs"
-	kprobeMapThreadIdent        = "thread_ident"
-	kprobeMapUdpCalls           = "udp_calls"
-	kprobeProgKpIp6SendSkb      = "kp_ip6_send_skb"
-	kprobeProgKpIpSendSkb       = "kp_ip_send_skb"
-	kprobeProgKpSkbConsumeUdp   = "kp_skb_consume_udp"
-	kprobeProgKpTcpRecvmsg      = "kp_tcp_recvmsg"
-	kprobeProgKpTcpSendmsg      = "kp_tcp_sendmsg"
-	kprobeProgKpUdpRecvmsg      = "kp_udp_recvmsg"
-	kprobeProgKpUdpSendSkb      = "kp_udp_send_skb"
-	kprobeProgKpUdpSendmsg      = "kp_udp_sendmsg"
-	kprobeProgKpUdpV6SendSkb    = "kp_udp_v6_send_skb"
-	kprobeProgKpUdpv6Recvmsg    = "kp_udpv6_recvmsg"
-	kprobeProgKpUdpv6Sendmsg    = "kp_udpv6_sendmsg"
-	kprobeProgKrTcpRecvmsg      = "kr_tcp_recvmsg"
-	kprobeProgOnExec            = "on_exec"
-	kprobeProgOnExit            = "on_exit"
-	kprobeProgUpGetaddrinfo     = "up_getaddrinfo"
-	kprobeProgUpGethostbyname2R = "up_gethostbyname2_r"
-	kprobeProgUpGethostbynameR  = "up_gethostbyname_r"
-	kprobeProgUrGetaddrinfo     = "ur_getaddrinfo"
-	kprobeProgUrGethostbyname2R = "ur_gethostbyname2_r"
-	kprobeProgUrGethostbynameR  = "ur_gethostbyname_r"
-	kprobeVarAncEmpty           = "anc_empty"
-	kprobeVarDnsPorts           = "dns_ports"
-	kprobeVarSnaplen            = "snaplen"
-	kprobeVarUnusedDnsEvent     = "unused_dns_event"
-	kprobeVarUnusedExecEvent    = "unused_exec_event"
-	kprobeVarUnusedResolveEvent = "unused_resolve_event"
+	kprobeMapAncCache            = "anc_cache"
+	kprobeMapEvents              = "events"
+	kprobeMapMsgDrops            = "msg_drops"
+	kprobeMapResCalls            = "res_calls"
+	kprobeMapRingbufDrops        = "ringbuf_drops"
+	kprobeMapSockOwner           = "sock_owner"
+	kprobeMapTcpRecvs            = "tcp_recvs"
+	kprobeMapThreadIdent         = "thread_ident"
+	kprobeMapTlsActive           = "tls_active"
+	kprobeMapTlsArmed            = "tls_armed"
+	kprobeMapTlsObjs             = "tls_objs"
+	kprobeMapTlsUncork           = "tls_uncork"
+	kprobeMapUdpCalls            = "udp_calls"
+	kprobeProgKpIp6SendSkb       = "kp_ip6_send_skb"
+	kprobeProgKpIpSendSkb        = "kp_ip_send_skb"
+	kprobeProgKpSkbConsumeUdp    = "kp_skb_consume_udp"
+	kprobeProgKpTcpRecvmsg       = "kp_tcp_recvmsg"
+	kprobeProgKpTcpSendmsg       = "kp_tcp_sendmsg"
+	kprobeProgKpUdpRecvmsg       = "kp_udp_recvmsg"
+	kprobeProgKpUdpSendSkb       = "kp_udp_send_skb"
+	kprobeProgKpUdpSendmsg       = "kp_udp_sendmsg"
+	kprobeProgKpUdpV6SendSkb     = "kp_udp_v6_send_skb"
+	kprobeProgKpUdpv6Recvmsg     = "kp_udpv6_recvmsg"
+	kprobeProgKpUdpv6Sendmsg     = "kp_udpv6_sendmsg"
+	kprobeProgKrTcpRecvmsg       = "kr_tcp_recvmsg"
+	kprobeProgOnExec             = "on_exec"
+	kprobeProgOnExit             = "on_exit"
+	kprobeProgTlsFree            = "tls_free"
+	kprobeProgTlsGnutlsRecv      = "tls_gnutls_recv"
+	kprobeProgTlsGnutlsSend      = "tls_gnutls_send"
+	kprobeProgTlsGnutlsUncork    = "tls_gnutls_uncork"
+	kprobeProgTlsGnutlsUncorkRet = "tls_gnutls_uncork_ret"
+	kprobeProgTlsRetInt          = "tls_ret_int"
+	kprobeProgTlsRetLong         = "tls_ret_long"
+	kprobeProgTlsSslRead         = "tls_ssl_read"
+	kprobeProgTlsSslReadEx       = "tls_ssl_read_ex"
+	kprobeProgTlsSslWrite        = "tls_ssl_write"
+	kprobeProgTlsSslWriteEx      = "tls_ssl_write_ex"
+	kprobeProgTlsSysEnter        = "tls_sys_enter"
+	kprobeProgUpGetaddrinfo      = "up_getaddrinfo"
+	kprobeProgUpGethostbyname2R  = "up_gethostbyname2_r"
+	kprobeProgUpGethostbynameR   = "up_gethostbyname_r"
+	kprobeProgUrGetaddrinfo      = "ur_getaddrinfo"
+	kprobeProgUrGethostbyname2R  = "ur_gethostbyname2_r"
+	kprobeProgUrGethostbynameR   = "ur_gethostbyname_r"
+	kprobeVarAncEmpty            = "anc_empty"
+	kprobeVarDnsPorts            = "dns_ports"
+	kprobeVarDotPorts            = "dot_ports"
+	kprobeVarSnaplen             = "snaplen"
+	kprobeVarUnusedDnsEvent      = "unused_dns_event"
+	kprobeVarUnusedExecEvent     = "unused_exec_event"
+	kprobeVarUnusedResolveEvent  = "unused_resolve_event"
+	kprobeVarUnusedTlsEvent      = "unused_tls_event"
+	kprobeVarUnusedTlsHead       = "unused_tls_head"
 )
 
 // loadKprobe returns the embedded CollectionSpec for kprobe.
@@ -185,26 +233,38 @@ type kprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeProgramSpecs struct {
-	KpIp6SendSkb      *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
-	KpIpSendSkb       *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
-	KpSkbConsumeUdp   *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
-	KpTcpRecvmsg      *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
-	KpTcpSendmsg      *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
-	KpUdpRecvmsg      *ebpf.ProgramSpec `ebpf:"kp_udp_recvmsg"`
-	KpUdpSendSkb      *ebpf.ProgramSpec `ebpf:"kp_udp_send_skb"`
-	KpUdpSendmsg      *ebpf.ProgramSpec `ebpf:"kp_udp_sendmsg"`
-	KpUdpV6SendSkb    *ebpf.ProgramSpec `ebpf:"kp_udp_v6_send_skb"`
-	KpUdpv6Recvmsg    *ebpf.ProgramSpec `ebpf:"kp_udpv6_recvmsg"`
-	KpUdpv6Sendmsg    *ebpf.ProgramSpec `ebpf:"kp_udpv6_sendmsg"`
-	KrTcpRecvmsg      *ebpf.ProgramSpec `ebpf:"kr_tcp_recvmsg"`
-	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
-	UpGetaddrinfo     *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
-	UpGethostbyname2R *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
-	UpGethostbynameR  *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
-	UrGetaddrinfo     *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
-	UrGethostbyname2R *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
-	UrGethostbynameR  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
+	KpIp6SendSkb       *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
+	KpIpSendSkb        *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
+	KpSkbConsumeUdp    *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
+	KpTcpRecvmsg       *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg       *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
+	KpUdpRecvmsg       *ebpf.ProgramSpec `ebpf:"kp_udp_recvmsg"`
+	KpUdpSendSkb       *ebpf.ProgramSpec `ebpf:"kp_udp_send_skb"`
+	KpUdpSendmsg       *ebpf.ProgramSpec `ebpf:"kp_udp_sendmsg"`
+	KpUdpV6SendSkb     *ebpf.ProgramSpec `ebpf:"kp_udp_v6_send_skb"`
+	KpUdpv6Recvmsg     *ebpf.ProgramSpec `ebpf:"kp_udpv6_recvmsg"`
+	KpUdpv6Sendmsg     *ebpf.ProgramSpec `ebpf:"kp_udpv6_sendmsg"`
+	KrTcpRecvmsg       *ebpf.ProgramSpec `ebpf:"kr_tcp_recvmsg"`
+	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
+	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
+	TlsGnutlsRecv      *ebpf.ProgramSpec `ebpf:"tls_gnutls_recv"`
+	TlsGnutlsSend      *ebpf.ProgramSpec `ebpf:"tls_gnutls_send"`
+	TlsGnutlsUncork    *ebpf.ProgramSpec `ebpf:"tls_gnutls_uncork"`
+	TlsGnutlsUncorkRet *ebpf.ProgramSpec `ebpf:"tls_gnutls_uncork_ret"`
+	TlsRetInt          *ebpf.ProgramSpec `ebpf:"tls_ret_int"`
+	TlsRetLong         *ebpf.ProgramSpec `ebpf:"tls_ret_long"`
+	TlsSslRead         *ebpf.ProgramSpec `ebpf:"tls_ssl_read"`
+	TlsSslReadEx       *ebpf.ProgramSpec `ebpf:"tls_ssl_read_ex"`
+	TlsSslWrite        *ebpf.ProgramSpec `ebpf:"tls_ssl_write"`
+	TlsSslWriteEx      *ebpf.ProgramSpec `ebpf:"tls_ssl_write_ex"`
+	TlsSysEnter        *ebpf.ProgramSpec `ebpf:"tls_sys_enter"`
+	UpGetaddrinfo      *ebpf.ProgramSpec `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R  *ebpf.ProgramSpec `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR   *ebpf.ProgramSpec `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo      *ebpf.ProgramSpec `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R  *ebpf.ProgramSpec `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR   *ebpf.ProgramSpec `ebpf:"ur_gethostbyname_r"`
 }
 
 // kprobeMapSpecs contains maps before they are loaded into the kernel.
@@ -219,6 +279,10 @@ type kprobeMapSpecs struct {
 	SockOwner    *ebpf.MapSpec `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.MapSpec `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.MapSpec `ebpf:"thread_ident"`
+	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
+	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
+	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
 
@@ -228,10 +292,13 @@ type kprobeMapSpecs struct {
 type kprobeVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
+	UnusedTlsEvent     *ebpf.VariableSpec `ebpf:"unused_tls_event"`
+	UnusedTlsHead      *ebpf.VariableSpec `ebpf:"unused_tls_head"`
 }
 
 // kprobeObjects contains all objects after they have been loaded into the kernel.
@@ -262,6 +329,10 @@ type kprobeMaps struct {
 	SockOwner    *ebpf.Map `ebpf:"sock_owner"`
 	TcpRecvs     *ebpf.Map `ebpf:"tcp_recvs"`
 	ThreadIdent  *ebpf.Map `ebpf:"thread_ident"`
+	TlsActive    *ebpf.Map `ebpf:"tls_active"`
+	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
+	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
 
@@ -275,6 +346,10 @@ func (m *kprobeMaps) Close() error {
 		m.SockOwner,
 		m.TcpRecvs,
 		m.ThreadIdent,
+		m.TlsActive,
+		m.TlsArmed,
+		m.TlsObjs,
+		m.TlsUncork,
 		m.UdpCalls,
 	)
 }
@@ -285,36 +360,51 @@ func (m *kprobeMaps) Close() error {
 type kprobeVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
+	UnusedTlsEvent     *ebpf.Variable `ebpf:"unused_tls_event"`
+	UnusedTlsHead      *ebpf.Variable `ebpf:"unused_tls_head"`
 }
 
 // kprobePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobePrograms struct {
-	KpIp6SendSkb      *ebpf.Program `ebpf:"kp_ip6_send_skb"`
-	KpIpSendSkb       *ebpf.Program `ebpf:"kp_ip_send_skb"`
-	KpSkbConsumeUdp   *ebpf.Program `ebpf:"kp_skb_consume_udp"`
-	KpTcpRecvmsg      *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
-	KpTcpSendmsg      *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
-	KpUdpRecvmsg      *ebpf.Program `ebpf:"kp_udp_recvmsg"`
-	KpUdpSendSkb      *ebpf.Program `ebpf:"kp_udp_send_skb"`
-	KpUdpSendmsg      *ebpf.Program `ebpf:"kp_udp_sendmsg"`
-	KpUdpV6SendSkb    *ebpf.Program `ebpf:"kp_udp_v6_send_skb"`
-	KpUdpv6Recvmsg    *ebpf.Program `ebpf:"kp_udpv6_recvmsg"`
-	KpUdpv6Sendmsg    *ebpf.Program `ebpf:"kp_udpv6_sendmsg"`
-	KrTcpRecvmsg      *ebpf.Program `ebpf:"kr_tcp_recvmsg"`
-	OnExec            *ebpf.Program `ebpf:"on_exec"`
-	OnExit            *ebpf.Program `ebpf:"on_exit"`
-	UpGetaddrinfo     *ebpf.Program `ebpf:"up_getaddrinfo"`
-	UpGethostbyname2R *ebpf.Program `ebpf:"up_gethostbyname2_r"`
-	UpGethostbynameR  *ebpf.Program `ebpf:"up_gethostbyname_r"`
-	UrGetaddrinfo     *ebpf.Program `ebpf:"ur_getaddrinfo"`
-	UrGethostbyname2R *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
-	UrGethostbynameR  *ebpf.Program `ebpf:"ur_gethostbyname_r"`
+	KpIp6SendSkb       *ebpf.Program `ebpf:"kp_ip6_send_skb"`
+	KpIpSendSkb        *ebpf.Program `ebpf:"kp_ip_send_skb"`
+	KpSkbConsumeUdp    *ebpf.Program `ebpf:"kp_skb_consume_udp"`
+	KpTcpRecvmsg       *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg       *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
+	KpUdpRecvmsg       *ebpf.Program `ebpf:"kp_udp_recvmsg"`
+	KpUdpSendSkb       *ebpf.Program `ebpf:"kp_udp_send_skb"`
+	KpUdpSendmsg       *ebpf.Program `ebpf:"kp_udp_sendmsg"`
+	KpUdpV6SendSkb     *ebpf.Program `ebpf:"kp_udp_v6_send_skb"`
+	KpUdpv6Recvmsg     *ebpf.Program `ebpf:"kp_udpv6_recvmsg"`
+	KpUdpv6Sendmsg     *ebpf.Program `ebpf:"kp_udpv6_sendmsg"`
+	KrTcpRecvmsg       *ebpf.Program `ebpf:"kr_tcp_recvmsg"`
+	OnExec             *ebpf.Program `ebpf:"on_exec"`
+	OnExit             *ebpf.Program `ebpf:"on_exit"`
+	TlsFree            *ebpf.Program `ebpf:"tls_free"`
+	TlsGnutlsRecv      *ebpf.Program `ebpf:"tls_gnutls_recv"`
+	TlsGnutlsSend      *ebpf.Program `ebpf:"tls_gnutls_send"`
+	TlsGnutlsUncork    *ebpf.Program `ebpf:"tls_gnutls_uncork"`
+	TlsGnutlsUncorkRet *ebpf.Program `ebpf:"tls_gnutls_uncork_ret"`
+	TlsRetInt          *ebpf.Program `ebpf:"tls_ret_int"`
+	TlsRetLong         *ebpf.Program `ebpf:"tls_ret_long"`
+	TlsSslRead         *ebpf.Program `ebpf:"tls_ssl_read"`
+	TlsSslReadEx       *ebpf.Program `ebpf:"tls_ssl_read_ex"`
+	TlsSslWrite        *ebpf.Program `ebpf:"tls_ssl_write"`
+	TlsSslWriteEx      *ebpf.Program `ebpf:"tls_ssl_write_ex"`
+	TlsSysEnter        *ebpf.Program `ebpf:"tls_sys_enter"`
+	UpGetaddrinfo      *ebpf.Program `ebpf:"up_getaddrinfo"`
+	UpGethostbyname2R  *ebpf.Program `ebpf:"up_gethostbyname2_r"`
+	UpGethostbynameR   *ebpf.Program `ebpf:"up_gethostbyname_r"`
+	UrGetaddrinfo      *ebpf.Program `ebpf:"ur_getaddrinfo"`
+	UrGethostbyname2R  *ebpf.Program `ebpf:"ur_gethostbyname2_r"`
+	UrGethostbynameR   *ebpf.Program `ebpf:"ur_gethostbyname_r"`
 }
 
 func (p *kprobePrograms) Close() error {
@@ -333,6 +423,18 @@ func (p *kprobePrograms) Close() error {
 		p.KrTcpRecvmsg,
 		p.OnExec,
 		p.OnExit,
+		p.TlsFree,
+		p.TlsGnutlsRecv,
+		p.TlsGnutlsSend,
+		p.TlsGnutlsUncork,
+		p.TlsGnutlsUncorkRet,
+		p.TlsRetInt,
+		p.TlsRetLong,
+		p.TlsSslRead,
+		p.TlsSslReadEx,
+		p.TlsSslWrite,
+		p.TlsSslWriteEx,
+		p.TlsSysEnter,
 		p.UpGetaddrinfo,
 		p.UpGethostbyname2R,
 		p.UpGethostbynameR,

@@ -82,6 +82,9 @@ func TestLayout(t *testing.T) {
 		{"ancestor", Ancestor{}},
 		{"resolve_event", ResolveEvent{}},
 		{"res_addr", ResAddr{}},
+		{"tls_event", TLSEvent{}},
+		{"tls_head", TLSHead{}},
+		{"tls_conn", TLSConn{}},
 	}
 	for _, obj := range objects {
 		spec, err := obj.load()

@@ -22,21 +22,55 @@ import (
 // (it has no kprobe program type, which uprobes use); the tier itself runs.
 var ErrUprobesUnsupported = errors.New("this kernel cannot run uprobes: libc resolver calls are not recorded")
 
-// libcProbes are the resolver entry points probed in every libc, with the
-// programs (common.h) that run at their entry and return.
-var libcProbes = []struct{ symbol, entry, ret string }{
-	{"getaddrinfo", "up_getaddrinfo", "ur_getaddrinfo"},
-	{"gethostbyname_r", "up_gethostbyname_r", "ur_gethostbyname_r"},
-	{"gethostbyname2_r", "up_gethostbyname2_r", "ur_gethostbyname2_r"},
+// libProbe is a function probed in a library file: the programs that run
+// at its entry and, unless ret is "", at its return.
+type libProbe struct{ symbol, entry, ret string }
+
+// libKind is a kind of library whose files get the same uprobes: the C
+// library's resolver calls (libcKind), the TLS libraries' (tlsKind, tls.go).
+type libKind struct {
+	name   string // in errors: "libc probes"
+	match  func(base string) bool
+	probes []libProbe
+	// standard are where distributions put the library, attached at the
+	// first Scan even if no process maps it yet.
+	standard []string
+	// allStandard: attach every standard location found, not the first.
+	allStandard bool
+	// waitLoader: a process that maps a dynamic loader but no such
+	// library yet is read again at the next Scan (its libc may still come).
+	waitLoader bool
 }
 
-// uprobePrograms are the names of the programs of libcProbes.
-func uprobePrograms() []string {
+// programs are the names of the kind's programs.
+func (k *libKind) programs() []string {
 	var names []string
-	for _, p := range libcProbes {
-		names = append(names, p.entry, p.ret)
+	for _, p := range k.probes {
+		names = append(names, p.entry)
+		if p.ret != "" {
+			names = append(names, p.ret)
+		}
 	}
 	return names
+}
+
+// libcKind: the resolver entry points probed in every libc, with the
+// programs (common.h) that run at their entry and return.
+var libcKind = &libKind{
+	name:  "libc probes",
+	match: isLibc,
+	probes: []libProbe{
+		{"getaddrinfo", "up_getaddrinfo", "ur_getaddrinfo"},
+		{"gethostbyname_r", "up_gethostbyname_r", "ur_gethostbyname_r"},
+		{"gethostbyname2_r", "up_gethostbyname2_r", "ur_gethostbyname2_r"},
+	},
+	standard:   standardLibcPaths,
+	waitLoader: true,
+}
+
+// uprobePrograms are the names of every uprobe program of every kind.
+func uprobePrograms() []string {
+	return append(libcKind.programs(), tlsKind.programs()...)
 }
 
 // LibcTarget is one libc file the resolver probes are attached to.
@@ -79,10 +113,17 @@ type LibcSkip struct {
 // process's /proc entry cheaply, and the memory map only of a process
 // that runs a program not yet seen in its mount namespace.
 //
+// The TLS libraries are found and probed the same way (Capture.TLSProbes,
+// with its own kind of library and probes).
+//
 // Its links belong to the Capture: Capture.Detach and Close remove them.
 type Libc struct {
 	c    *Capture
 	proc string // procfs mount, "/proc"
+	kind *libKind
+	// first, if set, runs once before the first attachment (tls.go: the
+	// sys_enter program); its error is returned by that Scan.
+	first func() error
 
 	mu       sync.Mutex
 	detached bool
@@ -108,7 +149,7 @@ func (l *Libc) detach() error {
 	var errs []error
 	for i := len(l.links) - 1; i >= 0; i-- {
 		if err := l.links[i].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach libc probe: %w", err))
+			errs = append(errs, fmt.Errorf("detach %s: %w", l.kind.name, err))
 		}
 	}
 	l.links = nil
@@ -134,12 +175,17 @@ func (l *Libc) Scan() (added []LibcTarget, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.detached {
-		return nil, errors.New("libc probes: the capture was detached")
+		return nil, errors.New(l.kind.name + ": the capture was detached")
 	}
-	for _, name := range uprobePrograms() {
+	for _, name := range l.kind.programs() {
 		if l.c.coll.Programs[name] == nil {
 			return nil, ErrUprobesUnsupported
 		}
+	}
+	var errs []error
+	if l.first != nil {
+		errs = append(errs, l.first())
+		l.first = nil
 	}
 
 	found, selfNS, err := l.walk()
@@ -150,12 +196,9 @@ func (l *Libc) Scan() (added []LibcTarget, err error) {
 		// The host's own libc, even if no process maps it right now: a
 		// short-lived command would otherwise run before the next Scan.
 		l.checked = true
-		if f, ok := l.standardLibc(selfNS); ok {
-			found = append([]libcFound{f}, found...)
-		}
+		found = append(l.standardLibs(selfNS), found...)
 	}
 
-	var errs []error
 	for _, f := range found {
 		if l.files[f.id] {
 			continue
@@ -182,12 +225,12 @@ func (l *Libc) walk() (found []libcFound, selfNS uint64, err error) {
 	selfNS, _ = l.mntns("self")
 	d, err := os.Open(l.proc)
 	if err != nil {
-		return nil, 0, fmt.Errorf("libc probes: %w", err)
+		return nil, 0, fmt.Errorf("%s: %w", l.kind.name, err)
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return nil, 0, fmt.Errorf("libc probes: read %s: %w", l.proc, err)
+		return nil, 0, fmt.Errorf("%s: read %s: %w", l.kind.name, l.proc, err)
 	}
 	live := map[uint64]bool{}
 	for _, name := range names {
@@ -272,7 +315,7 @@ func (l *Libc) readMaps(pid int) (libs []libcFound, settled bool, err error) {
 			continue
 		}
 		base := filepath.Base(f.path)
-		if !isLibc(base) {
+		if !l.kind.match(base) {
 			if strings.HasPrefix(base, "ld-linux") || strings.HasPrefix(base, "ld64.so") || strings.HasPrefix(base, "ld-2.") {
 				loader = true
 			}
@@ -285,7 +328,7 @@ func (l *Libc) readMaps(pid int) (libs []libcFound, settled bool, err error) {
 		f.pid = pid
 		libs = append(libs, f)
 	}
-	return libs, len(libs) > 0 || !loader, nil
+	return libs, len(libs) > 0 || !loader || !l.kind.waitLoader, nil
 }
 
 // parseMapsLine reads a file mapping of /proc/<pid>/maps:
@@ -335,17 +378,22 @@ var standardLibcPaths = []string{
 	"/lib/ld-musl-aarch64.so.1",
 }
 
-// standardLibc finds the libc of this process's mount namespace at a
-// standard location.
-func (l *Libc) standardLibc(selfNS uint64) (libcFound, bool) {
-	for _, p := range standardLibcPaths {
+// standardLibs finds the libraries of this process's mount namespace at
+// standard locations: the first libc, every TLS library (OpenSSL and
+// GnuTLS are different files).
+func (l *Libc) standardLibs(selfNS uint64) []libcFound {
+	var found []libcFound
+	for _, p := range l.kind.standard {
 		id, err := mappedID(p)
 		if err != nil {
 			continue
 		}
-		return libcFound{path: p, mntns: selfNS, id: id}, true
+		found = append(found, libcFound{path: p, mntns: selfNS, id: id})
+		if !l.kind.allStandard {
+			break
+		}
 	}
-	return libcFound{}, false
+	return found
 }
 
 // mappedID is the (device, inode) the kernel shows for path when it is
@@ -398,23 +446,33 @@ func (l *Libc) attach(f libcFound) (t LibcTarget, ok bool, err error) {
 		return t, false, nil
 	}
 	var errs []error
-	for _, p := range libcProbes {
-		ret, err := ex.Uretprobe(p.symbol, l.c.coll.Programs[p.ret], nil)
-		if err != nil {
-			t.Skipped = append(t.Skipped, LibcSkip{p.symbol, err})
-			if !errors.Is(err, link.ErrNoSymbol) {
-				errs = append(errs, fmt.Errorf("libc probes: %s in %s: %w", p.symbol, t.OpenedAs, err))
+	for _, p := range l.kind.probes {
+		var ret link.Link
+		if p.ret != "" {
+			ret, err = ex.Uretprobe(p.symbol, l.c.coll.Programs[p.ret], nil)
+			if err != nil {
+				t.Skipped = append(t.Skipped, LibcSkip{p.symbol, err})
+				if !errors.Is(err, link.ErrNoSymbol) {
+					errs = append(errs, fmt.Errorf("%s: %s in %s: %w", l.kind.name, p.symbol, t.OpenedAs, err))
+				}
+				continue
 			}
-			continue
 		}
 		entry, err := ex.Uprobe(p.symbol, l.c.coll.Programs[p.entry], nil)
 		if err != nil {
-			ret.Close()
+			if ret != nil {
+				ret.Close()
+			}
 			t.Skipped = append(t.Skipped, LibcSkip{p.symbol, err})
-			errs = append(errs, fmt.Errorf("libc probes: %s in %s: %w", p.symbol, t.OpenedAs, err))
+			if !errors.Is(err, link.ErrNoSymbol) {
+				errs = append(errs, fmt.Errorf("%s: %s in %s: %w", l.kind.name, p.symbol, t.OpenedAs, err))
+			}
 			continue
 		}
-		l.links = append(l.links, ret, entry)
+		if ret != nil {
+			l.links = append(l.links, ret)
+		}
+		l.links = append(l.links, entry)
 		t.Symbols = append(t.Symbols, p.symbol)
 	}
 	if len(t.Symbols) == 0 && len(errs) > 0 && f.pid != 0 {

@@ -455,7 +455,7 @@ func TestLibcContainer(t *testing.T) {
 	start := time.Now()
 	added := scanLibc(t, c)
 	t.Logf("scan with a new mount namespace: %v", time.Since(start))
-	if len(added) != 1 || added[0].Inode != st.ino || added[0].PID != pid || added[0].Path != libcPath || len(added[0].Symbols) != len(libcProbes) {
+	if len(added) != 1 || added[0].Inode != st.ino || added[0].PID != pid || added[0].Path != libcPath || len(added[0].Symbols) != len(libcKind.probes) {
 		t.Fatalf("want the copy (inode %d) attached as %s from pid %d with every symbol, added %+v", st.ino, libcPath, pid, added)
 	}
 	if added[0].Inode == host[0].Inode {

@@ -259,6 +259,14 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	if err := spec.Variables["snaplen"].Set(cfg.Snaplen); err != nil {
 		return fmt.Errorf("set snaplen: %w", err)
 	}
+	dot := [MaxPorts]uint16{DefaultDoTPort}
+	if len(cfg.DoTPorts) > 0 {
+		dot = [MaxPorts]uint16{}
+		copy(dot[:], cfg.DoTPorts)
+	}
+	if err := spec.Variables["dot_ports"].Set(dot); err != nil {
+		return fmt.Errorf("set DoT ports: %w", err)
+	}
 	spec.Maps["events"].MaxEntries = cfg.RingBytes
 	return nil
 }
@@ -293,9 +301,9 @@ func dropMissingTracepoints(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-// dropUprobes removes the libc resolver programs (libc.go) where the
-// kernel has no kprobe program type, which uprobes are, so that the tier
-// still loads; Libc.Scan then says ErrUprobesUnsupported.
+// dropUprobes removes the libc resolver and TLS programs (libc.go, tls.go)
+// where the kernel has no kprobe program type, which uprobes are, so that
+// the tier still loads; Libc.Scan then says ErrUprobesUnsupported.
 func dropUprobes(spec *ebpf.CollectionSpec) {
 	if features.HaveProgramType(ebpf.Kprobe) == nil {
 		return

@@ -19,4 +19,10 @@ type (
 	ResolveEvent = cgroupResolveEvent
 	// ResAddr is one address of a ResolveEvent.
 	ResAddr = cgroupResAddr
+	// TLSEvent is an EventTLSData or EventTLSBind record's fixed part.
+	TLSEvent = cgroupTlsEvent
+	// TLSHead is a TLSEvent's head.
+	TLSHead = cgroupTlsHead
+	// TLSConn is the TCP connection a TLS object's calls go to.
+	TLSConn = cgroupTlsConn
 )

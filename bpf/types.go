@@ -11,7 +11,31 @@ const (
 	EventOwner = 4
 	// EventResolve is a libc resolver call that returned (ResolveEvent).
 	EventResolve = 5
+	// EventTLSData is the plaintext of a TLS library call (TLSEvent).
+	EventTLSData = 6
+	// EventTLSBind says which socket a TLS object's calls go to (TLSEvent).
+	EventTLSBind = 7
 )
+
+// TLSHead.Lib values (enum tls_lib).
+const (
+	TLSLibOpenSSL = 1
+	TLSLibGnuTLS  = 2
+)
+
+// TLSHead.Flags bits (enum tls_flags).
+const (
+	// TLSUnbound: no socket was known for the object yet (memory BIO);
+	// an EventTLSBind may follow.
+	TLSUnbound = 1
+	// TLSCut: the call moved more bytes than the record holds.
+	TLSCut = 2
+	// TLSSyscall: the socket came from a system call inside this call.
+	TLSSyscall = 4
+)
+
+// DefaultDoTPort is the DNS-over-TLS port captured unless told otherwise.
+const DefaultDoTPort = 853
 
 // ResolveEvent.Func values (enum resolve_func): the libc entry point.
 const (

@@ -24,7 +24,7 @@ type Message struct {
 	ID      int64     // msgs.id, unique within File
 	Time    time.Time // the first observation: the send, or the receive if only that was seen
 
-	Proto    string // udp or tcp
+	Proto    string // udp, tcp or dot (DNS over TLS, read in clear)
 	Src, Dst netip.AddrPort
 	// Sender and Receiver are the local processes at each end, nil when
 	// that end was not observed on this host (a remote server, a remote

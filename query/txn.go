@@ -38,7 +38,7 @@ func (t *Transaction) File() string { return t.First().File }
 // Host is the recording host.
 func (t *Transaction) Host() string { return t.First().Host }
 
-// Proto is udp or tcp.
+// Proto is udp, tcp or dot.
 func (t *Transaction) Proto() string { return t.First().Proto }
 
 // ClientAddr and ServerAddr are the two ends: the query's source and

@@ -28,6 +28,7 @@ type Packet struct {
 	Ident            *Identity // nil when the owner was not known in the kernel
 	IdentFromCurrent bool
 	Ifindex          uint32 // network device (cgroup tier); 0 when the hook does not know it
+	Proto            string // "dot" for a message de-framed from TLS plaintext (tls.go); else "" (udp or tcp by TCP)
 }
 
 // Exec is an exec or exit of a process.
@@ -114,6 +115,8 @@ func (d *decoder) decode(raw []byte) (any, error) {
 		return decodeExec(raw)
 	case bpf.EventResolve:
 		return d.decodeResolution(raw)
+	case bpf.EventTLSData, bpf.EventTLSBind:
+		return d.decodeTLS(raw)
 	default:
 		return nil, fmt.Errorf("unknown record kind %d", raw[0])
 	}

@@ -80,6 +80,12 @@ type Options struct {
 	// resolutions are recorded (see bpf.Libc).
 	NoLibc bool
 
+	// NoTLS leaves the TLS libraries unprobed: DNS over TLS is not
+	// recorded. DoTPorts are DNS-over-TLS ports captured besides
+	// bpf.DefaultDoTPort (853).
+	NoTLS    bool
+	DoTPorts []uint16
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -146,6 +152,12 @@ func (o *Options) Validate() error {
 	if o.Duration < 0 {
 		return fmt.Errorf("--duration %s: must be positive", o.Duration)
 	}
+	if n := len(o.dotPorts()); n > bpf.MaxPorts {
+		return fmt.Errorf("--dot-port: at most %d DoT ports with %d, got %d", bpf.MaxPorts, bpf.DefaultDoTPort, n)
+	}
+	if slices.Contains(o.DoTPorts, 0) {
+		return errors.New("--dot-port 0: not a port")
+	}
 	if o.Keep < 0 {
 		return fmt.Errorf("--keep %d: must be at least 1", o.Keep)
 	}
@@ -159,5 +171,17 @@ func (o *Options) rotating() bool { return o.RotateEvery > 0 || o.RotateSize > 0
 
 // bpfConfig is the kernel side's part of the options, once validated.
 func (o *Options) bpfConfig() bpf.Config {
-	return bpf.Config{Ports: o.Ports, Snaplen: uint32(o.Snaplen), RingBytes: uint32(o.RingBytes), StableHooks: o.StableHooks}
+	return bpf.Config{Ports: o.Ports, Snaplen: uint32(o.Snaplen), RingBytes: uint32(o.RingBytes), StableHooks: o.StableHooks,
+		DoTPorts: o.dotPorts()}
+}
+
+// dotPorts is 853 and the DoTPorts, each once.
+func (o *Options) dotPorts() []uint16 {
+	ports := []uint16{bpf.DefaultDoTPort}
+	for _, p := range o.DoTPorts {
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }

@@ -84,6 +84,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"keep with size rotation", func(o *Options) { o.Keep, o.RotateSize = 3, 1<<30 }, ""},
 		{"keep without rotation", func(o *Options) { o.Keep = 3 }, "--keep needs --rotate: without rotation there is one file"},
 		{"keep negative", func(o *Options) { o.Keep, o.RotateEvery = -1, time.Hour }, "--keep -1: must be at least 1"},
+		{"dot ports", func(o *Options) { o.DoTPorts = []uint16{853, 8853, 10853} }, ""},
+		{"dot port 0", func(o *Options) { o.DoTPorts = []uint16{0} }, "--dot-port 0: not a port"},
+		{"too many dot ports", func(o *Options) { o.DoTPorts = []uint16{1, 2, 3, 4, 5, 6, 7, 8} }, "--dot-port: at most 8 DoT ports with 853, got 9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := valid()

@@ -87,10 +87,14 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err := p.procs.scan(); err != nil {
 		opts.Logger.Warn("process scan failed; processes started before recording lack exe and argv", "err", err)
 	}
+	if !opts.NoTLS {
+		p.dot = newDotState(opts.dotPorts())
+		p.tlsProbes = capture.TLSProbes()
+	}
 	if !opts.NoLibc {
 		p.libc = capture.LibcProbes()
-		p.scanLibc()
 	}
+	p.scanLibc()
 
 	events := make(chan []any, 4) // bounded: a stalled writer backs up into the ring, where loss is counted
 	quit := make(chan struct{})   // the loop has ended: the reader must not wait to hand over more
@@ -120,6 +124,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 			opts.Logger.Warn("the live view could not keep up: lines skipped (every message is stored)", "skipped", liveSkipped)
 		}
 	}
+	p.logTLSLoss()
 	if p.ownersFromProc > 0 {
 		opts.Logger.Info("messages attributed through sock_diag and /proc (no hook saw their socket's reader)", "messages", p.ownersFromProc)
 	}
@@ -227,6 +232,9 @@ type pipeline struct {
 	lastLibcScan   time.Time
 	libcDue        bool // a process exec'd since the last scan
 	libcErrLogged  bool
+	dot            *dotState // nil with Options.NoTLS
+	tlsProbes      *bpf.Libc // nil with Options.NoTLS, or where uprobes cannot run
+	tlsErrLogged   bool
 	storedLoss     Loss // the loss counters last written to this file
 }
 
@@ -362,7 +370,8 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				return p.fail(err)
 			}
 			p.expireQueries()
-			if p.libc != nil && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
+			p.expireTLS(time.Now())
+			if (p.libc != nil || p.tlsProbes != nil) && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
 				p.scanLibc()
 			}
 			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
@@ -376,6 +385,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			// record still in the ring and then end.
 			done = nil
 			p.libc = nil // detached with the rest: no more scans
+			p.tlsProbes = nil
 			if err := p.capture.Detach(); err != nil {
 				p.opts.Logger.Warn("detach", "err", err)
 			}
@@ -529,6 +539,8 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 		return p.packet(ctx, e)
 	case *Resolution:
 		return p.resolution(ctx, e)
+	case *TLSData:
+		return p.tls(ctx, e)
 	}
 	return fmt.Errorf("unexpected event %T", ev)
 }
@@ -700,7 +712,10 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	if pkt.TCP {
 		m.Proto = "tcp"
 	}
-	m.senderServer = p.senderIsServer(pkt.TCP, src, dst)
+	if pkt.Proto != "" {
+		m.Proto = pkt.Proto
+	}
+	m.senderServer = p.senderIsServer(m.Proto, src, dst)
 	m.QRMismatch = qrMismatch(m.DNS.QR, m.senderServer)
 	side.Server = m.senderServer == send
 	if send {
@@ -752,7 +767,7 @@ func (p *pipeline) transaction(m *msgRow) {
 	if d.ID == nil || d.QName == nil {
 		return
 	}
-	k := txKey{tcp: m.Proto == "tcp", id: *d.ID, qname: *d.QName}
+	k := txKey{tcp: m.Proto != "udp", id: *d.ID, qname: *d.QName}
 	if d.QType != nil {
 		k.qtype = *d.QType
 	}
@@ -833,7 +848,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 // forgetPair drops a row from the pairing index: it has both sides, or it
 // is being written alone.
 func (p *pipeline) forgetPair(m *msgRow) {
-	k := pairKey{tcp: m.Proto == "tcp", src: m.Src, dst: m.Dst, sum: m.pairSum}
+	k := pairKey{tcp: m.Proto != "udp", src: m.Src, dst: m.Dst, sum: m.pairSum}
 	head := p.pairs[k]
 	switch {
 	case head == m && m.pairNext == nil:
@@ -865,11 +880,16 @@ const maxFirstSpeakers = 50_000
 // from the server end of an exchange to the client end. Never from the DNS
 // header: its QR bit is the sender's to set, and a process that marks its
 // queries as responses must not pass for a server. The end on a
-// DNS port is the server (the listener, for TCP); between two DNS ports
+// DNS port (a DoT port, for dot) is the server (the listener, for TCP); between two DNS ports
 // (resolver to resolver) the end that spoke first on the flow is the
 // client.
-func (p *pipeline) senderIsServer(tcp bool, src, dst netip.AddrPort) bool {
-	if server, ok := portRole(p.opts.Ports, src.Port(), dst.Port()); ok {
+func (p *pipeline) senderIsServer(proto string, src, dst netip.AddrPort) bool {
+	tcp := proto != "udp"
+	ports := p.opts.Ports
+	if proto == "dot" && p.dot != nil {
+		ports = p.dot.ports
+	}
+	if server, ok := portRole(ports, src.Port(), dst.Port()); ok {
 		return server
 	}
 	if _, ok := p.firstSpeaker[speakerKey{tcp, dst, src}]; ok {

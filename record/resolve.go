@@ -131,6 +131,10 @@ const (
 // on without what could not be probed.
 func (p *pipeline) scanLibc() {
 	p.lastLibcScan, p.libcDue = time.Now(), false
+	p.scanTLS()
+	if p.libc == nil {
+		return
+	}
 	added, err := p.libc.Scan()
 	for _, t := range added {
 		p.opts.Logger.Info("libc resolver probes attached", "libc", t.Path, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)

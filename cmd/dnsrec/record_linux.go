@@ -123,6 +123,7 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		Duration:      c.Duration("duration"),
 		Keep:          c.Int("keep"),
 		NoLibc:        c.Bool("no-libc"),
+		NoTLS:         c.Bool("no-tls"),
 		LiveJSON:      c.String("live-format") == "json",
 		Version:       version,
 		Cmdline:       strings.Join(os.Args, " "),
@@ -138,6 +139,12 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		if p != 53 {
 			opts.Ports = append(opts.Ports, uint16(p))
 		}
+	}
+	for _, p := range c.UintSlice("dot-port") {
+		if p > 65535 {
+			return opts, fmt.Errorf("--dot-port %d: not a port", p)
+		}
+		opts.DoTPorts = append(opts.DoTPorts, uint16(p))
 	}
 	// 0 means "keep every file" to the options, and is the flag's default.
 	if c.IsSet("keep") && opts.Keep == 0 {

@@ -378,8 +378,8 @@ func ocsfAddr(a netip.AddrPort) *ocsfEndpoint {
 // server end is, Local when both are.
 func ocsfConn(t *query.Transaction) ocsfConnection {
 	c := ocsfConnection{ProtocolName: t.Proto(), ProtocolNum: 17}
-	if c.ProtocolName == "tcp" {
-		c.ProtocolNum = 6
+	if c.ProtocolName != "udp" {
+		c.ProtocolNum = 6 // dot runs over TCP
 	}
 	if a := t.ClientAddr().Addr(); a.Unmap().Is4() {
 		c.ProtocolVerID = 4

@@ -107,6 +107,9 @@ func (pw *pcapngWriter) close() error {
 	return nil
 }
 
+// dotNote is the comment of a DNS-over-TLS message's packet.
+const dotNote = "DNS over TLS read in clear at the TLS library: the TLS layer is not in this capture (Wireshark: Decode As, TCP port, DNS; tshark -d tcp.port==853,dns)"
+
 // maxComment is the longest option value pcapng can hold (a 16-bit length).
 const maxComment = 65535
 
@@ -269,7 +272,15 @@ func (pb *packetBuilder) build(m *query.Message) (data []byte, wireLen int, note
 	} else {
 		src, dst = as6(src), as6(dst)
 	}
-	tcp := m.Proto == "tcp"
+	// DNS over TLS was recorded in clear at the TLS library: it is written
+	// as the plaintext DNS-over-TCP stream it carried, on the connection's
+	// real ports, and says so. The TLS records are not in the evidence, and
+	// rewriting the port to 53 would misstate the connection; Wireshark
+	// dissects port 853 as TLS, so the comment says how to see the DNS.
+	tcp := m.Proto != "udp"
+	if m.Proto == "dot" {
+		note = dotNote
+	}
 	hdr := 20
 	if !v4 {
 		hdr = 40
@@ -293,7 +304,7 @@ func (pb *packetBuilder) build(m *query.Message) (data []byte, wireLen int, note
 		limit = 65535 - hdr - pre
 	}
 	if size > limit {
-		note = fmt.Sprintf("length clamped from %d to %d bytes to fit an IP packet", size, limit)
+		note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("length clamped from %d to %d bytes to fit an IP packet", size, limit)
 		size = limit
 	}
 	captured := min(len(m.Raw), size)

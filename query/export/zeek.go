@@ -90,7 +90,7 @@ func (z *zeekWriter) write(t *query.Transaction) error {
 	b = append(b, '\t')
 	b = zeekAddr(b, t.ServerAddr())
 	b = append(b, '\t')
-	b = zeekString(b, t.Proto(), false)
+	b = zeekString(b, zeekProto(t.Proto()), false)
 	b = append(b, '\t')
 	b = strconv.AppendUint(b, uint64(t.First().DNSID), 10)
 	b = append(b, '\t')
@@ -463,4 +463,12 @@ var zeekQueryTypes = map[uint16]string{
 	99: "SPF", 100: "UINFO", 101: "UID", 102: "GID", 103: "UNSPEC", 104: "NID", 105: "L32", 106: "L64", 107: "LP",
 	108: "EUI48", 109: "EUI64", 249: "TKEY", 250: "TSIG", 251: "IXFR", 252: "AXFR", 253: "MAILB", 254: "MAILA", 255: "*",
 	256: "URI", 257: "CAA", 32768: "TA", 32769: "DLV", 65281: "WINS", 65282: "WINS-R", 65422: "XPF", 65521: "INTEGRITY",
+}
+
+// zeekProto is dns.log's proto, a transport_proto enum: DNS over TLS is tcp.
+func zeekProto(p string) string {
+	if p == "dot" || p == "doh" {
+		return "tcp"
+	}
+	return p
 }

@@ -136,7 +136,7 @@ func (s *Store) nameID(ctx context.Context, name string) (int64, error) {
 // flowID returns the flow of a message from src to dst, writing it if new,
 // and whether the message travels from the flow's b side to its a side.
 func (s *Store) flowID(ctx context.Context, proto string, src, dst netip.AddrPort) (int64, bool, error) {
-	tcp := proto == "tcp"
+	tcp := proto != "udp"
 	if id, ok := s.dict.flows[flowKey{tcp, src, dst}]; ok {
 		return id, false, nil
 	}
