@@ -71,7 +71,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.cpuRate, "cpu-rate", 5000, "the rate of -rates whose recording gives P3 (CPU per message)")
 	flag.IntVar(&c.names, "names", 1000, "distinct names in dnsperf's query file")
 	flag.StringVar(&recordArgs, "record-args", "", "extra arguments for `dnsrec record`, split on spaces (e.g. \"--batch-size 2000\")")
-	flag.StringVar(&c.writerCmd, "writer-bench", "go test -run ^$ -bench ^BenchmarkStoreInsert$ -benchtime 200000x ./record/",
+	flag.StringVar(&c.writerCmd, "writer-bench", "go test -run ^$ -bench ^BenchmarkStoreInsert$ -benchtime 200000x ./record/...",
 		"the writer microbenchmark (P3b), split on spaces; its result line must carry a msgs/s metric")
 	flag.StringVar(&c.writerSrc, "writer-src", ".", "source tree the writer microbenchmark runs in for the dnsrec column")
 	flag.StringVar(&c.baselineSrc, "baseline-src", "", "source tree of the baseline, for its writer microbenchmark (skipped if empty)")
