@@ -206,6 +206,19 @@ func (p *bgProc) rusageCPU() (time.Duration, bool) {
 	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), true
 }
 
+// rusageMaxRSSKiB is the peak resident set of an exited child over its
+// whole life, its start and finish included (ru_maxrss, in KiB on Linux).
+func (p *bgProc) rusageMaxRSSKiB() (int64, bool) {
+	if !p.exited() || p.cmd.ProcessState == nil {
+		return 0, false
+	}
+	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, false
+	}
+	return ru.Maxrss, true
+}
+
 // --- network namespace ---
 
 const nsPrefix = "dnsrec-bench-"
