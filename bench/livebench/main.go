@@ -57,6 +57,9 @@ type config struct {
 	stopTimeout            time.Duration
 	keep, checkOnly        bool
 	probeName, probeWant   string
+	tls                    bool
+	tlsRate, tlsRequests   int
+	tlsRounds              int
 }
 
 func parseFlags() (config, error) {
@@ -80,6 +83,10 @@ func parseFlags() (config, error) {
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (recordings, pcaps, query file)")
 	flag.StringVar(&c.probeName, "probe-dns", "", "internal: query 127.0.0.1:53 for this A record in the current network namespace and exit")
 	flag.StringVar(&c.probeWant, "probe-want", testAddr, "internal: the address -probe-dns expects")
+	flag.BoolVar(&c.tls, "tls", true, "also measure encrypted DNS (T rows): DoT and DoH through unbound, and HTTPS that is not DNS through curl")
+	flag.IntVar(&c.tlsRate, "tls-rate", 2000, "query rate of the DoT and DoH runs (T1, T2), for -rate-seconds")
+	flag.IntVar(&c.tlsRequests, "tls-requests", 1000, "HTTPS requests per round of T3, one TLS connection each")
+	flag.IntVar(&c.tlsRounds, "tls-rounds", 5, "rounds of T3; each runs every mode once, and medians are reported")
 	flag.BoolVar(&c.checkOnly, "check", false, "only check the prerequisites (root, dnsperf, dnsmasq, tcpdump, ip) and exit")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: livebench [flags]   (as root; see bench/README.md)\n")
@@ -100,8 +107,8 @@ func parseFlags() (config, error) {
 		c.rates = append(c.rates, r)
 	}
 	c.recordArgs = strings.Fields(recordArgs)
-	if c.satSeconds < 1 || c.rateSeconds < 1 || c.rounds < 1 || c.names < 1 {
-		return c, errors.New("-sat-seconds, -rate-seconds, -rounds and -names must be at least 1")
+	if c.satSeconds < 1 || c.rateSeconds < 1 || c.rounds < 1 || c.names < 1 || c.tlsRate < 1 || c.tlsRequests < 1 || c.tlsRounds < 1 {
+		return c, errors.New("-sat-seconds, -rate-seconds, -rounds, -names, -tls-rate, -tls-requests and -tls-rounds must be at least 1")
 	}
 	return c, nil
 }
@@ -232,6 +239,7 @@ type harness struct {
 	off  []perfResult
 	td   []*tdRun
 	tdEr []error
+	tls  *tlsResults
 }
 
 func run(cfg config, t tools) error {
@@ -324,6 +332,12 @@ func run(cfg config, t tools) error {
 	if o := otherCapture(); len(o) > 0 {
 		h.others = append(h.others, o...)
 		logf("warning: other DNS load, servers or capture running on the host: %s", strings.Join(o, " "))
+	}
+	if cfg.tls {
+		h.encrypted(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	dm.kill()
 	h.writerBench(ctx)
@@ -432,6 +446,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // recorded runs dnsperf (at rate, or saturating if 0) under a fresh
 // recording by b and measures the recorder.
 func (h *harness) recorded(ctx context.Context, b recBin, tag string, rate, seconds int) (*recRun, error) {
+	return h.recordedWith(ctx, b, tag, func(ctx context.Context) (perfResult, error) {
+		return h.dnsperf(ctx, rate, seconds)
+	})
+}
+
+// recordedWith runs the workload work under a fresh recording by b and
+// measures the recorder.
+func (h *harness) recordedWith(ctx context.Context, b recBin, tag string, work func(context.Context) (perfResult, error)) (*recRun, error) {
 	db := filepath.Join(h.tmp, tag+".db")
 	rec, err := startBG(ctx, "recorder "+b.label, "recording", time.Minute, h.recorderArgv(b, db)...)
 	if err != nil {
@@ -452,7 +474,7 @@ func (h *harness) recorded(ctx context.Context, b recBin, tag string, rate, seco
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
 	start := time.Now()
-	r.perf, err = h.dnsperf(ctx, rate, seconds)
+	r.perf, err = work(ctx)
 	r.wall = time.Since(start)
 	if err != nil {
 		_ = rec.stop(ctx, syscall.SIGINT, h.cfg.stopTimeout)
@@ -943,6 +965,7 @@ func (h *harness) table() string {
 	rows = append(rows, row{id: "P6", measure: "recorder peak RSS over its whole life, the finish included (ru_maxrss), and VmHWM just before stopping",
 		target: "≤ 64 MiB", vals: vals, results: results})
 
+	rows = append(rows, h.tlsRows(perBin)...)
 	return h.render(rows)
 }
 
