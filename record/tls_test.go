@@ -21,14 +21,16 @@ import (
 
 // TestDoT: DNS over TLS is recorded in clear. unbound serves DoT on
 // 127.0.0.1:853 with a certificate made for the test (testdata/tls/setup.sh);
-// kdig +tls (GnuTLS) and a Python ssl client (OpenSSL) resolve c2.evil.test
-// through it as children of a shell the test starts. Each client's rows name
+// kdig +tls (GnuTLS), dig +tls (BIND 9, OpenSSL), a Python ssl client
+// (OpenSSL) and the same client on memory BIOs (OpenSSL makes no system call:
+// the script moves the ciphertext itself) resolve c2.evil.test through it as
+// children of a shell the test starts. Each client's rows name
 // it with its exact pid, exe, argv and parents, the question and the answer,
 // with proto dot; with --no-tls (Options.NoTLS) nothing of DoT is recorded.
 func TestDoT(t *testing.T) {
 	requireRoot(t)
-	kdig, sh, py := lookExe(t, "kdig"), lookExe(t, "sh"), pythonExe(t)
-	for _, tool := range []string{"unbound", "openssl", "dig"} {
+	kdig, dig, sh, py := lookExe(t, "kdig"), lookExe(t, "dig"), lookExe(t, "sh"), pythonExe(t)
+	for _, tool := range []string{"unbound", "openssl"} {
 		lookExe(t, tool)
 	}
 	dir := t.TempDir()
@@ -62,10 +64,12 @@ func TestDoT(t *testing.T) {
 	}
 	cert := filepath.Join(dir, "cert.pem")
 	kdigArgv := []string{kdig, "+tls", "+tls-ca=" + cert, "+tls-hostname=dns.test", "@127.0.0.1", "c2.evil.test", "A"}
+	digArgv := []string{dig, "+tls", "+tls-ca=" + cert, "+tls-hostname=dns.test", "@127.0.0.1", "c2.evil.test", "A"}
 	pyArgv := []string{py, dotPy, "127.0.0.1", "853", cert, "c2.evil.test"}
+	pyMemArgv := []string{py, dotPy, "127.0.0.1", "853", cert, "c2.evil.test", "membio"}
 	// The shell prints each client's pid; the clients are its children.
 	var script string
-	for _, argv := range [][]string{kdigArgv, pyArgv} {
+	for _, argv := range [][]string{kdigArgv, digArgv, pyArgv, pyMemArgv} {
 		for _, a := range argv {
 			script += "'" + a + "' "
 		}
@@ -74,14 +78,14 @@ func TestDoT(t *testing.T) {
 	clients := func() (shell int, pids map[string]int) {
 		shell, out := run(t, exec.Command(sh, "-c", script))
 		pids = map[string]int{}
-		names := []string{"kdig", "python"}
+		names := []string{"kdig", "dig", "python", "python-membio"}
 		for _, l := range strings.Split(out, "\n") {
 			if p, ok := strings.CutPrefix(l, "pid "); ok && len(names) > 0 {
 				pids[names[0]], _ = strconv.Atoi(p)
 				names = names[1:]
 			}
 		}
-		if len(pids) != 2 || strings.Count(out, "127.0.0.1") < 2 {
+		if len(pids) != 4 || strings.Count(out, "127.0.0.1") < 4 {
 			t.Fatalf("clients did not resolve c2.evil.test over DoT:\n%s", out)
 		}
 		return shell, pids
@@ -105,7 +109,9 @@ func TestDoT(t *testing.T) {
 		argv   []string
 	}{
 		{"kdig", kdig, kdigArgv},
+		{"dig", dig, digArgv},
 		{"python", py, pyArgv},
+		{"python-membio", py, pyMemArgv},
 	} {
 		pid := pids[tc.client]
 		rows, err := db.WhoResolved(ctx, "c2.evil.test", query.WhoResolvedOptions{Exact: true, Filter: query.Filter{PIDs: []int64{int64(pid)}}})
