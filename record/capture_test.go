@@ -6,9 +6,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -228,6 +236,44 @@ func (s *testServer) listen(t testing.TB, addr string) {
 	// yet, which would keep port 53 for the next test: close the sockets
 	// themselves too.
 	t.Cleanup(func() { pc.Close(); l.Close() })
+}
+
+// listenTLS serves DNS over TLS on addr (TCP) until the test ends, with a
+// certificate for dns.test and the address made here; it returns the path,
+// in dir, of that certificate in PEM for clients to trust.
+func (s *testServer) listenTLS(t testing.TB, addr, dir string) string {
+	t.Helper()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dns.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"dns.test"}, IPAddresses: []net.IP{net.ParseIP(host)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "upstream-cert.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatalf("listen tls %s: %v", addr, err)
+	}
+	srv := &dns.Server{Listener: l, Net: "tcp-tls", Handler: s.h}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown(); l.Close() })
+	return bundle
 }
 
 // startRecorder runs record.Run on path until the returned stop is called.

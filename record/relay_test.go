@@ -42,6 +42,8 @@ func TestResolverChain(t *testing.T) {
 	up := newTestServer(append([]string{"ready.chain.test", "c2.chain.test", "www.chain.test"}, burst...)...)
 	up.addTXT("cdn.chain.test", 200)
 	up.listen(t, "127.0.0.2:53")
+	// The same server over DNS over TLS, for unbound's forward-tls-upstream.
+	bundle := up.listenTLS(t, "127.0.0.2:853", dir)
 
 	dnsmasq := func(cache bool) []string {
 		size := "0"
@@ -51,33 +53,44 @@ func TestResolverChain(t *testing.T) {
 		return []string{lookExe(t, "dnsmasq"), "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--server=127.0.0.2",
 			"--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--user=root", "--pid-file=", "--cache-size=" + size}
 	}
-	unbound := func(cache bool) []string {
+	unboundConf := func(cache, overTLS bool) []string {
+		forward := "\tforward-addr: 127.0.0.2\n"
+		if overTLS {
+			forward = "\tforward-addr: 127.0.0.2@853#dns.test\n\tforward-tls-upstream: yes\n"
+		}
 		conf := unboundServer(dir) + fmt.Sprintf(`	qname-minimisation: no
 	do-not-query-localhost: no
 	prefetch: no
+	tls-cert-bundle: %q
 	local-zone: "test." nodefault
 %sforward-zone:
 	name: "."
-	forward-addr: 127.0.0.2
-remote-control:
+%sremote-control:
 	control-enable: no
-`, map[bool]string{false: "\tcache-max-ttl: 0\n\tcache-max-negative-ttl: 0\n", true: ""}[cache])
-		path := filepath.Join(dir, fmt.Sprintf("unbound-%v.conf", cache))
+`, bundle, map[bool]string{false: "\tcache-max-ttl: 0\n\tcache-max-negative-ttl: 0\n", true: ""}[cache], forward)
+		path := filepath.Join(dir, fmt.Sprintf("unbound-%v-%v.conf", cache, overTLS))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return []string{lookExe(t, "unbound"), "-d", "-c", path}
 	}
+	unbound := func(cache bool) []string { return unboundConf(cache, false) }
+	// unbound asking upstream over DoT: the upstream leg is recorded in
+	// clear (proto dot), so its clients are linked to it, not to the cache.
+	unboundTLS := func(cache bool) []string { return unboundConf(cache, true) }
 
 	for _, tc := range []struct {
 		name  string
 		cache bool
 		argv  func(bool) []string
+		dot   bool // the upstream leg is DNS over TLS
 	}{
-		{"dnsmasq-nocache", false, dnsmasq},
-		{"dnsmasq-cache", true, dnsmasq},
-		{"unbound-nocache", false, unbound},
-		{"unbound-cache", true, unbound},
+		{"dnsmasq-nocache", false, dnsmasq, false},
+		{"dnsmasq-cache", true, dnsmasq, false},
+		{"unbound-nocache", false, unbound, false},
+		{"unbound-cache", true, unbound, false},
+		{"unbound-tls-upstream-nocache", false, unboundTLS, true},
+		{"unbound-tls-upstream-cache", true, unboundTLS, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resolver := startResolver(t, tc.argv(tc.cache))
@@ -220,6 +233,8 @@ remote-control:
 				u := byID[upID]
 				if u == nil || u["kind"] != "query" || u["src_pid"] != strconv.Itoa(resolver) || u["qname"] != d.name || u["qtype"] != d.qtype {
 					t.Errorf("timeline: dig %s's query for %s %s is linked to #%s, not a query of %s(%d) for the same question: %v", r["src_pid"], d.name, d.qtype, upID, comm, resolver, u)
+				} else if (u["proto"] == "dot") != tc.dot || (tc.dot && u["dst"] != "127.0.0.2:853") {
+					t.Errorf("timeline: dig %s's query for %s %s is linked to #%s over %s to %s (over DoT to 127.0.0.2:853: %v): %v", r["src_pid"], d.name, d.qtype, upID, u["proto"], u["dst"], tc.dot, u)
 				}
 			}
 			for pid, d := range digs {
