@@ -40,7 +40,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if resolvConf != "" {
+		// The bind mount dies with the namespace; the file's directory
+		// would stay in /tmp.
+		os.RemoveAll(filepath.Dir(resolvConf))
+	}
+	os.Exit(code)
 }
 
 func reexecInSandbox() int {
