@@ -47,6 +47,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,6 +75,8 @@ func (k kernel) Title() string {
 }
 
 type outcome struct {
+	stalled bool // the guest reported a CPU stall and was killed for it
+
 	Kernel  string  `json:"kernel"`
 	Version string  `json:"version"`
 	Arch    string  `json:"arch"`
@@ -107,6 +110,7 @@ type config struct {
 	env                 []string
 	adds                []string
 	timeout             time.Duration
+	stallGrace          time.Duration
 	mem, smp, jobs      int
 	accel, qemu, extra  string
 	qemuArm64           string
@@ -149,6 +153,7 @@ flags:
 	flag.Var(&envs, "env", "KEY=VALUE for the test's environment (repeatable)")
 	flag.Var(&adds, "add", "SRC[:DST]: extra host file for the initramfs (repeatable; DST defaults to /basename; {arch} in SRC becomes the guest's, amd64 or arm64)")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for one boot (or host run), after which it is killed and counted as an error")
+	flag.DurationVar(&c.stallGrace, "stall-grace", 90*time.Second, "how long a guest that reported a CPU stall (soft lockup, RCU stall) may go on before it is killed and booted once more")
 	flag.IntVar(&c.mem, "mem", 1024, "guest memory in MiB")
 	flag.IntVar(&c.smp, "smp", 2, "guest CPUs")
 	flag.IntVar(&c.jobs, "j", 1, "VMs to run at the same time")
@@ -641,6 +646,22 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 		"-append", appendLine,
 	)
 	first := execAndParse(c, &o, c.qemuFor(k.Arch), args, nil, id, k)
+	if first.stalled {
+		// The guest's CPUs stopped making progress (a soft lockup or an
+		// RCU stall under TCG, seen once in CI on a stock amd64 kernel).
+		// Boot once more, keep the first log next to the second, and say
+		// so: a stall that comes back fails the run.
+		kept := o.Log + ".stall1"
+		_ = os.Rename(o.Log, kept)
+		fmt.Fprintf(os.Stderr, "vmrun: %s / %s: the guest stalled (%s); booting once more (first log: %s)\n", k.Title(), r.Label, first.Reason, kept)
+		o = outcome{Kernel: k.Label, Version: k.Version, Arch: k.Arch, Run: r.Label, Log: first.Log}
+		second := execAndParse(c, &o, c.qemuFor(k.Arch), args, nil, id, k)
+		if second.Reason != "" {
+			second.Reason += "; "
+		}
+		second.Reason += "second boot: the first stalled: " + first.Reason + " (log " + kept + ")"
+		return second
+	}
 	if first.Status != statusError || first.BootS > 0 {
 		return first
 	}
@@ -700,6 +721,8 @@ func hostEnv(envs, adds []string, arch string) []string {
 }
 
 var (
+	// reStall: the guest kernel says a CPU stopped making progress.
+	reStall       = regexp.MustCompile(`watchdog: BUG: soft lockup|rcu: INFO: rcu_(preempt|sched) (self-)?detected stall`)
 	reResult      = regexp.MustCompile(`VMTEST-RESULT: exit=(-?\d+) id=(\S*)`)
 	reBoot        = regexp.MustCompile(`VMTEST-BOOT: .*id=(\S*)`)
 	reUnsupported = regexp.MustCompile(`VMTEST-UNSUPPORTED:\s*(.*)`)
@@ -739,6 +762,8 @@ func execAndParse(c *config, o *outcome, bin string, args, env []string, id stri
 		gotResult   bool
 		unsupported string
 		panicLine   string
+		stallLine   string
+		stallKill   atomic.Bool
 		parseDone   = make(chan struct{})
 	)
 	go func() {
@@ -768,6 +793,19 @@ func execAndParse(c *config, o *outcome, bin string, args, env []string, id stri
 				if strings.Contains(clean, "Kernel panic") && panicLine == "" {
 					panicLine = strings.TrimSpace(clean)
 				}
+				if id != "" && stallLine == "" && reStall.MatchString(clean) {
+					stallLine = strings.TrimSpace(clean)
+					// A stall may pass (an overloaded host starves the
+					// vCPUs); one that lasts gets the VM killed.
+					time.AfterFunc(c.stallGrace, func() {
+						select {
+						case <-parseDone:
+						default:
+							stallKill.Store(true)
+							cancel()
+						}
+					})
+				}
 			}
 			if err != nil {
 				_, _ = io.Copy(io.Discard, pr)
@@ -793,8 +831,13 @@ func execAndParse(c *config, o *outcome, bin string, args, env []string, id stri
 		}
 	}
 	switch {
+	case stallKill.Load() && !gotResult:
+		o.Status, o.Reason, o.stalled = statusError, fmt.Sprintf("killed %v after the guest reported %q", c.stallGrace, stallLine), true
 	case ctx.Err() == context.DeadlineExceeded:
 		o.Status, o.Reason = statusError, fmt.Sprintf("timed out after %v", c.timeout)
+		if stallLine != "" {
+			o.Reason += fmt.Sprintf(" (the guest reported %q)", stallLine)
+		}
 	case !gotResult:
 		o.Status = statusError
 		switch {
@@ -903,6 +946,9 @@ func printMatrix(w io.Writer, c *config, ks []kernel, outs []outcome) {
 		}
 		fmt.Fprintf(w, "%s / %s: %s: %s\n    log: %s\n", o.Kernel, o.Run, o.Status, o.Reason, o.Log)
 		if o.Status == statusFailed || o.Status == statusError {
+			for _, l := range context3(o.Log) {
+				fmt.Fprintf(w, "    | %s\n", l)
+			}
 			for _, l := range tail(o.Log, 25) {
 				fmt.Fprintf(w, "    | %s\n", l)
 			}
@@ -911,6 +957,36 @@ func printMatrix(w io.Writer, c *config, ks []kernel, outs []outcome) {
 	// A plain "N passed, N failed" line, understood by CI log readers.
 	fmt.Fprintf(w, "vmtest: %d passed, %d failed, %d skipped\n",
 		counts[statusPassed], counts[statusFailed]+counts[statusError], counts[statusUnsupported])
+}
+
+// context3 is what a failed run's tail may not show: the last test that
+// started, and the first stall report with its call trace.
+func context3(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n")
+	var out []string
+	lastRun := ""
+	for _, l := range lines {
+		if strings.Contains(l, "=== RUN") {
+			lastRun = l
+		}
+	}
+	for i, l := range lines {
+		if reStall.MatchString(l) {
+			if lastRun != "" {
+				out = append(out, "last test started: "+strings.TrimSpace(lastRun))
+			}
+			end := min(len(lines), i+40)
+			out = append(out, "first stall report:")
+			out = append(out, lines[i:end]...)
+			out = append(out, "...")
+			break
+		}
+	}
+	return out
 }
 
 func tail(path string, n int) []string {

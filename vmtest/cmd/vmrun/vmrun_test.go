@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 type cpioFile struct {
@@ -133,5 +134,52 @@ func TestHostEnv(t *testing.T) {
 	want := []string{"DNSREC_BIN=/cache/dnsrec-amd64", "OTHER=/x", "PLAIN=1"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("hostEnv = %q, want %q", got, want)
+	}
+}
+
+// TestStallRetry: a guest that reports a soft lockup and then hangs is
+// killed after the grace period and booted once more; the second boot's
+// result counts, the first log is kept, and the reason says what happened.
+// A guest that stalls twice fails.
+func TestStallRetry(t *testing.T) {
+	dir := t.TempDir()
+	qemu := filepath.Join(dir, "qemu")
+	// A fake qemu: reports in with the id from -append, then stalls on
+	// each boot while the file "stalls" holds boots left to stall.
+	script := `#!/bin/sh
+id=$(echo "$*" | sed -n 's/.*vmtest.id=\([^ ]*\).*/\1/p')
+echo "VMTEST-BOOT: ready id=$id"
+n=$(cat "` + dir + `/stalls")
+if [ "$n" -gt 0 ]; then
+	echo $((n - 1)) > "` + dir + `/stalls"
+	echo "[   28.5] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [test.bin:97]"
+	echo "[   28.5] Call Trace:"
+	exec sleep 60
+fi
+echo "=== RUN   TestX"
+echo "VMTEST-RESULT: exit=0 id=$id"
+`
+	if err := os.WriteFile(qemu, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := &config{logDir: dir, qemu: qemu, accel: "tcg", smp: 1, mem: 64, timeout: 30 * time.Second, stallGrace: 500 * time.Millisecond}
+	k := kernel{Label: "fake", Version: "fake", Path: "/dev/null", Arch: "amd64"}
+	for _, tc := range []struct {
+		stalls     string
+		wantStatus string
+	}{{"1", statusPassed}, {"2", statusError}} {
+		if err := os.WriteFile(filepath.Join(dir, "stalls"), []byte(tc.stalls), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := runVM(c, k, runSpec{Label: "run" + tc.stalls}, "/dev/null")
+		if o.Status != tc.wantStatus || !strings.Contains(o.Reason, "the first stalled") || !strings.Contains(o.Reason, "soft lockup") {
+			t.Errorf("%s stalls: status %s reason %q; want %s, the first boot's stall named", tc.stalls, o.Status, o.Reason, tc.wantStatus)
+		}
+		if _, err := os.Stat(o.Log + ".stall1"); err != nil {
+			t.Errorf("%s stalls: first log not kept: %v", tc.stalls, err)
+		}
+		if ctx := context3(o.Log + ".stall1"); len(ctx) < 2 || !strings.Contains(strings.Join(ctx, "\n"), "Call Trace") {
+			t.Errorf("%s stalls: stall report not picked from the log: %q", tc.stalls, ctx)
+		}
 	}
 }
