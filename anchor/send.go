@@ -275,7 +275,11 @@ func (a *sender) dial(closing time.Time) (io.WriteCloser, error) {
 	case a.dest == "-":
 		return nopCloser{a.o.Stderr}, nil
 	case strings.HasPrefix(a.dest, "file:"):
-		return os.OpenFile(strings.TrimPrefix(a.dest, "file:"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := os.OpenFile(strings.TrimPrefix(a.dest, "file:"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return f, nil
 	}
 	u, _ := url.Parse(a.dest)
 	d := &net.Dialer{Timeout: 10 * time.Second}
@@ -284,7 +288,11 @@ func (a *sender) dial(closing time.Time) (io.WriteCloser, error) {
 	}
 	conf := a.tls.Clone()
 	conf.ServerName = u.Hostname()
-	return tls.DialWithDialer(d, "tcp", u.Host, conf)
+	c, err := tls.DialWithDialer(d, "tcp", u.Host, conf)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // write sends one checkpoint. A syslog anchor gets an RFC 5424 message in
