@@ -314,5 +314,6 @@ func syslogMessage(host string, it item) string {
 	if host == "" {
 		host = "-"
 	}
-	return fmt.Sprintf("<13>1 %s %s dnsrec %d checkpoint - %s", it.c.Time().Format(time.RFC3339Nano), host, os.Getpid(), it.line)
+	// RFC 5424 allows at most six digits of a second.
+	return fmt.Sprintf("<13>1 %s %s dnsrec %d checkpoint - %s", it.c.Time().Format("2006-01-02T15:04:05.000000Z07:00"), host, os.Getpid(), it.line)
 }
