@@ -89,3 +89,41 @@ func TestCLIAnchorStopAndKill(t *testing.T) {
 		t.Fatalf("verify --anchors of the killed recording: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestCLIAnchorRotation: with --rotate, each file of the series has its
+// own checkpoints in one key chain: the last of a part after its stop link,
+// the first of the next after its session. Every file verifies against
+// the anchors.
+func TestCLIAnchorRotation(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	bin := buildDnsrec(t, dir)
+	const name = "anchor.rotate.test"
+	startServer(t, name)
+	path, anchors := filepath.Join(dir, "case.db"), filepath.Join(dir, "case.anchor")
+	rec := startRecorderCLI(t, bin, "record", "-o", path, "--status-interval", "0", "--anchor", "file:"+anchors,
+		"--checkpoint-every", "1s", "--rotate", "2s")
+	exchanges(name, 0, func(done int64) bool { return done < 20 })
+	waitUntil(t, 20*time.Second, "a third file", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "case-0003.db"))
+		return err == nil
+	})
+	stopRecorder(t, rec)
+	files, _ := filepath.Glob(filepath.Join(dir, "case-*.db"))
+	if len(files) < 3 {
+		t.Fatalf("files %v", files)
+	}
+	b, _ := os.ReadFile(anchors)
+	for _, reason := range []string{"reason=start", "reason=rotate", "reason=stop", "part=1 ", "part=3 "} {
+		if !bytes.Contains(b, []byte(reason)) {
+			t.Errorf("no checkpoint with %s:\n%s", reason, b)
+		}
+	}
+	args := []string{"--anchors", anchors}
+	for _, f := range files {
+		args = append(args, "--db", f)
+	}
+	if code, stderr := verifyCLI(t, bin, args...); code != 0 || strings.Count(stderr, "matches ") != len(files) {
+		t.Fatalf("verify --anchors of the series: exit %d\n%s\n%s", code, stderr, rec.logText())
+	}
+}
