@@ -279,3 +279,9 @@ func (k *Keys) Close() {
 		k.next.erase()
 	}
 }
+
+// GenerateKey makes a note key pair for --sign-key: the private key
+// ("PRIVATE+KEY+name+hash+key") and its verifier key.
+func GenerateKey(name string) (skey, vkey string, err error) {
+	return note.GenerateKey(rand.Reader, name)
+}

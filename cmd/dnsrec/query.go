@@ -208,7 +208,11 @@ between checkpoints, checkpoints that end without a stop (docs/anchoring.md).
 				fmt.Fprintln(c.App.ErrWriter, "dnsrec: verify: only internal consistency was checked: a file cut at a batch boundary, or rewritten with its chain rebuilt, passes this; --anchors FILE checks it against the checkpoints that left the host")
 			}
 			if failed > 0 {
-				return cli.Exit(fmt.Sprintf("dnsrec: verify: %d of %d files do not match their hash chain", failed, len(reports)), 1)
+				what := "their hash chain"
+				if c.String("anchors") != "" {
+					what = "their hash chain and the anchors' checkpoints"
+				}
+				return cli.Exit(fmt.Sprintf("dnsrec: verify: %d of %d files do not match %s", failed, len(reports), what), 1)
 			}
 			return db.Close()
 		},
