@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dnsrec/dnsrec/internal/rawsqlite"
@@ -17,6 +18,7 @@ import (
 var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
 	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"recording_id", "anchors",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -110,14 +112,57 @@ ORDER BY s.started_ns`)
 		if stopped.Valid {
 			stop = time.Unix(0, stopped.V).UTC()
 		}
+		rec, anchors, err := f.anchorInfo(ctx, id)
+		if err != nil {
+			return nil, err
+		}
 		// No loss row means nothing was ever lost: rows are written when a
 		// counter changes.
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
 			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			rec, anchors,
 		})
 	}
 	return out, q.Err()
+}
+
+// anchorInfo is a session's recording id (v12, with --anchor) and each
+// anchor's last counts of checkpoints: "DEST made=N sent=N dropped=N
+// queued=N", and its last error, joined by "; ". The counts are as of the
+// last batch: those of the final checkpoint are in the recorder's log.
+func (f *file) anchorInfo(ctx context.Context, session int64) (rec, anchors any, err error) {
+	if f.version < 12 {
+		return nil, nil, nil
+	}
+	var id sql.NullString
+	if err := f.db.QueryRowContext(ctx, `SELECT recording_id FROM sessions WHERE id = ?`, session).Scan(&id); err != nil {
+		return nil, nil, fmt.Errorf("read sessions: %w", err)
+	}
+	rows, err := f.db.QueryContext(ctx, `SELECT dest, made, sent, dropped, queued, error FROM anchors
+WHERE id IN (SELECT max(id) FROM anchors WHERE session_id = ? GROUP BY dest) ORDER BY id`, session)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read anchors: %w", err)
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var dest string
+		var made, sent, dropped, queued int64
+		var e sql.NullString
+		if err := rows.Scan(&dest, &made, &sent, &dropped, &queued, &e); err != nil {
+			return nil, nil, fmt.Errorf("read anchors: %w", err)
+		}
+		p := fmt.Sprintf("%s made=%d sent=%d dropped=%d queued=%d", dest, made, sent, dropped, queued)
+		if e.Valid {
+			p += " error=" + e.String
+		}
+		parts = append(parts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return nullString(id.String), nullString(strings.Join(parts, "; ")), nil
 }
 
 // msgAgg is one session's counts over msgs (see sessionAggs).

@@ -27,6 +27,8 @@ type VerifyReport struct {
 	// Problems are what does not match, first altered or missing batch
 	// first. Empty means the file is as the recorder committed it.
 	Problems []VerifyProblem
+	// Anchored is the check against the anchors; nil when none was asked.
+	Anchored *Anchored
 }
 
 // VerifyProblem is one thing verify found wrong: its kind, table and batch
@@ -35,6 +37,7 @@ type VerifyProblem struct {
 	Kind  ProblemKind `json:"kind"`
 	Table string      `json:"table,omitempty"` // "" when no table is concerned
 	Batch int64       `json:"batch,omitempty"` // chain link seq; 0 when not one batch's
+	Time  string      `json:"time,omitempty"`  // of the checkpoint concerned (RFC 3339), for the checks against anchors
 	Text  string      `json:"text"`
 }
 
@@ -68,15 +71,7 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // rows outside every batch's range (added afterwards), the exit times and
 // the stop time.
 func (d *DB) Verify(ctx context.Context) ([]VerifyReport, error) {
-	var out []VerifyReport
-	for _, f := range d.files {
-		r, err := f.verify(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.path, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return d.VerifyWith(ctx, VerifyOptions{})
 }
 
 // VerifyTable converts reports for Write. withProblems adds a column,

@@ -20,7 +20,10 @@ const (
 	DefaultRingBytes     = 4 << 20
 	DefaultBatchSize     = store.DefaultBatchSize
 	DefaultBatchInterval = 200 * time.Millisecond
-	DefaultOwnerWait     = time.Second
+	// DefaultCheckpointEvery is how often a signed checkpoint is made
+	// when there are anchors.
+	DefaultCheckpointEvery = 10 * time.Second
+	DefaultOwnerWait       = time.Second
 	// DefaultMemoryLimit is the recorder's soft Go memory limit (see
 	// runtime/debug.SetMemoryLimit): above what is live at saturation (the
 	// reader's backlog, the batch, the open transactions), so that it binds

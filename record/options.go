@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dnsrec/dnsrec/anchor"
 	"github.com/dnsrec/dnsrec/bpf"
 )
 
@@ -86,6 +87,19 @@ type Options struct {
 	NoTLS    bool
 	DoTPorts []uint16
 
+	// Anchors, if any, receive a signed checkpoint (package anchor) every
+	// CheckpointEvery, at each rotation and at the stop: "syslog+tls://
+	// HOST:PORT", "file:PATH" or "-" (stderr). AnchorCA is the syslog
+	// server's CA file. SignKeyFile, if set, is a note private key that
+	// signs every checkpoint instead of a fresh key each time.
+	// CheckpointEvents, if set, gives the recorder's events so far (their
+	// count and the last one) for each checkpoint.
+	Anchors          []string
+	AnchorCA         string
+	CheckpointEvery  time.Duration
+	SignKeyFile      string
+	CheckpointEvents func() (count int64, last string)
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -126,6 +140,9 @@ func (o *Options) setDefaults() {
 	if o.Hook == "" {
 		o.Hook = bpf.TierAuto
 	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = DefaultCheckpointEvery
+	}
 }
 
 // Validate reports options Run cannot use, in the terms of `dnsrec record`'s
@@ -157,6 +174,17 @@ func (o *Options) Validate() error {
 	}
 	if slices.Contains(o.DoTPorts, 0) {
 		return errors.New("--dot-port 0: not a port")
+	}
+	for _, a := range o.Anchors {
+		if err := anchor.ParseDest(a); err != nil {
+			return err
+		}
+	}
+	if len(o.Anchors) == 0 && (o.AnchorCA != "" || o.SignKeyFile != "") {
+		return errors.New("--anchor-ca and --sign-key need --anchor: checkpoints that stay on the host prove nothing")
+	}
+	if o.CheckpointEvery != 0 && o.CheckpointEvery < 100*time.Millisecond {
+		return fmt.Errorf("--checkpoint-every %s: must be at least 100ms", o.CheckpointEvery)
 	}
 	if o.Keep < 0 {
 		return fmt.Errorf("--keep %d: must be at least 1", o.Keep)

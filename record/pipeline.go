@@ -20,6 +20,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/dnsrec/dnsrec/anchor"
 	"github.com/dnsrec/dnsrec/bpf"
 	"github.com/dnsrec/dnsrec/record/store"
 )
@@ -37,6 +38,15 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	loader, err := bpf.NewLoader(opts.Hook, opts.bpfConfig())
 	if err != nil {
 		return sum, err
+	}
+	// Before the rotation: its finisher makes the last checkpoints of the
+	// files it finishes, and must be done before the anchors close.
+	var cp *checkpointer
+	if len(opts.Anchors) > 0 {
+		if cp, err = newCheckpointer(opts); err != nil {
+			return sum, err
+		}
+		defer cp.close()
 	}
 	var rot *rotation
 	if opts.rotating() {
@@ -56,6 +66,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		return sum, err
 	}
 	p := newPipeline(opts, st)
+	p.cp = cp
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
@@ -72,7 +83,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if rot != nil {
 		sess.Part = 1
 	}
-	if err := st.BeginSession(ctx, sess); err != nil {
+	if err := p.beginSession(ctx, st, sess); err != nil {
 		_, ferr := st.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 		os.Remove(opts.Output) // no session row: nothing says what the file would have been
 		return sum, errors.Join(err, ferr)
@@ -135,6 +146,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	// A day of a busy server takes a minute or more: say why the stop is
 	// not instant.
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
+	p.checkpointAtStop(p.store, anchor.ReasonStop)
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	sum.Resolutions = p.resolutions
 	sum.Stopped = why
@@ -227,8 +239,9 @@ type pipeline struct {
 	// reused), so that their later packets are not held again.
 	ownersFromProc int64
 	procOwners     map[uint64]*Identity
-	rot            *rotation // nil unless rotating
-	libc           *bpf.Libc // nil with Options.NoLibc
+	rot            *rotation     // nil unless rotating
+	cp             *checkpointer // nil without Options.Anchors
+	libc           *bpf.Libc     // nil with Options.NoLibc
 	lastLibcScan   time.Time
 	libcDue        bool // a process exec'd since the last scan
 	libcErrLogged  bool
@@ -357,6 +370,9 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				return p.fail(err)
 			}
 			p.status()
+			if p.cp != nil && p.cp.due(time.Now()) {
+				p.signCheckpoint()
+			}
 			if time.Since(p.lastCheckpoint) >= checkpointEvery {
 				p.lastCheckpoint = time.Now()
 				if err := p.store.Checkpoint(ctx); err != nil {
@@ -981,6 +997,41 @@ func (p *pipeline) processID(ctx context.Context, id *Identity) (int64, error) {
 
 func (p *pipeline) wall(bootNs uint64) int64 {
 	return p.anchorWall + (int64(bootNs) - p.anchorBoot)
+}
+
+// beginSession writes st's session row, with the recording id and first
+// key when checkpoints are signed.
+func (p *pipeline) beginSession(ctx context.Context, st *store.Store, sess Session) error {
+	if p.cp == nil {
+		return st.BeginSession(ctx, sess)
+	}
+	return p.cp.begin(ctx, st, sess)
+}
+
+// part is the number of the file being written: 0 when not rotating.
+func (p *pipeline) part() int {
+	if p.rot == nil {
+		return 0
+	}
+	return p.rot.part
+}
+
+// signCheckpoint makes a periodic checkpoint of what is committed, and
+// queues the anchors' counts for the next batch.
+func (p *pipeline) signCheckpoint() {
+	seq, head := p.store.Head()
+	p.cp.make(p.part(), seq, head, p.store.Messages(), anchor.ReasonPeriodic)
+	p.store.InsertAnchors(time.Now().UnixNano(), p.cp.stats())
+}
+
+// checkpointAtStop has st's last checkpoint made as soon as Finish has
+// committed its stop link, before the indexes.
+func (p *pipeline) checkpointAtStop(st *store.Store, reason string) {
+	if p.cp == nil {
+		return
+	}
+	cp, part := p.cp, p.part()
+	st.OnStop = func(seq int64, head string, msgs int64) { cp.make(part, seq, head, msgs, reason) }
 }
 
 func (p *pipeline) session() Session {

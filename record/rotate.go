@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dnsrec/dnsrec/anchor"
 	"github.com/dnsrec/dnsrec/record/store"
 	"os"
 	"path/filepath"
@@ -210,7 +211,7 @@ func (p *pipeline) rotate(ctx context.Context) error {
 	if err == nil {
 		sess := p.session()
 		sess.Part = r.part + 1
-		if err = st.BeginSession(ctx, sess); err != nil {
+		if err = p.beginSession(ctx, st, sess); err != nil {
 			st.Finish(ctx, time.Now().UnixNano())
 			os.Remove(next)
 		}
@@ -221,6 +222,7 @@ func (p *pipeline) rotate(ctx context.Context) error {
 		return nil
 	}
 	old := p.store
+	p.checkpointAtStop(old, anchor.ReasonRotate)
 	r.jobs <- finishJob{store: old, part: r.part, stoppedNs: time.Now().UnixNano()}
 	r.mu.Lock()
 	r.part++

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"strings"
 )
 
 // The hash chain makes an edited, inserted or deleted row detectable. Every
@@ -27,7 +28,7 @@ type ChainTable struct {
 // its INSERTs' values in the same column order, and hashes exactly those.
 // They are the current schema's; ChainTablesFor gives an older file's.
 var ChainTables = []ChainTable{
-	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters"},
+	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters, recording_id, sign_key"},
 	{"names", "id, name, rev"},
 	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
 	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated, cgroup, container"},
@@ -38,12 +39,25 @@ var ChainTables = []ChainTable{
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"anchors", "id, session_id, ts_ns, dest, made, sent, dropped, queued, error"},
 }
+
+// chainTablesV11 are a version 8 to 11 file's: v12 added
+// sessions.recording_id and sign_key, and the anchors table.
+var chainTablesV11 = func() []ChainTable {
+	t := append([]ChainTable(nil), ChainTables[:len(ChainTables)-1]...)
+	for i := range t {
+		if t[i].Name == "sessions" {
+			t[i].Columns = strings.TrimSuffix(t[i].Columns, ", recording_id, sign_key")
+		}
+	}
+	return t
+}()
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables...)
+	t := append([]ChainTable(nil), chainTablesV11...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -79,6 +93,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
+	case version < 12:
+		return chainTablesV11
 	}
 	return ChainTables
 }

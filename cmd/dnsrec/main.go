@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string) error {
 		Commands: []*cli.Command{
 			recordCommand(),
 			queryCommand(),
+			keygenCommand(),
 		},
 	}
 	return app.RunContext(ctx, interspersed(app, args))

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -156,8 +157,20 @@ with --format json or jsonl a "problems" column also lists every problem
 with its kind (rows-altered, rows-missing, rows-added, link-missing, ...),
 its table and its batch.
 
-   dnsrec query verify --db case.db`,
-		Flags: []cli.Flag{dbFlag(), formatFlag()},
+This checks the file against itself only: a file cut at a batch boundary,
+or rewritten with its chain rebuilt, passes. With --anchors FILE (what a
+--anchor of the recorder wrote: its file:, or the syslog file of its
+syslog+tls receiver) the file is also checked against the signed
+checkpoints that left the host: a tail cut after a checkpoint, a chain
+head that differs, a signature or key chain that does not check, a gap
+between checkpoints, checkpoints that end without a stop (docs/anchoring.md).
+
+   dnsrec query verify --db case.db
+   dnsrec query verify --db case.db --anchors /var/log/remote/dnsrec.log`,
+		Flags: []cli.Flag{dbFlag(), formatFlag(),
+			&cli.StringFlag{Name: "anchors", Usage: "also check against the signed checkpoints in `FILE` (written by a --anchor: a file: anchor's output, or a syslog receiver's file)"},
+			&cli.StringFlag{Name: "anchor-key", Usage: "with --anchors, the verifier `KEY` the checkpoints must be signed by (the public key of a --sign-key); otherwise the key chain starts at the file's own first key"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return fmt.Errorf("verify: takes no arguments, got %q", c.Args().Slice())
@@ -172,7 +185,7 @@ its table and its batch.
 				return fmt.Errorf("verify: %w", err)
 			}
 			defer db.Close()
-			reports, err := db.Verify(c.Context)
+			reports, err := db.VerifyWith(c.Context, query.VerifyOptions{Anchors: c.String("anchors"), Key: c.String("anchor-key")})
 			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
@@ -186,10 +199,20 @@ its table and its batch.
 				}
 				if !r.OK() {
 					failed++
+				} else if a := r.Anchored; a != nil {
+					fmt.Fprintf(c.App.ErrWriter, "dnsrec: verify: %s: matches %d signed checkpoints in %s, the last at %s (batch %d)\n",
+						r.Path, a.Checked, c.String("anchors"), a.LastTime.Format(time.RFC3339), a.LastBatch)
 				}
 			}
+			if c.String("anchors") == "" {
+				fmt.Fprintln(c.App.ErrWriter, "dnsrec: verify: only internal consistency was checked: a file cut at a batch boundary, or rewritten with its chain rebuilt, passes this; --anchors FILE checks it against the checkpoints that left the host")
+			}
 			if failed > 0 {
-				return cli.Exit(fmt.Sprintf("dnsrec: verify: %d of %d files do not match their hash chain", failed, len(reports)), 1)
+				what := "their hash chain"
+				if c.String("anchors") != "" {
+					what = "their hash chain and the anchors' checkpoints"
+				}
+				return cli.Exit(fmt.Sprintf("dnsrec: verify: %d of %d files do not match %s", failed, len(reports), what), 1)
 			}
 			return db.Close()
 		},

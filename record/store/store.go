@@ -34,6 +34,17 @@ type Session struct {
 	// rotated. Filters is the record-time filters as JSON; "" for none.
 	Part    int
 	Filters string
+	// RecordingID and SignKey: the recording's random id and the verifier
+	// key of this file's first signed checkpoint (package anchor); "" when
+	// nothing is signed.
+	RecordingID, SignKey string
+}
+
+// AnchorRow is one anchor's checkpoint counts (anchor.Stats), cumulative.
+type AnchorRow struct {
+	Dest                        string
+	Made, Sent, Dropped, Queued int64
+	Err                         string
 }
 
 // ProcRow is one process image, written when a message first refers to it.
@@ -156,6 +167,12 @@ type Store struct {
 	msgRows   *multiRow
 	rrRows    *multiRow
 	nextLoss  int64
+	// nextAnchor is the next anchors row id.
+	nextAnchor int64
+	// OnStop, if set, is called by Finish once the stop link is committed,
+	// before the indexes are built: with the chain head and the messages
+	// stored, for the last signed checkpoint.
+	OnStop func(seq int64, head string, msgs int64)
 	// Ids of the next libc resolution and of its next address.
 	nextRes, nextResAddr int64
 	bootID               string
@@ -170,6 +187,8 @@ type queue struct {
 	msgs  []*MsgRow
 	exits [][2]int64 // process id, exit_ns
 	loss  []lossRow
+	// anchors' counts
+	anchors []anchorRow
 	// libc resolver calls
 	resolutions []*ResolutionRow
 }
@@ -180,13 +199,18 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
 	clear(q.resolutions)
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], resolutions: q.resolutions[:0]}
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0]}
+}
+
+type anchorRow struct {
+	tsNs int64
+	a    AnchorRow
 }
 
 type lossRow struct {
@@ -232,8 +256,9 @@ dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_erro
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters, recording_id, sign_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlAnchor = `INSERT INTO anchors (id, session_id, ts_ns, dest, made, sent, dropped, queued, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlIface  = `INSERT INTO interfaces (id, netns, ifindex, name) VALUES (?, ?, ?, ?)`
 	sqlChain  = `INSERT INTO chain (seq, ts_ns, prev, tables, exits, stopped_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlNameID = `SELECT id FROM names WHERE rev = ?`
@@ -284,7 +309,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextRes: 1, nextResAddr: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -320,7 +345,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -375,7 +400,8 @@ func (s *Store) BeginSession(ctx context.Context, sess Session) error {
 	}
 	s.sessionID, s.bootID = 1, sess.BootID // a new file: the first and only session
 	vals := []any{s.sessionID, sess.Hostname, machine, sess.BootID, sess.Kernel, sess.Version, sess.Cmdline, sess.Hook,
-		sess.Ports, int64(sess.Snaplen), sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs, nonZero(int64(sess.Part)), optStr(nullString(sess.Filters))}
+		sess.Ports, int64(sess.Snaplen), sess.StartedNs, sess.AnchorWallNs, sess.AnchorBootNs, nonZero(int64(sess.Part)), optStr(nullString(sess.Filters)),
+		optStr(nullString(sess.RecordingID)), optStr(nullString(sess.SignKey))}
 	err := s.inTx(func(ctx context.Context) error {
 		if err := s.execRow(ctx, "sessions", sqlSession, vals...); err != nil {
 			return fmt.Errorf("write session: %w", err)
@@ -500,6 +526,16 @@ type Loss struct {
 	MsgDrops uint64
 }
 
+// InsertAnchors queues the anchors' counts as of tsNs.
+func (s *Store) InsertAnchors(tsNs int64, rows []AnchorRow) {
+	for _, a := range rows {
+		s.q.anchors = append(s.q.anchors, anchorRow{tsNs, a})
+	}
+}
+
+// Messages is how many msgs rows are committed.
+func (s *Store) Messages() int64 { return s.msgRows.committed - 1 }
+
 // InsertLoss queues the loss counters as of tsNs.
 func (s *Store) InsertLoss(_ context.Context, tsNs int64, l Loss) error {
 	s.q.loss = append(s.q.loss, lossRow{tsNs, l})
@@ -586,6 +622,12 @@ func (s *Store) writeQueue(ctx context.Context) error {
 			return fmt.Errorf("write loss: %w", err)
 		}
 		s.nextLoss++
+	}
+	for _, a := range q.anchors {
+		if err := s.execRow(ctx, "anchors", sqlAnchor, s.nextAnchor, s.sessionID, a.tsNs, a.a.Dest, a.a.Made, a.a.Sent, a.a.Dropped, a.a.Queued, optStr(nullString(a.a.Err))); err != nil {
+			return fmt.Errorf("write anchor counts: %w", err)
+		}
+		s.nextAnchor++
 	}
 	return nil
 }
@@ -854,6 +896,9 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("write session stop: %w", explainFull(err)))
+	} else if s.OnStop != nil {
+		seq, head := s.Head()
+		s.OnStop(seq, head, s.Messages())
 	}
 	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
 		// The file still answers every query without them, by scanning.
