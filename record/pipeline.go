@@ -115,6 +115,10 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	}
 	p.started = time.Now()
 	p.lastStatus = p.started
+	p.lastWatch = p.started
+	if err := p.event(ctx, p.started.UnixNano(), EventStart, p.startDetail()); err != nil {
+		return sum, err
+	}
 	stop, cancel := bound(ctx, opts)
 	defer cancel()
 	runErr := p.loop(stop, rd, events)
@@ -132,6 +136,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
+	stopDetail := p.stopDetail(why, runErr)
+	opts.Logger.Info("stop", "cause", stopDetail)
+	runErr = errors.Join(runErr, p.event(context.WithoutCancel(ctx), time.Now().UnixNano(), EventStop, stopDetail))
 	// A day of a busy server takes a minute or more: say why the stop is
 	// not instant.
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
@@ -236,6 +243,13 @@ type pipeline struct {
 	tlsProbes      *bpf.Libc // nil with Options.NoTLS, or where uprobes cannot run
 	tlsErrLogged   bool
 	storedLoss     Loss // the loss counters last written to this file
+
+	// The guard (guard.go): when the hooks were last checked, the
+	// recorder's events so far, and who sent the stopping signal.
+	lastWatch      time.Time
+	watchErrLogged bool
+	events         int64
+	stopBy         string
 }
 
 // Reading in bursts: when the ring is empty the reader sleeps pollInterval
@@ -374,6 +388,11 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if (p.libc != nil || p.tlsProbes != nil) && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
 				p.scanLibc()
 			}
+			if time.Since(p.lastWatch) >= p.opts.WatchEvery {
+				if err := p.watch(ctx); err != nil {
+					return p.fail(err)
+				}
+			}
 			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
 				if err := p.rotate(ctx); err != nil {
 					return p.fail(err)
@@ -384,6 +403,11 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			// kernel already wrote. Flush makes the reader return every
 			// record still in the ring and then end.
 			done = nil
+			// The last look before detaching: a hook detached since the
+			// last check is on record too.
+			if err := p.watch(ctx); err != nil {
+				return p.fail(err)
+			}
 			p.libc = nil // detached with the rest: no more scans
 			p.tlsProbes = nil
 			if err := p.capture.Detach(); err != nil {
@@ -541,6 +565,8 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 		return p.resolution(ctx, e)
 	case *TLSData:
 		return p.tls(ctx, e)
+	case *Signal:
+		return p.signal(ctx, e)
 	}
 	return fmt.Errorf("unexpected event %T", ev)
 }

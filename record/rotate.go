@@ -238,7 +238,7 @@ func (p *pipeline) rotate(ctx context.Context) error {
 	p.loggedSeq = 0
 	p.lastCheckpoint = time.Now()
 	p.procs.forgetRows()
-	return nil
+	return p.event(ctx, time.Now().UnixNano(), EventStart, p.startDetail())
 }
 
 // rotateRetry is how long a failed rotation waits before the next try.

@@ -38,12 +38,17 @@ var ChainTables = []ChainTable{
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"events", "id, session_id, ts_ns, kind, detail"},
 }
+
+// chainTablesV12 are the tables a version 8 to 12 file hashed: v13 added
+// the recorder's events.
+var chainTablesV12 = ChainTables[:len(ChainTables)-1]
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables...)
+	t := append([]ChainTable(nil), chainTablesV12...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -79,6 +84,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
+	case version < 13:
+		return chainTablesV12
 	}
 	return ChainTables
 }

@@ -156,6 +156,9 @@ type Store struct {
 	msgRows   *multiRow
 	rrRows    *multiRow
 	nextLoss  int64
+	// nextEvent is the next events row's id; events counts the rows
+	// committed (the recorder's own events, see InsertEvent).
+	nextEvent, events int64
 	// Ids of the next libc resolution and of its next address.
 	nextRes, nextResAddr int64
 	bootID               string
@@ -170,6 +173,8 @@ type queue struct {
 	msgs  []*MsgRow
 	exits [][2]int64 // process id, exit_ns
 	loss  []lossRow
+	// the recorder's own events
+	events []Event
 	// libc resolver calls
 	resolutions []*ResolutionRow
 }
@@ -180,13 +185,13 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.events) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
 	clear(q.resolutions)
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], resolutions: q.resolutions[:0]}
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], resolutions: q.resolutions[:0], events: q.events[:0]}
 }
 
 type lossRow struct {
@@ -232,6 +237,7 @@ dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_erro
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlEvent   = `INSERT INTO events (id, session_id, ts_ns, kind, detail) VALUES (?, ?, ?, ?, ?)`
 	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlIface  = `INSERT INTO interfaces (id, netns, ifindex, name) VALUES (?, ?, ?, ?)`
@@ -284,7 +290,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -506,6 +512,24 @@ func (s *Store) InsertLoss(_ context.Context, tsNs int64, l Loss) error {
 	return nil
 }
 
+// Event is one thing that happened to the recorder itself (the events
+// table): its start and stop, a program detached, a signal received.
+type Event struct {
+	TsNs   int64
+	Kind   string
+	Detail string
+}
+
+// InsertEvent queues one of the recorder's events.
+func (s *Store) InsertEvent(_ context.Context, e Event) error {
+	s.q.events = append(s.q.events, e)
+	return nil
+}
+
+// Events is how many events this file holds, committed: what a signed
+// checkpoint states, so that a deleted event shows.
+func (s *Store) Events() int64 { return s.events }
+
 // Commit writes everything queued in one transaction. On error nothing of
 // it is in the file, and everything committed before is.
 func (s *Store) Commit() error {
@@ -522,6 +546,7 @@ func (s *Store) Commit() error {
 		s.Rollback()
 		return fmt.Errorf("write batch to %s: %w", s.path, explainFull(err))
 	}
+	s.events += int64(len(s.q.events))
 	s.q.reset()
 	s.dict.committed()
 	s.msgRows.commit()
@@ -586,6 +611,12 @@ func (s *Store) writeQueue(ctx context.Context) error {
 			return fmt.Errorf("write loss: %w", err)
 		}
 		s.nextLoss++
+	}
+	for _, e := range q.events {
+		if err := s.execRow(ctx, "events", sqlEvent, s.nextEvent, s.sessionID, e.TsNs, e.Kind, e.Detail); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+		s.nextEvent++
 	}
 	return nil
 }
