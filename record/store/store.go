@@ -326,7 +326,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
