@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -63,9 +63,11 @@ func recorderLink(t *testing.T, pid int, prog string) link.ID {
 }
 
 // TestCLIBlindingOnRecord detaches one of a running recorder's cgroup
-// links from outside, as `bpftool link detach` does, then stops the
+// links from outside, as `bpftool link detach` does, makes another run a
+// program of the test's (BPF_LINK_UPDATE), then stops the
 // recorder with SIGTERM from a /bin/kill the test starts. The file must
-// hold the detachment (naming the program), its re-attachment, and a stop
+// hold the detachment and the replacement (naming the programs), both
+// re-attachments, and a stop
 // event naming that kill's exact pid and exe; the log must say it at
 // ERROR level; and DNS after the re-attachment must be recorded.
 func TestCLIBlindingOnRecord(t *testing.T) {
@@ -86,6 +88,26 @@ func TestCLIBlindingOnRecord(t *testing.T) {
 		t.Fatalf("detach link %d: %v", id, err)
 	}
 	l.Close()
+	rec.waitFor(t, "CAPTURE BLINDED")
+	rec.waitFor(t, "re-attached")
+
+	// Another: its link made to run someone else's program
+	// (BPF_LINK_UPDATE), one that lets every packet through unseen.
+	other, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "blind_test", Type: ebpf.CGroupSKB, AttachType: ebpf.AttachCGroupInetIngress, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ingress := recorderLink(t, rec.cmd.Process.Pid, "dns_ingress")
+	il, err := link.NewFromID(ingress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := il.Update(other); err != nil {
+		t.Fatalf("update link %d: %v", ingress, err)
+	}
+	il.Close()
 	rec.waitFor(t, "CAPTURE BLINDED")
 	rec.waitFor(t, "re-attached")
 	// Capture works again: a query now is recorded.
@@ -128,8 +150,13 @@ func TestCLIBlindingOnRecord(t *testing.T) {
 	if len(events["detached"]) != 1 || !strings.Contains(events["detached"][0], fmt.Sprintf("link %d of program dns_egress", id)) {
 		t.Errorf("detached events %q, want one naming link %d of dns_egress", events["detached"], id)
 	}
-	if len(events["reattached"]) != 1 || !strings.HasPrefix(events["reattached"][0], "dns_egress re-attached as link ") {
-		t.Errorf("reattached events %q, want one for dns_egress", events["reattached"])
+	if len(events["replaced"]) != 1 || !strings.HasPrefix(events["replaced"][0], fmt.Sprintf("link %d runs program id ", ingress)) ||
+		!strings.Contains(events["replaced"][0], " (blind_test), not the recorder's dns_ingress ") {
+		t.Errorf("replaced events %q, want one naming link %d, blind_test and dns_ingress", events["replaced"], ingress)
+	}
+	if len(events["reattached"]) != 2 || !strings.HasPrefix(events["reattached"][0], "dns_egress re-attached as link ") ||
+		!strings.HasPrefix(events["reattached"][1], "dns_ingress re-attached as link ") {
+		t.Errorf("reattached events %q, want dns_egress's and dns_ingress's", events["reattached"])
 	}
 	sender := fmt.Sprintf("SIGTERM from pid %d exe %s argv [\"/bin/kill\",\"-TERM\",\"%d\"] uid %d", kill.Process.Pid, killPath, rec.cmd.Process.Pid, os.Getuid())
 	if len(events["stop"]) != 1 || events["stop"][0] != "stopped by "+sender+` comm "kill"` {
@@ -146,5 +173,4 @@ func TestCLIBlindingOnRecord(t *testing.T) {
 	if out, err := exec.Command(bin, "query", "verify", "--db", path).CombinedOutput(); err != nil {
 		t.Errorf("verify: %v\n%s", err, out)
 	}
-	_ = time.Second
 }
