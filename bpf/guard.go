@@ -132,8 +132,17 @@ func (h *hook) check() (*Blinding, error) {
 		return nil, nil
 	}
 	b.Kind = "detached"
-	b.Detail = fmt.Sprintf("program %s (id %d) is no longer among the %s programs of cgroup %s", h.name, h.progID, h.attach, h.cgroup)
+	b.Detail = fmt.Sprintf("program %s (id %d) is no longer among the %s programs of cgroup %s", h.name, h.progID, attachName(h.attach), h.cgroup)
 	return b, nil
+}
+
+// attachName names an attach type: the kernel's first, cgroup ingress, is
+// 0, which the library calls None.
+func attachName(t ebpf.AttachType) string {
+	if t == ebpf.AttachCGroupInetIngress {
+		return "CGroupInetIngress"
+	}
+	return t.String()
 }
 
 // progName is a program's kernel name, for the detail of a replacement.
