@@ -221,6 +221,9 @@ func (p *pipeline) rotate(ctx context.Context) error {
 		return nil
 	}
 	old := p.store
+	// The file's own stop: its finish (Finish) commits this first.
+	p.events++
+	old.InsertEvent(ctx, store.Event{TsNs: time.Now().UnixNano(), Kind: EventStop, Detail: fmt.Sprintf("rotated out: recording goes on in part %d, %s", r.part+1, next)})
 	r.jobs <- finishJob{store: old, part: r.part, stoppedNs: time.Now().UnixNano()}
 	r.mu.Lock()
 	r.part++
