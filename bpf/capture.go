@@ -22,6 +22,7 @@ type Capture struct {
 	msgDrops *ebpf.Map // msg_drops
 	coll     *ebpf.Collection
 	links    []link.Link
+	hooks    []*hook // the links, as the guard watches them (guard.go)
 	cleanup  func() error
 
 	// The libc resolver probes (libc.go), attached by their Scan.
@@ -69,6 +70,7 @@ func (c *Capture) Detach() error {
 		}
 	}
 	c.links = nil
+	c.hooks = nil
 	return errors.Join(errs...)
 }
 

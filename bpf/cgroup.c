@@ -24,6 +24,7 @@
 //     user space attaches the owner to the messages it is holding.
 #include "common.h"
 #include "tls.h"
+#include "guard.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD

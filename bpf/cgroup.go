@@ -39,7 +39,8 @@ func attachCgroup(c *Capture, spec *ebpf.CollectionSpec, plan []attachment) erro
 		return err
 	}
 	c.cleanup = cleanup
-	return c.attachEach(TierCgroup, plan, func(prog *ebpf.Program, a attachment) (link.Link, error) {
+	attachType := func(a attachment) ebpf.AttachType { return spec.Programs[a.prog].AttachType }
+	return c.attachEachIn(TierCgroup, plan, root, attachType, func(prog *ebpf.Program, a attachment) (link.Link, error) {
 		l, err := link.AttachCgroup(link.CgroupOptions{
 			Path:    root,
 			Attach:  spec.Programs[a.prog].AttachType,

@@ -139,6 +139,24 @@ type cgroupResolveEvent struct {
 	Id     cgroupIdent
 }
 
+type cgroupSignalEvent struct {
+	_         structs.HostLayout
+	Kind      uint8
+	Pad       [3]uint8
+	Sig       int32
+	Code      int32
+	Result    int32
+	Group     uint32
+	Pid       uint32
+	Tid       uint32
+	Uid       uint32
+	TargetTid uint32
+	Pad2      uint32
+	BootNs    uint64
+	StartNs   uint64
+	Comm      [16]int8
+}
+
 type cgroupTlsCall struct {
 	_      structs.HostLayout
 	Obj    uint64
@@ -211,6 +229,7 @@ const (
 	cgroupProgDnsSendmsg4        = "dns_sendmsg4"
 	cgroupProgDnsSendmsg6        = "dns_sendmsg6"
 	cgroupProgDnsSockRecv        = "dns_sock_recv"
+	cgroupProgGuardSignal        = "guard_signal"
 	cgroupProgOnExec             = "on_exec"
 	cgroupProgOnExit             = "on_exit"
 	cgroupProgTlsFree            = "tls_free"
@@ -234,10 +253,12 @@ const (
 	cgroupVarAncEmpty            = "anc_empty"
 	cgroupVarDnsPorts            = "dns_ports"
 	cgroupVarDotPorts            = "dot_ports"
+	cgroupVarGuardTgid           = "guard_tgid"
 	cgroupVarSnaplen             = "snaplen"
 	cgroupVarUnusedDnsEvent      = "unused_dns_event"
 	cgroupVarUnusedExecEvent     = "unused_exec_event"
 	cgroupVarUnusedResolveEvent  = "unused_resolve_event"
+	cgroupVarUnusedSignalEvent   = "unused_signal_event"
 	cgroupVarUnusedTlsEvent      = "unused_tls_event"
 	cgroupVarUnusedTlsHead       = "unused_tls_head"
 )
@@ -293,6 +314,7 @@ type cgroupProgramSpecs struct {
 	DnsSendmsg4        *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6        *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
 	DnsSockRecv        *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
+	GuardSignal        *ebpf.ProgramSpec `ebpf:"guard_signal"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
 	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
@@ -338,10 +360,12 @@ type cgroupVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
+	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
+	UnusedSignalEvent  *ebpf.VariableSpec `ebpf:"unused_signal_event"`
 	UnusedTlsEvent     *ebpf.VariableSpec `ebpf:"unused_tls_event"`
 	UnusedTlsHead      *ebpf.VariableSpec `ebpf:"unused_tls_head"`
 }
@@ -400,10 +424,12 @@ type cgroupVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
+	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
+	UnusedSignalEvent  *ebpf.Variable `ebpf:"unused_signal_event"`
 	UnusedTlsEvent     *ebpf.Variable `ebpf:"unused_tls_event"`
 	UnusedTlsHead      *ebpf.Variable `ebpf:"unused_tls_head"`
 }
@@ -421,6 +447,7 @@ type cgroupPrograms struct {
 	DnsSendmsg4        *ebpf.Program `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6        *ebpf.Program `ebpf:"dns_sendmsg6"`
 	DnsSockRecv        *ebpf.Program `ebpf:"dns_sock_recv"`
+	GuardSignal        *ebpf.Program `ebpf:"guard_signal"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
 	TlsFree            *ebpf.Program `ebpf:"tls_free"`
@@ -454,6 +481,7 @@ func (p *cgroupPrograms) Close() error {
 		p.DnsSendmsg4,
 		p.DnsSendmsg6,
 		p.DnsSockRecv,
+		p.GuardSignal,
 		p.OnExec,
 		p.OnExit,
 		p.TlsFree,

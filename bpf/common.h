@@ -44,6 +44,7 @@ enum event_kind {
 	EV_RESOLVE = 5, // struct resolve_event: a libc resolver call returned (uprobes)
 	EV_TLS_DATA = 6, // struct tls_event + plaintext of a TLS call (tls.h)
 	EV_TLS_BIND = 7, // struct tls_event, no data: a TLS object's socket became known
+	EV_SIGNAL = 8, // struct signal_event: another process signalled the recorder (guard.h)
 };
 
 #define RES_NAME 256 // name bytes kept per libc resolution, NUL included

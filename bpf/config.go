@@ -24,6 +24,9 @@ type Config struct {
 	// DoTPorts are the DNS-over-TLS ports whose plaintext the TLS probes
 	// keep, at most MaxPorts; none keeps the default, 853.
 	DoTPorts []uint16
+	// GuardPID is the recorder's own pid: signals other processes send
+	// it are recorded (EventSignal, guard.h). 0 records none.
+	GuardPID uint32
 }
 
 // MaxRingBytes is the largest ring buffer Config takes: 1 GiB.

@@ -11,6 +11,7 @@
 // (planFentry).
 #include "tracing.h"
 #include "tls.h"
+#include "guard.h"
 
 SEC("fentry/udp_send_skb")
 int BPF_PROG(fe_udp_send_skb, struct sk_buff *skb, struct flowi4 *fl4)

@@ -162,6 +162,7 @@ const (
 	fentryProgFxTcpRecvmsg4      = "fx_tcp_recvmsg4"
 	fentryProgFxTcpRecvmsg5      = "fx_tcp_recvmsg5"
 	fentryProgFxTcpRecvmsg6      = "fx_tcp_recvmsg6"
+	fentryProgGuardSignal        = "guard_signal"
 	fentryProgOnExec             = "on_exec"
 	fentryProgOnExit             = "on_exit"
 	fentryProgTlsFree            = "tls_free"
@@ -185,10 +186,12 @@ const (
 	fentryVarAncEmpty            = "anc_empty"
 	fentryVarDnsPorts            = "dns_ports"
 	fentryVarDotPorts            = "dot_ports"
+	fentryVarGuardTgid           = "guard_tgid"
 	fentryVarSnaplen             = "snaplen"
 	fentryVarUnusedDnsEvent      = "unused_dns_event"
 	fentryVarUnusedExecEvent     = "unused_exec_event"
 	fentryVarUnusedResolveEvent  = "unused_resolve_event"
+	fentryVarUnusedSignalEvent   = "unused_signal_event"
 	fentryVarUnusedTlsEvent      = "unused_tls_event"
 	fentryVarUnusedTlsHead       = "unused_tls_head"
 )
@@ -249,6 +252,7 @@ type fentryProgramSpecs struct {
 	FxTcpRecvmsg4      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
+	GuardSignal        *ebpf.ProgramSpec `ebpf:"guard_signal"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
 	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
@@ -297,10 +301,12 @@ type fentryVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
+	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
+	UnusedSignalEvent  *ebpf.VariableSpec `ebpf:"unused_signal_event"`
 	UnusedTlsEvent     *ebpf.VariableSpec `ebpf:"unused_tls_event"`
 	UnusedTlsHead      *ebpf.VariableSpec `ebpf:"unused_tls_head"`
 }
@@ -365,10 +371,12 @@ type fentryVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
+	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
+	UnusedSignalEvent  *ebpf.Variable `ebpf:"unused_signal_event"`
 	UnusedTlsEvent     *ebpf.Variable `ebpf:"unused_tls_event"`
 	UnusedTlsHead      *ebpf.Variable `ebpf:"unused_tls_head"`
 }
@@ -391,6 +399,7 @@ type fentryPrograms struct {
 	FxTcpRecvmsg4      *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5      *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6      *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
+	GuardSignal        *ebpf.Program `ebpf:"guard_signal"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
 	TlsFree            *ebpf.Program `ebpf:"tls_free"`
@@ -429,6 +438,7 @@ func (p *fentryPrograms) Close() error {
 		p.FxTcpRecvmsg4,
 		p.FxTcpRecvmsg5,
 		p.FxTcpRecvmsg6,
+		p.GuardSignal,
 		p.OnExec,
 		p.OnExit,
 		p.TlsFree,

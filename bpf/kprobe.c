@@ -7,6 +7,7 @@
 // because some builds rename static functions (udp_send_skb.isra.0).
 #include "tracing.h"
 #include "tls.h"
+#include "guard.h"
 
 SEC("kprobe/udp_send_skb")
 int BPF_KPROBE(kp_udp_send_skb, struct sk_buff *skb, struct flowi4 *fl4)

@@ -148,6 +148,7 @@ const (
 	kprobeMapTlsObjs             = "tls_objs"
 	kprobeMapTlsUncork           = "tls_uncork"
 	kprobeMapUdpCalls            = "udp_calls"
+	kprobeProgGuardSignal        = "guard_signal"
 	kprobeProgKpIp6SendSkb       = "kp_ip6_send_skb"
 	kprobeProgKpIpSendSkb        = "kp_ip_send_skb"
 	kprobeProgKpSkbConsumeUdp    = "kp_skb_consume_udp"
@@ -183,10 +184,12 @@ const (
 	kprobeVarAncEmpty            = "anc_empty"
 	kprobeVarDnsPorts            = "dns_ports"
 	kprobeVarDotPorts            = "dot_ports"
+	kprobeVarGuardTgid           = "guard_tgid"
 	kprobeVarSnaplen             = "snaplen"
 	kprobeVarUnusedDnsEvent      = "unused_dns_event"
 	kprobeVarUnusedExecEvent     = "unused_exec_event"
 	kprobeVarUnusedResolveEvent  = "unused_resolve_event"
+	kprobeVarUnusedSignalEvent   = "unused_signal_event"
 	kprobeVarUnusedTlsEvent      = "unused_tls_event"
 	kprobeVarUnusedTlsHead       = "unused_tls_head"
 )
@@ -233,6 +236,7 @@ type kprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeProgramSpecs struct {
+	GuardSignal        *ebpf.ProgramSpec `ebpf:"guard_signal"`
 	KpIp6SendSkb       *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
 	KpIpSendSkb        *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
 	KpSkbConsumeUdp    *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
@@ -293,10 +297,12 @@ type kprobeVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
+	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
+	UnusedSignalEvent  *ebpf.VariableSpec `ebpf:"unused_signal_event"`
 	UnusedTlsEvent     *ebpf.VariableSpec `ebpf:"unused_tls_event"`
 	UnusedTlsHead      *ebpf.VariableSpec `ebpf:"unused_tls_head"`
 }
@@ -361,10 +367,12 @@ type kprobeVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
+	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
+	UnusedSignalEvent  *ebpf.Variable `ebpf:"unused_signal_event"`
 	UnusedTlsEvent     *ebpf.Variable `ebpf:"unused_tls_event"`
 	UnusedTlsHead      *ebpf.Variable `ebpf:"unused_tls_head"`
 }
@@ -373,6 +381,7 @@ type kprobeVariables struct {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobePrograms struct {
+	GuardSignal        *ebpf.Program `ebpf:"guard_signal"`
 	KpIp6SendSkb       *ebpf.Program `ebpf:"kp_ip6_send_skb"`
 	KpIpSendSkb        *ebpf.Program `ebpf:"kp_ip_send_skb"`
 	KpSkbConsumeUdp    *ebpf.Program `ebpf:"kp_skb_consume_udp"`
@@ -409,6 +418,7 @@ type kprobePrograms struct {
 
 func (p *kprobePrograms) Close() error {
 	return _KprobeClose(
+		p.GuardSignal,
 		p.KpIp6SendSkb,
 		p.KpIpSendSkb,
 		p.KpSkbConsumeUdp,

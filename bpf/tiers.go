@@ -259,6 +259,11 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	if err := spec.Variables["snaplen"].Set(cfg.Snaplen); err != nil {
 		return fmt.Errorf("set snaplen: %w", err)
 	}
+	if cfg.GuardPID != 0 {
+		if err := spec.Variables["guard_tgid"].Set(cfg.GuardPID); err != nil {
+			return fmt.Errorf("set the guarded pid: %w", err)
+		}
+	}
 	dot := [MaxPorts]uint16{DefaultDoTPort}
 	if len(cfg.DoTPorts) > 0 {
 		dot = [MaxPorts]uint16{}
@@ -275,6 +280,7 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 // kernel has their tracepoint, keyed by program name.
 var optionalTracepoints = map[string]string{
 	"dns_sock_recv": "sock_recv_length",
+	"guard_signal":  "signal_generate",
 }
 
 // dropMissingTracepoints removes optional tp_btf programs whose tracepoint
@@ -327,7 +333,7 @@ func (c *Capture) attachTracing() error {
 		if err != nil {
 			return fmt.Errorf("attach %s (tp_btf): %w", name, err)
 		}
-		c.links = append(c.links, l)
+		c.addHook(name, c.coll.Programs[name], l, "", 0)
 	}
 	return nil
 }
@@ -336,6 +342,12 @@ func (c *Capture) attachTracing() error {
 // error is returned as it is: attach says which tier and program failed,
 // and wraps ErrTierUnsupported where the kernel cannot do it at all.
 func (c *Capture) attachEach(tier Tier, plan []attachment, attach func(*ebpf.Program, attachment) (link.Link, error)) error {
+	return c.attachEachIn(tier, plan, "", nil, attach)
+}
+
+// attachEachIn is attachEach for hooks on a cgroup: the guard then also
+// asks the cgroup whether each program is still attached (guard.go).
+func (c *Capture) attachEachIn(tier Tier, plan []attachment, cgroup string, attachType func(attachment) ebpf.AttachType, attach func(*ebpf.Program, attachment) (link.Link, error)) error {
 	for _, a := range plan {
 		prog := c.coll.Programs[a.prog]
 		if prog == nil {
@@ -345,7 +357,11 @@ func (c *Capture) attachEach(tier Tier, plan []attachment, attach func(*ebpf.Pro
 		if err != nil {
 			return err
 		}
-		c.links = append(c.links, l)
+		var at ebpf.AttachType
+		if attachType != nil {
+			at = attachType(a)
+		}
+		c.addHook(a.prog, prog, l, cgroup, at)
 	}
 	return nil
 }

@@ -82,6 +82,6 @@ func (c *Capture) attachSysEnter() error {
 	if err != nil {
 		return fmt.Errorf("tls probes: attach tls_sys_enter (tp_btf/sys_enter): %w", err)
 	}
-	c.links = append(c.links, l)
+	c.addHook("tls_sys_enter", prog, l, "", 0)
 	return nil
 }

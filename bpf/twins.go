@@ -25,4 +25,6 @@ type (
 	TLSHead = cgroupTlsHead
 	// TLSConn is the TCP connection a TLS object's calls go to.
 	TLSConn = cgroupTlsConn
+	// SignalEvent is an EventSignal record: who signalled the recorder.
+	SignalEvent = cgroupSignalEvent
 )

@@ -15,6 +15,8 @@ const (
 	EventTLSData = 6
 	// EventTLSBind says which socket a TLS object's calls go to (TLSEvent).
 	EventTLSBind = 7
+	// EventSignal is another process signalling the recorder (SignalEvent).
+	EventSignal = 8
 )
 
 // TLSHead.Lib values (enum tls_lib).

@@ -19,6 +19,7 @@ var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
 	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 	"recording_id", "anchors",
+	"events", "blinded", "stopped_by",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -88,6 +89,10 @@ ORDER BY s.started_ns`)
 	if err != nil {
 		return nil, err
 	}
+	evs, err := f.events(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
 	var out [][]any
 	for q.Next() {
 		var host, hook, kernel, version, ports, bootID, cmdline string
@@ -118,10 +123,12 @@ ORDER BY s.started_ns`)
 		}
 		// No loss row means nothing was ever lost: rows are written when a
 		// counter changes.
+		events, blinded, stoppedBy := eventCells(f.version, evs, id)
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
 			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 			rec, anchors,
+			events, blinded, stoppedBy,
 		})
 	}
 	return out, q.Err()
@@ -163,6 +170,31 @@ WHERE id IN (SELECT max(id) FROM anchors WHERE session_id = ? GROUP BY dest) ORD
 		return nil, nil, err
 	}
 	return nullString(id.String), nullString(strings.Join(parts, "; ")), nil
+}
+
+// eventCells are a session's events in info: how many, the blinding
+// ones (a hook detached or replaced, a check that failed: each one's
+// detail, for a responder to read at once), and the stop event's detail.
+// NULL before schema v13, which had no events.
+func eventCells(version int, evs []*Event, session int64) (n, blinded, stoppedBy any) {
+	if version < 13 {
+		return nil, nil, nil
+	}
+	var count int64
+	var blind []string
+	for _, e := range evs {
+		if e.session != session {
+			continue
+		}
+		count++
+		if e.Blinding() {
+			blind = append(blind, e.Time.Format(time.RFC3339Nano)+" "+e.Kind+": "+e.Detail)
+		}
+		if e.Kind == "stop" {
+			stoppedBy = e.Detail
+		}
+	}
+	return count, blind, stoppedBy
 }
 
 // msgAgg is one session's counts over msgs (see sessionAggs).

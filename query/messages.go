@@ -128,12 +128,17 @@ type Cursor struct {
 	ID   int64
 	// Res: ID is a libc resolution's (schema v5), printed "r" and the id.
 	Res bool
+	// Ev: ID is a recorder event's (schema v13), printed "e" and the id.
+	Ev bool
 }
 
 // String renders the cursor as the --after flag takes it.
 func (c Cursor) String() string {
 	if c.Res {
 		return fmt.Sprintf("%d.%d.r%d", c.TS, c.File, c.ID)
+	}
+	if c.Ev {
+		return fmt.Sprintf("%d.%d.e%d", c.TS, c.File, c.ID)
 	}
 	return fmt.Sprintf("%d.%d.%d", c.TS, c.File, c.ID)
 }
@@ -142,7 +147,7 @@ func (c Cursor) String() string {
 // resolution, after every message of its time in its file (they come
 // first).
 func (c *Cursor) messagesAfter() *Cursor {
-	if c == nil || !c.Res {
+	if c == nil || !c.Res && !c.Ev {
 		return c
 	}
 	return &Cursor{TS: c.TS, File: c.File, ID: math.MaxInt64}
@@ -176,8 +181,9 @@ func ParseCursor(s string) (Cursor, error) {
 	if c.TS, err = strconv.ParseInt(parts[0], 10, 64); err == nil {
 		if c.File, err = strconv.Atoi(parts[1]); err == nil {
 			id, res := strings.CutPrefix(parts[2], "r")
+			id, ev := strings.CutPrefix(id, "e")
 			c.ID, err = strconv.ParseInt(id, 10, 64)
-			c.Res = res
+			c.Res, c.Ev = res, ev && !res
 		}
 	}
 	if err != nil || c.File < 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -109,11 +110,20 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	for _, f := range d.files {
 		files[f.path] = f
 	}
-	res, err := d.resolutions(ctx, &opts.Filter, opts.After)
+	resAfter := opts.After
+	if resAfter != nil && resAfter.Ev {
+		// After an event: after every resolution of its time and file.
+		resAfter = &Cursor{TS: resAfter.TS, File: resAfter.File, ID: math.MaxInt64, Res: true}
+	}
+	res, err := d.resolutions(ctx, &opts.Filter, resAfter)
 	if err != nil {
 		return nil, err
 	}
 	defer res.close()
+	evs, err := d.timelineEvents(ctx, &opts.Filter, opts.After)
+	if err != nil {
+		return nil, err
+	}
 	var last *Cursor
 	n, limit := 0, opts.Limit
 	full := func() bool { return limit > 0 && n >= limit }
@@ -125,7 +135,28 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 		n++
 		return out.Row(row)
 	}
+	// writeEvents writes the events that come before a row at t in file
+	// idx; all of them with t zero.
+	writeEvents := func(t time.Time, idx int) error {
+		for len(evs) > 0 && (t.IsZero() || eventBeforeRow(evs[0], t, idx)) {
+			if full() {
+				return errPageFull
+			}
+			e := evs[0]
+			if err := write(EventTimelineRow(e), Cursor{TS: e.Time.UnixNano(), File: e.fileIdx, ID: e.ID, Ev: true}); err != nil {
+				return err
+			}
+			evs = evs[1:]
+		}
+		return nil
+	}
 	writeRes := func(r *Resolution) error {
+		if err := writeEvents(r.Time, r.fileIdx); err != nil {
+			return err
+		}
+		if full() {
+			return errPageFull
+		}
 		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
 	}
 	// A writer that takes cells one by one is spared the []any row.
@@ -143,6 +174,9 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 			if err := res.pop(ctx); err != nil {
 				return err
 			}
+		}
+		if err := writeEvents(m.Time, c.File); err != nil {
+			return err
 		}
 		if full() {
 			return errPageFull
@@ -170,11 +204,17 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	}
 	for r := res.peek(); r != nil && !full(); r = res.peek() {
 		if err := writeRes(r); err != nil {
+			if errors.Is(err, errPageFull) {
+				return last, nil
+			}
 			return last, err
 		}
 		if err := res.pop(ctx); err != nil {
 			return last, err
 		}
+	}
+	if err := writeEvents(time.Time{}, 0); err != nil && !errors.Is(err, errPageFull) {
+		return last, err
 	}
 	return last, nil
 }

@@ -100,6 +100,11 @@ type Options struct {
 	SignKeyFile      string
 	CheckpointEvents func() (count int64, last string)
 
+	// WatchEvery is how often the recorder checks that its BPF hooks are
+	// still attached with its own programs (guard.go); DefaultWatchEvery
+	// if 0.
+	WatchEvery time.Duration
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -131,6 +136,9 @@ func (o *Options) setDefaults() {
 	if o.BatchInterval <= 0 {
 		o.BatchInterval = DefaultBatchInterval
 	}
+	if o.WatchEvery == 0 {
+		o.WatchEvery = DefaultWatchEvery
+	}
 	if o.OwnerWait <= 0 {
 		o.OwnerWait = DefaultOwnerWait
 	}
@@ -150,6 +158,9 @@ func (o *Options) setDefaults() {
 // anything; a zero Snaplen or RingBytes is refused here, so that the
 // command line, which passes every flag's value, refuses an explicit 0.
 func (o *Options) Validate() error {
+	if o.WatchEvery != 0 && (o.WatchEvery < 100*time.Millisecond || o.WatchEvery > time.Minute) {
+		return fmt.Errorf("--watch-every %s: must be between 100ms and 1m", o.WatchEvery)
+	}
 	if o.Hook != bpf.TierAuto && !slices.Contains(bpf.Tiers, o.Hook) {
 		return fmt.Errorf("--hook %q: unknown tier (want auto, %s)", o.Hook, TierNames())
 	}
@@ -200,7 +211,7 @@ func (o *Options) rotating() bool { return o.RotateEvery > 0 || o.RotateSize > 0
 // bpfConfig is the kernel side's part of the options, once validated.
 func (o *Options) bpfConfig() bpf.Config {
 	return bpf.Config{Ports: o.Ports, Snaplen: uint32(o.Snaplen), RingBytes: uint32(o.RingBytes), StableHooks: o.StableHooks,
-		DoTPorts: o.dotPorts()}
+		DoTPorts: o.dotPorts(), GuardPID: uint32(os.Getpid())}
 }
 
 // dotPorts is 853 and the DoTPorts, each once.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	}
 	p := newPipeline(opts, st)
 	p.cp = cp
+	if cp != nil && cp.events == nil {
+		cp.events = p.eventsSoFar // the guard's events go into every checkpoint
+	}
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
 
@@ -126,6 +130,10 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	}
 	p.started = time.Now()
 	p.lastStatus = p.started
+	p.lastWatch = p.started
+	if err := p.event(ctx, p.started.UnixNano(), EventStart, p.startDetail()); err != nil {
+		return sum, err
+	}
 	stop, cancel := bound(ctx, opts)
 	defer cancel()
 	runErr := p.loop(stop, rd, events)
@@ -143,6 +151,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if why != "" {
 		opts.Logger.Info("stopping by itself", "reason", why)
 	}
+	stopDetail := p.stopDetail(why, runErr)
+	opts.Logger.Info("stop", "cause", stopDetail)
+	runErr = errors.Join(runErr, p.event(context.WithoutCancel(ctx), time.Now().UnixNano(), EventStop, stopDetail))
 	// A day of a busy server takes a minute or more: say why the stop is
 	// not instant.
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
@@ -249,6 +260,17 @@ type pipeline struct {
 	tlsProbes      *bpf.Libc // nil with Options.NoTLS, or where uprobes cannot run
 	tlsErrLogged   bool
 	storedLoss     Loss // the loss counters last written to this file
+
+	// The guard (guard.go): when the hooks were last checked, the
+	// recorder's events so far, and who sent the stopping signal.
+	lastWatch      time.Time
+	watchErrLogged bool
+	stopBy         string
+	// events counts them and lastEvent is the newest, "kind: detail", for
+	// the signed checkpoints, which the stop's may read from the finisher.
+	evMu      sync.Mutex
+	events    int64
+	lastEvent string
 }
 
 // Reading in bursts: when the ring is empty the reader sleeps pollInterval
@@ -390,6 +412,11 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			if (p.libc != nil || p.tlsProbes != nil) && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
 				p.scanLibc()
 			}
+			if time.Since(p.lastWatch) >= p.opts.WatchEvery {
+				if err := p.watch(ctx); err != nil {
+					return p.fail(err)
+				}
+			}
 			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
 				if err := p.rotate(ctx); err != nil {
 					return p.fail(err)
@@ -400,6 +427,11 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			// kernel already wrote. Flush makes the reader return every
 			// record still in the ring and then end.
 			done = nil
+			// The last look before detaching: a hook detached since the
+			// last check is on record too.
+			if err := p.watch(ctx); err != nil {
+				return p.fail(err)
+			}
 			p.libc = nil // detached with the rest: no more scans
 			p.tlsProbes = nil
 			if err := p.capture.Detach(); err != nil {
@@ -557,6 +589,8 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 		return p.resolution(ctx, e)
 	case *TLSData:
 		return p.tls(ctx, e)
+	case *Signal:
+		return p.signal(ctx, e)
 	}
 	return fmt.Errorf("unexpected event %T", ev)
 }

@@ -222,6 +222,8 @@ func (p *pipeline) rotate(ctx context.Context) error {
 		return nil
 	}
 	old := p.store
+	// The file's own stop: its finish (Finish) commits this first.
+	p.eventIn(ctx, old, time.Now().UnixNano(), EventStop, fmt.Sprintf("rotated out: recording goes on in part %d, %s", r.part+1, next))
 	p.checkpointAtStop(old, anchor.ReasonRotate)
 	r.jobs <- finishJob{store: old, part: r.part, stoppedNs: time.Now().UnixNano()}
 	r.mu.Lock()
@@ -240,7 +242,7 @@ func (p *pipeline) rotate(ctx context.Context) error {
 	p.loggedSeq = 0
 	p.lastCheckpoint = time.Now()
 	p.procs.forgetRows()
-	return nil
+	return p.event(ctx, time.Now().UnixNano(), EventStart, p.startDetail())
 }
 
 // rotateRetry is how long a failed rotation waits before the next try.

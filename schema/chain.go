@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -40,24 +41,49 @@ var ChainTables = []ChainTable{
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
 	{"anchors", "id, session_id, ts_ns, dest, made, sent, dropped, queued, error"},
+	{"events", "id, session_id, ts_ns, kind, detail"},
 }
 
-// chainTablesV11 are a version 8 to 11 file's: v12 added
-// sessions.recording_id and sign_key, and the anchors table.
-var chainTablesV11 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables[:len(ChainTables)-1]...)
-	for i := range t {
-		if t[i].Name == "sessions" {
-			t[i].Columns = strings.TrimSuffix(t[i].Columns, ", recording_id, sign_key")
+// chainAdded is what each schema version from 9 on added to the chain:
+// whole tables (columns "") or columns of a table, which a file of an
+// earlier version did not hash. ChainTables is the newest set; a file of
+// version v hashed ChainTables minus what came after v.
+var chainAdded = []struct {
+	version        int
+	table, columns string
+}{
+	{12, "sessions", "recording_id, sign_key"},
+	{12, "anchors", ""},
+	{13, "events", ""},
+}
+
+// chainTablesAt is the tables and columns a version 8 or later file hashed.
+func chainTablesAt(version int) []ChainTable {
+	var out []ChainTable
+	for _, t := range ChainTables {
+		cols, keep := strings.Split(t.Columns, ", "), true
+		for _, a := range chainAdded {
+			if a.version <= version || a.table != t.Name {
+				continue
+			}
+			if a.columns == "" {
+				keep = false
+				break
+			}
+			drop := strings.Split(a.columns, ", ")
+			cols = slices.DeleteFunc(cols, func(c string) bool { return slices.Contains(drop, c) })
+		}
+		if keep {
+			out = append(out, ChainTable{t.Name, strings.Join(cols, ", ")})
 		}
 	}
-	return t
-}()
+	return out
+}
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), chainTablesV11...)
+	t := append([]ChainTable(nil), chainTablesAt(8)...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -93,10 +119,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
-	case version < 12:
-		return chainTablesV11
 	}
-	return ChainTables
+	return chainTablesAt(version)
 }
 
 // ChainRange is what one batch wrote to one table.

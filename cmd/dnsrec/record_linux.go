@@ -120,6 +120,7 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		BatchSize:       c.Int("batch-size"),
 		BatchInterval:   c.Duration("batch-interval"),
 		Nice:            c.Int("nice"),
+		WatchEvery:      c.Duration("watch-every"),
 		Duration:        c.Duration("duration"),
 		Keep:            c.Int("keep"),
 		NoLibc:          c.Bool("no-libc"),

@@ -173,6 +173,9 @@ type Store struct {
 	// before the indexes are built: with the chain head and the messages
 	// stored, for the last signed checkpoint.
 	OnStop func(seq int64, head string, msgs int64)
+	// nextEvent is the next events row's id; events counts the rows
+	// committed (the recorder's own events, see InsertEvent).
+	nextEvent, events int64
 	// Ids of the next libc resolution and of its next address.
 	nextRes, nextResAddr int64
 	bootID               string
@@ -189,6 +192,8 @@ type queue struct {
 	loss  []lossRow
 	// anchors' counts
 	anchors []anchorRow
+	// the recorder's own events
+	events []Event
 	// libc resolver calls
 	resolutions []*ResolutionRow
 }
@@ -199,13 +204,13 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors)+len(q.events) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
 	clear(q.resolutions)
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0]}
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0], events: q.events[:0]}
 }
 
 type anchorRow struct {
@@ -259,6 +264,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters, recording_id, sign_key)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlAnchor = `INSERT INTO anchors (id, session_id, ts_ns, dest, made, sent, dropped, queued, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlEvent  = `INSERT INTO events (id, session_id, ts_ns, kind, detail) VALUES (?, ?, ?, ?, ?)`
 	sqlIface  = `INSERT INTO interfaces (id, netns, ifindex, name) VALUES (?, ?, ?, ?)`
 	sqlChain  = `INSERT INTO chain (seq, ts_ns, prev, tables, exits, stopped_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlNameID = `SELECT id FROM names WHERE rev = ?`
@@ -309,7 +315,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextRes: 1, nextResAddr: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -345,7 +351,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -542,6 +548,24 @@ func (s *Store) InsertLoss(_ context.Context, tsNs int64, l Loss) error {
 	return nil
 }
 
+// Event is one thing that happened to the recorder itself (the events
+// table): its start and stop, a program detached, a signal received.
+type Event struct {
+	TsNs   int64
+	Kind   string
+	Detail string
+}
+
+// InsertEvent queues one of the recorder's events.
+func (s *Store) InsertEvent(_ context.Context, e Event) error {
+	s.q.events = append(s.q.events, e)
+	return nil
+}
+
+// Events is how many events this file holds, committed: what a signed
+// checkpoint states, so that a deleted event shows.
+func (s *Store) Events() int64 { return s.events }
+
 // Commit writes everything queued in one transaction. On error nothing of
 // it is in the file, and everything committed before is.
 func (s *Store) Commit() error {
@@ -558,6 +582,7 @@ func (s *Store) Commit() error {
 		s.Rollback()
 		return fmt.Errorf("write batch to %s: %w", s.path, explainFull(err))
 	}
+	s.events += int64(len(s.q.events))
 	s.q.reset()
 	s.dict.committed()
 	s.msgRows.commit()
@@ -628,6 +653,12 @@ func (s *Store) writeQueue(ctx context.Context) error {
 			return fmt.Errorf("write anchor counts: %w", err)
 		}
 		s.nextAnchor++
+	}
+	for _, e := range q.events {
+		if err := s.execRow(ctx, "events", sqlEvent, s.nextEvent, s.sessionID, e.TsNs, e.Kind, e.Detail); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+		s.nextEvent++
 	}
 	return nil
 }
