@@ -25,4 +25,6 @@ type (
 	TLSHead = cgroupTlsHead
 	// TLSConn is the TCP connection a TLS object's calls go to.
 	TLSConn = cgroupTlsConn
+	// EncEvent is an EventEncConn or EventEncHello record's fixed part.
+	EncEvent = cgroupEncEvent
 )

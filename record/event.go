@@ -117,6 +117,8 @@ func (d *decoder) decode(raw []byte) (any, error) {
 		return d.decodeResolution(raw)
 	case bpf.EventTLSData, bpf.EventTLSBind:
 		return d.decodeTLS(raw)
+	case bpf.EventEncConn, bpf.EventEncHello:
+		return d.decodeEnc(raw)
 	default:
 		return nil, fmt.Errorf("unknown record kind %d", raw[0])
 	}

@@ -85,6 +85,10 @@ type Options struct {
 	// bpf.DefaultDoTPort (853).
 	NoTLS    bool
 	DoTPorts []uint16
+	// DoHServers are encrypted-DNS resolvers besides KnownResolvers, each
+	// an IP address or a host name (--doh-server): connections to port 443
+	// of them are recorded as encrypted DNS.
+	DoHServers []string
 
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
@@ -157,6 +161,9 @@ func (o *Options) Validate() error {
 	}
 	if slices.Contains(o.DoTPorts, 0) {
 		return errors.New("--dot-port 0: not a port")
+	}
+	if _, err := newResolverSet(o.DoHServers); err != nil {
+		return err
 	}
 	if o.Keep < 0 {
 		return fmt.Errorf("--keep %d: must be at least 1", o.Keep)

@@ -38,12 +38,16 @@ var ChainTables = []ChainTable{
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"enc_conns", "id, session_id, ts_ns, owner, kind, transport, via, r_addr, r_port, l_addr, l_port, sni, resolver"},
 }
+
+// chainTablesV10 are a version 8 to 10 file's: v11 added enc_conns.
+var chainTablesV10 = ChainTables[:len(ChainTables)-1]
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables...)
+	t := append([]ChainTable(nil), chainTablesV10...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -79,6 +83,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
+	case version < 11:
+		return chainTablesV10
 	}
 	return ChainTables
 }
