@@ -128,12 +128,19 @@ type Cursor struct {
 	ID   int64
 	// Res: ID is a libc resolution's (schema v5), printed "r" and the id.
 	Res bool
+	// Enc: ID is an encrypted-DNS connection's (schema v11), printed "e"
+	// and the id. At one time in one file they come after the messages
+	// and the resolutions.
+	Enc bool
 }
 
 // String renders the cursor as the --after flag takes it.
 func (c Cursor) String() string {
 	if c.Res {
 		return fmt.Sprintf("%d.%d.r%d", c.TS, c.File, c.ID)
+	}
+	if c.Enc {
+		return fmt.Sprintf("%d.%d.e%d", c.TS, c.File, c.ID)
 	}
 	return fmt.Sprintf("%d.%d.%d", c.TS, c.File, c.ID)
 }
@@ -142,7 +149,7 @@ func (c Cursor) String() string {
 // resolution, after every message of its time in its file (they come
 // first).
 func (c *Cursor) messagesAfter() *Cursor {
-	if c == nil || !c.Res {
+	if c == nil || !c.Res && !c.Enc {
 		return c
 	}
 	return &Cursor{TS: c.TS, File: c.File, ID: math.MaxInt64}
@@ -176,8 +183,9 @@ func ParseCursor(s string) (Cursor, error) {
 	if c.TS, err = strconv.ParseInt(parts[0], 10, 64); err == nil {
 		if c.File, err = strconv.Atoi(parts[1]); err == nil {
 			id, res := strings.CutPrefix(parts[2], "r")
+			id, enc := strings.CutPrefix(id, "e")
 			c.ID, err = strconv.ParseInt(id, 10, 64)
-			c.Res = res
+			c.Res, c.Enc = res, enc && !res
 		}
 	}
 	if err != nil || c.File < 0 {

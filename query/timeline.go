@@ -126,7 +126,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 		return out.Row(row)
 	}
 	writeRes := func(r *Resolution) error {
-		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
+		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: r.Enc == nil, Enc: r.Enc != nil})
 	}
 	// A writer that takes cells one by one is spared the []any row.
 	cw, _ := out.(format.CellRowWriter)
