@@ -22,4 +22,3 @@ CREATE TABLE enc_conns (
     sni        TEXT,                             -- server_name of the TLS ClientHello sent first; NULL if none was read
     resolver   TEXT                              -- which listed resolver the address belongs to (doh-known), e.g. Cloudflare
 );
-CREATE INDEX enc_conns_ts ON enc_conns(ts_ns);
