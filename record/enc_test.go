@@ -5,6 +5,7 @@ package record_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -142,5 +143,30 @@ func TestEncryptedConns(t *testing.T) {
 	}
 	if !strings.HasPrefix(local, "127.0.0.1:") || local == "127.0.0.1:853" {
 		t.Errorf("doq row's local end %q, want 127.0.0.1 and the client's port", local)
+	}
+
+	// The hash chain covers the rows: the file verifies, and a changed
+	// server name does not.
+	if reps, err := db.Verify(ctx); err != nil || len(reps) != 1 || !reps[0].OK() {
+		t.Fatalf("verify: %+v, %v", reps, err)
+	}
+	raw.Close()
+	db.Close()
+	rw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rw.Exec("UPDATE enc_conns SET sni = 'innocent.example' WHERE sni = 'dns.example.test'"); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	db2, err := query.Open(ctx, []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	reps, err := db2.Verify(ctx)
+	if err != nil || len(reps) != 1 || reps[0].OK() || !strings.Contains(fmt.Sprint(reps[0].Problems), "enc_conns") {
+		t.Errorf("verify after editing an enc_conns row: %+v, %v; want a problem in enc_conns", reps, err)
 	}
 }
