@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/dnsrec/dnsrec/query"
 	"github.com/dnsrec/dnsrec/record"
 )
@@ -168,5 +170,83 @@ func TestEncryptedConns(t *testing.T) {
 	reps, err := db2.Verify(ctx)
 	if err != nil || len(reps) != 1 || reps[0].OK() || !strings.Contains(fmt.Sprint(reps[0].Problems), "enc_conns") {
 		t.Errorf("verify after editing an enc_conns row: %+v, %v; want a problem in enc_conns", reps, err)
+	}
+}
+
+// TestEncryptedLearnt: a --doh-server NAME gets its addresses from the DNS
+// answers the recorder stores. dig asks a server the test runs for
+// doh.example.test (answer 127.0.0.4), then openssl connects to
+// 127.0.0.4:443: a doh-known row naming the resolver doh.example.test.
+// Before the answer, the address is in no list.
+func TestEncryptedLearnt(t *testing.T) {
+	requireRoot(t)
+	sh, ossl, dig := lookExe(t, "sh"), lookExe(t, "openssl"), lookExe(t, "dig")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:5397")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 127.0.0.4")
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown(); pc.Close() })
+	l, err := net.Listen("tcp", "127.0.0.4:443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			io.ReadAtLeast(c, make([]byte, 4096), 5)
+			c.Close()
+		}
+	}()
+	conn := []string{ossl, "s_client", "-connect", "127.0.0.4:443", "-servername", "doh.example.test"}
+	q := "'" + strings.Join(conn, "' '") + "' </dev/null >/dev/null 2>&1"
+	// The first connection precedes the answer; the second follows it.
+	script := q + ` & echo "pid $!"; wait $!; '` + dig + `' +short -p 5397 @127.0.0.1 doh.example.test A; sleep 1; ` + q + ` & echo "pid $!"; wait $!; true`
+
+	path := filepath.Join(t.TempDir(), "case.db")
+	stop := startRecorder(t, path, record.Options{Ports: []uint16{53, 5397}, DoHServers: []string{"doh.example.test"}})
+	shell, out := run(t, exec.Command(sh, "-c", script))
+	stop()
+	var pids []int
+	for _, l := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(l, "pid "); ok {
+			n, _ := strconv.Atoi(p)
+			pids = append(pids, n)
+		}
+	}
+	if len(pids) != 2 || !strings.Contains(out, "127.0.0.4") {
+		t.Fatalf("clients: %q", out)
+	}
+	ctx := context.Background()
+	db, err := query.Open(ctx, []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if rows, err := db.Encrypted(ctx, query.Filter{PIDs: []int64{int64(pids[0])}}); err != nil || len(rows) != 0 {
+		t.Errorf("before the answer: %+v, %v; want no row", rows, err)
+	}
+	rows, err := db.Encrypted(ctx, query.Filter{PIDs: []int64{int64(pids[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Kind != "doh-known" || rows[0].Remote != "127.0.0.4:443" || rows[0].Resolver != "doh.example.test" ||
+		rows[0].SNI != "doh.example.test" || rows[0].Exe != ossl || !slices.Equal(rows[0].Argv, conn) ||
+		len(rows[0].Ancestry) == 0 || rows[0].Ancestry[0].PID != int64(shell) {
+		t.Errorf("after the answer: %+v; want one doh-known row of pid %d to 127.0.0.4:443, resolver and sni doh.example.test, child of %d", rows, pids[1], shell)
 	}
 }
