@@ -3,8 +3,8 @@ package query_test
 import (
 	"context"
 	"encoding/csv"
-	"path/filepath"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
