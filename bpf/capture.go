@@ -31,6 +31,10 @@ type Capture struct {
 	// The DNS-over-TLS probes (tls.go), attached by their Scan.
 	tlsOnce sync.Once
 	tls     *Libc
+	// tls_sys_enter serves the TLS probes and the encrypted-DNS
+	// connections (enc.go): attached once, by whichever wants it first.
+	sysEnterOnce sync.Once
+	sysEnterErr  error
 }
 
 // Drops returns the ring buffer records of every kind the kernel could not

@@ -68,6 +68,34 @@ type cgroupDnsEvent struct {
 	Id      cgroupIdent
 }
 
+type cgroupEncAddr struct {
+	_      structs.HostLayout
+	Family uint8
+	Pad    [3]uint8
+	Addr   [16]uint8
+}
+
+type cgroupEncEvent struct {
+	_      structs.HostLayout
+	Kind   uint8
+	Proto  uint8
+	Via    uint8
+	Match  uint8
+	Fd     uint32
+	Len    uint32
+	Cap    uint32
+	BootNs uint64
+	Conn   cgroupTlsConn
+	Id     cgroupIdent
+}
+
+type cgroupEncMark struct {
+	_     structs.HostLayout
+	Conn  cgroupTlsConn
+	Hello uint8
+	Pad   [7]uint8
+}
+
 type cgroupExecEvent struct {
 	_        structs.HostLayout
 	Kind     uint8
@@ -211,6 +239,8 @@ type cgroupTlsObjKey struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	cgroupMapAncCache            = "anc_cache"
+	cgroupMapEncAddrs            = "enc_addrs"
+	cgroupMapEncFds              = "enc_fds"
 	cgroupMapEvents              = "events"
 	cgroupMapMsgDrops            = "msg_drops"
 	cgroupMapResCalls            = "res_calls"
@@ -256,6 +286,7 @@ const (
 	cgroupVarGuardTgid           = "guard_tgid"
 	cgroupVarSnaplen             = "snaplen"
 	cgroupVarUnusedDnsEvent      = "unused_dns_event"
+	cgroupVarUnusedEncEvent      = "unused_enc_event"
 	cgroupVarUnusedExecEvent     = "unused_exec_event"
 	cgroupVarUnusedResolveEvent  = "unused_resolve_event"
 	cgroupVarUnusedSignalEvent   = "unused_signal_event"
@@ -342,6 +373,8 @@ type cgroupProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
+	EncAddrs     *ebpf.MapSpec `ebpf:"enc_addrs"`
+	EncFds       *ebpf.MapSpec `ebpf:"enc_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
@@ -363,6 +396,7 @@ type cgroupVariableSpecs struct {
 	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedEncEvent     *ebpf.VariableSpec `ebpf:"unused_enc_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
 	UnusedSignalEvent  *ebpf.VariableSpec `ebpf:"unused_signal_event"`
@@ -391,6 +425,8 @@ func (o *cgroupObjects) Close() error {
 // It can be passed to loadCgroupObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
+	EncAddrs     *ebpf.Map `ebpf:"enc_addrs"`
+	EncFds       *ebpf.Map `ebpf:"enc_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
@@ -405,6 +441,8 @@ type cgroupMaps struct {
 func (m *cgroupMaps) Close() error {
 	return _CgroupClose(
 		m.AncCache,
+		m.EncAddrs,
+		m.EncFds,
 		m.Events,
 		m.MsgDrops,
 		m.ResCalls,
@@ -427,6 +465,7 @@ type cgroupVariables struct {
 	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedEncEvent     *ebpf.Variable `ebpf:"unused_enc_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
 	UnusedSignalEvent  *ebpf.Variable `ebpf:"unused_signal_event"`

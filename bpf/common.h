@@ -45,6 +45,8 @@ enum event_kind {
 	EV_TLS_DATA = 6, // struct tls_event + plaintext of a TLS call (tls.h)
 	EV_TLS_BIND = 7, // struct tls_event, no data: a TLS object's socket became known
 	EV_SIGNAL = 8, // struct signal_event: another process signalled the recorder (guard.h)
+	EV_ENC_CONN = 12,  // struct enc_event, no data: a connection to an encrypted-DNS server (tls.h)
+	EV_ENC_HELLO = 13, // struct enc_event + the first bytes sent on such a connection
 };
 
 #define RES_NAME 256 // name bytes kept per libc resolution, NUL included

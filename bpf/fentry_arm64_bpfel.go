@@ -43,6 +43,20 @@ type fentryAncVal struct {
 	}
 }
 
+type fentryEncAddr struct {
+	_      structs.HostLayout
+	Family uint8
+	Pad    [3]uint8
+	Addr   [16]uint8
+}
+
+type fentryEncMark struct {
+	_     structs.HostLayout
+	Conn  fentryTlsConn
+	Hello uint8
+	Pad   [7]uint8
+}
+
 type fentryIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -136,6 +150,8 @@ type fentryUdpCall struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fentryMapAncCache            = "anc_cache"
+	fentryMapEncAddrs            = "enc_addrs"
+	fentryMapEncFds              = "enc_fds"
 	fentryMapEvents              = "events"
 	fentryMapMsgDrops            = "msg_drops"
 	fentryMapResCalls            = "res_calls"
@@ -189,6 +205,7 @@ const (
 	fentryVarGuardTgid           = "guard_tgid"
 	fentryVarSnaplen             = "snaplen"
 	fentryVarUnusedDnsEvent      = "unused_dns_event"
+	fentryVarUnusedEncEvent      = "unused_enc_event"
 	fentryVarUnusedExecEvent     = "unused_exec_event"
 	fentryVarUnusedResolveEvent  = "unused_resolve_event"
 	fentryVarUnusedSignalEvent   = "unused_signal_event"
@@ -280,6 +297,8 @@ type fentryProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
+	EncAddrs     *ebpf.MapSpec `ebpf:"enc_addrs"`
+	EncFds       *ebpf.MapSpec `ebpf:"enc_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
@@ -304,6 +323,7 @@ type fentryVariableSpecs struct {
 	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedEncEvent     *ebpf.VariableSpec `ebpf:"unused_enc_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
 	UnusedSignalEvent  *ebpf.VariableSpec `ebpf:"unused_signal_event"`
@@ -332,6 +352,8 @@ func (o *fentryObjects) Close() error {
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
+	EncAddrs     *ebpf.Map `ebpf:"enc_addrs"`
+	EncFds       *ebpf.Map `ebpf:"enc_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
@@ -349,6 +371,8 @@ type fentryMaps struct {
 func (m *fentryMaps) Close() error {
 	return _FentryClose(
 		m.AncCache,
+		m.EncAddrs,
+		m.EncFds,
 		m.Events,
 		m.MsgDrops,
 		m.ResCalls,
@@ -374,6 +398,7 @@ type fentryVariables struct {
 	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedEncEvent     *ebpf.Variable `ebpf:"unused_enc_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
 	UnusedSignalEvent  *ebpf.Variable `ebpf:"unused_signal_event"`

@@ -43,6 +43,20 @@ type kprobeAncVal struct {
 	}
 }
 
+type kprobeEncAddr struct {
+	_      structs.HostLayout
+	Family uint8
+	Pad    [3]uint8
+	Addr   [16]uint8
+}
+
+type kprobeEncMark struct {
+	_     structs.HostLayout
+	Conn  kprobeTlsConn
+	Hello uint8
+	Pad   [7]uint8
+}
+
 type kprobeIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -136,6 +150,8 @@ type kprobeUdpCall struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	kprobeMapAncCache            = "anc_cache"
+	kprobeMapEncAddrs            = "enc_addrs"
+	kprobeMapEncFds              = "enc_fds"
 	kprobeMapEvents              = "events"
 	kprobeMapMsgDrops            = "msg_drops"
 	kprobeMapResCalls            = "res_calls"
@@ -187,6 +203,7 @@ const (
 	kprobeVarGuardTgid           = "guard_tgid"
 	kprobeVarSnaplen             = "snaplen"
 	kprobeVarUnusedDnsEvent      = "unused_dns_event"
+	kprobeVarUnusedEncEvent      = "unused_enc_event"
 	kprobeVarUnusedExecEvent     = "unused_exec_event"
 	kprobeVarUnusedResolveEvent  = "unused_resolve_event"
 	kprobeVarUnusedSignalEvent   = "unused_signal_event"
@@ -276,6 +293,8 @@ type kprobeProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
+	EncAddrs     *ebpf.MapSpec `ebpf:"enc_addrs"`
+	EncFds       *ebpf.MapSpec `ebpf:"enc_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
@@ -300,6 +319,7 @@ type kprobeVariableSpecs struct {
 	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedEncEvent     *ebpf.VariableSpec `ebpf:"unused_enc_event"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.VariableSpec `ebpf:"unused_resolve_event"`
 	UnusedSignalEvent  *ebpf.VariableSpec `ebpf:"unused_signal_event"`
@@ -328,6 +348,8 @@ func (o *kprobeObjects) Close() error {
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobeMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
+	EncAddrs     *ebpf.Map `ebpf:"enc_addrs"`
+	EncFds       *ebpf.Map `ebpf:"enc_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
@@ -345,6 +367,8 @@ type kprobeMaps struct {
 func (m *kprobeMaps) Close() error {
 	return _KprobeClose(
 		m.AncCache,
+		m.EncAddrs,
+		m.EncFds,
 		m.Events,
 		m.MsgDrops,
 		m.ResCalls,
@@ -370,6 +394,7 @@ type kprobeVariables struct {
 	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedEncEvent     *ebpf.Variable `ebpf:"unused_enc_event"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedResolveEvent *ebpf.Variable `ebpf:"unused_resolve_event"`
 	UnusedSignalEvent  *ebpf.Variable `ebpf:"unused_signal_event"`

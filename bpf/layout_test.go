@@ -85,6 +85,7 @@ func TestLayout(t *testing.T) {
 		{"tls_event", TLSEvent{}},
 		{"tls_head", TLSHead{}},
 		{"tls_conn", TLSConn{}},
+		{"enc_event", EncEvent{}},
 	}
 	for _, obj := range objects {
 		spec, err := obj.load()

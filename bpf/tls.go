@@ -64,15 +64,21 @@ func (c *Capture) TLSProbes() *Libc {
 			kind:  tlsKind,
 			files: map[fileID]bool{},
 			seen:  map[progKey]bool{},
-			first: c.attachSysEnter,
+			first: c.AttachSysEnter,
 		}
 	})
 	return c.tls
 }
 
-// attachSysEnter attaches tls_sys_enter. Without it, plaintext of a call
-// is still tied through an object already bound, which nothing else binds:
-// DoT goes unrecorded, and Scan says why.
+// AttachSysEnter attaches tls_sys_enter, once; later calls return the
+// first one's error. Without it, plaintext of a call is still tied through
+// an object already bound, which nothing else binds: DoT goes unrecorded,
+// and Scan says why; and no encrypted-DNS connection is seen.
+func (c *Capture) AttachSysEnter() error {
+	c.sysEnterOnce.Do(func() { c.sysEnterErr = c.attachSysEnter() })
+	return c.sysEnterErr
+}
+
 func (c *Capture) attachSysEnter() error {
 	prog := c.coll.Programs["tls_sys_enter"]
 	if prog == nil {

@@ -134,9 +134,9 @@ static __always_inline int is_dot_port(__u16 port)
 	return 0;
 }
 
-// tls_fd_conn reads the TCP socket behind the current task's fd; 0 if fd is
-// not an AF_INET/AF_INET6 TCP socket.
-static __always_inline int tls_fd_conn(__u32 fd, struct tls_conn *c)
+// fd_sock returns the socket behind the current task's fd, 0 if fd is not
+// an AF_INET/AF_INET6 socket.
+static __always_inline struct sock *fd_sock(__u32 fd)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -151,11 +151,18 @@ static __always_inline int tls_fd_conn(__u32 fd, struct tls_conn *c)
 		return 0;
 	struct socket *so = BPF_CORE_READ(f, private_data);
 	struct sock *sk = BPF_CORE_READ(so, sk);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk)
 		return 0;
 	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (fam != TLS_AF_INET && fam != TLS_AF_INET6)
 		return 0;
+	return sk;
+}
+
+// sock_conn reads a socket's addresses and ports.
+static __always_inline void sock_conn(struct sock *sk, struct tls_conn *c)
+{
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
 	c->family = fam == TLS_AF_INET ? 4 : 6;
 	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -172,6 +179,16 @@ static __always_inline int tls_fd_conn(__u32 fd, struct tls_conn *c)
 		bpf_core_read(c->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(c->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
+}
+
+// tls_fd_conn reads the TCP socket behind the current task's fd; 0 if fd is
+// not an AF_INET/AF_INET6 TCP socket.
+static __always_inline int tls_fd_conn(__u32 fd, struct tls_conn *c)
+{
+	struct sock *sk = fd_sock(fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	sock_conn(sk, c);
 	return 1;
 }
 
@@ -231,21 +248,283 @@ static __always_inline void tls_on_sys(__u64 fd)
 }
 
 // The send and receive system calls by number: read, write, readv, writev,
-// sendto, recvfrom, sendmsg, recvmsg.
+// sendto, recvfrom, sendmsg, recvmsg; and the ones enc_on_sys looks at.
 #if defined(__TARGET_ARCH_x86)
 #define TLS_RW_SYSCALL(n) ((n) == 0 || (n) == 1 || (n) == 19 || (n) == 20 || ((n) >= 44 && (n) <= 47))
+#define NR_CONNECT 42
+#define NR_WRITE 1
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_SENDMSG 46
 #else // arm64 (asm-generic numbers)
 #define TLS_RW_SYSCALL(n) (((n) >= 63 && (n) <= 66) || (n) == 206 || (n) == 207 || (n) == 211 || (n) == 212)
+#define NR_CONNECT 203
+#define NR_WRITE 64
+#define NR_WRITEV 66
+#define NR_SENDTO 206
+#define NR_SENDMSG 211
 #endif
 
+// Encrypted DNS that cannot be opened is still on record: every connection
+// a process opens (connect) or sends to (sendto, sendmsg with an address)
+// to a DoT port (853, --dot-port), TCP or UDP (DoQ), or to port 443 of a
+// known DoH/DoT resolver address (enc_addrs, filled from Go) makes an
+// EV_ENC_CONN record in the process's own context, with its identity. The
+// (tgid, fd) is then marked, and the first bytes the process sends on it
+// (a TLS ClientHello, whose SNI user space reads) make one EV_ENC_HELLO,
+// with both ends of the socket.
+
+#define ENC_HELLO_MAX 2048 // a ClientHello with a post-quantum key share fits
+#define ENC_DOH_PORT 443
+
+enum enc_via {
+	ENC_VIA_CONNECT = 1,
+	ENC_VIA_SENDTO = 2,
+	ENC_VIA_SENDMSG = 3,
+};
+
+enum enc_match {
+	ENC_MATCH_PORT = 1,     // a DoT port
+	ENC_MATCH_RESOLVER = 2, // 443 on a listed resolver address
+};
+
+struct enc_event {
+	__u8 kind;  // EV_ENC_CONN, EV_ENC_HELLO
+	__u8 proto; // IPPROTO_TCP or IPPROTO_UDP
+	__u8 via;   // enum enc_via
+	__u8 match; // enum enc_match
+	__u32 fd;
+	__u32 len; // bytes the call sent (EV_ENC_HELLO)
+	__u32 cap; // of them, bytes that follow the record
+	__u64 boot_ns;
+	struct tls_conn conn; // EV_ENC_CONN: the remote end only; EV_ENC_HELLO: both
+	struct ident id;      // EV_ENC_HELLO: id.pid and id.tid only
+};
+
+// A resolver address: family 4 or 6, IPv4 in the first 4 bytes.
+struct enc_addr {
+	__u8 family;
+	__u8 _pad[3];
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct enc_addr);
+	__type(value, __u8);
+} enc_addrs SEC(".maps");
+
+// A marked (tgid, fd): the remote it was seen going to, and whether its
+// first bytes are still to be copied.
+struct enc_mark {
+	struct tls_conn conn;
+	__u8 hello; // 1 until the first send was copied
+	__u8 _pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); // tgid << 32 | fd
+	__type(value, struct enc_mark);
+} enc_fds SEC(".maps");
+
+// enc_sockaddr reads a user sockaddr into c's remote end; 0 if it is not
+// AF_INET/AF_INET6. An IPv4-mapped IPv6 address is taken as IPv4.
+static __always_inline int enc_sockaddr(__u64 uaddr, struct tls_conn *c)
+{
+	struct {
+		__u16 family;
+		__u16 port;
+		__u32 v4; // sin_addr, or sin6_flowinfo
+		__u8 v6[16];
+	} sa = {};
+	if (!uaddr || bpf_probe_read_user(&sa, 8, (void *)uaddr))
+		return 0;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->rport = bpf_ntohs(sa.port);
+	if (sa.family == TLS_AF_INET) {
+		c->family = 4;
+		__builtin_memcpy(c->raddr, &sa.v4, 4);
+		return 1;
+	}
+	if (sa.family != TLS_AF_INET6 || bpf_probe_read_user(&sa.v6, 16, (void *)(uaddr + 8)))
+		return 0;
+	__u32 w[4];
+	__builtin_memcpy(w, sa.v6, 16);
+	if (w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff)) {
+		c->family = 4;
+		__builtin_memcpy(c->raddr, &w[3], 4);
+		return 1;
+	}
+	c->family = 6;
+	__builtin_memcpy(c->raddr, sa.v6, 16);
+	return 1;
+}
+
+// enc_wanted says whether the remote end c is encrypted DNS (enum enc_match).
+static __always_inline int enc_wanted(const struct tls_conn *c)
+{
+	if (is_dot_port(c->rport))
+		return ENC_MATCH_PORT;
+	if (c->rport != ENC_DOH_PORT)
+		return 0;
+	struct enc_addr k = {.family = c->family};
+	__builtin_memcpy(k.addr, c->raddr, 16);
+	return bpf_map_lookup_elem(&enc_addrs, &k) ? ENC_MATCH_RESOLVER : 0;
+}
+
+static __always_inline void enc_emit_conn(__u32 fd, __u8 proto, __u8 via, __u8 match, const struct tls_conn *c)
+{
+	struct enc_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop();
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(struct enc_event) - sizeof(struct ident));
+	ev->kind = EV_ENC_CONN;
+	ev->proto = proto;
+	ev->via = via;
+	ev->match = match;
+	ev->fd = fd;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	ev->conn = *c;
+	fill_ident(&ev->id);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+// enc_emit_hello copies the first bytes of a marked socket's first send.
+static __always_inline void enc_emit_hello(__u32 fd, struct sock *sk, __u64 buf, __u64 len)
+{
+	if (!buf || len == 0)
+		return;
+	__u64 cap = len > ENC_HELLO_MAX ? ENC_HELLO_MAX : len;
+	struct enc_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + ENC_HELLO_MAX, 0);
+	if (!ev) {
+		count_drop();
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->kind = EV_ENC_HELLO;
+	ev->proto = BPF_CORE_READ(sk, sk_protocol);
+	ev->fd = fd;
+	ev->len = len;
+	ev->boot_ns = bpf_ktime_get_boot_ns();
+	sock_conn(sk, &ev->conn);
+	__u64 id = bpf_get_current_pid_tgid();
+	ev->id.pid = id >> 32;
+	ev->id.tid = (__u32)id;
+	if (bpf_probe_read_user((__u8 *)(ev + 1), cap_mask(cap, ENC_HELLO_MAX), (void *)buf) == 0)
+		ev->cap = cap;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+// enc_first_iov reads the first buffer of an iovec array.
+static __always_inline void enc_first_iov(__u64 iov, __u64 *buf, __u64 *len)
+{
+	struct iovec v = {};
+	if (iov && bpf_probe_read_user(&v, sizeof(v), (void *)iov) == 0) {
+		*buf = (__u64)v.iov_base;
+		*len = v.iov_len;
+	}
+}
+
+static __always_inline int enc_same_remote(const struct tls_conn *a, const struct tls_conn *b)
+{
+	__u32 x[4], y[4];
+	__builtin_memcpy(x, a->raddr, 16);
+	__builtin_memcpy(y, b->raddr, 16);
+	return a->family == b->family && a->rport == b->rport &&
+	       x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+// enc_on_sys runs at connect and at every send system call.
+static __always_inline void enc_on_sys(struct pt_regs *regs, long nr)
+{
+	__u32 fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	__u64 key = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | fd;
+	__u64 uaddr = 0, buf = 0, len = 0;
+	__u8 via = 0;
+	if (nr == NR_CONNECT) {
+		uaddr = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		via = ENC_VIA_CONNECT;
+	} else if (nr == NR_SENDTO) {
+		buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		uaddr = PT_REGS_PARM5_CORE_SYSCALL(regs);
+		via = ENC_VIA_SENDTO;
+	} else if (nr == NR_SENDMSG) {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)PT_REGS_PARM2_CORE_SYSCALL(regs)))
+			return;
+		uaddr = (__u64)m.msg_name;
+		if (!m.msg_namelen)
+			uaddr = 0;
+		enc_first_iov((__u64)m.msg_iov, &buf, &len);
+		via = ENC_VIA_SENDMSG;
+	} else if (nr == NR_WRITE) {
+		buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	} else if (nr == NR_WRITEV) {
+		enc_first_iov(PT_REGS_PARM2_CORE_SYSCALL(regs), &buf, &len);
+	} else {
+		return;
+	}
+
+	struct enc_mark *mark = 0;
+	struct tls_conn c;
+	if (uaddr && enc_sockaddr(uaddr, &c)) {
+		int match = enc_wanted(&c);
+		if (!match) {
+			// A reused fd (connect) must not keep another socket's mark.
+			if (via == ENC_VIA_CONNECT)
+				bpf_map_delete_elem(&enc_fds, &key);
+			return;
+		}
+		mark = bpf_map_lookup_elem(&enc_fds, &key);
+		// A sendto to the same remote as before is the same flow.
+		if (via == ENC_VIA_CONNECT || !mark || !enc_same_remote(&mark->conn, &c)) {
+			struct sock *sk = fd_sock(fd);
+			if (!sk)
+				return;
+			__u8 proto = BPF_CORE_READ(sk, sk_protocol);
+			if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+				return;
+			enc_emit_conn(fd, proto, via, match, &c);
+			struct enc_mark m = {.conn = c, .hello = 1};
+			bpf_map_update_elem(&enc_fds, &key, &m, BPF_ANY);
+			if (via == ENC_VIA_CONNECT)
+				return;
+			mark = bpf_map_lookup_elem(&enc_fds, &key);
+		}
+	} else {
+		if (via == ENC_VIA_CONNECT)
+			return;
+		mark = bpf_map_lookup_elem(&enc_fds, &key);
+	}
+	if (!mark || !mark->hello)
+		return;
+	mark->hello = 0;
+	struct sock *sk = fd_sock(fd);
+	if (sk)
+		enc_emit_hello(fd, sk, buf, len);
+}
+
 // tp_btf rather than the syscalls/ perf tracepoints: those need a mounted
-// tracefs to be attached, and this is one program for all eight calls. It
+// tracefs to be attached, and this is one program for all the calls. It
 // runs on every system call of every process, so the number comes first.
 SEC("tp_btf/sys_enter")
 int BPF_PROG(tls_sys_enter, struct pt_regs *regs, long nr)
 {
+	if (nr == NR_CONNECT) {
+		enc_on_sys(regs, nr);
+		return 0;
+	}
 	if (!TLS_RW_SYSCALL(nr))
 		return 0;
+	if (nr == NR_WRITE || nr == NR_WRITEV || nr == NR_SENDTO || nr == NR_SENDMSG)
+		enc_on_sys(regs, nr);
 	tls_on_sys(PT_REGS_PARM1_CORE_SYSCALL(regs));
 	return 0;
 }
@@ -423,3 +702,4 @@ int BPF_KRETPROBE(tls_gnutls_uncork_ret)
 
 const struct tls_event *unused_tls_event __attribute__((unused));
 const struct tls_head *unused_tls_head __attribute__((unused));
+const struct enc_event *unused_enc_event __attribute__((unused));

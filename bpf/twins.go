@@ -27,4 +27,6 @@ type (
 	TLSConn = cgroupTlsConn
 	// SignalEvent is an EventSignal record: who signalled the recorder.
 	SignalEvent = cgroupSignalEvent
+	// EncEvent is an EventEncConn or EventEncHello record's fixed part.
+	EncEvent = cgroupEncEvent
 )

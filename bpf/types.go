@@ -17,7 +17,29 @@ const (
 	EventTLSBind = 7
 	// EventSignal is another process signalling the recorder (SignalEvent).
 	EventSignal = 8
+	// EventEncConn is a connection to an encrypted-DNS server (EncEvent).
+	EventEncConn = 12
+	// EventEncHello is the first bytes sent on such a connection (EncEvent).
+	EventEncHello = 13
 )
+
+// EncEvent.Via values (enum enc_via): the system call that named the remote.
+const (
+	EncViaConnect = 1
+	EncViaSendto  = 2
+	EncViaSendmsg = 3
+)
+
+// EncEvent.Match values (enum enc_match).
+const (
+	// EncMatchPort: the remote port is a DoT port.
+	EncMatchPort = 1
+	// EncMatchResolver: port 443 of an address in the resolver list.
+	EncMatchResolver = 2
+)
+
+// EncHelloMax is the most first bytes an EventEncHello carries.
+const EncHelloMax = 2048
 
 // TLSHead.Lib values (enum tls_lib).
 const (

@@ -130,6 +130,10 @@ type Cursor struct {
 	Res bool
 	// Ev: ID is a recorder event's (schema v13), printed "e" and the id.
 	Ev bool
+	// Enc: ID is an encrypted-DNS connection's (schema v11), printed "c"
+	// and the id. At one time in one file they come after the messages
+	// and the resolutions.
+	Enc bool
 }
 
 // String renders the cursor as the --after flag takes it.
@@ -140,6 +144,9 @@ func (c Cursor) String() string {
 	if c.Ev {
 		return fmt.Sprintf("%d.%d.e%d", c.TS, c.File, c.ID)
 	}
+	if c.Enc {
+		return fmt.Sprintf("%d.%d.c%d", c.TS, c.File, c.ID)
+	}
 	return fmt.Sprintf("%d.%d.%d", c.TS, c.File, c.ID)
 }
 
@@ -147,7 +154,7 @@ func (c Cursor) String() string {
 // resolution, after every message of its time in its file (they come
 // first).
 func (c *Cursor) messagesAfter() *Cursor {
-	if c == nil || !c.Res && !c.Ev {
+	if c == nil || !c.Res && !c.Ev && !c.Enc {
 		return c
 	}
 	return &Cursor{TS: c.TS, File: c.File, ID: math.MaxInt64}
@@ -182,8 +189,9 @@ func ParseCursor(s string) (Cursor, error) {
 		if c.File, err = strconv.Atoi(parts[1]); err == nil {
 			id, res := strings.CutPrefix(parts[2], "r")
 			id, ev := strings.CutPrefix(id, "e")
+			id, enc := strings.CutPrefix(id, "c")
 			c.ID, err = strconv.ParseInt(id, 10, 64)
-			c.Res, c.Ev = res, ev && !res
+			c.Res, c.Ev, c.Enc = res, ev && !res, enc && !res && !ev
 		}
 	}
 	if err != nil || c.File < 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,17 @@ type Resolution struct {
 	Flags    int64
 	Addrs    []string
 	Proc     *Process // nil when the caller could not be identified
+	// Enc, if set, makes this an encrypted-DNS connection (schema v11),
+	// not a resolution: Func, Name, RC, Flags and Addrs are empty. It
+	// shares the resolutions' stream into the timeline.
+	Enc *EncConnEvent
+}
+
+// EncConnEvent is one encrypted-DNS connection as the timeline shows it.
+type EncConnEvent struct {
+	Kind, Transport, Via string
+	Local, Remote        string // addr:port; Local "" when unknown
+	SNI, Resolver        string
 }
 
 // Status is what the call returned: "answered", EAI_NONAME, ...
@@ -60,6 +72,25 @@ func ResolutionTimelineRow(r *Resolution) []any {
 	if r.Proc != nil {
 		pid, comm, container = r.Proc.PID, nullString(r.Proc.Comm), nullString(r.Proc.Container)
 	}
+	if e := r.Enc; e != nil {
+		// An encrypted-DNS connection: id "c" and its id, kind "encrypted"
+		// and dot, doq or doh-known, the transport as proto, the process
+		// at the local end; the server name and the resolver in the note.
+		var notes []string
+		if e.SNI != "" {
+			notes = append(notes, "sni "+e.SNI)
+		}
+		if e.Resolver != "" {
+			notes = append(notes, "resolver "+e.Resolver)
+		}
+		notes = append(notes, "content not read")
+		return []any{
+			r.Time, r.Host, "c" + strconv.FormatInt(r.ID, 10), "encrypted " + e.Kind, e.Transport,
+			nullString(e.Local), pid, comm, e.Remote, nil, nil,
+			nil, nil, container, nil,
+			nil, nil, nil, nil, nil, nil, nil, strings.Join(notes, "; "),
+		}
+	}
 	return []any{
 		r.Time, r.Host, "r" + strconv.FormatInt(r.ID, 10), libcSource(r.Func), nil,
 		nil, pid, comm, nil, nil, nil,
@@ -74,7 +105,22 @@ func ResolutionTimelineRow(r *Resolution) []any {
 func resolutionsWhere(idx int, f *Filter, c *Cursor) (string, []any) {
 	where, args := f.resWhere()
 	if c != nil {
-		w, a := c.where(idx, "r", c.Res)
+		cc := *c
+		if cc.Enc {
+			cc.ID = math.MaxInt64
+		}
+		w, a := cc.where(idx, "r", cc.Res || cc.Enc)
+		where, args = where+w, append(args, a...)
+	}
+	return where, args
+}
+
+// encWhere is resolutionsWhere for enc_conns e: at one time in one file
+// they come last.
+func encConnsWhere(idx int, f *Filter, c *Cursor) (string, []any) {
+	where, args := f.encWhere()
+	if c != nil {
+		w, a := c.where(idx, "e", c.Enc)
 		where, args = where+w, append(args, a...)
 	}
 	return where, args
@@ -91,6 +137,7 @@ type resolutionStream struct {
 type resSource struct {
 	fl   *file
 	idx  int
+	enc  bool // enc_conns, not resolutions
 	rows *sql.Rows
 	dict *dicts
 }
@@ -124,15 +171,51 @@ WHERE ` + where + ` ORDER BY r.ts_ns, r.id`
 		}
 		s.heads = append(s.heads, head)
 	}
+	for i, fl := range d.files {
+		if fl.version < 11 {
+			continue
+		}
+		where, args := encConnsWhere(i, f, after)
+		q := `SELECT e.id, e.session_id, e.ts_ns, e.owner, e.kind, e.transport, e.via, e.r_addr, e.r_port,
+       coalesce(e.l_addr, ''), coalesce(e.l_port, 0), coalesce(e.sni, ''), coalesce(e.resolver, '')
+FROM enc_conns e WHERE ` + where + ` ORDER BY e.ts_ns, e.id`
+		if f.Limit > 0 {
+			q += " LIMIT " + strconv.Itoa(f.Limit)
+		}
+		rows, err := fl.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("%s: read encrypted-DNS connections: %w", fl.path, err)
+		}
+		src := &resSource{fl: fl, idx: i, enc: true, rows: rows, dict: fl.dicts()}
+		s.srcs = append(s.srcs, src)
+		head, err := src.next(ctx)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.heads = append(s.heads, head)
+	}
 	return s, nil
+}
+
+// resBefore orders the stream: time, file, resolutions before connections.
+func resBefore(a, b *Resolution) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	if a.fileIdx != b.fileIdx {
+		return a.fileIdx < b.fileIdx
+	}
+	return a.Enc == nil && b.Enc != nil
 }
 
 // peek is the next resolution, nil at the end.
 func (s *resolutionStream) peek() *Resolution {
 	var best *Resolution
 	for _, h := range s.heads {
-		if h != nil && (best == nil || h.Time.Before(best.Time)) {
-			best = h // ties: the lower file first, as the heads are in file order
+		if h != nil && (best == nil || resBefore(h, best)) {
+			best = h
 		}
 	}
 	return best
@@ -142,7 +225,7 @@ func (s *resolutionStream) peek() *Resolution {
 func (s *resolutionStream) pop(ctx context.Context) error {
 	best := -1
 	for i, h := range s.heads {
-		if h != nil && (best < 0 || h.Time.Before(s.heads[best].Time)) {
+		if h != nil && (best < 0 || resBefore(h, s.heads[best])) {
 			best = i
 		}
 	}
@@ -169,6 +252,9 @@ func (src *resSource) next(ctx context.Context) (*Resolution, error) {
 		return nil, nil
 	}
 	r := &Resolution{File: src.fl.path, fileIdx: src.idx}
+	if src.enc {
+		return src.nextEnc(ctx, r)
+	}
 	var ts, dur, session int64
 	var owner sql.NullInt64
 	var addrs sql.NullString
@@ -198,4 +284,33 @@ func resolutionFirst(r *Resolution, m *Message, mFile int) bool {
 		return r.Time.Before(m.Time)
 	}
 	return r.fileIdx < mFile
+}
+
+// nextEnc reads an encrypted-DNS connection into r.
+func (src *resSource) nextEnc(ctx context.Context, r *Resolution) (*Resolution, error) {
+	var (
+		ts, session, rport, lport int64
+		owner                     sql.NullInt64
+		raddr, laddr              string
+	)
+	e := &EncConnEvent{}
+	if err := src.rows.Scan(&r.ID, &session, &ts, &owner, &e.Kind, &e.Transport, &e.Via, &raddr, &rport, &laddr, &lport, &e.SNI, &e.Resolver); err != nil {
+		return nil, fmt.Errorf("%s: read encrypted-DNS connections: %w", src.fl.path, err)
+	}
+	r.Enc = e
+	r.Time = time.Unix(0, ts).UTC()
+	e.Remote = joinHostPort(raddr, rport)
+	if laddr != "" {
+		e.Local = joinHostPort(laddr, lport)
+	}
+	var err error
+	if r.Host, err = src.dict.host(ctx, session); err != nil {
+		return nil, err
+	}
+	if owner.Valid {
+		if r.Proc, err = src.dict.owner(ctx, owner.Int64); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }

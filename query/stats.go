@@ -28,6 +28,7 @@ import (
 //	long_names        the longest names asked for
 //	high_entropy      names whose labels look random (Shannon entropy of the longest label), the DNS-tunnelling tell
 //	tunnel_suspects   domains with the most distinct high-entropy names under them
+//	encrypted_dns     encrypted-DNS servers (kind, address, server name) by connections, with the processes (schema v11)
 var StatsColumns = []string{"section", "rank", "item", "count", "value", "detail"}
 
 // StatsTop is how many rows each ranked section shows.
@@ -48,6 +49,41 @@ const (
 	entropyMinLen  = 12
 	entropyMinBits = 3.5
 )
+
+type encServer struct {
+	key   string
+	conns int64
+	procs map[string]bool
+}
+
+// encryptedStats counts the connections and ranks the servers.
+func encryptedStats(rows []EncryptedRow) (int64, []*encServer) {
+	var total int64
+	by := map[string]*encServer{}
+	var out []*encServer
+	for _, r := range rows {
+		total += r.Count
+		k := r.Kind + " " + r.Remote
+		if r.SNI != "" {
+			k += " " + r.SNI
+		}
+		s := by[k]
+		if s == nil {
+			s = &encServer{key: k, procs: map[string]bool{}}
+			by[k] = s
+			out = append(out, s)
+		}
+		s.conns += r.Count
+		s.procs[fmt.Sprintf("%s %d %s", r.Host, r.PID.V, r.Exe)] = true
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].conns != out[j].conns {
+			return out[i].conns > out[j].conns
+		}
+		return out[i].key < out[j].key
+	})
+	return total, out
+}
 
 // Stats summarises the files: the span, the top talkers, failure rates and
 // the names a tunnel would produce.
@@ -89,6 +125,12 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 	add("span", 0, "sessions", agg.sessions, nil, nil)
 	add("span", 0, "processes", int64(len(agg.procs)), nil, "that sent or received a message")
 	add("span", 0, "names", int64(len(agg.names)), nil, "distinct names asked for")
+	enc, err := d.Encrypted(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	encTotal, encServers := encryptedStats(enc)
+	add("span", 0, "encrypted_connections", encTotal, nil, "to encrypted-DNS servers: see query encrypted")
 
 	for i, kv := range topCounts(agg.names, StatsTop) {
 		add("top_names", i+1, kv.key, kv.n, nil, nil)
@@ -184,6 +226,9 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 	}
 	for i, kv := range topCounts(suspects, StatsTop) {
 		add("tunnel_suspects", i+1, kv.key, kv.n, nil, fmt.Sprintf("distinct high-entropy names of %d", distinct[kv.key]))
+	}
+	for i, s := range encServers[:min(len(encServers), StatsTop)] {
+		add("encrypted_dns", i+1, s.key, s.conns, int64(len(s.procs)), "connections; value: processes")
 	}
 	return t, nil
 }

@@ -112,8 +112,9 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	}
 	resAfter := opts.After
 	if resAfter != nil && resAfter.Ev {
-		// After an event: after every resolution of its time and file.
-		resAfter = &Cursor{TS: resAfter.TS, File: resAfter.File, ID: math.MaxInt64, Res: true}
+		// After an event: after every resolution and encrypted-DNS
+		// connection of its time and file.
+		resAfter = &Cursor{TS: resAfter.TS, File: resAfter.File, ID: math.MaxInt64, Enc: true}
 	}
 	res, err := d.resolutions(ctx, &opts.Filter, resAfter)
 	if err != nil {
@@ -157,7 +158,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 		if full() {
 			return errPageFull
 		}
-		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
+		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: r.Enc == nil, Enc: r.Enc != nil})
 	}
 	// A writer that takes cells one by one is spared the []any row.
 	cw, _ := out.(format.CellRowWriter)

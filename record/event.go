@@ -119,6 +119,8 @@ func (d *decoder) decode(raw []byte) (any, error) {
 		return d.decodeTLS(raw)
 	case bpf.EventSignal:
 		return decodeSignal(raw)
+	case bpf.EventEncConn, bpf.EventEncHello:
+		return d.decodeEnc(raw)
 	default:
 		return nil, fmt.Errorf("unknown record kind %d", raw[0])
 	}

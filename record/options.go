@@ -86,6 +86,10 @@ type Options struct {
 	// bpf.DefaultDoTPort (853).
 	NoTLS    bool
 	DoTPorts []uint16
+	// DoHServers are encrypted-DNS resolvers besides KnownResolvers, each
+	// an IP address or a host name (--doh-server): connections to port 443
+	// of them are recorded as encrypted DNS.
+	DoHServers []string
 
 	// Anchors, if any, receive a signed checkpoint (package anchor) every
 	// CheckpointEvery, at each rotation and at the stop: "syslog+tls://
@@ -196,6 +200,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CheckpointEvery != 0 && o.CheckpointEvery < 100*time.Millisecond {
 		return fmt.Errorf("--checkpoint-every %s: must be at least 100ms", o.CheckpointEvery)
+	}
+	if _, err := newResolverSet(o.DoHServers); err != nil {
+		return err
 	}
 	if o.Keep < 0 {
 		return fmt.Errorf("--keep %d: must be at least 1", o.Keep)

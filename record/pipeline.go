@@ -105,6 +105,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if !opts.NoTLS {
 		p.dot = newDotState(opts.dotPorts())
 		p.tlsProbes = capture.TLSProbes()
+		p.startEnc(capture)
 	}
 	if !opts.NoLibc {
 		p.libc = capture.LibcProbes()
@@ -257,6 +258,8 @@ type pipeline struct {
 	libcDue        bool // a process exec'd since the last scan
 	libcErrLogged  bool
 	dot            *dotState // nil with Options.NoTLS
+	enc            *encState // nil with Options.NoTLS, or where sys_enter cannot be attached
+	encConns       int64     // encrypted-DNS connections stored
 	tlsProbes      *bpf.Libc // nil with Options.NoTLS, or where uprobes cannot run
 	tlsErrLogged   bool
 	storedLoss     Loss // the loss counters last written to this file
@@ -372,6 +375,9 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				if err := p.evictStreams(ctx, true); err != nil {
 					return p.fail(err)
 				}
+				if err := p.expireEnc(ctx, time.Time{}); err != nil {
+					return p.fail(err)
+				}
 				return p.commitRows(ctx, true)
 			}
 			for _, ev := range evs {
@@ -409,6 +415,9 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			}
 			p.expireQueries()
 			p.expireTLS(time.Now())
+			if err := p.expireEnc(ctx, time.Now()); err != nil {
+				return p.fail(err)
+			}
 			if (p.libc != nil || p.tlsProbes != nil) && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
 				p.scanLibc()
 			}
@@ -591,6 +600,8 @@ func (p *pipeline) handle(ctx context.Context, ev any) error {
 		return p.tls(ctx, e)
 	case *Signal:
 		return p.signal(ctx, e)
+	case *EncEvent:
+		return p.encEvent(ctx, e)
 	}
 	return fmt.Errorf("unexpected event %T", ev)
 }
@@ -756,6 +767,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 		p.filtered++
 		return nil
 	}
+	p.learnResolvers(&m.DNS)
 	if err := attribute(); err != nil {
 		return err
 	}

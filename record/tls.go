@@ -268,4 +268,7 @@ func (p *pipeline) logTLSLoss() {
 	if d := p.dot; d != nil && (d.unboundDropped > 0 || d.cut > 0) {
 		p.opts.Logger.Info("TLS plaintext not stored", "unbound_or_not_dot", d.unboundDropped, "cut", d.cut)
 	}
+	if p.encConns > 0 {
+		p.opts.Logger.Info("connections to encrypted-DNS servers recorded (query encrypted lists them)", "connections", p.encConns)
+	}
 }

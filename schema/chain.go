@@ -40,6 +40,7 @@ var ChainTables = []ChainTable{
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"enc_conns", "id, session_id, ts_ns, owner, kind, transport, via, r_addr, r_port, l_addr, l_port, sni, resolver"},
 	{"anchors", "id, session_id, ts_ns, dest, made, sent, dropped, queued, error"},
 	{"events", "id, session_id, ts_ns, kind, detail"},
 }
@@ -52,6 +53,7 @@ var chainAdded = []struct {
 	version        int
 	table, columns string
 }{
+	{11, "enc_conns", ""},
 	{12, "sessions", "recording_id, sign_key"},
 	{12, "anchors", ""},
 	{13, "events", ""},

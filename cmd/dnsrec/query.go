@@ -31,6 +31,7 @@ takes a glob ('case-*.db'), before or after the subcommand.`,
 		Flags: []cli.Flag{dbFlag()},
 		Subcommands: []*cli.Command{
 			whoResolvedCommand(),
+			encryptedCommand(),
 			timelineCommand(),
 			exportCommand(),
 			resolvedToCommand(),
@@ -100,6 +101,50 @@ as they read (bücher.evil.test) or in their xn-- form.
 			}
 			if err := l.write(c, query.WhoResolvedTable(rows, len(l.db.Paths()) > 1)); err != nil {
 				return fmt.Errorf("who-resolved: write: %w", err)
+			}
+			return l.db.Close()
+		},
+	}
+}
+
+func encryptedCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "encrypted",
+		Usage: "which processes used encrypted DNS, to where",
+		Description: `One row per process, server, TLS server name and kind: the connections
+processes opened to a DNS-over-TLS port (kind dot: 853 and record's
+--dot-port, over TCP; doq: the same ports over UDP, DNS over QUIC), or to
+port 443 of a known public DoH/DoT resolver (doh-known; the built-in list
+and record's --doh-server), with the process, its command line and its
+parents, the server name (SNI) of its TLS ClientHello, the resolver the
+address belongs to, when it first and last connected, and how often.
+
+Their content was not read here: a connection whose DNS the TLS probes
+opened also has its messages (proto dot) in who-resolved and timeline.
+Filters on names, query types and response codes match no connection.
+
+   dnsrec query encrypted
+   dnsrec query encrypted --exe firefox --format json
+   dnsrec query encrypted --since 24h`,
+		Flags: append(append([]cli.Flag{dbFlag()}, outputFlags()...), filterFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return fmt.Errorf("encrypted: takes no arguments, got %q (see --help)", c.Args().Slice())
+			}
+			l, err := openListing(c, "encrypted")
+			if err != nil {
+				return err
+			}
+			defer l.db.Close()
+			rows, err := l.db.Encrypted(c.Context, l.filter)
+			if err != nil {
+				return fmt.Errorf("encrypted: %w", err)
+			}
+			if n := l.filter.Limit; n > 0 && len(rows) > n {
+				rows = rows[:n]
+			}
+			if err := l.write(c, query.EncryptedTable(rows, len(l.db.Paths()) > 1)); err != nil {
+				return fmt.Errorf("encrypted: write: %w", err)
 			}
 			return l.db.Close()
 		},

@@ -125,6 +125,7 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		Keep:            c.Int("keep"),
 		NoLibc:          c.Bool("no-libc"),
 		NoTLS:           c.Bool("no-tls"),
+		DoHServers:      c.StringSlice("doh-server"),
 		LiveJSON:        c.String("live-format") == "json",
 		Anchors:         c.StringSlice("anchor"),
 		AnchorCA:        c.String("anchor-ca"),

@@ -178,6 +178,7 @@ type Store struct {
 	nextEvent, events int64
 	// Ids of the next libc resolution and of its next address.
 	nextRes, nextResAddr int64
+	nextEnc              int64 // id of the next encrypted-DNS connection
 	bootID               string
 	chain                chainState
 }
@@ -196,6 +197,7 @@ type queue struct {
 	events []Event
 	// libc resolver calls
 	resolutions []*ResolutionRow
+	encConns    []*EncConnRow
 }
 
 type procRow struct {
@@ -204,13 +206,14 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors)+len(q.events) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors)+len(q.events)+len(q.encConns) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
 	clear(q.resolutions)
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0], events: q.events[:0]}
+	clear(q.encConns)
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0], events: q.events[:0], encConns: q.encConns[:0]}
 }
 
 type anchorRow struct {
@@ -315,7 +318,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1, nextEnc: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -351,7 +354,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -634,6 +637,11 @@ func (s *Store) writeQueue(ctx context.Context) error {
 	}
 	for _, r := range q.resolutions {
 		if err := s.writeResolution(ctx, r); err != nil {
+			return err
+		}
+	}
+	for _, r := range q.encConns {
+		if err := s.writeEncConn(ctx, r); err != nil {
 			return err
 		}
 	}
