@@ -201,6 +201,7 @@ const (
 	cgroupMapTlsActive           = "tls_active"
 	cgroupMapTlsArmed            = "tls_armed"
 	cgroupMapTlsObjs             = "tls_objs"
+	cgroupMapTlsSkip             = "tls_skip"
 	cgroupMapTlsUncork           = "tls_uncork"
 	cgroupProgDnsConnect4        = "dns_connect4"
 	cgroupProgDnsConnect6        = "dns_connect6"
@@ -233,6 +234,7 @@ const (
 	cgroupProgUrGethostbynameR   = "ur_gethostbyname_r"
 	cgroupVarAncEmpty            = "anc_empty"
 	cgroupVarDnsPorts            = "dns_ports"
+	cgroupVarDohPorts            = "doh_ports"
 	cgroupVarDotPorts            = "dot_ports"
 	cgroupVarSnaplen             = "snaplen"
 	cgroupVarUnusedDnsEvent      = "unused_dns_event"
@@ -328,6 +330,7 @@ type cgroupMapSpecs struct {
 	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
 	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.MapSpec `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 }
 
@@ -337,6 +340,7 @@ type cgroupMapSpecs struct {
 type cgroupVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DohPorts           *ebpf.VariableSpec `ebpf:"doh_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -375,6 +379,7 @@ type cgroupMaps struct {
 	TlsActive    *ebpf.Map `ebpf:"tls_active"`
 	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.Map `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 }
 
@@ -389,6 +394,7 @@ func (m *cgroupMaps) Close() error {
 		m.TlsActive,
 		m.TlsArmed,
 		m.TlsObjs,
+		m.TlsSkip,
 		m.TlsUncork,
 	)
 }
@@ -399,6 +405,7 @@ func (m *cgroupMaps) Close() error {
 type cgroupVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DohPorts           *ebpf.Variable `ebpf:"doh_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`

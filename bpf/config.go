@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Config is what the kernel programs are told before they are loaded.
@@ -24,6 +25,10 @@ type Config struct {
 	// DoTPorts are the DNS-over-TLS ports whose plaintext the TLS probes
 	// keep, at most MaxPorts; none keeps the default, 853.
 	DoTPorts []uint16
+	// DoHPorts are the ports of DNS-over-HTTPS servers whose client
+	// connections' plaintext the TLS probes keep, at most MaxPorts; none
+	// keeps the default, 443.
+	DoHPorts []uint16
 }
 
 // MaxRingBytes is the largest ring buffer Config takes: 1 GiB.
@@ -46,6 +51,12 @@ func (c Config) Validate() error {
 		if p == 0 {
 			return errors.New("DoT port 0 cannot be captured")
 		}
+	}
+	if len(c.DoHPorts) > MaxPorts {
+		return fmt.Errorf("at most %d DoH ports can be captured, got %d", MaxPorts, len(c.DoHPorts))
+	}
+	if slices.Contains(c.DoHPorts, 0) {
+		return errors.New("DoH port 0 cannot be captured")
 	}
 	if c.Snaplen == 0 || c.Snaplen > MaxSnaplen {
 		return fmt.Errorf("snaplen must be 1..%d, got %d", MaxSnaplen, c.Snaplen)

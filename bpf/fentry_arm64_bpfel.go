@@ -146,6 +146,7 @@ const (
 	fentryMapTlsActive           = "tls_active"
 	fentryMapTlsArmed            = "tls_armed"
 	fentryMapTlsObjs             = "tls_objs"
+	fentryMapTlsSkip             = "tls_skip"
 	fentryMapTlsUncork           = "tls_uncork"
 	fentryMapUdpCalls            = "udp_calls"
 	fentryProgFeIp6SendSkb       = "fe_ip6_send_skb"
@@ -184,6 +185,7 @@ const (
 	fentryProgUrGethostbynameR   = "ur_gethostbyname_r"
 	fentryVarAncEmpty            = "anc_empty"
 	fentryVarDnsPorts            = "dns_ports"
+	fentryVarDohPorts            = "doh_ports"
 	fentryVarDotPorts            = "dot_ports"
 	fentryVarSnaplen             = "snaplen"
 	fentryVarUnusedDnsEvent      = "unused_dns_event"
@@ -286,6 +288,7 @@ type fentryMapSpecs struct {
 	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
 	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.MapSpec `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
@@ -296,6 +299,7 @@ type fentryMapSpecs struct {
 type fentryVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DohPorts           *ebpf.VariableSpec `ebpf:"doh_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -336,6 +340,7 @@ type fentryMaps struct {
 	TlsActive    *ebpf.Map `ebpf:"tls_active"`
 	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.Map `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
@@ -353,6 +358,7 @@ func (m *fentryMaps) Close() error {
 		m.TlsActive,
 		m.TlsArmed,
 		m.TlsObjs,
+		m.TlsSkip,
 		m.TlsUncork,
 		m.UdpCalls,
 	)
@@ -364,6 +370,7 @@ func (m *fentryMaps) Close() error {
 type fentryVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DohPorts           *ebpf.Variable `ebpf:"doh_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`
 	UnusedDnsEvent     *ebpf.Variable `ebpf:"unused_dns_event"`

@@ -65,6 +65,7 @@ func ResolutionTimelineRow(r *Resolution) []any {
 		nil, pid, comm, nil, nil, nil,
 		nil, nil, container, nil,
 		nullString(r.Name), nil, r.Status(), r.Answers(), nil, Millis(r.Duration), nil, nullString(r.Note()),
+		nil, nil,
 	}
 }
 

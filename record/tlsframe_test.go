@@ -58,7 +58,7 @@ func TestDoTFraming(t *testing.T) {
 			t.Errorf("message %d: proto %q %s > %s raw %x server %v; want dot %s > %s raw %x from the client", i, m.Proto, m.Src, m.Dst, m.Raw, m.senderServer, local, dot, want[i])
 		}
 	}
-	if p.dot.unboundDropped != 1 || len(p.dot.held) != 0 {
-		t.Errorf("dropped %d unbound records, %d objects still held; want 1 and 0", p.dot.unboundDropped, len(p.dot.held))
+	if p.dot.notDNS != 1 || p.dot.unboundDropped != 0 || len(p.dot.held) != 0 {
+		t.Errorf("dropped %d records of a non-DNS connection, %d never bound, %d objects still held; want 1, 0 and 0", p.dot.notDNS, p.dot.unboundDropped, len(p.dot.held))
 	}
 }

@@ -35,15 +35,28 @@ var ChainTables = []ChainTable{
 	{"interfaces", "id, netns, ifindex, name"},
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
-	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
+	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops, tls_cut, tls_unbound, doh_unparsed"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"doh", "id, message_id, host, path, json"},
 }
+
+// chainTablesV9 are the tables a version 8 or 9 file hashed: v10 added the
+// doh table and three loss columns.
+var chainTablesV9 = func() []ChainTable {
+	t := append([]ChainTable(nil), ChainTables[:len(ChainTables)-1]...)
+	for i := range t {
+		if t[i].Name == "loss" {
+			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"
+		}
+	}
+	return t
+}()
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables...)
+	t := append([]ChainTable(nil), chainTablesV9...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -79,6 +92,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
+	case version < 10:
+		return chainTablesV9
 	}
 	return ChainTables
 }
