@@ -17,6 +17,7 @@ import (
 var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
 	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"tls_cut", "tls_unbound", "doh_unparsed",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -55,6 +56,11 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	if f.version < 8 {
 		msgDrops = `NULL`
 	}
+	// v10: TLS plaintext that did not become messages; NULL before.
+	tlsLoss := `l.tls_cut, l.tls_unbound, l.doh_unparsed`
+	if f.version < 10 {
+		tlsLoss = `NULL, NULL, NULL`
+	}
 	var aggs map[int64]*msgAgg
 	if f.version < 2 {
 		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
@@ -73,7 +79,7 @@ SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns, a.fi
        coalesce(a.n, 0), `+resolutions+`,
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
        l.ringbuf_drops, l.decode_errors, l.unattributed, coalesce(a.perr, 0), NULL,
-       `+v4+`, `+msgDrops+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline, s.id
+       `+v4+`, `+msgDrops+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline, s.id, `+tlsLoss+`
 FROM sessions s
 LEFT JOIN (`+agg+`) a ON a.session_id = s.id
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
@@ -95,8 +101,9 @@ ORDER BY s.started_ns`)
 		var messages, processes, snaplen, parseErrors int64
 		var unanswered, filtered, part, misses, msgDrops, resolutions sql.Null[int64]
 		var filters sql.NullString
+		var tlsCut, tlsUnbound, dohUnparsed sql.Null[int64]
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &resolutions, &processes,
-			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &msgDrops, &ports, &snaplen, &bootID, &machineID, &cmdline, &id); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &msgDrops, &ports, &snaplen, &bootID, &machineID, &cmdline, &id, &tlsCut, &tlsUnbound, &dohUnparsed); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		if a := aggs[id]; a != nil {
@@ -115,6 +122,7 @@ ORDER BY s.started_ns`)
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
 			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			sinceVersion(f.version, 10, tlsCut), sinceVersion(f.version, 10, tlsUnbound), sinceVersion(f.version, 10, dohUnparsed),
 		})
 	}
 	return out, q.Err()
@@ -171,7 +179,7 @@ func (f *file) sessionAggs(ctx context.Context) (map[int64]*msgAgg, error) {
 
 // sinceVersion is a loss counter that schema version since added: 0 until
 // a loss row says more, NULL where the file predates it (hook_misses v4,
-// msg_drops v8).
+// msg_drops v8, tls_cut, tls_unbound and doh_unparsed v10).
 func sinceVersion(version, since int, n sql.Null[int64]) any {
 	if version < since {
 		return nil
