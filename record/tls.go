@@ -138,6 +138,9 @@ type dotState struct {
 	// dohUnparsed, HTTP of DoH connections that could not be parsed;
 	// dohSkipped, connections to a DoH port found not to be DoH.
 	unboundDropped, notDNS, cut, dohUnparsed, dohSkipped uint64
+	// dohLate counts calls of skipped connections that still arrived:
+	// those the kernel copied before it was told to stop.
+	dohLate uint64
 	skipErrLogged                                        bool
 }
 
@@ -302,7 +305,7 @@ func (p *pipeline) logTLSLoss() {
 		p.opts.Logger.Info("TLS plaintext not stored", "unbound", d.unboundDropped, "cut", d.cut, "doh_unparsed", d.dohUnparsed)
 	}
 	if d := p.dot; d != nil && d.dohSkipped > 0 {
-		p.opts.Logger.Info("connections to DoH ports that were not DNS over HTTPS: ignored, not stored", "connections", d.dohSkipped)
+		p.opts.Logger.Info("connections to DoH ports that were not DNS over HTTPS: ignored, not stored", "connections", d.dohSkipped, "calls_copied_after_verdict", d.dohLate)
 	}
 }
 
@@ -321,7 +324,8 @@ func (p *pipeline) dohData(ctx context.Context, t *TLSData) error {
 	}
 	c.lastNs = t.BootNs
 	if v := c.http.verdict; v == dohNo || v == dohBroken {
-		return nil // copied before the kernel was told to stop
+		d.dohLate++ // copied before the kernel was told to stop
+		return nil
 	}
 	var msgs []dohMsg
 	verdict := c.http.verdict
