@@ -140,8 +140,8 @@ type dotState struct {
 	unboundDropped, notDNS, cut, dohUnparsed, dohSkipped uint64
 	// dohLate counts calls of skipped connections that still arrived:
 	// those the kernel copied before it was told to stop.
-	dohLate uint64
-	skipErrLogged                                        bool
+	dohLate       uint64
+	skipErrLogged bool
 }
 
 func newDotState(ports []uint16) *dotState {

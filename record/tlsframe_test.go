@@ -95,7 +95,7 @@ func TestDoHPipeline(t *testing.T) {
 		rec(1, bpf.DirSend, 0, cl.buf.Bytes()),
 		rec(1, bpf.DirRecv, 0, sv.buf.Bytes()),
 		rec(2, bpf.DirSend, 0, other),
-		rec(2, bpf.DirSend, 0, []byte("nter2\r\n")), // in the ring before the skip
+		rec(2, bpf.DirSend, 0, []byte("nter2\r\n")),        // in the ring before the skip
 		rec(3, bpf.DirSend, 0, cl.buf.Bytes()),             // DoH, another connection
 		rec(3, bpf.DirSend, bpf.TLSCut, make([]byte, 100)), // then a call too large to copy
 	} {
