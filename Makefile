@@ -96,7 +96,7 @@ test: check-deps vet cross
 ## fuzz: each fuzz target (name:package) for FUZZTIME (the seed corpus in
 ## record/testdata/fuzz and the f.Add seeds run in every plain `go test` too)
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzParseDNS:./record/store/ FuzzDecode:./record/ FuzzTCPStream:./record/ FuzzPairing:./record/
+FUZZ_TARGETS := FuzzParseDNS:./record/store/ FuzzDecode:./record/ FuzzTCPStream:./record/ FuzzPairing:./record/ FuzzDoH:./record/
 fuzz:
 	for t in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; done
 

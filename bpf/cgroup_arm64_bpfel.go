@@ -249,6 +249,7 @@ const (
 	cgroupMapTlsActive           = "tls_active"
 	cgroupMapTlsArmed            = "tls_armed"
 	cgroupMapTlsObjs             = "tls_objs"
+	cgroupMapTlsSkip             = "tls_skip"
 	cgroupMapTlsUncork           = "tls_uncork"
 	cgroupProgDnsConnect4        = "dns_connect4"
 	cgroupProgDnsConnect6        = "dns_connect6"
@@ -282,6 +283,7 @@ const (
 	cgroupProgUrGethostbynameR   = "ur_gethostbyname_r"
 	cgroupVarAncEmpty            = "anc_empty"
 	cgroupVarDnsPorts            = "dns_ports"
+	cgroupVarDohPorts            = "doh_ports"
 	cgroupVarDotPorts            = "dot_ports"
 	cgroupVarGuardTgid           = "guard_tgid"
 	cgroupVarSnaplen             = "snaplen"
@@ -383,6 +385,7 @@ type cgroupMapSpecs struct {
 	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
 	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.MapSpec `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 }
 
@@ -392,6 +395,7 @@ type cgroupMapSpecs struct {
 type cgroupVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DohPorts           *ebpf.VariableSpec `ebpf:"doh_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
@@ -435,6 +439,7 @@ type cgroupMaps struct {
 	TlsActive    *ebpf.Map `ebpf:"tls_active"`
 	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.Map `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 }
 
@@ -451,6 +456,7 @@ func (m *cgroupMaps) Close() error {
 		m.TlsActive,
 		m.TlsArmed,
 		m.TlsObjs,
+		m.TlsSkip,
 		m.TlsUncork,
 	)
 }
@@ -461,6 +467,7 @@ func (m *cgroupMaps) Close() error {
 type cgroupVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DohPorts           *ebpf.Variable `ebpf:"doh_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`

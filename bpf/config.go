@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Config is what the kernel programs are told before they are loaded.
@@ -27,6 +28,10 @@ type Config struct {
 	// GuardPID is the recorder's own pid: signals other processes send
 	// it are recorded (EventSignal, guard.h). 0 records none.
 	GuardPID uint32
+	// DoHPorts are the ports of DNS-over-HTTPS servers whose client
+	// connections' plaintext the TLS probes keep, at most MaxPorts; none
+	// keeps the default, 443.
+	DoHPorts []uint16
 }
 
 // MaxRingBytes is the largest ring buffer Config takes: 1 GiB.
@@ -49,6 +54,12 @@ func (c Config) Validate() error {
 		if p == 0 {
 			return errors.New("DoT port 0 cannot be captured")
 		}
+	}
+	if len(c.DoHPorts) > MaxPorts {
+		return fmt.Errorf("at most %d DoH ports can be captured, got %d", MaxPorts, len(c.DoHPorts))
+	}
+	if slices.Contains(c.DoHPorts, 0) {
+		return errors.New("DoH port 0 cannot be captured")
 	}
 	if c.Snaplen == 0 || c.Snaplen > MaxSnaplen {
 		return fmt.Errorf("snaplen must be 1..%d, got %d", MaxSnaplen, c.Snaplen)

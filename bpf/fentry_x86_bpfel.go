@@ -162,6 +162,7 @@ const (
 	fentryMapTlsActive           = "tls_active"
 	fentryMapTlsArmed            = "tls_armed"
 	fentryMapTlsObjs             = "tls_objs"
+	fentryMapTlsSkip             = "tls_skip"
 	fentryMapTlsUncork           = "tls_uncork"
 	fentryMapUdpCalls            = "udp_calls"
 	fentryProgFeIp6SendSkb       = "fe_ip6_send_skb"
@@ -201,6 +202,7 @@ const (
 	fentryProgUrGethostbynameR   = "ur_gethostbyname_r"
 	fentryVarAncEmpty            = "anc_empty"
 	fentryVarDnsPorts            = "dns_ports"
+	fentryVarDohPorts            = "doh_ports"
 	fentryVarDotPorts            = "dot_ports"
 	fentryVarGuardTgid           = "guard_tgid"
 	fentryVarSnaplen             = "snaplen"
@@ -309,6 +311,7 @@ type fentryMapSpecs struct {
 	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
 	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.MapSpec `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
@@ -319,6 +322,7 @@ type fentryMapSpecs struct {
 type fentryVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DohPorts           *ebpf.VariableSpec `ebpf:"doh_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
@@ -364,6 +368,7 @@ type fentryMaps struct {
 	TlsActive    *ebpf.Map `ebpf:"tls_active"`
 	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.Map `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
@@ -383,6 +388,7 @@ func (m *fentryMaps) Close() error {
 		m.TlsActive,
 		m.TlsArmed,
 		m.TlsObjs,
+		m.TlsSkip,
 		m.TlsUncork,
 		m.UdpCalls,
 	)
@@ -394,6 +400,7 @@ func (m *fentryMaps) Close() error {
 type fentryVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DohPorts           *ebpf.Variable `ebpf:"doh_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`

@@ -162,6 +162,7 @@ const (
 	kprobeMapTlsActive           = "tls_active"
 	kprobeMapTlsArmed            = "tls_armed"
 	kprobeMapTlsObjs             = "tls_objs"
+	kprobeMapTlsSkip             = "tls_skip"
 	kprobeMapTlsUncork           = "tls_uncork"
 	kprobeMapUdpCalls            = "udp_calls"
 	kprobeProgGuardSignal        = "guard_signal"
@@ -199,6 +200,7 @@ const (
 	kprobeProgUrGethostbynameR   = "ur_gethostbyname_r"
 	kprobeVarAncEmpty            = "anc_empty"
 	kprobeVarDnsPorts            = "dns_ports"
+	kprobeVarDohPorts            = "doh_ports"
 	kprobeVarDotPorts            = "dot_ports"
 	kprobeVarGuardTgid           = "guard_tgid"
 	kprobeVarSnaplen             = "snaplen"
@@ -305,6 +307,7 @@ type kprobeMapSpecs struct {
 	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
 	TlsArmed     *ebpf.MapSpec `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.MapSpec `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.MapSpec `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.MapSpec `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.MapSpec `ebpf:"udp_calls"`
 }
@@ -315,6 +318,7 @@ type kprobeMapSpecs struct {
 type kprobeVariableSpecs struct {
 	AncEmpty           *ebpf.VariableSpec `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.VariableSpec `ebpf:"dns_ports"`
+	DohPorts           *ebpf.VariableSpec `ebpf:"doh_ports"`
 	DotPorts           *ebpf.VariableSpec `ebpf:"dot_ports"`
 	GuardTgid          *ebpf.VariableSpec `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.VariableSpec `ebpf:"snaplen"`
@@ -360,6 +364,7 @@ type kprobeMaps struct {
 	TlsActive    *ebpf.Map `ebpf:"tls_active"`
 	TlsArmed     *ebpf.Map `ebpf:"tls_armed"`
 	TlsObjs      *ebpf.Map `ebpf:"tls_objs"`
+	TlsSkip      *ebpf.Map `ebpf:"tls_skip"`
 	TlsUncork    *ebpf.Map `ebpf:"tls_uncork"`
 	UdpCalls     *ebpf.Map `ebpf:"udp_calls"`
 }
@@ -379,6 +384,7 @@ func (m *kprobeMaps) Close() error {
 		m.TlsActive,
 		m.TlsArmed,
 		m.TlsObjs,
+		m.TlsSkip,
 		m.TlsUncork,
 		m.UdpCalls,
 	)
@@ -390,6 +396,7 @@ func (m *kprobeMaps) Close() error {
 type kprobeVariables struct {
 	AncEmpty           *ebpf.Variable `ebpf:"anc_empty"`
 	DnsPorts           *ebpf.Variable `ebpf:"dns_ports"`
+	DohPorts           *ebpf.Variable `ebpf:"doh_ports"`
 	DotPorts           *ebpf.Variable `ebpf:"dot_ports"`
 	GuardTgid          *ebpf.Variable `ebpf:"guard_tgid"`
 	Snaplen            *ebpf.Variable `ebpf:"snaplen"`

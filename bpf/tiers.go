@@ -272,6 +272,14 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	if err := spec.Variables["dot_ports"].Set(dot); err != nil {
 		return fmt.Errorf("set DoT ports: %w", err)
 	}
+	doh := [MaxPorts]uint16{DefaultDoHPort}
+	if len(cfg.DoHPorts) > 0 {
+		doh = [MaxPorts]uint16{}
+		copy(doh[:], cfg.DoHPorts)
+	}
+	if err := spec.Variables["doh_ports"].Set(doh); err != nil {
+		return fmt.Errorf("set DoH ports: %w", err)
+	}
 	spec.Maps["events"].MaxEntries = cfg.RingBytes
 	return nil
 }

@@ -91,3 +91,22 @@ func (c *Capture) attachSysEnter() error {
 	c.addHook("tls_sys_enter", prog, l, "", 0)
 	return nil
 }
+
+// tlsObjKey is struct tls_obj_key.
+type tlsObjKey struct {
+	Obj  uint64
+	TGID uint32
+	_    uint32
+}
+
+// SkipTLS tells the TLS probes to copy nothing more of a process's TLS
+// object: user space found its connection is not DNS. The mark goes with the
+// object (SSL_free, gnutls_deinit) or, under pressure, with the LRU.
+func (c *Capture) SkipTLS(pid uint32, obj uint64) error {
+	m := c.coll.Maps["tls_skip"]
+	if m == nil {
+		return fmt.Errorf("tls probes: map tls_skip missing from the object")
+	}
+	one := uint8(1)
+	return m.Update(tlsObjKey{Obj: obj, TGID: pid}, one, 0)
+}

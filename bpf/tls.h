@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-// DNS over TLS in clear: the plaintext of TLS connections with a DoT port
-// (853, --dot-port) at either end, read at the TLS libraries' write and read
+// DNS over TLS and HTTPS in clear: the plaintext of TLS connections with a
+// DoT port (853, --dot-port) at either end, or a client's to a DoH port (443,
+// --doh-port), read at the TLS libraries' write and read
 // calls (OpenSSL's SSL_write/SSL_read and their _ex forms, GnuTLS's
 // gnutls_record_send/recv). Included by every tier after common.h: uprobes
 // and tp_btf run on all of them. bpf/tls.go attaches the uprobes per library
@@ -72,6 +73,9 @@ struct tls_event {
 
 // DoT ports to capture at either end; set from Go before load.
 volatile const __u16 dot_ports[MAX_PORTS] = {853};
+// DoH ports: the plaintext of client connections to them is copied (443 and
+// --doh-port); set from Go before load.
+volatile const __u16 doh_ports[MAX_PORTS] = {443};
 
 // A TLS call in progress on a thread.
 struct tls_call {
@@ -123,6 +127,25 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } tls_uncork SEC(".maps");
+
+// Objects whose connection user space found not to be DNS (its first HTTP
+// request was not DoH): nothing more of them is copied. (tgid, object) -> 1.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tls_obj_key);
+	__type(value, __u8);
+} tls_skip SEC(".maps");
+
+static __always_inline int is_doh_port(__u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++) {
+		if (doh_ports[i] != 0 && doh_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
 
 static __always_inline int is_dot_port(__u16 port)
 {
@@ -602,7 +625,13 @@ static __always_inline void tls_leave(long ret)
 			bpf_map_update_elem(&tls_armed, &id, &k, BPF_ANY);
 		}
 	}
-	if (!(h.flags & TLS_F_UNBOUND) && !is_dot_port(h.conn.lport) && !is_dot_port(h.conn.rport))
+	// DoT at either end; DoH only as the client (to a DoH port), since a
+	// server on 443 serves far more than DNS.
+	if (!(h.flags & TLS_F_UNBOUND) && !is_dot_port(h.conn.lport) && !is_dot_port(h.conn.rport) &&
+	    !is_doh_port(h.conn.rport))
+		return;
+	struct tls_obj_key sk = {.obj = c.obj, .tgid = id >> 32};
+	if (bpf_map_lookup_elem(&tls_skip, &sk))
 		return;
 
 	__u64 cap = n;
@@ -681,6 +710,7 @@ int BPF_KPROBE(tls_free, void *s)
 {
 	struct tls_obj_key k = {.obj = (__u64)s, .tgid = bpf_get_current_pid_tgid() >> 32};
 	bpf_map_delete_elem(&tls_objs, &k);
+	bpf_map_delete_elem(&tls_skip, &k);
 	return 0;
 }
 

@@ -61,6 +61,9 @@ const (
 // DefaultDoTPort is the DNS-over-TLS port captured unless told otherwise.
 const DefaultDoTPort = 853
 
+// DefaultDoHPort is the DNS-over-HTTPS port captured unless told otherwise.
+const DefaultDoHPort = 443
+
 // ResolveEvent.Func values (enum resolve_func): the libc entry point.
 const (
 	ResolveGetaddrinfo     = 1

@@ -38,6 +38,7 @@ func EventTimelineRow(e *Event) []any {
 		nil, nil, nil, nil, nil, nil,
 		nil, nil, nil, nil,
 		nil, nil, nil, nil, nil, nil, nil, e.Detail,
+		nil, nil,
 	}
 }
 

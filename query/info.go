@@ -20,6 +20,7 @@ var InfoColumns = []string{
 	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 	"recording_id", "anchors",
 	"events", "blinded", "stopped_by",
+	"tls_cut", "tls_unbound", "doh_unparsed",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -58,6 +59,11 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 	if f.version < 8 {
 		msgDrops = `NULL`
 	}
+	// v10: TLS plaintext that did not become messages; NULL before.
+	tlsLoss := `l.tls_cut, l.tls_unbound, l.doh_unparsed`
+	if f.version < 10 {
+		tlsLoss = `NULL, NULL, NULL`
+	}
 	var aggs map[int64]*msgAgg
 	if f.version < 2 {
 		agg = `SELECT session_id, count(*) AS n, sum(parse_error IS NOT NULL) AS perr, min(ts_ns) AS first, max(ts_ns) AS last
@@ -76,7 +82,7 @@ SELECT s.hostname, s.hook, s.kernel, s.version, s.started_ns, s.stopped_ns, a.fi
        coalesce(a.n, 0), `+resolutions+`,
        (SELECT count(*) FROM processes p WHERE p.session_id = s.id),
        l.ringbuf_drops, l.decode_errors, l.unattributed, coalesce(a.perr, 0), NULL,
-       `+v4+`, `+msgDrops+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline, s.id
+       `+v4+`, `+msgDrops+`, s.ports, s.snaplen, s.boot_id, s.machine_id, s.cmdline, s.id, `+tlsLoss+`
 FROM sessions s
 LEFT JOIN (`+agg+`) a ON a.session_id = s.id
 LEFT JOIN loss l ON l.id = (SELECT max(id) FROM loss WHERE session_id = s.id)
@@ -102,8 +108,9 @@ ORDER BY s.started_ns`)
 		var messages, processes, snaplen, parseErrors int64
 		var unanswered, filtered, part, misses, msgDrops, resolutions sql.Null[int64]
 		var filters sql.NullString
+		var tlsCut, tlsUnbound, dohUnparsed sql.Null[int64]
 		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &resolutions, &processes,
-			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &msgDrops, &ports, &snaplen, &bootID, &machineID, &cmdline, &id); err != nil {
+			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &msgDrops, &ports, &snaplen, &bootID, &machineID, &cmdline, &id, &tlsCut, &tlsUnbound, &dohUnparsed); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
 		if a := aggs[id]; a != nil {
@@ -129,6 +136,7 @@ ORDER BY s.started_ns`)
 			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 			rec, anchors,
 			events, blinded, stoppedBy,
+			sinceVersion(f.version, 10, tlsCut), sinceVersion(f.version, 10, tlsUnbound), sinceVersion(f.version, 10, dohUnparsed),
 		})
 	}
 	return out, q.Err()
@@ -248,7 +256,7 @@ func (f *file) sessionAggs(ctx context.Context) (map[int64]*msgAgg, error) {
 
 // sinceVersion is a loss counter that schema version since added: 0 until
 // a loss row says more, NULL where the file predates it (hook_misses v4,
-// msg_drops v8).
+// msg_drops v8, tls_cut, tls_unbound and doh_unparsed v10).
 func sinceVersion(version, since int, n sql.Null[int64]) any {
 	if version < since {
 		return nil

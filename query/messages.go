@@ -24,7 +24,7 @@ type Message struct {
 	ID      int64     // msgs.id, unique within File
 	Time    time.Time // the first observation: the send, or the receive if only that was seen
 
-	Proto    string // udp, tcp or dot (DNS over TLS, read in clear)
+	Proto    string // udp, tcp, dot or doh (DNS over TLS or HTTPS, read in clear)
 	Src, Dst netip.AddrPort
 	// Sender and Receiver are the local processes at each end, nil when
 	// that end was not observed on this host (a remote server, a remote
@@ -46,6 +46,11 @@ type Message struct {
 	ParseErr string        // why the message could not be fully decoded
 	QueryID  int64         // for a response: the msgs.id of the query it answers, 0 if none
 	Latency  time.Duration // for a response: the client's wait, 0 if unknown
+	// URLHost and URLPath are the URL a doh message was carried in (schema
+	// v10): the host as the client named it, the path with its query.
+	// FromJSON: the message was synthesised from the JSON API.
+	URLHost, URLPath string
+	FromJSON         bool
 
 	alloc *msgAlloc // where the parties are kept, see newMessage
 }
@@ -873,6 +878,13 @@ func (s *msgSource) fill(ctx context.Context, m *Message, r *msgRow) error {
 	// ports), so a lookup per message would cost a statement each.
 	fl := flowRow{proto: r.proto, a: addrPort(r.aAddr, r.aPort), b: addrPort(r.bAddr, r.bPort)}
 	m.Proto = fl.proto
+	if m.Proto == "doh" {
+		u, err := d.doh(ctx, r.id)
+		if err != nil {
+			return err
+		}
+		m.URLHost, m.URLPath, m.FromJSON = u.host, u.path, u.json
+	}
 	m.Src, m.Dst = fl.a, fl.b
 	if r.obs&16 != 0 {
 		m.Src, m.Dst = fl.b, fl.a
@@ -945,6 +957,7 @@ type dicts struct {
 	f       *file
 	hosts   map[int64]string
 	ifaces  map[int64]string // interfaces.id to name, read whole once
+	dohURLs map[int64]dohURL // msgs.id to its DoH URL, read whole once
 	owners  map[int64]*Process
 	walker  *ancestryWalker
 	chains  map[int64]Ancestry
@@ -1017,6 +1030,39 @@ func (d *dicts) iface(ctx context.Context, id int64) (string, error) {
 		}
 	}
 	return d.ifaces[id], nil
+}
+
+type dohURL struct {
+	host, path string
+	json       bool
+}
+
+// doh is the URL of DoH message id: the doh table is small (DoH messages
+// only) and read whole at the first.
+func (d *dicts) doh(ctx context.Context, id int64) (dohURL, error) {
+	if d.f.version < 10 {
+		return dohURL{}, nil
+	}
+	if d.dohURLs == nil {
+		d.dohURLs = map[int64]dohURL{}
+		rs, err := d.f.db.QueryContext(ctx, `SELECT message_id, host, path, json FROM doh`)
+		if err != nil {
+			return dohURL{}, fmt.Errorf("doh: %w", err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var i int64
+			var u dohURL
+			if err := rs.Scan(&i, &u.host, &u.path, &u.json); err != nil {
+				return dohURL{}, fmt.Errorf("doh: %w", err)
+			}
+			d.dohURLs[i] = u
+		}
+		if err := rs.Err(); err != nil {
+			return dohURL{}, fmt.Errorf("doh: %w", err)
+		}
+	}
+	return d.dohURLs[id], nil
 }
 
 func addrPort(addr string, port int64) netip.AddrPort {

@@ -89,6 +89,7 @@ func ResolutionTimelineRow(r *Resolution) []any {
 			nullString(e.Local), pid, comm, e.Remote, nil, nil,
 			nil, nil, container, nil,
 			nil, nil, nil, nil, nil, nil, nil, strings.Join(notes, "; "),
+			nil, nil,
 		}
 	}
 	return []any{
@@ -96,6 +97,7 @@ func ResolutionTimelineRow(r *Resolution) []any {
 		nil, pid, comm, nil, nil, nil,
 		nil, nil, container, nil,
 		nullString(r.Name), nil, r.Status(), r.Answers(), nil, Millis(r.Duration), nil, nullString(r.Note()),
+		nil, nil,
 	}
 }
 

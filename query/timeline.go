@@ -22,6 +22,7 @@ var TimelineColumns = []string{
 	"src", "src_pid", "src_comm", "dst", "dst_pid", "dst_comm",
 	"src_iface", "dst_iface", "src_container", "dst_container",
 	"qname", "qtype", "rcode", "answers", "reply_to", "latency_ms", "via", "note",
+	"url_host", "url_path",
 }
 
 // TimelineRow renders one message as TimelineColumns; via is its link
@@ -65,6 +66,9 @@ func (m *Message) Note() string {
 	}
 	if m.QRMismatch {
 		notes = append(notes, "QR bit contradicts the ports")
+	}
+	if m.FromJSON {
+		notes = append(notes, "synthesised from the DoH JSON API")
 	}
 	return strings.Join(notes, "; ")
 }

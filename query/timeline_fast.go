@@ -100,11 +100,13 @@ func timelineCells(s format.Cells, file string, m *Message, via string, scratch 
 		s.Null()
 	}
 	s.NStr(via)
-	if m.Cut || m.ParseErr != "" || m.QRMismatch {
+	if m.Cut || m.ParseErr != "" || m.QRMismatch || m.FromJSON {
 		s.NStr(m.Note())
 	} else {
 		s.Null()
 	}
+	s.NStr(m.URLHost)
+	s.NStr(m.URLPath)
 }
 
 // CountRows is w counting the rows written through it in *n. It is a

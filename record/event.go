@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // Packet is one DNS transport payload (a UDP datagram or a TCP segment), or
@@ -27,8 +28,9 @@ type Packet struct {
 	Cookie           uint64
 	Ident            *Identity // nil when the owner was not known in the kernel
 	IdentFromCurrent bool
-	Ifindex          uint32 // network device (cgroup tier); 0 when the hook does not know it
-	Proto            string // "dot" for a message de-framed from TLS plaintext (tls.go); else "" (udp or tcp by TCP)
+	Ifindex          uint32        // network device (cgroup tier); 0 when the hook does not know it
+	Proto            string        // "dot" or "doh" for a message read from TLS plaintext (tls.go); else "" (udp or tcp by TCP)
+	DoH              *store.DoHURL // for proto "doh": the URL that carried it
 }
 
 // Exec is an exec or exit of a process.

@@ -109,6 +109,10 @@ type Options struct {
 	// if 0.
 	WatchEvery time.Duration
 
+	// DoHPorts are DNS-over-HTTPS server ports whose client connections
+	// are read besides bpf.DefaultDoHPort (443).
+	DoHPorts []uint16
+
 	Version string // dnsrec version, for the sessions row
 	Cmdline string // how the recorder was invoked
 
@@ -204,6 +208,12 @@ func (o *Options) Validate() error {
 	if _, err := newResolverSet(o.DoHServers); err != nil {
 		return err
 	}
+	if n := len(o.dohPorts()); n > bpf.MaxPorts {
+		return fmt.Errorf("--doh-port: at most %d DoH ports with %d, got %d", bpf.MaxPorts, bpf.DefaultDoHPort, n)
+	}
+	if slices.Contains(o.DoHPorts, 0) {
+		return errors.New("--doh-port 0: not a port")
+	}
 	if o.Keep < 0 {
 		return fmt.Errorf("--keep %d: must be at least 1", o.Keep)
 	}
@@ -218,13 +228,24 @@ func (o *Options) rotating() bool { return o.RotateEvery > 0 || o.RotateSize > 0
 // bpfConfig is the kernel side's part of the options, once validated.
 func (o *Options) bpfConfig() bpf.Config {
 	return bpf.Config{Ports: o.Ports, Snaplen: uint32(o.Snaplen), RingBytes: uint32(o.RingBytes), StableHooks: o.StableHooks,
-		DoTPorts: o.dotPorts(), GuardPID: uint32(os.Getpid())}
+		DoTPorts: o.dotPorts(), DoHPorts: o.dohPorts(), GuardPID: uint32(os.Getpid())}
 }
 
 // dotPorts is 853 and the DoTPorts, each once.
 func (o *Options) dotPorts() []uint16 {
 	ports := []uint16{bpf.DefaultDoTPort}
 	for _, p := range o.DoTPorts {
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// dohPorts is 443 and the DoHPorts, each once.
+func (o *Options) dohPorts() []uint16 {
+	ports := []uint16{bpf.DefaultDoHPort}
+	for _, p := range o.DoHPorts {
 		if !slices.Contains(ports, p) {
 			ports = append(ports, p)
 		}

@@ -104,6 +104,8 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	}
 	if !opts.NoTLS {
 		p.dot = newDotState(opts.dotPorts())
+		p.dot.dohPorts = opts.dohPorts()
+		p.dot.skip = capture.SkipTLS
 		p.tlsProbes = capture.TLSProbes()
 		p.startEnc(capture)
 	}
@@ -516,13 +518,17 @@ func (p *pipeline) commitRows(ctx context.Context, all bool) error {
 			p.opts.Logger.Warn("the kernel skipped hook calls: a program was already running on that CPU (fentry programs can be preempted on this kernel); those messages are lost and counted in loss.hook_misses. --hook kprobe or cgroup does not have this", "hook_misses", n, "hook", p.capture.Tier)
 		}
 	}
+	if d := p.dot; d != nil {
+		loss.TLSCut, loss.TLSUnbound, loss.DoHUnparsed = d.cut, d.unboundDropped, d.dohUnparsed
+	}
 	p.lastLoss = loss
 	if p.rot != nil {
 		// Each file of a rotated recording counts its own loss.
 		b := p.rot.lossBase
 		loss = Loss{RingbufDrops: loss.RingbufDrops - b.RingbufDrops, DecodeErrors: loss.DecodeErrors - b.DecodeErrors,
 			Unattributed: loss.Unattributed - b.Unattributed, Filtered: loss.Filtered - b.Filtered,
-			HookMisses: loss.HookMisses - b.HookMisses, MsgDrops: loss.MsgDrops - b.MsgDrops}
+			HookMisses: loss.HookMisses - b.HookMisses, MsgDrops: loss.MsgDrops - b.MsgDrops,
+			TLSCut: loss.TLSCut - b.TLSCut, TLSUnbound: loss.TLSUnbound - b.TLSUnbound, DoHUnparsed: loss.DoHUnparsed - b.DoHUnparsed}
 	}
 	if loss != p.storedLoss {
 		if err := p.store.InsertLoss(ctx, time.Now().UnixNano(), loss); err != nil {
@@ -777,6 +783,7 @@ func (p *pipeline) message(ctx context.Context, pkt *Packet, raw []byte, origLen
 	if pkt.Proto != "" {
 		m.Proto = pkt.Proto
 	}
+	m.DoH = pkt.DoH
 	m.senderServer = p.senderIsServer(m.Proto, src, dst)
 	m.QRMismatch = qrMismatch(m.DNS.QR, m.senderServer)
 	side.Server = m.senderServer == send
@@ -950,6 +957,9 @@ func (p *pipeline) senderIsServer(proto string, src, dst netip.AddrPort) bool {
 	ports := p.opts.Ports
 	if proto == "dot" && p.dot != nil {
 		ports = p.dot.ports
+	}
+	if proto == "doh" && p.dot != nil {
+		ports = p.dot.dohPorts
 	}
 	if server, ok := portRole(ports, src.Port(), dst.Port()); ok {
 		return server

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record/store"
 )
 
 // DNS over TLS in clear. The TLS probes (bpf/tls.h) deliver what a process
@@ -111,24 +112,48 @@ const (
 	tlsHeldWait    = 5 * time.Second
 )
 
-// dotState is the pipeline's DoT reassembly.
+// dohTLS is one client connection to a DoH port.
+type dohTLS struct {
+	local, remote netip.AddrPort
+	http          *dohConn
+	lastNs        uint64
+	unparsed      uint64 // of http.unparsed, counted in dotState already
+}
+
+// dotState is the pipeline's DoT reassembly, and DoH's.
 type dotState struct {
-	ports   []uint16
-	streams map[tlsStreamKey]*tlsStream
-	held    map[tlsObj]*tlsHeld
+	ports    []uint16 // DoT, at either end
+	dohPorts []uint16 // DoH, at the remote end
+	streams  map[tlsStreamKey]*tlsStream
+	held     map[tlsObj]*tlsHeld
+	doh      map[tlsObj]*dohTLS
+	// skip stops the kernel copying an object's plaintext (nil in tests
+	// without a capture).
+	skip func(pid uint32, obj uint64) error
 	// unboundDropped counts plaintext records dropped because no socket
-	// was ever bound to their object, or the bound socket was not DoT;
-	// cut counts records the kernel could not copy whole (a DoT stream
-	// then loses the message they were part of).
-	unboundDropped, cut uint64
+	// was ever bound to their object in time; notDNS, records of objects
+	// bound to a socket that is neither DoT nor DoH (not a loss); cut
+	// counts records the kernel could not copy whole (a DoT stream then
+	// loses the message they were part of, a DoH connection the rest);
+	// dohUnparsed, HTTP of DoH connections that could not be parsed;
+	// dohSkipped, connections to a DoH port found not to be DoH.
+	unboundDropped, notDNS, cut, dohUnparsed, dohSkipped uint64
+	// dohLate counts calls of skipped connections that still arrived:
+	// those the kernel copied before it was told to stop.
+	dohLate       uint64
+	skipErrLogged bool
 }
 
 func newDotState(ports []uint16) *dotState {
-	return &dotState{ports: ports, streams: map[tlsStreamKey]*tlsStream{}, held: map[tlsObj]*tlsHeld{}}
+	return &dotState{ports: ports, streams: map[tlsStreamKey]*tlsStream{}, held: map[tlsObj]*tlsHeld{}, doh: map[tlsObj]*dohTLS{}}
+}
+
+func (d *dotState) isDoT(local, remote netip.AddrPort) bool {
+	return slices.Contains(d.ports, local.Port()) || slices.Contains(d.ports, remote.Port())
 }
 
 func (d *dotState) wanted(local, remote netip.AddrPort) bool {
-	return slices.Contains(d.ports, local.Port()) || slices.Contains(d.ports, remote.Port())
+	return d.isDoT(local, remote) || slices.Contains(d.dohPorts, remote.Port())
 }
 
 // tls handles one record of the TLS probes.
@@ -146,7 +171,7 @@ func (p *pipeline) tls(ctx context.Context, t *TLSData) error {
 		}
 		delete(d.held, o)
 		if !d.wanted(t.Local, t.Remote) {
-			d.unboundDropped += uint64(len(h.recs))
+			d.notDNS += uint64(len(h.recs))
 			return nil
 		}
 		for _, r := range h.recs {
@@ -180,6 +205,12 @@ func (p *pipeline) tls(ctx context.Context, t *TLSData) error {
 // message it completes.
 func (p *pipeline) dotData(ctx context.Context, t *TLSData) error {
 	d := p.dot
+	if !d.isDoT(t.Local, t.Remote) {
+		if slices.Contains(d.dohPorts, t.Remote.Port()) {
+			return p.dohData(ctx, t)
+		}
+		return nil
+	}
 	k := tlsStreamKey{tlsObj{t.PID, t.Obj}, t.Dir}
 	s := d.streams[k]
 	if s == nil || s.local != t.Local || s.remote != t.Remote {
@@ -238,6 +269,11 @@ func (p *pipeline) expireTLS(now time.Time) {
 			delete(d.streams, k)
 		}
 	}
+	for o, c := range d.doh {
+		if now.IsZero() || c.lastNs < cutoff {
+			delete(d.doh, o)
+		}
+	}
 }
 
 // scanTLS attaches the TLS probes to library files not seen before.
@@ -265,10 +301,80 @@ func (p *pipeline) scanTLS() {
 // logTLSLoss says, at the end, what DoT plaintext could not be turned into
 // messages.
 func (p *pipeline) logTLSLoss() {
-	if d := p.dot; d != nil && (d.unboundDropped > 0 || d.cut > 0) {
-		p.opts.Logger.Info("TLS plaintext not stored", "unbound_or_not_dot", d.unboundDropped, "cut", d.cut)
+	if d := p.dot; d != nil && (d.unboundDropped > 0 || d.cut > 0 || d.dohUnparsed > 0) {
+		p.opts.Logger.Info("TLS plaintext not stored", "unbound", d.unboundDropped, "cut", d.cut, "doh_unparsed", d.dohUnparsed)
+	}
+	if d := p.dot; d != nil && d.dohSkipped > 0 {
+		p.opts.Logger.Info("connections to DoH ports that were not DNS over HTTPS: ignored, not stored", "connections", d.dohSkipped, "calls_copied_after_verdict", d.dohLate)
 	}
 	if p.encConns > 0 {
 		p.opts.Logger.Info("connections to encrypted-DNS servers recorded (query encrypted lists them)", "connections", p.encConns)
 	}
+}
+
+// dohData follows a client connection to a DoH port: its HTTP, until the
+// first request shows whether it is DoH. One that is not is given up: the
+// kernel stops copying it, what was copied is dropped, and nothing of it
+// is stored.
+func (p *pipeline) dohData(ctx context.Context, t *TLSData) error {
+	d := p.dot
+	o := tlsObj{t.PID, t.Obj}
+	c := d.doh[o]
+	if c == nil || c.local != t.Local || c.remote != t.Remote {
+		// New, or the object's address was reused for another connection.
+		c = &dohTLS{local: t.Local, remote: t.Remote, http: newDoHConn()}
+		d.doh[o] = c
+	}
+	c.lastNs = t.BootNs
+	if v := c.http.verdict; v == dohNo || v == dohBroken {
+		d.dohLate++ // copied before the kernel was told to stop
+		return nil
+	}
+	var msgs []dohMsg
+	verdict := c.http.verdict
+	if t.Flags&bpf.TLSCut != 0 || len(t.Data) < int(t.Len) {
+		// Part of the plaintext is missing: the HTTP framing is lost. A
+		// first request that large is no DNS query.
+		if verdict == dohUnknown {
+			verdict = dohNo
+		} else {
+			d.cut++
+			verdict = dohBroken
+		}
+		c.http.verdict = verdict
+	} else {
+		msgs, verdict = c.http.feed(t.Dir == bpf.DirSend, t.Data)
+		d.dohUnparsed += c.http.unparsed - c.unparsed
+		c.unparsed = c.http.unparsed
+	}
+	if verdict == dohNo || verdict == dohBroken {
+		if verdict == dohNo {
+			d.dohSkipped++
+		}
+		if d.skip != nil {
+			if err := d.skip(t.PID, t.Obj); err != nil && !d.skipErrLogged {
+				d.skipErrLogged = true
+				p.opts.Logger.Warn("cannot tell the kernel to stop copying a connection that is not DoH (it is still not stored)", "err", err)
+			}
+		}
+		return nil
+	}
+	for _, m := range msgs {
+		dir := uint8(bpf.DirRecv)
+		if m.send {
+			dir = bpf.DirSend
+		}
+		pkt := &Packet{Kind: bpf.EventDNS, Dir: dir, TCP: true, Proto: "doh", OrigLen: uint32(len(m.raw)),
+			Payload: m.raw, BootNs: t.BootNs, Ident: t.Ident, IdentFromCurrent: true,
+			DoH: &store.DoHURL{Host: m.host, Path: m.path, JSON: m.json}}
+		if m.send {
+			pkt.Src, pkt.Dst = t.Local, t.Remote
+		} else {
+			pkt.Src, pkt.Dst = t.Remote, t.Local
+		}
+		if err := p.message(ctx, pkt, m.raw, len(m.raw)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -37,9 +37,10 @@ var ChainTables = []ChainTable{
 	{"interfaces", "id, netns, ifindex, name"},
 	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
-	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
+	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops, tls_cut, tls_unbound, doh_unparsed"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"doh", "id, message_id, host, path, json"},
 	{"enc_conns", "id, session_id, ts_ns, owner, kind, transport, via, r_addr, r_port, l_addr, l_port, sni, resolver"},
 	{"anchors", "id, session_id, ts_ns, dest, made, sent, dropped, queued, error"},
 	{"events", "id, session_id, ts_ns, kind, detail"},
@@ -53,6 +54,8 @@ var chainAdded = []struct {
 	version        int
 	table, columns string
 }{
+	{10, "loss", "tls_cut, tls_unbound, doh_unparsed"},
+	{10, "doh", ""},
 	{11, "enc_conns", ""},
 	{12, "sessions", "recording_id, sign_key"},
 	{12, "anchors", ""},

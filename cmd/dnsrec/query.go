@@ -161,7 +161,10 @@ messages among them, hook_misses hook calls
 the kernel skipped (a program already running on that CPU: fentry programs can be
 preempted on kernels with the lazy or full preemption model), decode_errors
 records user space could not read, unattributed messages stored without a
-process.`,
+process. Of DNS over TLS and HTTPS read in clear: tls_cut counts library
+calls too large for the kernel to copy whole (the stream they belong to is
+lost), tls_unbound plaintext never tied to a socket, doh_unparsed HTTP of a
+DoH connection that could not be parsed.`,
 		Flags: []cli.Flag{dbFlag(), formatFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {

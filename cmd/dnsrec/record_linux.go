@@ -152,6 +152,12 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		}
 		opts.DoTPorts = append(opts.DoTPorts, uint16(p))
 	}
+	for _, p := range c.UintSlice("doh-port") {
+		if p > 65535 {
+			return opts, fmt.Errorf("--doh-port %d: not a port", p)
+		}
+		opts.DoHPorts = append(opts.DoHPorts, uint16(p))
+	}
 	// 0 means "keep every file" to the options, and is the flag's default.
 	if c.IsSet("keep") && opts.Keep == 0 {
 		return opts, fmt.Errorf("--keep 0: must be at least 1")

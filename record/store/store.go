@@ -82,12 +82,23 @@ type MsgRow struct {
 	// QRMismatch: the header's QR bit contradicts the sender's role, as
 	// the transport shows it (a "response" sent to a server port).
 	QRMismatch bool
+	// DoH is the URL a DNS-over-HTTPS message was carried in; nil for
+	// every other proto.
+	DoH *DoHURL
 	// ID is the msgs row id, when the writer assigned it (0: the Store
 	// assigns the next one). QueryID is the query a response answers
 	// (set by AnswerTo or AnswerQuery).
 	ID, QueryID int64
 	queryTs     int64 // when the query was seen (its client's send if querySend)
 	querySend   bool
+}
+
+// DoHURL is where a DoH message went: the doh table's row.
+type DoHURL struct {
+	Host, Path string
+	// JSON: the message was synthesised from the JSON API, not read as
+	// DNS wire format.
+	JSON bool
 }
 
 // Side is one observation of a message: by its sender or by its receiver.
@@ -179,8 +190,12 @@ type Store struct {
 	// Ids of the next libc resolution and of its next address.
 	nextRes, nextResAddr int64
 	nextEnc              int64 // id of the next encrypted-DNS connection
-	bootID               string
-	chain                chainState
+	nextDoH              int64
+	// doh are the DoH URLs of the messages written in this batch, written
+	// after them.
+	doh    []dohRow
+	bootID string
+	chain  chainState
 }
 
 // queue is what the next Commit writes, in this order.
@@ -219,6 +234,11 @@ func (q *queue) reset() {
 type anchorRow struct {
 	tsNs int64
 	a    AnchorRow
+}
+
+type dohRow struct {
+	msgID int64
+	url   *DoHURL
 }
 
 type lossRow struct {
@@ -263,7 +283,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops, tls_cut, tls_unbound, doh_unparsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlDoH     = `INSERT INTO doh (id, message_id, host, path, json) VALUES (?, ?, ?, ?, ?)`
 	sqlSession = `INSERT INTO sessions (id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters, recording_id, sign_key)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlAnchor = `INSERT INTO anchors (id, session_id, ts_ns, dest, made, sent, dropped, queued, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -318,7 +339,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1, nextEnc: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1, nextEnc: 1, nextDoH: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -354,7 +375,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn, sqlDoH,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -533,6 +554,11 @@ type Loss struct {
 	HookMisses uint64
 	// MsgDrops counts, of RingbufDrops, the DNS message records.
 	MsgDrops uint64
+	// TLSCut counts TLS calls on DoT or DoH connections whose plaintext
+	// the kernel copied only in part; TLSUnbound, plaintext dropped because
+	// its TLS object was never tied to a socket; DoHUnparsed, HTTP of DoH
+	// connections that could not be parsed.
+	TLSCut, TLSUnbound, DoHUnparsed uint64
 }
 
 // InsertAnchors queues the anchors' counts as of tsNs.
@@ -601,6 +627,7 @@ func (s *Store) Rollback() {
 	}
 	s.dict.rollback()
 	s.q.reset()
+	s.doh = s.doh[:0]
 	if s.msgRows != nil {
 		s.msgRows.rollback()
 		s.rrRows.rollback()
@@ -635,6 +662,17 @@ func (s *Store) writeQueue(ctx context.Context) error {
 	if err := s.rrRows.flush(ctx, s); err != nil {
 		return fmt.Errorf("write answer: %w", err)
 	}
+	for _, d := range s.doh {
+		json := int64(0)
+		if d.url.JSON {
+			json = 1
+		}
+		if err := s.execRow(ctx, "doh", sqlDoH, s.nextDoH, d.msgID, d.url.Host, d.url.Path, json); err != nil {
+			return fmt.Errorf("write DoH URL: %w", err)
+		}
+		s.nextDoH++
+	}
+	s.doh = s.doh[:0]
 	for _, r := range q.resolutions {
 		if err := s.writeResolution(ctx, r); err != nil {
 			return err
@@ -651,7 +689,8 @@ func (s *Store) writeQueue(ctx context.Context) error {
 		}
 	}
 	for _, l := range q.loss {
-		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered), int64(l.l.HookMisses), int64(l.l.MsgDrops)); err != nil {
+		if err := s.execRow(ctx, "loss", sqlLoss, s.nextLoss, s.sessionID, l.tsNs, int64(l.l.RingbufDrops), int64(l.l.DecodeErrors), int64(l.l.Unattributed), int64(l.l.Filtered), int64(l.l.HookMisses), int64(l.l.MsgDrops),
+			int64(l.l.TLSCut), int64(l.l.TLSUnbound), int64(l.l.DoHUnparsed)); err != nil {
 			return fmt.Errorf("write loss: %w", err)
 		}
 		s.nextLoss++
@@ -770,6 +809,9 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 		return fmt.Errorf("write message: %w", err)
 	}
 	s.nextMsg = id + 1
+	if m.DoH != nil {
+		s.doh = append(s.doh, dohRow{id, m.DoH})
+	}
 	for i := range d.Answers {
 		a := &d.Answers[i]
 		nid, err := s.nameID(ctx, a.Name)

@@ -1,3 +1,0 @@
--- Placeholder for schema v10, which another branch adds; this branch (v12)
--- needs the versions to be contiguous to build. Drop this file at merge.
-SELECT 1;
