@@ -86,6 +86,19 @@ type cgroupExecEvent struct {
 	Comm     [16]int8
 }
 
+type cgroupGoRead struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type cgroupGoReadKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type cgroupIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -194,6 +207,7 @@ type cgroupTlsObjKey struct {
 const (
 	cgroupMapAncCache            = "anc_cache"
 	cgroupMapEvents              = "events"
+	cgroupMapGoReads             = "go_reads"
 	cgroupMapMsgDrops            = "msg_drops"
 	cgroupMapResCalls            = "res_calls"
 	cgroupMapRingbufDrops        = "ringbuf_drops"
@@ -211,6 +225,10 @@ const (
 	cgroupProgDnsSendmsg4        = "dns_sendmsg4"
 	cgroupProgDnsSendmsg6        = "dns_sendmsg6"
 	cgroupProgDnsSockRecv        = "dns_sock_recv"
+	cgroupProgGoTlsClose         = "go_tls_close"
+	cgroupProgGoTlsRead          = "go_tls_read"
+	cgroupProgGoTlsReadRet       = "go_tls_read_ret"
+	cgroupProgGoTlsWrite         = "go_tls_write"
 	cgroupProgOnExec             = "on_exec"
 	cgroupProgOnExit             = "on_exit"
 	cgroupProgTlsFree            = "tls_free"
@@ -293,6 +311,10 @@ type cgroupProgramSpecs struct {
 	DnsSendmsg4        *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6        *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
 	DnsSockRecv        *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
+	GoTlsClose         *ebpf.ProgramSpec `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
 	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
@@ -321,6 +343,7 @@ type cgroupProgramSpecs struct {
 type cgroupMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	GoReads      *ebpf.MapSpec `ebpf:"go_reads"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
@@ -368,6 +391,7 @@ func (o *cgroupObjects) Close() error {
 type cgroupMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	GoReads      *ebpf.Map `ebpf:"go_reads"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
@@ -382,6 +406,7 @@ func (m *cgroupMaps) Close() error {
 	return _CgroupClose(
 		m.AncCache,
 		m.Events,
+		m.GoReads,
 		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
@@ -421,6 +446,10 @@ type cgroupPrograms struct {
 	DnsSendmsg4        *ebpf.Program `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6        *ebpf.Program `ebpf:"dns_sendmsg6"`
 	DnsSockRecv        *ebpf.Program `ebpf:"dns_sock_recv"`
+	GoTlsClose         *ebpf.Program `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.Program `ebpf:"go_tls_write"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
 	TlsFree            *ebpf.Program `ebpf:"tls_free"`
@@ -454,6 +483,10 @@ func (p *cgroupPrograms) Close() error {
 		p.DnsSendmsg4,
 		p.DnsSendmsg6,
 		p.DnsSockRecv,
+		p.GoTlsClose,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.OnExec,
 		p.OnExit,
 		p.TlsFree,

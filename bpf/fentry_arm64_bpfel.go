@@ -43,6 +43,19 @@ type fentryAncVal struct {
 	}
 }
 
+type fentryGoRead struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type fentryGoReadKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type fentryIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -137,6 +150,7 @@ type fentryUdpCall struct {
 const (
 	fentryMapAncCache            = "anc_cache"
 	fentryMapEvents              = "events"
+	fentryMapGoReads             = "go_reads"
 	fentryMapMsgDrops            = "msg_drops"
 	fentryMapResCalls            = "res_calls"
 	fentryMapRingbufDrops        = "ringbuf_drops"
@@ -162,6 +176,10 @@ const (
 	fentryProgFxTcpRecvmsg4      = "fx_tcp_recvmsg4"
 	fentryProgFxTcpRecvmsg5      = "fx_tcp_recvmsg5"
 	fentryProgFxTcpRecvmsg6      = "fx_tcp_recvmsg6"
+	fentryProgGoTlsClose         = "go_tls_close"
+	fentryProgGoTlsRead          = "go_tls_read"
+	fentryProgGoTlsReadRet       = "go_tls_read_ret"
+	fentryProgGoTlsWrite         = "go_tls_write"
 	fentryProgOnExec             = "on_exec"
 	fentryProgOnExit             = "on_exit"
 	fentryProgTlsFree            = "tls_free"
@@ -249,6 +267,10 @@ type fentryProgramSpecs struct {
 	FxTcpRecvmsg4      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
+	GoTlsClose         *ebpf.ProgramSpec `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
 	TlsFree            *ebpf.ProgramSpec `ebpf:"tls_free"`
@@ -277,6 +299,7 @@ type fentryProgramSpecs struct {
 type fentryMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	GoReads      *ebpf.MapSpec `ebpf:"go_reads"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
@@ -327,6 +350,7 @@ func (o *fentryObjects) Close() error {
 type fentryMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	GoReads      *ebpf.Map `ebpf:"go_reads"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
@@ -344,6 +368,7 @@ func (m *fentryMaps) Close() error {
 	return _FentryClose(
 		m.AncCache,
 		m.Events,
+		m.GoReads,
 		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
@@ -391,6 +416,10 @@ type fentryPrograms struct {
 	FxTcpRecvmsg4      *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5      *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6      *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
+	GoTlsClose         *ebpf.Program `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.Program `ebpf:"go_tls_write"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
 	TlsFree            *ebpf.Program `ebpf:"tls_free"`
@@ -429,6 +458,10 @@ func (p *fentryPrograms) Close() error {
 		p.FxTcpRecvmsg4,
 		p.FxTcpRecvmsg5,
 		p.FxTcpRecvmsg6,
+		p.GoTlsClose,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.OnExec,
 		p.OnExit,
 		p.TlsFree,

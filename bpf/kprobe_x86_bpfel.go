@@ -43,6 +43,19 @@ type kprobeAncVal struct {
 	}
 }
 
+type kprobeGoRead struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type kprobeGoReadKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type kprobeIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -137,6 +150,7 @@ type kprobeUdpCall struct {
 const (
 	kprobeMapAncCache            = "anc_cache"
 	kprobeMapEvents              = "events"
+	kprobeMapGoReads             = "go_reads"
 	kprobeMapMsgDrops            = "msg_drops"
 	kprobeMapResCalls            = "res_calls"
 	kprobeMapRingbufDrops        = "ringbuf_drops"
@@ -148,6 +162,10 @@ const (
 	kprobeMapTlsObjs             = "tls_objs"
 	kprobeMapTlsUncork           = "tls_uncork"
 	kprobeMapUdpCalls            = "udp_calls"
+	kprobeProgGoTlsClose         = "go_tls_close"
+	kprobeProgGoTlsRead          = "go_tls_read"
+	kprobeProgGoTlsReadRet       = "go_tls_read_ret"
+	kprobeProgGoTlsWrite         = "go_tls_write"
 	kprobeProgKpIp6SendSkb       = "kp_ip6_send_skb"
 	kprobeProgKpIpSendSkb        = "kp_ip_send_skb"
 	kprobeProgKpSkbConsumeUdp    = "kp_skb_consume_udp"
@@ -233,6 +251,10 @@ type kprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeProgramSpecs struct {
+	GoTlsClose         *ebpf.ProgramSpec `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	KpIp6SendSkb       *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
 	KpIpSendSkb        *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
 	KpSkbConsumeUdp    *ebpf.ProgramSpec `ebpf:"kp_skb_consume_udp"`
@@ -273,6 +295,7 @@ type kprobeProgramSpecs struct {
 type kprobeMapSpecs struct {
 	AncCache     *ebpf.MapSpec `ebpf:"anc_cache"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	GoReads      *ebpf.MapSpec `ebpf:"go_reads"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
@@ -323,6 +346,7 @@ func (o *kprobeObjects) Close() error {
 type kprobeMaps struct {
 	AncCache     *ebpf.Map `ebpf:"anc_cache"`
 	Events       *ebpf.Map `ebpf:"events"`
+	GoReads      *ebpf.Map `ebpf:"go_reads"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
@@ -340,6 +364,7 @@ func (m *kprobeMaps) Close() error {
 	return _KprobeClose(
 		m.AncCache,
 		m.Events,
+		m.GoReads,
 		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
@@ -373,6 +398,10 @@ type kprobeVariables struct {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobePrograms struct {
+	GoTlsClose         *ebpf.Program `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.Program `ebpf:"go_tls_write"`
 	KpIp6SendSkb       *ebpf.Program `ebpf:"kp_ip6_send_skb"`
 	KpIpSendSkb        *ebpf.Program `ebpf:"kp_ip_send_skb"`
 	KpSkbConsumeUdp    *ebpf.Program `ebpf:"kp_skb_consume_udp"`
@@ -409,6 +438,10 @@ type kprobePrograms struct {
 
 func (p *kprobePrograms) Close() error {
 	return _KprobeClose(
+		p.GoTlsClose,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.KpIp6SendSkb,
 		p.KpIpSendSkb,
 		p.KpSkbConsumeUdp,
