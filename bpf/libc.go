@@ -330,7 +330,8 @@ func (l *Libc) readMaps(pid int, exe string) (libs []libcFound, settled bool, er
 		if !ok {
 			continue
 		}
-		if l.kind.goExe && f.path == exe {
+		// Not the recorder's own executable: its TLS is not the host's DNS.
+		if l.kind.goExe && f.path == exe && pid != os.Getpid() {
 			if !have[f.id] {
 				have[f.id] = true
 				f.pid, f.exe = pid, true

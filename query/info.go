@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dnsrec/dnsrec/internal/rawsqlite"
@@ -16,7 +17,7 @@ import (
 // session in each file.
 var InfoColumns = []string{
 	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
-	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
+	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline", "probed",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -82,6 +83,10 @@ ORDER BY s.started_ns`)
 		return nil, fmt.Errorf("read sessions: %w", err)
 	}
 	defer q.Close()
+	probed, err := f.probed(ctx)
+	if err != nil {
+		return nil, err
+	}
 	size, err := fileSize(f.path)
 	if err != nil {
 		return nil, err
@@ -114,7 +119,7 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		out = append(out, []any{
 			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
-			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
+			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline, probedText(f.version, probed[id]),
 		})
 	}
 	return out, q.Err()
@@ -207,4 +212,45 @@ func fileSize(path string) (int64, error) {
 		n += wi.Size()
 	}
 	return n, nil
+}
+
+// probed reads which files each session probed (schema v14): one line per
+// file, "kind path [go version] [pid N] (functions)".
+func (f *file) probed(ctx context.Context) (map[int64][]string, error) {
+	if f.version < 14 {
+		return nil, nil
+	}
+	q, err := f.db.QueryContext(ctx, `SELECT session_id, kind, path, pid, go_version, symbols FROM probes ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read probes: %w", err)
+	}
+	defer q.Close()
+	out := map[int64][]string{}
+	for q.Next() {
+		var sess int64
+		var kind, path, symbols string
+		var pid sql.Null[int64]
+		var gov sql.NullString
+		if err := q.Scan(&sess, &kind, &path, &pid, &gov, &symbols); err != nil {
+			return nil, fmt.Errorf("read probes: %w", err)
+		}
+		s := kind + " " + path
+		if gov.Valid {
+			s += " " + gov.String
+		}
+		if pid.Valid {
+			s += fmt.Sprintf(" pid %d", pid.V)
+		}
+		out[sess] = append(out[sess], s+" ("+symbols+")")
+	}
+	return out, q.Err()
+}
+
+// probedText is info's probed column: the session's probed files, "; "
+// between them; empty for a file written before schema v14.
+func probedText(version int, files []string) any {
+	if version < 14 {
+		return nil
+	}
+	return strings.Join(files, "; ")
 }

@@ -4,6 +4,7 @@ package record_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,6 +152,28 @@ func TestGoDoT(t *testing.T) {
 		if !query || !response {
 			t.Errorf("timeline of Go client %s (pid %d): query over dot %v, response over dot %v", c.name, pid, query, response)
 		}
+	}
+	// info names each client's executable among the probed files, with the
+	// Go release that built it, the process it was found in and the
+	// functions probed; the hash chain covers those rows.
+	info, err := db.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(info.Columns, "probed")
+	if col < 0 || len(info.Rows) != 1 {
+		t.Fatalf("info: columns %q, %d rows", info.Columns, len(info.Rows))
+	}
+	probed, _ := info.Rows[0][col].(string)
+	for i, c := range clients {
+		want := fmt.Sprintf("go %s %s pid %d (%s %s %s)", c.exe, strings.Fields(c.name)[0], pids[i],
+			"crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Close")
+		if !slices.Contains(strings.Split(probed, "; "), want) {
+			t.Errorf("info probed lacks %q:\n%s", want, probed)
+		}
+	}
+	if rep, err := db.Verify(ctx); err != nil || !rep[0].OK() {
+		t.Errorf("verify: %+v, %v", rep, err)
 	}
 	names := make([]string, len(clients))
 	for i, c := range clients {

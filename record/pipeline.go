@@ -94,7 +94,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if !opts.NoLibc {
 		p.libc = capture.LibcProbes()
 	}
-	p.scanLibc()
+	p.scanLibc(ctx)
 
 	events := make(chan []any, 4) // bounded: a stalled writer backs up into the ring, where loss is counted
 	quit := make(chan struct{})   // the loop has ended: the reader must not wait to hand over more
@@ -232,8 +232,9 @@ type pipeline struct {
 	lastLibcScan   time.Time
 	libcDue        bool // a process exec'd since the last scan
 	libcErrLogged  bool
-	dot            *dotState // nil with Options.NoTLS
-	tlsProbes      *bpf.Libc // nil with Options.NoTLS, or where uprobes cannot run
+	dot            *dotState     // nil with Options.NoTLS
+	tlsProbes      *bpf.Libc     // nil with Options.NoTLS, or where uprobes cannot run
+	probes         []store.Probe // files probed so far, for every file of a rotated recording
 	tlsErrLogged   bool
 	storedLoss     Loss // the loss counters last written to this file
 }
@@ -372,7 +373,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			p.expireQueries()
 			p.expireTLS(time.Now())
 			if (p.libc != nil || p.tlsProbes != nil) && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
-				p.scanLibc()
+				p.scanLibc(ctx)
 			}
 			if p.rot != nil && p.rot.due(p.opts, time.Now()) {
 				if err := p.rotate(ctx); err != nil {

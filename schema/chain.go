@@ -38,12 +38,17 @@ var ChainTables = []ChainTable{
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
 	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
 	{"resolution_addrs", "id, resolution_id, addr"},
+	{"probes", "id, session_id, ts_ns, kind, path, pid, mntns, dev, inode, go_version, symbols"},
 }
+
+// chainTablesV13 are the tables a version 8 to 13 file hashed: v14 added
+// the probed files.
+var chainTablesV13 = ChainTables[:len(ChainTables)-1]
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables...)
+	t := append([]ChainTable(nil), chainTablesV13...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -79,6 +84,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
+	case version < 14:
+		return chainTablesV13
 	}
 	return ChainTables
 }

@@ -158,6 +158,7 @@ type Store struct {
 	nextLoss  int64
 	// Ids of the next libc resolution and of its next address.
 	nextRes, nextResAddr int64
+	nextProbe            int64
 	bootID               string
 	chain                chainState
 }
@@ -172,6 +173,8 @@ type queue struct {
 	loss  []lossRow
 	// libc resolver calls
 	resolutions []*ResolutionRow
+	// files probed
+	probes []Probe
 }
 
 type procRow struct {
@@ -180,13 +183,13 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.probes) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
 	clear(q.resolutions)
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], resolutions: q.resolutions[:0]}
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], resolutions: q.resolutions[:0], probes: q.probes[:0]}
 }
 
 type lossRow struct {
@@ -284,7 +287,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextRes: 1, nextResAddr: 1, nextProbe: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -320,7 +323,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain, sqlResolution, sqlResAddr,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlProbe,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -573,6 +576,11 @@ func (s *Store) writeQueue(ctx context.Context) error {
 	}
 	for _, r := range q.resolutions {
 		if err := s.writeResolution(ctx, r); err != nil {
+			return err
+		}
+	}
+	for i := range q.probes {
+		if err := s.writeProbe(ctx, &q.probes[i]); err != nil {
 			return err
 		}
 	}
