@@ -330,8 +330,7 @@ func (l *Libc) readMaps(pid int, exe string) (libs []libcFound, settled bool, er
 		if !ok {
 			continue
 		}
-		// Not the recorder's own executable: its TLS is not the host's DNS.
-		if l.kind.goExe && f.path == exe && pid != os.Getpid() {
+		if l.kind.goExe && f.path == exe {
 			if !have[f.id] {
 				have[f.id] = true
 				f.pid, f.exe = pid, true
