@@ -114,6 +114,19 @@ type cgroupExecEvent struct {
 	Comm     [16]int8
 }
 
+type cgroupGoRead struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type cgroupGoReadKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type cgroupIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -242,6 +255,7 @@ const (
 	cgroupMapEncAddrs            = "enc_addrs"
 	cgroupMapEncFds              = "enc_fds"
 	cgroupMapEvents              = "events"
+	cgroupMapGoReads             = "go_reads"
 	cgroupMapMsgDrops            = "msg_drops"
 	cgroupMapResCalls            = "res_calls"
 	cgroupMapRingbufDrops        = "ringbuf_drops"
@@ -260,6 +274,10 @@ const (
 	cgroupProgDnsSendmsg4        = "dns_sendmsg4"
 	cgroupProgDnsSendmsg6        = "dns_sendmsg6"
 	cgroupProgDnsSockRecv        = "dns_sock_recv"
+	cgroupProgGoTlsClose         = "go_tls_close"
+	cgroupProgGoTlsRead          = "go_tls_read"
+	cgroupProgGoTlsReadRet       = "go_tls_read_ret"
+	cgroupProgGoTlsWrite         = "go_tls_write"
 	cgroupProgGuardSignal        = "guard_signal"
 	cgroupProgOnExec             = "on_exec"
 	cgroupProgOnExit             = "on_exit"
@@ -347,6 +365,10 @@ type cgroupProgramSpecs struct {
 	DnsSendmsg4        *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6        *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
 	DnsSockRecv        *ebpf.ProgramSpec `ebpf:"dns_sock_recv"`
+	GoTlsClose         *ebpf.ProgramSpec `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	GuardSignal        *ebpf.ProgramSpec `ebpf:"guard_signal"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
@@ -378,6 +400,7 @@ type cgroupMapSpecs struct {
 	EncAddrs     *ebpf.MapSpec `ebpf:"enc_addrs"`
 	EncFds       *ebpf.MapSpec `ebpf:"enc_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	GoReads      *ebpf.MapSpec `ebpf:"go_reads"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
@@ -432,6 +455,7 @@ type cgroupMaps struct {
 	EncAddrs     *ebpf.Map `ebpf:"enc_addrs"`
 	EncFds       *ebpf.Map `ebpf:"enc_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
+	GoReads      *ebpf.Map `ebpf:"go_reads"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
@@ -449,6 +473,7 @@ func (m *cgroupMaps) Close() error {
 		m.EncAddrs,
 		m.EncFds,
 		m.Events,
+		m.GoReads,
 		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
@@ -493,6 +518,10 @@ type cgroupPrograms struct {
 	DnsSendmsg4        *ebpf.Program `ebpf:"dns_sendmsg4"`
 	DnsSendmsg6        *ebpf.Program `ebpf:"dns_sendmsg6"`
 	DnsSockRecv        *ebpf.Program `ebpf:"dns_sock_recv"`
+	GoTlsClose         *ebpf.Program `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.Program `ebpf:"go_tls_write"`
 	GuardSignal        *ebpf.Program `ebpf:"guard_signal"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
@@ -527,6 +556,10 @@ func (p *cgroupPrograms) Close() error {
 		p.DnsSendmsg4,
 		p.DnsSendmsg6,
 		p.DnsSockRecv,
+		p.GoTlsClose,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.GuardSignal,
 		p.OnExec,
 		p.OnExit,

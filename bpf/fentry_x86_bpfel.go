@@ -57,6 +57,19 @@ type fentryEncMark struct {
 	Pad   [7]uint8
 }
 
+type fentryGoRead struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type fentryGoReadKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type fentryIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -153,6 +166,7 @@ const (
 	fentryMapEncAddrs            = "enc_addrs"
 	fentryMapEncFds              = "enc_fds"
 	fentryMapEvents              = "events"
+	fentryMapGoReads             = "go_reads"
 	fentryMapMsgDrops            = "msg_drops"
 	fentryMapResCalls            = "res_calls"
 	fentryMapRingbufDrops        = "ringbuf_drops"
@@ -179,6 +193,10 @@ const (
 	fentryProgFxTcpRecvmsg4      = "fx_tcp_recvmsg4"
 	fentryProgFxTcpRecvmsg5      = "fx_tcp_recvmsg5"
 	fentryProgFxTcpRecvmsg6      = "fx_tcp_recvmsg6"
+	fentryProgGoTlsClose         = "go_tls_close"
+	fentryProgGoTlsRead          = "go_tls_read"
+	fentryProgGoTlsReadRet       = "go_tls_read_ret"
+	fentryProgGoTlsWrite         = "go_tls_write"
 	fentryProgGuardSignal        = "guard_signal"
 	fentryProgOnExec             = "on_exec"
 	fentryProgOnExit             = "on_exit"
@@ -271,6 +289,10 @@ type fentryProgramSpecs struct {
 	FxTcpRecvmsg4      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6      *ebpf.ProgramSpec `ebpf:"fx_tcp_recvmsg6"`
+	GoTlsClose         *ebpf.ProgramSpec `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	GuardSignal        *ebpf.ProgramSpec `ebpf:"guard_signal"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
@@ -302,6 +324,7 @@ type fentryMapSpecs struct {
 	EncAddrs     *ebpf.MapSpec `ebpf:"enc_addrs"`
 	EncFds       *ebpf.MapSpec `ebpf:"enc_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	GoReads      *ebpf.MapSpec `ebpf:"go_reads"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
@@ -359,6 +382,7 @@ type fentryMaps struct {
 	EncAddrs     *ebpf.Map `ebpf:"enc_addrs"`
 	EncFds       *ebpf.Map `ebpf:"enc_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
+	GoReads      *ebpf.Map `ebpf:"go_reads"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
@@ -379,6 +403,7 @@ func (m *fentryMaps) Close() error {
 		m.EncAddrs,
 		m.EncFds,
 		m.Events,
+		m.GoReads,
 		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
@@ -431,6 +456,10 @@ type fentryPrograms struct {
 	FxTcpRecvmsg4      *ebpf.Program `ebpf:"fx_tcp_recvmsg4"`
 	FxTcpRecvmsg5      *ebpf.Program `ebpf:"fx_tcp_recvmsg5"`
 	FxTcpRecvmsg6      *ebpf.Program `ebpf:"fx_tcp_recvmsg6"`
+	GoTlsClose         *ebpf.Program `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.Program `ebpf:"go_tls_write"`
 	GuardSignal        *ebpf.Program `ebpf:"guard_signal"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
@@ -470,6 +499,10 @@ func (p *fentryPrograms) Close() error {
 		p.FxTcpRecvmsg4,
 		p.FxTcpRecvmsg5,
 		p.FxTcpRecvmsg6,
+		p.GoTlsClose,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.GuardSignal,
 		p.OnExec,
 		p.OnExit,

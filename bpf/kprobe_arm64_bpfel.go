@@ -57,6 +57,19 @@ type kprobeEncMark struct {
 	Pad   [7]uint8
 }
 
+type kprobeGoRead struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type kprobeGoReadKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type kprobeIdent struct {
 	_        structs.HostLayout
 	StartNs  uint64
@@ -153,6 +166,7 @@ const (
 	kprobeMapEncAddrs            = "enc_addrs"
 	kprobeMapEncFds              = "enc_fds"
 	kprobeMapEvents              = "events"
+	kprobeMapGoReads             = "go_reads"
 	kprobeMapMsgDrops            = "msg_drops"
 	kprobeMapResCalls            = "res_calls"
 	kprobeMapRingbufDrops        = "ringbuf_drops"
@@ -165,6 +179,10 @@ const (
 	kprobeMapTlsSkip             = "tls_skip"
 	kprobeMapTlsUncork           = "tls_uncork"
 	kprobeMapUdpCalls            = "udp_calls"
+	kprobeProgGoTlsClose         = "go_tls_close"
+	kprobeProgGoTlsRead          = "go_tls_read"
+	kprobeProgGoTlsReadRet       = "go_tls_read_ret"
+	kprobeProgGoTlsWrite         = "go_tls_write"
 	kprobeProgGuardSignal        = "guard_signal"
 	kprobeProgKpIp6SendSkb       = "kp_ip6_send_skb"
 	kprobeProgKpIpSendSkb        = "kp_ip_send_skb"
@@ -255,6 +273,10 @@ type kprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeProgramSpecs struct {
+	GoTlsClose         *ebpf.ProgramSpec `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	GuardSignal        *ebpf.ProgramSpec `ebpf:"guard_signal"`
 	KpIp6SendSkb       *ebpf.ProgramSpec `ebpf:"kp_ip6_send_skb"`
 	KpIpSendSkb        *ebpf.ProgramSpec `ebpf:"kp_ip_send_skb"`
@@ -298,6 +320,7 @@ type kprobeMapSpecs struct {
 	EncAddrs     *ebpf.MapSpec `ebpf:"enc_addrs"`
 	EncFds       *ebpf.MapSpec `ebpf:"enc_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	GoReads      *ebpf.MapSpec `ebpf:"go_reads"`
 	MsgDrops     *ebpf.MapSpec `ebpf:"msg_drops"`
 	ResCalls     *ebpf.MapSpec `ebpf:"res_calls"`
 	RingbufDrops *ebpf.MapSpec `ebpf:"ringbuf_drops"`
@@ -355,6 +378,7 @@ type kprobeMaps struct {
 	EncAddrs     *ebpf.Map `ebpf:"enc_addrs"`
 	EncFds       *ebpf.Map `ebpf:"enc_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
+	GoReads      *ebpf.Map `ebpf:"go_reads"`
 	MsgDrops     *ebpf.Map `ebpf:"msg_drops"`
 	ResCalls     *ebpf.Map `ebpf:"res_calls"`
 	RingbufDrops *ebpf.Map `ebpf:"ringbuf_drops"`
@@ -375,6 +399,7 @@ func (m *kprobeMaps) Close() error {
 		m.EncAddrs,
 		m.EncFds,
 		m.Events,
+		m.GoReads,
 		m.MsgDrops,
 		m.ResCalls,
 		m.RingbufDrops,
@@ -413,6 +438,10 @@ type kprobeVariables struct {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobePrograms struct {
+	GoTlsClose         *ebpf.Program `ebpf:"go_tls_close"`
+	GoTlsRead          *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet       *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite         *ebpf.Program `ebpf:"go_tls_write"`
 	GuardSignal        *ebpf.Program `ebpf:"guard_signal"`
 	KpIp6SendSkb       *ebpf.Program `ebpf:"kp_ip6_send_skb"`
 	KpIpSendSkb        *ebpf.Program `ebpf:"kp_ip_send_skb"`
@@ -450,6 +479,10 @@ type kprobePrograms struct {
 
 func (p *kprobePrograms) Close() error {
 	return _KprobeClose(
+		p.GoTlsClose,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.GuardSignal,
 		p.KpIp6SendSkb,
 		p.KpIpSendSkb,

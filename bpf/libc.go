@@ -40,6 +40,8 @@ type libKind struct {
 	// waitLoader: a process that maps a dynamic loader but no such
 	// library yet is read again at the next Scan (its libc may still come).
 	waitLoader bool
+	// goExe: also probe the executables that are Go programs (gotls.go).
+	goExe bool
 }
 
 // programs are the names of the kind's programs.
@@ -50,6 +52,9 @@ func (k *libKind) programs() []string {
 		if p.ret != "" {
 			names = append(names, p.ret)
 		}
+	}
+	if k.goExe {
+		names = append(names, goTLSPrograms...)
 	}
 	return names
 }
@@ -95,6 +100,12 @@ type LibcTarget struct {
 	Inode uint64
 	// Symbols are the functions probed (entry and return).
 	Symbols []string
+	// GoVersion is set when the file is a Go executable whose crypto/tls
+	// is probed: the Go release that built it ("go1.26.8"; "" if the
+	// executable does not say).
+	GoVersion string
+	// GoExe: the file is a Go executable (Path is the program's).
+	GoExe bool
 	// Skipped are the functions that could not be probed in this file,
 	// and why.
 	Skipped []LibcSkip
@@ -164,6 +175,7 @@ type libcFound struct {
 	gone  bool   // the maps said " (deleted)"
 	span  string // the mapping's address range, for map_files
 	id    fileID
+	exe   bool // the process's executable, not a library
 }
 
 // Scan looks for libc files not seen before and attaches the probes to
@@ -251,7 +263,7 @@ func (l *Libc) walk() (found []libcFound, selfNS uint64, err error) {
 		if l.seen[k] {
 			continue
 		}
-		libs, settled, err := l.readMaps(pid)
+		libs, settled, err := l.readMaps(pid, exe)
 		if err != nil {
 			continue
 		}
@@ -302,7 +314,11 @@ func isLibc(base string) bool {
 // readMaps returns the libc files pid maps. settled is false when the
 // process maps a dynamic loader but no libc yet: it is starting, and its
 // libc may still come.
-func (l *Libc) readMaps(pid int) (libs []libcFound, settled bool, err error) {
+//
+// With the kind's goExe, the process's executable is among them (exe is
+// its /proc/<pid>/exe link), for attachGo to see whether it is Go.
+func (l *Libc) readMaps(pid int, exe string) (libs []libcFound, settled bool, err error) {
+	exe = strings.TrimSuffix(exe, " (deleted)")
 	b, err := os.ReadFile(filepath.Join(l.proc, strconv.Itoa(pid), "maps"))
 	if err != nil {
 		return nil, false, err
@@ -312,6 +328,14 @@ func (l *Libc) readMaps(pid int) (libs []libcFound, settled bool, err error) {
 	for line := range bytes.Lines(b) {
 		f, ok := parseMapsLine(string(bytes.TrimRight(line, "\n")))
 		if !ok {
+			continue
+		}
+		if l.kind.goExe && f.path == exe {
+			if !have[f.id] {
+				have[f.id] = true
+				f.pid, f.exe = pid, true
+				libs = append(libs, f)
+			}
 			continue
 		}
 		base := filepath.Base(f.path)
@@ -432,6 +456,9 @@ func mappedID(path string) (fileID, error) {
 // attach attaches every probe to one libc. ok is false when the file
 // could not be opened (its process is gone): the file stays unhandled.
 func (l *Libc) attach(f libcFound) (t LibcTarget, ok bool, err error) {
+	if f.exe {
+		return l.attachGo(f)
+	}
 	t = LibcTarget{Path: f.path, PID: f.pid, MntNS: f.mntns, Dev: f.id.dev, Inode: f.id.ino}
 	switch {
 	case f.pid == 0:

@@ -31,6 +31,8 @@ var tlsKind = &libKind{
 	// A program may load its TLS library long after it started (Python's
 	// ssl module, dlopen): the standard locations cover the host's.
 	waitLoader: false,
+	// Go programs carry their own crypto/tls (gotls.go).
+	goExe: true,
 }
 
 // isTLSLib says whether a mapped file is OpenSSL 3's libssl or GnuTLS.

@@ -33,6 +33,7 @@
 enum tls_lib {
 	TLS_LIB_OPENSSL = 1,
 	TLS_LIB_GNUTLS = 2,
+	TLS_LIB_GO = 3, // crypto/tls compiled into a Go executable
 };
 
 enum tls_flags {
@@ -577,6 +578,8 @@ static __always_inline void tls_enter(__u64 obj, __u64 buf, __u64 outlen, __u8 d
 		return;                                                               \
 	}
 
+static __always_inline void tls_data(__u64 id, const struct tls_call *cp, __u64 n);
+
 // tls_leave runs at the return of a probed call. ret is the library's return
 // value; for the _ex forms, 1 on success with the byte count at outlen.
 static __always_inline void tls_leave(long ret)
@@ -602,7 +605,15 @@ static __always_inline void tls_leave(long ret)
 	}
 	if (n == 0)
 		return;
+	tls_data(id, &c, n);
+}
 
+// tls_data emits the n bytes of plaintext a call moved at c->buf, tied to
+// the socket of a system call made inside the call, else to the object's
+// known socket, else flagged unbound with the thread armed.
+static __always_inline void tls_data(__u64 id, const struct tls_call *cp, __u64 n)
+{
+	struct tls_call c = *cp;
 	struct tls_head h = {};
 	h.kind = EV_TLS_DATA;
 	h.dir = c.dir;
@@ -727,6 +738,103 @@ int BPF_KRETPROBE(tls_gnutls_uncork_ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	bpf_map_delete_elem(&tls_uncork, &id);
+	return 0;
+}
+
+// Go programs: crypto/tls is compiled into the executable, and bpf/gotls.go
+// attaches these to (*Conn).Write, (*Conn).Read and (*Conn).Close found in
+// its own symbol table. Go's register ABI (1.17 and later) passes the
+// receiver and the slice b in the first three integer registers, and keeps
+// the goroutine (g) in a register of its own.
+//
+// A return probe would push a return address the Go runtime does not know
+// of, and Go copies goroutine stacks: a uretprobe crashes the program. So
+// Read's return is probed at each of its RET instructions instead, and its
+// entry and return are matched by goroutine, not thread: a goroutine that
+// blocks in Read may resume on another thread.
+//
+// The *tls.Conn is the object. Its first Write arms the thread, whose next
+// send system call (the handshake's or the record's, made by the same
+// goroutine before it can block) binds it to the socket (tls_on_sys);
+// Reads on the same Conn then find the binding in tls_objs.
+#if defined(__TARGET_ARCH_x86)
+#define GO_PARM1(x) (__PT_REGS_CAST(x)->ax)
+#define GO_PARM2(x) (__PT_REGS_CAST(x)->bx)
+#define GO_PARM3(x) (__PT_REGS_CAST(x)->cx)
+#define GO_G(x) (__PT_REGS_CAST(x)->r14)
+#else
+#define GO_PARM1(x) (__PT_REGS_CAST(x)->regs[0])
+#define GO_PARM2(x) (__PT_REGS_CAST(x)->regs[1])
+#define GO_PARM3(x) (__PT_REGS_CAST(x)->regs[2])
+#define GO_G(x) (__PT_REGS_CAST(x)->regs[28])
+#endif
+
+struct go_read_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct go_read {
+	__u64 conn;
+	__u64 buf;
+};
+
+// Reads in progress, by goroutine.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_read_key);
+	__type(value, struct go_read);
+} go_reads SEC(".maps");
+
+// func (c *Conn) Write(b []byte) (int, error): the plaintext is all there
+// at the entry; a failed Write still counts as what the program meant.
+SEC("uprobe")
+int go_tls_write(struct pt_regs *ctx)
+{
+	__s64 n = GO_PARM3(ctx);
+	if (n <= 0)
+		return 0;
+	struct tls_call c = {.obj = GO_PARM1(ctx), .buf = GO_PARM2(ctx), .dir = DIR_SEND, .lib = TLS_LIB_GO};
+	tls_data(bpf_get_current_pid_tgid(), &c, n);
+	return 0;
+}
+
+// func (c *Conn) Read(b []byte) (int, error), at its entry.
+SEC("uprobe")
+int go_tls_read(struct pt_regs *ctx)
+{
+	struct go_read_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct go_read r = {.conn = GO_PARM1(ctx), .buf = GO_PARM2(ctx)};
+	bpf_map_update_elem(&go_reads, &k, &r, BPF_ANY);
+	return 0;
+}
+
+// At each RET of (*Conn).Read: n is the first result.
+SEC("uprobe")
+int go_tls_read_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_read_key k = {.g = GO_G(ctx), .tgid = id >> 32};
+	struct go_read *r = bpf_map_lookup_elem(&go_reads, &k);
+	if (!r)
+		return 0;
+	struct tls_call c = {.obj = r->conn, .buf = r->buf, .dir = DIR_RECV, .lib = TLS_LIB_GO};
+	bpf_map_delete_elem(&go_reads, &k);
+	__s64 n = GO_PARM1(ctx);
+	if (n <= 0)
+		return 0;
+	tls_data(id, &c, n);
+	return 0;
+}
+
+// func (c *Conn) Close() error: forget the Conn, its address will be reused.
+SEC("uprobe")
+int go_tls_close(struct pt_regs *ctx)
+{
+	struct tls_obj_key k = {.obj = GO_PARM1(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
+	bpf_map_delete_elem(&tls_objs, &k);
 	return 0;
 }
 

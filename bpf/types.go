@@ -45,6 +45,8 @@ const EncHelloMax = 2048
 const (
 	TLSLibOpenSSL = 1
 	TLSLibGnuTLS  = 2
+	// TLSLibGo: crypto/tls compiled into a Go executable.
+	TLSLibGo = 3
 )
 
 // TLSHead.Flags bits (enum tls_flags).

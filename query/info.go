@@ -21,6 +21,7 @@ var InfoColumns = []string{
 	"recording_id", "anchors",
 	"events", "blinded", "stopped_by",
 	"tls_cut", "tls_unbound", "doh_unparsed",
+	"probed",
 }
 
 // Info describes every recording session in the files: where and how it
@@ -91,6 +92,10 @@ ORDER BY s.started_ns`)
 		return nil, fmt.Errorf("read sessions: %w", err)
 	}
 	defer q.Close()
+	probed, err := f.probed(ctx)
+	if err != nil {
+		return nil, err
+	}
 	size, err := fileSize(f.path)
 	if err != nil {
 		return nil, err
@@ -137,6 +142,7 @@ ORDER BY s.started_ns`)
 			rec, anchors,
 			events, blinded, stoppedBy,
 			sinceVersion(f.version, 10, tlsCut), sinceVersion(f.version, 10, tlsUnbound), sinceVersion(f.version, 10, dohUnparsed),
+			probedText(f.version, probed[id]),
 		})
 	}
 	return out, q.Err()
@@ -292,4 +298,45 @@ func fileSize(path string) (int64, error) {
 		n += wi.Size()
 	}
 	return n, nil
+}
+
+// probed reads which files each session probed (schema v14): one line per
+// file, "kind path [go version] [pid N] (functions)".
+func (f *file) probed(ctx context.Context) (map[int64][]string, error) {
+	if f.version < 14 {
+		return nil, nil
+	}
+	q, err := f.db.QueryContext(ctx, `SELECT session_id, kind, path, pid, go_version, symbols FROM probes ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read probes: %w", err)
+	}
+	defer q.Close()
+	out := map[int64][]string{}
+	for q.Next() {
+		var sess int64
+		var kind, path, symbols string
+		var pid sql.Null[int64]
+		var gov sql.NullString
+		if err := q.Scan(&sess, &kind, &path, &pid, &gov, &symbols); err != nil {
+			return nil, fmt.Errorf("read probes: %w", err)
+		}
+		s := kind + " " + path
+		if gov.Valid {
+			s += " " + gov.String
+		}
+		if pid.Valid {
+			s += fmt.Sprintf(" pid %d", pid.V)
+		}
+		out[sess] = append(out[sess], s+" ("+symbols+")")
+	}
+	return out, q.Err()
+}
+
+// probedText is info's probed column: the session's probed files, "; "
+// between them; empty for a file written before schema v14.
+func probedText(version int, files []string) any {
+	if version < 14 {
+		return nil
+	}
+	return strings.Join(files, "; ")
 }

@@ -112,7 +112,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if !opts.NoLibc {
 		p.libc = capture.LibcProbes()
 	}
-	p.scanLibc()
+	p.scanLibc(ctx)
 
 	events := make(chan []any, 4) // bounded: a stalled writer backs up into the ring, where loss is counted
 	quit := make(chan struct{})   // the loop has ended: the reader must not wait to hand over more
@@ -259,10 +259,11 @@ type pipeline struct {
 	lastLibcScan   time.Time
 	libcDue        bool // a process exec'd since the last scan
 	libcErrLogged  bool
-	dot            *dotState // nil with Options.NoTLS
-	enc            *encState // nil with Options.NoTLS, or where sys_enter cannot be attached
-	encConns       int64     // encrypted-DNS connections stored
-	tlsProbes      *bpf.Libc // nil with Options.NoTLS, or where uprobes cannot run
+	dot            *dotState     // nil with Options.NoTLS
+	enc            *encState     // nil with Options.NoTLS, or where sys_enter cannot be attached
+	encConns       int64         // encrypted-DNS connections stored
+	tlsProbes      *bpf.Libc     // nil with Options.NoTLS, or where uprobes cannot run
+	probes         []store.Probe // files probed so far, for every file of a rotated recording
 	tlsErrLogged   bool
 	storedLoss     Loss // the loss counters last written to this file
 
@@ -421,7 +422,7 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 				return p.fail(err)
 			}
 			if (p.libc != nil || p.tlsProbes != nil) && (time.Since(p.lastLibcScan) >= libcScanEvery || p.libcDue && time.Since(p.lastLibcScan) >= libcScanAfterExec) {
-				p.scanLibc()
+				p.scanLibc(ctx)
 			}
 			if time.Since(p.lastWatch) >= p.opts.WatchEvery {
 				if err := p.watch(ctx); err != nil {

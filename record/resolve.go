@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/dnsrec/dnsrec/bpf"
+	"github.com/dnsrec/dnsrec/record/store"
 	"github.com/dnsrec/dnsrec/schema"
 )
 
@@ -129,15 +130,16 @@ const (
 // scanLibc attaches the resolver probes to C libraries not seen before,
 // and logs what it attached; a failure is logged once, and recording goes
 // on without what could not be probed.
-func (p *pipeline) scanLibc() {
+func (p *pipeline) scanLibc(ctx context.Context) {
 	p.lastLibcScan, p.libcDue = time.Now(), false
-	p.scanTLS()
+	p.scanTLS(ctx)
 	if p.libc == nil {
 		return
 	}
 	added, err := p.libc.Scan()
 	for _, t := range added {
 		p.opts.Logger.Info("libc resolver probes attached", "libc", t.Path, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)
+		p.probed(ctx, "libc", t)
 		for _, s := range t.Skipped {
 			p.opts.Logger.Debug("libc function not probed", "libc", t.Path, "function", s.Symbol, "reason", s.Err)
 		}
@@ -152,5 +154,16 @@ func (p *pipeline) scanLibc() {
 			p.libcErrLogged = true
 			p.opts.Logger.Warn("some C libraries could not be probed: their resolver calls are not recorded (DNS messages still are)", "err", err)
 		}
+	}
+}
+
+// probed writes a file the probes were attached to into the evidence, and
+// keeps it for the next files of a rotated recording.
+func (p *pipeline) probed(ctx context.Context, kind string, t bpf.LibcTarget) {
+	pr := store.Probe{TsNs: time.Now().UnixNano(), Kind: kind, Path: t.Path, PID: t.PID, MntNS: t.MntNS,
+		Dev: t.Dev, Inode: t.Inode, GoVersion: t.GoVersion, Symbols: t.Symbols}
+	p.probes = append(p.probes, pr)
+	if err := p.store.InsertProbe(ctx, pr); err != nil {
+		p.opts.Logger.Warn("could not note a probed file in the evidence", "path", t.Path, "err", err)
 	}
 }

@@ -242,6 +242,12 @@ func (p *pipeline) rotate(ctx context.Context) error {
 	p.loggedSeq = 0
 	p.lastCheckpoint = time.Now()
 	p.procs.forgetRows()
+	// The probes attached before still watch: say so in this file too.
+	for _, pr := range p.probes {
+		if err := st.InsertProbe(ctx, pr); err != nil {
+			p.opts.Logger.Warn("could not note a probed file in the evidence", "path", pr.Path, "err", err)
+		}
+	}
 	return p.event(ctx, time.Now().UnixNano(), EventStart, p.startDetail())
 }
 

@@ -277,13 +277,19 @@ func (p *pipeline) expireTLS(now time.Time) {
 }
 
 // scanTLS attaches the TLS probes to library files not seen before.
-func (p *pipeline) scanTLS() {
+func (p *pipeline) scanTLS(ctx context.Context) {
 	if p.tlsProbes == nil {
 		return
 	}
 	added, err := p.tlsProbes.Scan()
 	for _, t := range added {
-		p.opts.Logger.Info("TLS library probes attached (DNS over TLS)", "library", t.Path, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)
+		if t.GoExe {
+			p.opts.Logger.Info("Go crypto/tls probes attached (DNS over TLS)", "executable", t.Path, "go", t.GoVersion, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)
+			p.probed(ctx, "go", t)
+		} else {
+			p.opts.Logger.Info("TLS library probes attached (DNS over TLS)", "library", t.Path, "mntns", t.MntNS, "pid", t.PID, "functions", t.Symbols)
+			p.probed(ctx, "tls", t)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, bpf.ErrUprobesUnsupported) {

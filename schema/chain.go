@@ -44,6 +44,7 @@ var ChainTables = []ChainTable{
 	{"enc_conns", "id, session_id, ts_ns, owner, kind, transport, via, r_addr, r_port, l_addr, l_port, sni, resolver"},
 	{"anchors", "id, session_id, ts_ns, dest, made, sent, dropped, queued, error"},
 	{"events", "id, session_id, ts_ns, kind, detail"},
+	{"probes", "id, session_id, ts_ns, kind, path, pid, mntns, dev, inode, go_version, symbols"},
 }
 
 // chainAdded is what each schema version from 9 on added to the chain:
@@ -60,6 +61,7 @@ var chainAdded = []struct {
 	{12, "sessions", "recording_id, sign_key"},
 	{12, "anchors", ""},
 	{13, "events", ""},
+	{14, "probes", ""},
 }
 
 // chainTablesAt is the tables and columns a version 8 or later file hashed.

@@ -227,7 +227,7 @@ func TestChainDigestsKnownAnswer(t *testing.T) {
 		"owners":    "bf98c5a407b8a913bdcc852bd6c97ad04febf4b1bd7b03d983679533ace9c38b",
 		"processes": "c71fa8647dc78b6d2bee9b250320476dc2e2e429bf05396be8e17d99b7491224",
 		"rrs":       "b8f80bd95233398edd0e9d51f357b14914c243a15f1cc02734a8e61df0998d4e",
-		"loss":      "c8dc4d057b370d1f43440ae0ac9c3478bb527cd4171d1417f36f929d318e194e",
+		"loss":      "7901c19b369c931976422ba8901a3674944d2a825cb1f7eb71e36201cf7869d0",
 	}
 	rows, err := db.Query(`SELECT tables FROM chain ORDER BY seq`)
 	if err != nil {

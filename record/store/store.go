@@ -193,9 +193,10 @@ type Store struct {
 	nextDoH              int64
 	// doh are the DoH URLs of the messages written in this batch, written
 	// after them.
-	doh    []dohRow
-	bootID string
-	chain  chainState
+	doh       []dohRow
+	nextProbe int64
+	bootID    string
+	chain     chainState
 }
 
 // queue is what the next Commit writes, in this order.
@@ -213,6 +214,8 @@ type queue struct {
 	// libc resolver calls
 	resolutions []*ResolutionRow
 	encConns    []*EncConnRow
+	// files probed
+	probes []Probe
 }
 
 type procRow struct {
@@ -221,14 +224,14 @@ type procRow struct {
 }
 
 func (q *queue) empty() bool {
-	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors)+len(q.events)+len(q.encConns) == 0
+	return len(q.procs)+len(q.msgs)+len(q.exits)+len(q.loss)+len(q.resolutions)+len(q.anchors)+len(q.events)+len(q.encConns)+len(q.probes) == 0
 }
 
 func (q *queue) reset() {
 	clear(q.msgs) // drop references to raw bytes
 	clear(q.resolutions)
 	clear(q.encConns)
-	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0], events: q.events[:0], encConns: q.encConns[:0]}
+	*q = queue{procs: q.procs[:0], msgs: q.msgs[:0], exits: q.exits[:0], loss: q.loss[:0], anchors: q.anchors[:0], resolutions: q.resolutions[:0], events: q.events[:0], encConns: q.encConns[:0], probes: q.probes[:0]}
 }
 
 type anchorRow struct {
@@ -339,7 +342,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer connection, owned by one goroutine
-	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1, nextEnc: 1, nextDoH: 1}
+	s := &Store{path: path, db: db, stmts: map[string]driver.Stmt{}, created: created, dict: newDicts(), nextMsg: 1, nextRR: 1, nextLoss: 1, nextAnchor: 1, nextEvent: 1, nextRes: 1, nextResAddr: 1, nextEnc: 1, nextDoH: 1, nextProbe: 1}
 	defer func() {
 		if err != nil {
 			if s.conn != nil {
@@ -375,7 +378,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn, sqlDoH,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn, sqlDoH, sqlProbe,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -680,6 +683,11 @@ func (s *Store) writeQueue(ctx context.Context) error {
 	}
 	for _, r := range q.encConns {
 		if err := s.writeEncConn(ctx, r); err != nil {
+			return err
+		}
+	}
+	for i := range q.probes {
+		if err := s.writeProbe(ctx, &q.probes[i]); err != nil {
 			return err
 		}
 	}
