@@ -40,6 +40,7 @@ func (d *decoder) decodeResolution(raw []byte) (*Resolution, error) {
 		Func: fn, RC: ev.Rc, BootNs: ev.BootNs, CallNs: ev.CallNs,
 		NameCut:  ev.Flags&bpf.ResolveNameCut != 0,
 		AddrsCut: ev.Flags&bpf.ResolveAddrsCut != 0,
+		Nested:   ev.Flags&bpf.ResolveNested != 0,
 		Ident:    d.decodeIdent(&ev.Id),
 	}
 	r.Name = presentName(cString(ev.Name[:]))
@@ -107,9 +108,14 @@ func (p *pipeline) resolution(ctx context.Context, r *Resolution) error {
 		row.Side = Side{Seen: true, TsNs: row.TsNs, Ident: r.Ident, ProcessID: id}
 	}
 	p.batched++
-	p.resolutions++
-	if p.live != nil {
-		p.live.addResolution(row)
+	// A nested call (glibc's getaddrinfo calling gethostbyname2_r) is
+	// stored, marked, for the record; the count and the live view are of
+	// the calls the program made.
+	if !r.Nested {
+		p.resolutions++
+		if p.live != nil {
+			p.live.addResolution(row)
+		}
 	}
 	return p.store.InsertResolution(ctx, row)
 }

@@ -17,6 +17,7 @@ type Resolution struct {
 	Name     string // normalized presentation form, as messages' names
 	NameCut  bool
 	AddrsCut bool
+	Nested   bool // made inside another probed call of the same thread
 	Addrs    []netip.Addr
 	Ident    *Identity
 }
@@ -33,6 +34,7 @@ type ResolutionRow struct {
 const (
 	resolutionNameCut  = 1
 	resolutionAddrsCut = 2
+	resolutionNested   = 4
 )
 
 const (
@@ -65,6 +67,9 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 	}
 	if r.AddrsCut {
 		flags |= resolutionAddrsCut
+	}
+	if r.Nested {
+		flags |= resolutionNested
 	}
 	id := s.nextRes
 	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags); err != nil {
