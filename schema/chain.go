@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"strings"
 )
 
 // The hash chain makes an edited, inserted or deleted row detectable. Every
@@ -29,21 +30,38 @@ type ChainTable struct {
 var ChainTables = []ChainTable{
 	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters"},
 	{"names", "id, name, rev"},
+	{"spellings", "id, name"},
 	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
 	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated, cgroup, container"},
 	{"owners", "id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid"},
 	{"interfaces", "id, netns, ifindex, name"},
-	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
+	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface, spelling_id"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops"},
-	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
+	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags, spelling_id"},
 	{"resolution_addrs", "id, resolution_id, addr"},
 }
+
+// chainTablesV14 are a version 8 to 14 file's: v15 added the spellings
+// table and msgs.spelling_id, resolutions.spelling_id.
+var chainTablesV14 = func() []ChainTable {
+	var t []ChainTable
+	for _, c := range ChainTables {
+		switch c.Name {
+		case "spellings":
+			continue
+		case "msgs", "resolutions":
+			c.Columns = strings.TrimSuffix(c.Columns, ", spelling_id")
+		}
+		t = append(t, c)
+	}
+	return t
+}()
 
 // chainTablesV7 are the tables a version 5 to 7 file hashed: v8 added
 // loss.msg_drops.
 var chainTablesV7 = func() []ChainTable {
-	t := append([]ChainTable(nil), ChainTables...)
+	t := append([]ChainTable(nil), chainTablesV14...)
 	for i := range t {
 		if t[i].Name == "loss" {
 			t[i].Columns = "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses"
@@ -79,6 +97,8 @@ func ChainTablesFor(version int) []ChainTable {
 		return chainTablesV4
 	case version < 8:
 		return chainTablesV7
+	case version < 15:
+		return chainTablesV14
 	}
 	return ChainTables
 }

@@ -27,8 +27,8 @@ func TestStoreDiskFull(t *testing.T) {
 		tmpfsSize string
 		step      string // the step of Commit that must fail
 	}{
-		// An empty file (schema v7) and its WAL take most of the 448k.
-		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "448k", step: ": commit: "},
+		// An empty file (schema v15) and its WAL take most of the 512k.
+		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "512k", step: ": commit: "},
 		// 12 MB in one batch overflows the 4 MiB page cache, which spills
 		// into the WAL in the middle of the batch.
 		{name: "insert fails", rawLen: 4000, batch: 3000, tmpfsSize: "6m", step: ": write message: "},

@@ -22,6 +22,9 @@ type Parsed struct {
 	Opcode  *int
 	Rcode   *int
 	QName   *string // normalized: lowercased, no trailing dot
+	// Spelling is the question name as sent, no trailing dot, when its
+	// case differs from QName's (a tunnel's data, DNS 0x20); "" otherwise.
+	Spelling string
 	QType   *uint16
 	QClass  *uint16
 	ANCount *int
@@ -84,6 +87,11 @@ func ParseDNS(b []byte) (p Parsed) {
 		if name, off, err := dns.UnpackDomainName(b, 12); err == nil {
 			h.qname = schema.NormalizeName(name)
 			p.QName = &h.qname
+			// Lowercasing keeps the length (the presentation form is
+			// ASCII): the name as sent is the same bytes, in its case.
+			if sent := name[:len(h.qname)]; sent != h.qname {
+				p.Spelling = sent
+			}
 			if off+4 <= len(b) {
 				h.qtype = binary.BigEndian.Uint16(b[off:])
 				h.qclass = binary.BigEndian.Uint16(b[off+2:])

@@ -15,6 +15,7 @@ type Resolution struct {
 	BootNs   uint64 // when the call returned
 	CallNs   uint64 // when it was entered
 	Name     string // normalized presentation form, as messages' names
+	Spelling string // the name as passed, when its case differs from Name; else ""
 	NameCut  bool
 	AddrsCut bool
 	Nested   bool // made inside another probed call of the same thread
@@ -38,7 +39,7 @@ const (
 )
 
 const (
-	sqlResolution = `INSERT INTO resolutions (id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlResolution = `INSERT INTO resolutions (id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags, spelling_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlResAddr    = `INSERT INTO resolution_addrs (id, resolution_id, addr) VALUES (?, ?, ?)`
 )
 
@@ -61,6 +62,10 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 		}
 		nameID = id
 	}
+	spelling, err := s.spellingID(ctx, r.Spelling)
+	if err != nil {
+		return err
+	}
 	flags := int64(0)
 	if r.NameCut {
 		flags |= resolutionNameCut
@@ -72,7 +77,7 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 		flags |= resolutionNested
 	}
 	id := s.nextRes
-	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags); err != nil {
+	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags, spelling); err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
 	s.nextRes++

@@ -1,0 +1,3 @@
+-- Placeholder for schema v14, which another branch adds; this branch (v15)
+-- needs the versions to be contiguous to build. Drop this file at merge.
+SELECT 1;
