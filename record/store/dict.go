@@ -59,7 +59,7 @@ type dicts struct {
 	procs  map[procRowKey]int64 // never trimmed: processes.(boot_id, pid, start_ticks, exec_boot_ns) is unique
 
 	lastName, lastFlow, lastOwner, lastProc, lastIface, lastSpell int64
-	namesTrimmed                                       bool // names may be in the file but not in the cache
+	namesTrimmed                                                  bool // names may be in the file but not in the cache
 
 	// Entries made for the batch being written, forgotten if it fails.
 	newNames  []string

@@ -16,20 +16,20 @@ import (
 // Parsed is what dnsrec keeps of a DNS message besides its raw bytes. Fields
 // the bytes did not contain are nil.
 type Parsed struct {
-	ID      *uint16
-	Flags   *uint16 // the header's second 16-bit word
-	QR      *bool
-	Opcode  *int
-	Rcode   *int
-	QName   *string // normalized: lowercased, no trailing dot
+	ID     *uint16
+	Flags  *uint16 // the header's second 16-bit word
+	QR     *bool
+	Opcode *int
+	Rcode  *int
+	QName  *string // normalized: lowercased, no trailing dot
 	// Spelling is the question name as sent, no trailing dot, when its
 	// case differs from QName's (a tunnel's data, DNS 0x20); "" otherwise.
 	Spelling string
-	QType   *uint16
-	QClass  *uint16
-	ANCount *int
-	Answers []Answer
-	Err     error // why the message could not be parsed completely
+	QType    *uint16
+	QClass   *uint16
+	ANCount  *int
+	Answers  []Answer
+	Err      error // why the message could not be parsed completely
 }
 
 // Answer is one resource record of a response.
