@@ -222,7 +222,8 @@ func hostLibc(t *testing.T) string {
 // TestLibcNested: a Python socket.getaddrinfo(AF_INET) is one question of
 // the program, though glibc's getaddrinfo calls gethostbyname2_r inside it.
 // Both calls are stored, the inner one marked nested (flags 4); the query
-// commands show and count the outer call only.
+// commands show and count the outer call only, with the name in the case
+// it was passed in.
 func TestLibcNested(t *testing.T) {
 	requireRoot(t)
 	unshare, sh, py := lookExe(t, "unshare"), lookExe(t, "sh"), pythonExe(t)
@@ -235,7 +236,7 @@ func TestLibcNested(t *testing.T) {
 	stop := startRecorder(t, path, record.Options{Hook: bpf.TierCgroup})
 	// unshare and sh exec: python keeps the pid.
 	cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c",
-		`mount --bind "$0" /etc/hosts && exec "$1" -c 'import socket; print(socket.getaddrinfo("nested.libc.test", None, socket.AF_INET)[0][4][0])'`, hosts, py)
+		`mount --bind "$0" /etc/hosts && exec "$1" -c 'import socket; print(socket.getaddrinfo("Nested.LIBC.test", None, socket.AF_INET)[0][4][0])'`, hosts, py)
 	pid, out := run(t, cmd)
 	if strings.TrimSpace(out) != "192.0.2.79" {
 		t.Fatalf("python getaddrinfo did not read the private hosts file: %q", out)
@@ -271,11 +272,12 @@ func TestLibcNested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 1 || rows[0].PID.V != int64(pid) || rows[0].Exe != py || rows[0].Count != 1 || rows[0].Via != "libc getaddrinfo" {
-		t.Errorf("who-resolved nested.libc.test, pid %d: %+v; want one row, exe %s, count 1, via libc getaddrinfo", pid, rows, py)
+	// The name as Python passed it, found by its lowercase form.
+	if len(rows) != 1 || rows[0].PID.V != int64(pid) || rows[0].Exe != py || rows[0].Count != 1 || rows[0].Via != "libc getaddrinfo" || rows[0].QName != "Nested.LIBC.test" {
+		t.Errorf("who-resolved nested.libc.test, pid %d: %+v; want one row, exe %s, count 1, via libc getaddrinfo, qname Nested.LIBC.test", pid, rows, py)
 	}
 	tl := timelineRows(t, db, pid)
-	if len(tl) != 1 {
+	if len(tl) != 1 || tl[0]["qname"] != "Nested.LIBC.test" {
 		t.Errorf("timeline of pid %d: %d rows, want 1: %v", pid, len(tl), tl)
 	}
 }
