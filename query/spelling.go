@@ -37,19 +37,20 @@ type spellKey struct {
 
 // spellMsgsSQL lists, first seen first, the spellings the client side of
 // each process sent or received the matching names (%s) in; spellLibcSQL
-// the same for libc calls. Only rows with a spelling are read: the
-// msgs_spelling index (a clean stop) holds just those.
+// the same for libc calls. It runs only on a file with spellings, and
+// reads the matching names' messages (msgs_name, at a clean stop).
 const spellMsgsSQL = `
 WITH n AS (SELECT id, name FROM names WHERE %s)
 SELECT n.name, sp.name, o.process_id, o.pid, o.comm, min(x.ts) AS first
 FROM (
-	SELECT m.name_id, m.spelling_id, m.s_owner AS owner, m.ts_ns AS ts FROM msgs m WHERE m.spelling_id IS NOT NULL AND m.obs & 5 = 1
+	SELECT m.name_id, m.spelling_id, m.s_owner AS owner, m.ts_ns AS ts FROM n JOIN msgs m ON m.name_id = n.id WHERE m.spelling_id IS NOT NULL AND m.obs & 5 = 1
 	UNION ALL
-	SELECT m.name_id, m.spelling_id, m.r_owner, m.ts_ns + coalesce(m.r_dt_ns, 0) FROM msgs m WHERE m.spelling_id IS NOT NULL AND m.obs & 10 = 2
+	SELECT m.name_id, m.spelling_id, m.r_owner, m.ts_ns + coalesce(m.r_dt_ns, 0) FROM n JOIN msgs m ON m.name_id = n.id WHERE m.spelling_id IS NOT NULL AND m.obs & 10 = 2
 ) x JOIN n ON n.id = x.name_id JOIN spellings sp ON sp.id = x.spelling_id LEFT JOIN owners o ON o.id = x.owner
 GROUP BY n.name, sp.name, o.process_id, o.pid, o.comm
 ORDER BY first`
 
+// spellLibcSQL: see spellMsgsSQL.
 const spellLibcSQL = `
 WITH n AS (SELECT id, name FROM names WHERE %s)
 SELECT n.name, sp.name, o.process_id, o.pid, o.comm, min(r.ts_ns) AS first

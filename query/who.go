@@ -34,7 +34,7 @@ type WhoResolvedOptions struct {
 // CSV header and the JSON keys.
 var WhoResolvedColumns = []string{
 	"qname", "qtype", "pid", "comm", "exe", "argv", "uid", "ancestry", "container",
-	"first_seen", "last_seen", "count", "answers", "status", "via", "host", "spellings",
+	"first_seen", "last_seen", "count", "answers", "status", "via", "host",
 }
 
 // WhoResolvedRow is one process that looked up one name: the client side of
@@ -85,7 +85,7 @@ type WhoResolvedRow struct {
 	Host string // sessions.hostname of the recording
 	// Spellings are the spellings other than all-lowercase that the
 	// process sent QName in, first seen first, when there were more than
-	// one; nil otherwise.
+	// one; nil otherwise. The table shows QName, the first.
 	Spellings []string
 
 	processID sql.NullInt64 // processes.id, for the resolver links
@@ -137,7 +137,7 @@ func WhoResolvedTable(rows []WhoResolvedRow, withFile bool) *format.Table {
 	for i, r := range rows {
 		row := []any{
 			r.QName, r.QTypes, nullInt(r.PID), nullString(r.Comm), nullString(r.Exe), nullString(ShellQuote(r.Argv)), nullInt(r.UID),
-			nullString(r.Ancestry.String()), nullString(r.Container), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), nullString(r.Via), r.Host, r.Spellings,
+			nullString(r.Ancestry.String()), nullString(r.Container), r.FirstSeen, r.LastSeen, r.Count, r.Answers, nullString(r.Status), nullString(r.Via), r.Host,
 		}
 		if withFile {
 			row = append([]any{r.File}, row...)

@@ -36,9 +36,6 @@ var migrationFS embed.FS
 // third time (after the message's bytes and the answer rows), and files
 // recorded then keep it; resolved-to uses either.
 //
-// msgs_spelling holds only the messages whose name was sent in another case
-// than its names row (schema v15): who-resolved reads their spellings.
-//
 // res_name, res_addr and res_ts do for the libc resolutions what msgs_name,
 // rrs_addr4/6 and msgs_ts do for messages.
 const StopIndexes = `
@@ -54,7 +51,6 @@ CREATE INDEX IF NOT EXISTS res_name ON resolutions(name_id);
 CREATE INDEX IF NOT EXISTS res_ts ON resolutions(ts_ns);
 CREATE INDEX IF NOT EXISTS res_addrs ON resolution_addrs(resolution_id);
 CREATE INDEX IF NOT EXISTS res_addr ON resolution_addrs(addr);
-CREATE INDEX IF NOT EXISTS msgs_spelling ON msgs(name_id) WHERE spelling_id IS NOT NULL;
 `
 
 // Migration is one embedded schema step.
