@@ -63,6 +63,8 @@ enum resolve_func {
 enum resolve_flags {
 	RES_NAME_CUT = 1,  // the name was longer than RES_NAME - 1 bytes
 	RES_ADDRS_CUT = 2, // the result held more than RES_ADDRS addresses
+	RES_NESTED = 4,    // made while the same thread was inside another probed call
+	                   // (glibc's getaddrinfo calls gethostbyname2_r for AF_INET)
 };
 
 // dns_event.flags
@@ -675,6 +677,24 @@ static __always_inline int res_take(__u8 func, struct res_call *c)
 	return 1;
 }
 
+// res_nested: the thread is inside another probed call (of another
+// function) entered before this one, so this call is part of that one's
+// work, not a separate question of the program. The outer call is still in
+// res_calls: it is removed only when it returns, after this one.
+static __always_inline int res_nested(__u8 func, __u64 call_ns)
+{
+	struct res_key k = {.pid_tgid = bpf_get_current_pid_tgid()};
+	for (__u32 f = RES_GETADDRINFO; f <= RES_GETHOSTBYNAME2_R; f++) {
+		if (f == func)
+			continue;
+		k.func = f;
+		struct res_call *v = bpf_map_lookup_elem(&res_calls, &k);
+		if (v && v->call_ns <= call_ns)
+			return 1;
+	}
+	return 0;
+}
+
 // res_begin reserves and fills in everything of a record but its addresses
 // (naddrs 0, addrs zeroed) and the flags those set.
 static __always_inline struct resolve_event *res_begin(__u8 func, int rc, struct res_call *c)
@@ -686,7 +706,7 @@ static __always_inline struct resolve_event *res_begin(__u8 func, int rc, struct
 	}
 	ev->kind = EV_RESOLVE;
 	ev->func = func;
-	ev->flags = 0;
+	ev->flags = res_nested(func, c->call_ns) ? RES_NESTED : 0;
 	ev->naddrs = 0;
 	ev->rc = rc;
 	ev->boot_ns = bpf_ktime_get_boot_ns();

@@ -77,6 +77,7 @@ const (
 const (
 	ResolveNameCut  = 1
 	ResolveAddrsCut = 2
+	ResolveNested   = 4 // made inside another probed call of the same thread
 )
 
 // DNSEvent.Flags bits (enum dns_flags).

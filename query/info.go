@@ -51,7 +51,7 @@ func (f *file) info(ctx context.Context) ([][]any, error) {
 		v4 = `NULL, NULL, NULL, NULL`
 	}
 	// v5: libc resolutions; NULL before the recorder captured them.
-	resolutions := `(SELECT count(*) FROM resolutions r WHERE r.session_id = s.id)`
+	resolutions := `(SELECT count(*) FROM resolutions r WHERE r.session_id = s.id AND r.flags & 4 = 0)`
 	if f.version < 5 {
 		resolutions = `NULL`
 	}

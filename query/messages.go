@@ -374,6 +374,7 @@ func (f *file) versionCols() (queryID, latency, sIface, rIface string) {
 func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 	where, args := messagesWhere(idx, opts)
 	qid, lat, sif, rif := f.versionCols()
+	qname, spJoin := f.qnameCol()
 	raw := "NULL"
 	if opts.Raw {
 		raw = "m.raw"
@@ -398,11 +399,11 @@ func (f *file) messagesSQL(idx int, opts *MessageOptions) (string, []any) {
 		}
 		return `
 SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
-       m.dns_id, m.flags, m.qtype, m.qclass, m.rcode, m.orig_len, length(m.raw), n.name, m.parse_error,
+       m.dns_id, m.flags, m.qtype, m.qclass, m.rcode, m.orig_len, length(m.raw), ` + qname + `, m.parse_error,
        ` + qid + `, ` + lat + `, f.proto, f.a_addr, f.a_port, f.b_addr, f.b_port, ` + sif + `, ` + rif + raw + `
 FROM msgs m
 LEFT JOIN flows f ON f.id = m.flow_id
-LEFT JOIN names n ON n.id = m.name_id
+LEFT JOIN names n ON n.id = m.name_id` + spJoin + `
 WHERE ` + where + `
 ORDER BY m.ts_ns, m.id`, args
 	}
@@ -410,13 +411,13 @@ ORDER BY m.ts_ns, m.id`, args
 	// two interfaces come packed into one, as ids (see dicts.iface).
 	q := `
 SELECT m.id, m.session_id, m.ts_ns, m.obs, m.s_owner, m.s_socket, m.r_owner, m.r_socket, m.r_dt_ns,
-       m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), n.name, m.parse_error,
+       m.dns_id, m.flags, m.rcode, m.qtype, m.qclass, m.orig_len, length(m.raw), ` + qname + `, m.parse_error,
        ` + qid + `, ` + lat + `, ` + raw + `, rn.name, r.type, r.ttl, r.data,
        coalesce(f.proto, ''), coalesce(f.a_addr, ''), coalesce(f.a_port, 0), coalesce(f.b_addr, ''), coalesce(f.b_port, 0),
        (coalesce(` + sif + `, 0) & 4294967295) | ((coalesce(` + rif + `, 0) & 4294967295) << 32)
 FROM ` + from + `
 LEFT JOIN flows f ON f.id = m.flow_id
-LEFT JOIN names n ON n.id = m.name_id
+LEFT JOIN names n ON n.id = m.name_id` + spJoin + `
 LEFT JOIN rrs r ON r.message_id = m.id
 LEFT JOIN names rn ON rn.id = r.name_id
 WHERE ` + where + `

@@ -25,8 +25,13 @@ func libcSource(funcs string) string {
 // resWhere is the condition on resolutions r for the filter. A resolution
 // has no query type and no response code: a filter on either leaves all of
 // them out.
+//
+// A call made inside another probed call of the same thread (flags bit 4:
+// glibc's getaddrinfo calls gethostbyname2_r for AF_INET) is left out: the
+// outer call is the program's question, and counts are of those.
 func (f *Filter) resWhere() (string, []any) {
 	var w sqlWhere
+	w.add("r.flags & 4 = 0")
 	if len(f.QTypes) > 0 || len(f.Rcodes) > 0 {
 		w.add("0")
 	}

@@ -152,9 +152,14 @@ func (d *DB) resolutions(ctx context.Context, f *Filter, after *Cursor) (*resolu
 			continue
 		}
 		where, args := resolutionsWhere(i, f, after)
-		q := `SELECT r.id, r.session_id, r.ts_ns, r.dur_ns, r.owner, r.func, coalesce(n.name, ''), r.rc, r.flags,
+		// The name as the program passed it (schema v15).
+		name, join := "coalesce(n.name, '')", ""
+		if fl.hasSpellings() {
+			name, join = "coalesce(sp.name, n.name, '')", " LEFT JOIN spellings sp ON sp.id = r.spelling_id"
+		}
+		q := `SELECT r.id, r.session_id, r.ts_ns, r.dur_ns, r.owner, r.func, ` + name + `, r.rc, r.flags,
        (SELECT group_concat(addr, ';') FROM (SELECT addr FROM resolution_addrs WHERE resolution_id = r.id ORDER BY id))
-FROM resolutions r LEFT JOIN names n ON n.id = r.name_id
+FROM resolutions r LEFT JOIN names n ON n.id = r.name_id` + join + `
 WHERE ` + where + ` ORDER BY r.ts_ns, r.id`
 		if f.Limit > 0 {
 			q += " LIMIT " + strconv.Itoa(f.Limit)

@@ -40,7 +40,11 @@ var WhoResolvedColumns = []string{
 // WhoResolvedRow is one process that looked up one name: the client side of
 // the DNS traffic for that name, as that process saw it.
 type WhoResolvedRow struct {
-	QName string // the name asked for, as recorded (lowercase, no trailing dot)
+	// QName is the name asked for, no trailing dot, in the case the
+	// process sent it (schema v15; lowercase in older files). A process
+	// that sent it in more than one spelling is one row, QName its first
+	// spelling that was not all lowercase, and Spellings lists them all.
+	QName string
 	// QTypes are the query types asked, in the order first asked.
 	QTypes []string
 	File   string // the evidence file, as given to Open
@@ -79,6 +83,10 @@ type WhoResolvedRow struct {
 	// library, and Answers are the addresses the calls returned.
 	Via  string
 	Host string // sessions.hostname of the recording
+	// Spellings are the spellings other than all-lowercase that the
+	// process sent QName in, first seen first, when there were more than
+	// one; nil otherwise. The table shows QName, the first.
+	Spellings []string
 
 	processID sql.NullInt64 // processes.id, for the resolver links
 }
@@ -387,6 +395,9 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
+		if err := f.spell(ctx, pat, libc, true); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
 		rows = append(rows, libc...)
 		// Without filters, a file that stopped cleanly answers from its
 		// summary (summary.go).
@@ -398,6 +409,9 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 			if ok {
 				rs, err := f.whoResolvedSummary(ctx, pat, opts.Resolvers)
 				if err != nil {
+					return nil, fmt.Errorf("%s: %w", f.path, err)
+				}
+				if err := f.spell(ctx, pat, rs, false); err != nil {
 					return nil, fmt.Errorf("%s: %w", f.path, err)
 				}
 				rows = append(rows, rs...)
@@ -413,6 +427,7 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
+		var kept []WhoResolvedRow
 		for _, r := range rs {
 			if r.processID.Valid {
 				if !opts.Resolvers && rel.OnlyForwarding(r.processID.Int64, r.QName) {
@@ -420,8 +435,12 @@ func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptio
 				}
 				r.Via = rel.Via(r.processID.Int64, r.QName)
 			}
-			rows = append(rows, r)
+			kept = append(kept, r)
 		}
+		if err := f.spell(ctx, pat, kept, false); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		rows = append(rows, kept...)
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := &rows[i], &rows[j]

@@ -218,3 +218,66 @@ func hostLibc(t *testing.T) string {
 	t.Fatalf("no libc in ldd's output:\n%s", out)
 	return ""
 }
+
+// TestLibcNested: a Python socket.getaddrinfo(AF_INET) is one question of
+// the program, though glibc's getaddrinfo calls gethostbyname2_r inside it.
+// Both calls are stored, the inner one marked nested (flags 4); the query
+// commands show and count the outer call only, with the name in the case
+// it was passed in.
+func TestLibcNested(t *testing.T) {
+	requireRoot(t)
+	unshare, sh, py := lookExe(t, "unshare"), lookExe(t, "sh"), pythonExe(t)
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost\n192.0.2.79 nested.libc.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "case.db")
+	stop := startRecorder(t, path, record.Options{Hook: bpf.TierCgroup})
+	// unshare and sh exec: python keeps the pid.
+	cmd := exec.Command(unshare, "-m", "--propagation", "private", sh, "-c",
+		`mount --bind "$0" /etc/hosts && exec "$1" -c 'import socket; print(socket.getaddrinfo("Nested.LIBC.test", None, socket.AF_INET)[0][4][0])'`, hosts, py)
+	pid, out := run(t, cmd)
+	if strings.TrimSpace(out) != "192.0.2.79" {
+		t.Fatalf("python getaddrinfo did not read the private hosts file: %q", out)
+	}
+	stop()
+
+	raw := openRO(t, path)
+	var calls []string
+	rs, err := raw.Query(`SELECT r.func, r.flags FROM resolutions r JOIN owners o ON o.id = r.owner WHERE o.pid = ? ORDER BY r.id`, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var fn string
+		var flags int
+		if err := rs.Scan(&fn, &flags); err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, fmt.Sprintf("%s %d", fn, flags))
+	}
+	rs.Close()
+	// The inner call returns first.
+	if got := strings.Join(calls, ";"); got != "gethostbyname2_r 4;getaddrinfo 0" {
+		t.Errorf("stored calls of pid %d: %q, want the nested gethostbyname2_r marked 4, then getaddrinfo", pid, got)
+	}
+
+	db, err := query.Open(context.Background(), []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.WhoResolved(context.Background(), "nested.libc.test", query.WhoResolvedOptions{Exact: true, Filter: query.Filter{PIDs: []int64{int64(pid)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The name as Python passed it, found by its lowercase form.
+	if len(rows) != 1 || rows[0].PID.V != int64(pid) || rows[0].Exe != py || rows[0].Count != 1 || rows[0].Via != "libc getaddrinfo" || rows[0].QName != "Nested.LIBC.test" {
+		t.Errorf("who-resolved nested.libc.test, pid %d: %+v; want one row, exe %s, count 1, via libc getaddrinfo, qname Nested.LIBC.test", pid, rows, py)
+	}
+	tl := timelineRows(t, db, pid)
+	if len(tl) != 1 || tl[0]["qname"] != "Nested.LIBC.test" {
+		t.Errorf("timeline of pid %d: %d rows, want 1: %v", pid, len(tl), tl)
+	}
+}

@@ -89,7 +89,7 @@ func (v *liveView) add(m *msgRow) {
 	}
 	d := &m.DNS
 	if d.QName != nil {
-		l.QName = *d.QName
+		l.QName = cmp.Or(d.Spelling, *d.QName) // as sent
 	}
 	if d.QType != nil {
 		l.QType = dnstext.TypeName(*d.QType)
@@ -107,7 +107,7 @@ func (v *liveView) add(m *msgRow) {
 
 // addResolution remembers a libc resolution for the next commit.
 func (v *liveView) addResolution(r *ResolutionRow) {
-	l := LiveMsg{Time: time.Unix(0, r.TsNs).UTC(), Proto: "libc", Libc: r.Func, Response: true, QName: r.Name,
+	l := LiveMsg{Time: time.Unix(0, r.TsNs).UTC(), Proto: "libc", Libc: r.Func, Response: true, QName: cmp.Or(r.Spelling, r.Name),
 		Rcode: dnstext.ResolutionStatus(r.Func, int64(r.RC))}
 	if r.Ident != nil {
 		l.Sender = &LiveProcess{PID: r.Ident.PID, Comm: r.Ident.Comm}

@@ -41,9 +41,10 @@ func (d *decoder) decodeResolution(raw []byte) (*Resolution, error) {
 		Func: fn, RC: ev.Rc, BootNs: ev.BootNs, CallNs: ev.CallNs,
 		NameCut:  ev.Flags&bpf.ResolveNameCut != 0,
 		AddrsCut: ev.Flags&bpf.ResolveAddrsCut != 0,
+		Nested:   ev.Flags&bpf.ResolveNested != 0,
 		Ident:    d.decodeIdent(&ev.Id),
 	}
-	r.Name = presentName(cString(ev.Name[:]))
+	r.Name, r.Spelling = presentName(cString(ev.Name[:]))
 	for _, a := range ev.Addrs[:ev.Naddrs] {
 		switch a.Family {
 		case 4:
@@ -62,8 +63,9 @@ func (d *decoder) decodeResolution(raw []byte) (*Resolution, error) {
 // stored in, normalized the same way, so that one name is one names row
 // whichever way it was asked for. Bytes a label cannot hold as they are
 // are escaped: \. inside a label is impossible here (libc splits at every
-// dot), so only the specials and the unprintable need it.
-func presentName(name string) string {
+// dot), so only the specials and the unprintable need it. sent is the name
+// in the case it was passed, when that differs from the normalized one.
+func presentName(name string) (norm, sent string) {
 	out := make([]byte, 0, len(name))
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -85,7 +87,11 @@ func presentName(name string) string {
 			out = append(out, c)
 		}
 	}
-	return schema.NormalizeName(string(out))
+	norm = schema.NormalizeName(string(out))
+	if sent = string(out[:len(norm)]); sent == norm {
+		sent = ""
+	}
+	return norm, sent
 }
 
 // resolution stores a libc resolver call, unless the record-time filters
@@ -108,9 +114,14 @@ func (p *pipeline) resolution(ctx context.Context, r *Resolution) error {
 		row.Side = Side{Seen: true, TsNs: row.TsNs, Ident: r.Ident, ProcessID: id}
 	}
 	p.batched++
-	p.resolutions++
-	if p.live != nil {
-		p.live.addResolution(row)
+	// A nested call (glibc's getaddrinfo calling gethostbyname2_r) is
+	// stored, marked, for the record; the count and the live view are of
+	// the calls the program made.
+	if !r.Nested {
+		p.resolutions++
+		if p.live != nil {
+			p.live.addResolution(row)
+		}
 	}
 	return p.store.InsertResolution(ctx, row)
 }

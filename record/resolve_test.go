@@ -60,15 +60,16 @@ func TestDecodeResolution(t *testing.T) {
 }
 
 func TestPresentName(t *testing.T) {
-	for in, want := range map[string]string{
-		"www.Example.COM":  "www.example.com",
-		"example.com.":     "example.com",
-		"a b;c\\d.test":    `a\ b\;c\\d.test`,
-		"x\x01y\xffz.test": `x\001y\255z.test`,
-		"":                 "",
+	for in, want := range map[string][2]string{
+		"www.Example.COM":  {"www.example.com", "www.Example.COM"},
+		"Example.com.":     {"example.com", "Example.com"},
+		"example.com.":     {"example.com", ""},
+		"a b;c\\d.test":    {`a\ b\;c\\d.test`, ""},
+		"x\x01Y\xffz.test": {`x\001y\255z.test`, `x\001Y\255z.test`},
+		"":                 {"", ""},
 	} {
-		if got := presentName(in); got != want {
-			t.Errorf("presentName(%q) = %q, want %q", in, got, want)
+		if norm, sent := presentName(in); norm != want[0] || sent != want[1] {
+			t.Errorf("presentName(%q) = %q, %q, want %q, %q", in, norm, sent, want[0], want[1])
 		}
 	}
 }

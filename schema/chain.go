@@ -31,14 +31,15 @@ type ChainTable struct {
 var ChainTables = []ChainTable{
 	{"sessions", "id, hostname, machine_id, boot_id, kernel, version, cmdline, hook, ports, snaplen, started_ns, anchor_wall_ns, anchor_boot_ns, part, filters, recording_id, sign_key"},
 	{"names", "id, name, rev"},
+	{"spellings", "id, name"},
 	{"flows", "id, proto, a_addr, a_port, b_addr, b_port"},
 	{"processes", "id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated, cgroup, container"},
 	{"owners", "id, process_id, pid, tid, uid, gid, comm, cgroup_id, netns, mntns, pidns, nspid"},
 	{"interfaces", "id, netns, ifindex, name"},
-	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface"},
+	{"msgs", "id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns, dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface, spelling_id"},
 	{"rrs", "id, message_id, name_id, type, class, ttl, data"},
 	{"loss", "id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops, tls_cut, tls_unbound, doh_unparsed"},
-	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags"},
+	{"resolutions", "id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags, spelling_id"},
 	{"resolution_addrs", "id, resolution_id, addr"},
 	{"doh", "id, message_id, host, path, json"},
 	{"enc_conns", "id, session_id, ts_ns, owner, kind, transport, via, r_addr, r_port, l_addr, l_port, sni, resolver"},
@@ -62,6 +63,9 @@ var chainAdded = []struct {
 	{12, "anchors", ""},
 	{13, "events", ""},
 	{14, "probes", ""},
+	{15, "spellings", ""},
+	{15, "msgs", "spelling_id"},
+	{15, "resolutions", "spelling_id"},
 }
 
 // chainTablesAt is the tables and columns a version 8 or later file hashed.

@@ -222,12 +222,13 @@ func TestChainDigestsKnownAnswer(t *testing.T) {
 	want := map[string]string{
 		"sessions":  "d408e829ed2611589d8f97206724ce1b5977496e24c286aacba9eedabb6253c3",
 		"flows":     "403c5e750f5c6a2505e25183123e261f15d2453bf0f0c50feedc4f7c060d4241",
-		"msgs":      "42c055920f8c103b2668963ac95bb926516c7bf17502ceabc99c0d6207733a56",
+		"msgs":      "76e88f5a0e6eea279c03c739dbd174a846f94dcd88e997f246921cbace539c4b",
 		"names":     "9d18befd2abc7a91d575fdd096927ef25a38b9199b2057e07580ebf700798c9b",
 		"owners":    "bf98c5a407b8a913bdcc852bd6c97ad04febf4b1bd7b03d983679533ace9c38b",
 		"processes": "c71fa8647dc78b6d2bee9b250320476dc2e2e429bf05396be8e17d99b7491224",
 		"rrs":       "b8f80bd95233398edd0e9d51f357b14914c243a15f1cc02734a8e61df0998d4e",
 		"loss":      "7901c19b369c931976422ba8901a3674944d2a825cb1f7eb71e36201cf7869d0",
+		"spellings": "eb55938b51685ae4a400eb5c28a000d23c6d7634ce772a3ef65a9e796426885f",
 	}
 	rows, err := db.Query(`SELECT tables FROM chain ORDER BY seq`)
 	if err != nil {

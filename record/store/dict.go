@@ -52,23 +52,25 @@ type ifaceKey struct {
 
 type dicts struct {
 	names  map[string]int64
+	spells map[string]int64 // spellings: names as sent, where they differ in case
 	flows  map[flowKey]int64
 	owners map[ownerKey]int64
 	ifaces map[ifaceKey]int64   // never trimmed: a host has few
 	procs  map[procRowKey]int64 // never trimmed: processes.(boot_id, pid, start_ticks, exec_boot_ns) is unique
 
-	lastName, lastFlow, lastOwner, lastProc, lastIface int64
-	namesTrimmed                                       bool // names may be in the file but not in the cache
+	lastName, lastFlow, lastOwner, lastProc, lastIface, lastSpell int64
+	namesTrimmed                                                  bool // names may be in the file but not in the cache
 
 	// Entries made for the batch being written, forgotten if it fails.
 	newNames  []string
+	newSpells []string
 	newFlows  []flowKey
 	newOwners []ownerKey
 	newIfaces []ifaceKey
 }
 
 func newDicts() dicts {
-	return dicts{names: map[string]int64{}, flows: map[flowKey]int64{}, owners: map[ownerKey]int64{}, ifaces: map[ifaceKey]int64{}, procs: map[procRowKey]int64{}}
+	return dicts{names: map[string]int64{}, spells: map[string]int64{}, flows: map[flowKey]int64{}, owners: map[ownerKey]int64{}, ifaces: map[ifaceKey]int64{}, procs: map[procRowKey]int64{}}
 }
 
 // committed makes this batch's entries permanent and bounds the caches.
@@ -77,9 +79,13 @@ func newDicts() dicts {
 // unique).
 func (d *dicts) committed() {
 	d.newNames, d.newFlows, d.newOwners, d.newIfaces = d.newNames[:0], d.newFlows[:0], d.newOwners[:0], d.newIfaces[:0]
+	d.newSpells = d.newSpells[:0]
 	if len(d.names) > maxCachedNames {
 		clear(d.names)
 		d.namesTrimmed = true
+	}
+	if len(d.spells) > maxCachedNames {
+		clear(d.spells)
 	}
 	if len(d.flows) > maxCachedFlows {
 		clear(d.flows)
@@ -94,6 +100,9 @@ func (d *dicts) committed() {
 func (d *dicts) rollback() {
 	for _, n := range d.newNames {
 		delete(d.names, n)
+	}
+	for _, n := range d.newSpells {
+		delete(d.spells, n)
 	}
 	for _, f := range d.newFlows {
 		delete(d.flows, f)
@@ -130,6 +139,27 @@ func (s *Store) nameID(ctx context.Context, name string) (int64, error) {
 	}
 	s.dict.names[name] = id
 	s.dict.newNames = append(s.dict.newNames, name)
+	return id, nil
+}
+
+// spellingID returns the spellings row of a name as sent, writing it if
+// new; nil for "" (sent as its names row spells it). A spelling trimmed
+// from the cache and seen again gets a second row, which is harmless:
+// rows are read by id.
+func (s *Store) spellingID(ctx context.Context, sent string) (any, error) {
+	if sent == "" {
+		return nil, nil
+	}
+	if id, ok := s.dict.spells[sent]; ok {
+		return id, nil
+	}
+	s.dict.lastSpell++
+	id := s.dict.lastSpell
+	if err := s.execRow(ctx, "spellings", sqlSpell, id, sent); err != nil {
+		return nil, fmt.Errorf("write spelling: %w", err)
+	}
+	s.dict.spells[sent] = id
+	s.dict.newSpells = append(s.dict.newSpells, sent)
 	return id, nil
 }
 

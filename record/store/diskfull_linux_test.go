@@ -27,7 +27,7 @@ func TestStoreDiskFull(t *testing.T) {
 		tmpfsSize string
 		step      string // the step of Commit that must fail
 	}{
-		// An empty file (schema v14) and its WAL take most of the 576k.
+		// An empty file (schema v15) and its WAL take most of the 576k.
 		{name: "commit fails", rawLen: 400, batch: 10, tmpfsSize: "576k", step: ": commit: "},
 		// 12 MB in one batch overflows the 4 MiB page cache, which spills
 		// into the WAL in the middle of the batch.

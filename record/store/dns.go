@@ -16,17 +16,20 @@ import (
 // Parsed is what dnsrec keeps of a DNS message besides its raw bytes. Fields
 // the bytes did not contain are nil.
 type Parsed struct {
-	ID      *uint16
-	Flags   *uint16 // the header's second 16-bit word
-	QR      *bool
-	Opcode  *int
-	Rcode   *int
-	QName   *string // normalized: lowercased, no trailing dot
-	QType   *uint16
-	QClass  *uint16
-	ANCount *int
-	Answers []Answer
-	Err     error // why the message could not be parsed completely
+	ID     *uint16
+	Flags  *uint16 // the header's second 16-bit word
+	QR     *bool
+	Opcode *int
+	Rcode  *int
+	QName  *string // normalized: lowercased, no trailing dot
+	// Spelling is the question name as sent, no trailing dot, when its
+	// case differs from QName's (a tunnel's data, DNS 0x20); "" otherwise.
+	Spelling string
+	QType    *uint16
+	QClass   *uint16
+	ANCount  *int
+	Answers  []Answer
+	Err      error // why the message could not be parsed completely
 }
 
 // Answer is one resource record of a response.
@@ -84,6 +87,11 @@ func ParseDNS(b []byte) (p Parsed) {
 		if name, off, err := dns.UnpackDomainName(b, 12); err == nil {
 			h.qname = schema.NormalizeName(name)
 			p.QName = &h.qname
+			// Lowercasing keeps the length (the presentation form is
+			// ASCII): the name as sent is the same bytes, in its case.
+			if sent := name[:len(h.qname)]; sent != h.qname {
+				p.Spelling = sent
+			}
 			if off+4 <= len(b) {
 				h.qtype = binary.BigEndian.Uint16(b[off:])
 				h.qclass = binary.BigEndian.Uint16(b[off+2:])

@@ -557,3 +557,24 @@ func FuzzTXTString(f *testing.F) {
 		}
 	})
 }
+
+// TestParseSpelling: the question's case is kept where it differs from the
+// normalized name, and only there.
+func TestParseSpelling(t *testing.T) {
+	for _, tc := range []struct{ q, norm, sent string }{
+		{"exfil-aGVsbG8.evil.test.", "exfil-agvsbg8.evil.test", "exfil-aGVsbG8.evil.test"},
+		{"www.example.com.", "www.example.com", ""},
+		{"WwW.ExAmPlE.CoM.", "www.example.com", "WwW.ExAmPlE.CoM"},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.q, dns.TypeA)
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ParseDNS(b)
+		if p.QName == nil || *p.QName != tc.norm || p.Spelling != tc.sent {
+			t.Errorf("%s: qname %v spelling %q, want %q and %q", tc.q, p.QName, p.Spelling, tc.norm, tc.sent)
+		}
+	}
+}

@@ -15,8 +15,10 @@ type Resolution struct {
 	BootNs   uint64 // when the call returned
 	CallNs   uint64 // when it was entered
 	Name     string // normalized presentation form, as messages' names
+	Spelling string // the name as passed, when its case differs from Name; else ""
 	NameCut  bool
 	AddrsCut bool
+	Nested   bool // made inside another probed call of the same thread
 	Addrs    []netip.Addr
 	Ident    *Identity
 }
@@ -33,10 +35,11 @@ type ResolutionRow struct {
 const (
 	resolutionNameCut  = 1
 	resolutionAddrsCut = 2
+	resolutionNested   = 4
 )
 
 const (
-	sqlResolution = `INSERT INTO resolutions (id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlResolution = `INSERT INTO resolutions (id, session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags, spelling_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlResAddr    = `INSERT INTO resolution_addrs (id, resolution_id, addr) VALUES (?, ?, ?)`
 )
 
@@ -59,6 +62,10 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 		}
 		nameID = id
 	}
+	spelling, err := s.spellingID(ctx, r.Spelling)
+	if err != nil {
+		return err
+	}
 	flags := int64(0)
 	if r.NameCut {
 		flags |= resolutionNameCut
@@ -66,8 +73,11 @@ func (s *Store) writeResolution(ctx context.Context, r *ResolutionRow) error {
 	if r.AddrsCut {
 		flags |= resolutionAddrsCut
 	}
+	if r.Nested {
+		flags |= resolutionNested
+	}
 	id := s.nextRes
-	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags); err != nil {
+	if err := s.execRow(ctx, "resolutions", sqlResolution, id, s.sessionID, r.TsNs, r.DurNs, owner, r.Func, nameID, int64(r.RC), flags, spelling); err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
 	s.nextRes++

@@ -276,6 +276,7 @@ type Summary struct {
 
 const (
 	sqlName    = `INSERT INTO names (id, name, rev) VALUES (?, ?, ?)`
+	sqlSpell   = `INSERT INTO spellings (id, name) VALUES (?, ?)`
 	sqlFlow    = `INSERT INTO flows (id, proto, a_addr, a_port, b_addr, b_port) VALUES (?, ?, ?, ?, ?, ?)`
 	sqlProcess = `INSERT INTO processes (id, session_id, boot_id, pid, start_ticks, exec_boot_ns, ppid, parent_id, comm, exe, argv, uid, gid, cgroup_id, source, exe_truncated, argv_truncated, cgroup, container)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -283,8 +284,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlExit    = `UPDATE processes SET exit_ns = ? WHERE id = ?`
 	sqlStop    = `UPDATE sessions SET stopped_ns = ? WHERE id = ?`
 	sqlMessage = `INSERT INTO msgs (id, session_id, ts_ns, flow_id, obs, s_owner, s_socket, r_owner, r_socket, r_dt_ns,
-dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+dns_id, flags, rcode, name_id, qtype, qclass, ancount, orig_len, raw, parse_error, query_id, latency_ns, s_iface, r_iface, spelling_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlRR      = `INSERT INTO rrs (id, message_id, name_id, type, class, ttl, data) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlLoss    = `INSERT INTO loss (id, session_id, ts_ns, ringbuf_drops, decode_errors, unattributed, filtered, hook_misses, msg_drops, tls_cut, tls_unbound, doh_unparsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlDoH     = `INSERT INTO doh (id, message_id, host, path, json) VALUES (?, ?, ?, ?, ?)`
@@ -378,7 +379,7 @@ func Create(ctx context.Context, path string, force bool) (_ *Store, err error) 
 			return fmt.Errorf("sqlite driver connection %T cannot prepare statements", dc)
 		}
 		s.msgRows, s.rrRows = newMultiRow("msgs", sqlMessage), newMultiRow("rrs", sqlRR)
-		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn, sqlDoH, sqlProbe,
+		for _, q := range []string{sqlSession, sqlStop, sqlName, sqlSpell, sqlFlow, sqlProcess, sqlOwner, sqlIface, sqlExit, sqlMessage, sqlRR, sqlLoss, sqlAnchor, sqlEvent, sqlNameID, sqlChain, sqlResolution, sqlResAddr, sqlEncConn, sqlDoH, sqlProbe,
 			s.msgRows.multi, s.rrRows.multi} {
 			st, err := c.PrepareContext(ctx, q)
 			if err != nil {
@@ -785,6 +786,10 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 		}
 		nameID = id
 	}
+	spelling, err := s.spellingID(ctx, d.Spelling)
+	if err != nil {
+		return err
+	}
 	var origLen, perr any
 	if m.OrigLen != len(m.Raw) {
 		origLen = int64(m.OrigLen)
@@ -813,7 +818,7 @@ func (s *Store) writeMessage(ctx context.Context, m *MsgRow) error {
 	}
 	if err := s.msgRows.add(ctx, s, id, s.sessionID, ts, flow, obs, sOwner, sCookie, rOwner, rCookie, rDt,
 		optU16(d.ID), optU16(d.Flags), optInt(d.Rcode), nameID, optU16(d.QType), optU16(d.QClass), optInt(d.ANCount),
-		origLen, raw, perr, queryID, latency, sIface, rIface); err != nil {
+		origLen, raw, perr, queryID, latency, sIface, rIface, spelling); err != nil {
 		return fmt.Errorf("write message: %w", err)
 	}
 	s.nextMsg = id + 1
