@@ -55,6 +55,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	if err != nil {
 		return sum, err
 	}
+	st.SetLogger(opts.Logger)
 	p := newPipeline(opts, st)
 	p.rot = rot
 	p.anchorWall, p.anchorBoot = clockAnchor()
@@ -136,6 +137,10 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	// not instant.
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	// The uprobes were being removed while the file was finished.
+	if err := capture.Detach(); err != nil {
+		opts.Logger.Warn("detach", "err", err)
+	}
 	sum.Resolutions = p.resolutions
 	sum.Stopped = why
 	sum.LiveSkipped = liveSkipped
@@ -386,12 +391,16 @@ func (p *pipeline) loop(stop context.Context, rd *ringbuf.Reader, events <-chan 
 			done = nil
 			p.libc = nil // detached with the rest: no more scans
 			p.tlsProbes = nil
-			if err := p.capture.Detach(); err != nil {
+			t := time.Now()
+			if err := p.capture.StopHooks(); err != nil {
 				p.opts.Logger.Warn("detach", "err", err)
 			}
+			p.opts.Logger.Debug("stop phase", "phase", "detach", "seconds", time.Since(t).Seconds())
+			t = time.Now()
 			if err := rd.Flush(); err != nil {
 				return p.fail(fmt.Errorf("flush ring buffer: %w", err))
 			}
+			p.opts.Logger.Debug("stop phase", "phase", "flush", "seconds", time.Since(t).Seconds())
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -160,6 +161,7 @@ type Store struct {
 	nextRes, nextResAddr int64
 	bootID               string
 	chain                chainState
+	log                  *slog.Logger // Finish's phases; nil: none
 }
 
 // queue is what the next Commit writes, in this order.
@@ -842,6 +844,7 @@ func (s *Store) queryID(ctx context.Context, q string, v any) (int64, bool, erro
 // readers can open without creating -wal/-shm, and closes it.
 func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	errs := []error{}
+	ph := s.phases()
 	if err := s.Commit(); err != nil {
 		errs = append(errs, err)
 	}
@@ -855,13 +858,17 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("write session stop: %w", explainFull(err)))
 	}
+	ph.done("commit")
 	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
 		// The file still answers every query without them, by scanning.
 		errs = append(errs, fmt.Errorf("build indexes: %w", explainFull(err)))
-	} else if err := s.summarize(ctx); err != nil {
-		// who-resolved and resolved-to read the messages instead, as
-		// for a killed recording.
-		errs = append(errs, fmt.Errorf("build the summaries: %w", explainFull(err)))
+	} else {
+		ph.done("indexes")
+		if err := s.summarize(ctx, ph); err != nil {
+			// who-resolved and resolved-to read the messages instead, as
+			// for a killed recording.
+			errs = append(errs, fmt.Errorf("build the summaries: %w", explainFull(err)))
+		}
 	}
 	var sum Summary
 	sum.Path = s.path
@@ -869,13 +876,16 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
 		errs = append(errs, fmt.Errorf("count messages: %w", err))
 	}
+	ph.done("count")
 	stayedWAL, err := s.leaveWAL(ctx)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	ph.done("checkpoint")
 	if err := s.close(); err != nil {
 		errs = append(errs, err)
 	}
+	ph.done("close")
 	if err := errors.Join(errs...); err != nil {
 		return sum, err
 	}
@@ -884,6 +894,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		return sum, err
 	}
 	sum.SHA256, sum.Bytes = h, n
+	ph.done("sha256")
 	if stayedWAL {
 		// Closing could not fold the -wal in either (the reader still
 		// holds it): it is part of the evidence.
@@ -903,7 +914,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 // replaced, and nothing is left half written. The builders read the file
 // through connections of their own, as `dnsrec query` would, while this
 // one writes.
-func (s *Store) summarize(ctx context.Context) (err error) {
+func (s *Store) summarize(ctx context.Context, ph *phaseTimer) (err error) {
 	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -935,8 +946,10 @@ func (s *Store) summarize(ctx context.Context) (err error) {
 			sm.Kind, sum.MsgsMax, sum.RRsMax, time.Now().UnixNano()); err != nil {
 			return fmt.Errorf("%s: %w", sm.Table, err)
 		}
+		ph.done("summary " + sm.Kind)
 	}
 	_, err = s.conn.ExecContext(ctx, "COMMIT")
+	ph.done("summary commit")
 	return err
 }
 
