@@ -2,8 +2,10 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -26,12 +28,15 @@ func (s *Store) phases() *phaseTimer {
 
 // done logs the phase that ends now and starts the next.
 func (p *phaseTimer) done(name string) {
-	if p.log == nil {
+	if p.log == nil || !p.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
 	now := time.Now()
 	rss, hwm := memStatus()
-	p.log.Debug("finish phase", "phase", name, "seconds", now.Sub(p.start).Seconds(), "rss_kib", rss, "hwm_kib", hwm)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	p.log.Debug("finish phase", "phase", name, "seconds", now.Sub(p.start).Seconds(), "rss_kib", rss, "hwm_kib", hwm,
+		"go_heap_kib", ms.HeapInuse>>10, "go_idle_kib", (ms.HeapIdle-ms.HeapReleased)>>10, "go_sys_kib", ms.Sys>>10)
 	p.start = now
 }
 
