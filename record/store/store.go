@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -859,6 +860,16 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		errs = append(errs, fmt.Errorf("write session stop: %w", explainFull(err)))
 	}
 	ph.done("commit")
+	// What the recording left of the Go heap goes back to the system
+	// before the finish adds its own: the finish is the recorder's peak.
+	debug.FreeOSMemory()
+	// A small page cache for the finish: CREATE INDEX's sorter keeps that
+	// much in memory before it spills sorted runs to a temporary file, and
+	// the builds read the tables once, in order, which a cache does not
+	// speed up.
+	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", finishCacheKiB)); err != nil {
+		errs = append(errs, fmt.Errorf("set the finish's cache size: %w", err))
+	}
 	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
 		// The file still answers every query without them, by scanning.
 		errs = append(errs, fmt.Errorf("build indexes: %w", explainFull(err)))
@@ -947,11 +958,16 @@ func (s *Store) summarize(ctx context.Context, ph *phaseTimer) (err error) {
 			return fmt.Errorf("%s: %w", sm.Table, err)
 		}
 		ph.done("summary " + sm.Kind)
+		debug.FreeOSMemory()
 	}
 	_, err = s.conn.ExecContext(ctx, "COMMIT")
 	ph.done("summary commit")
 	return err
 }
+
+// finishCacheKiB is the page cache (negative: KiB) of the finish's
+// connection, and so the memory of its index sorts.
+const finishCacheKiB = -1024
 
 // leaveWALTimeout bounds how long a stop waits for readers of the file (a
 // `dnsrec query`, an analyst's sqlite3 shell) to let go before it leaves
