@@ -135,6 +135,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	}
 	// A day of a busy server takes a minute or more: say why the stop is
 	// not instant.
+	if runErr == nil {
+		p.release()
+	}
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
 	// The uprobes were being removed while the file was finished.
@@ -145,6 +148,15 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 	sum.Stopped = why
 	sum.LiveSkipped = liveSkipped
 	return sum, errors.Join(runErr, finErr)
+}
+
+// release drops what the recording kept in memory to attribute and pair
+// messages, once everything is stored: the finish comes next, and it is
+// the recorder's peak.
+func (p *pipeline) release() {
+	p.procs, p.streams, p.held, p.heldBy, p.rows, p.pairs = nil, nil, nil, nil, nil, nil
+	p.firstSpeaker, p.outstanding, p.procOwners = nil, nil, nil
+	p.ifNames, p.cgroups, p.sockOwners = nil, nil, nil
 }
 
 func newPipeline(opts Options, st *store.Store) *pipeline {

@@ -860,6 +860,8 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		errs = append(errs, fmt.Errorf("write session stop: %w", explainFull(err)))
 	}
 	ph.done("commit")
+	// Nothing is written through the dictionaries any more.
+	s.dict = dicts{}
 	// What the recording left of the Go heap goes back to the system
 	// before the finish adds its own: the finish is the recorder's peak.
 	debug.FreeOSMemory()
