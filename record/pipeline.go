@@ -139,7 +139,9 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 		p.release()
 	}
 	opts.Logger.Info("finishing the file: indexes and query summaries (about 12 s per million messages recorded)")
+	restore := lowerMemoryLimit(finishMemoryLimit)
 	sum, finErr := p.store.Finish(context.WithoutCancel(ctx), time.Now().UnixNano())
+	restore()
 	// The uprobes were being removed while the file was finished.
 	if err := capture.Detach(); err != nil {
 		opts.Logger.Warn("detach", "err", err)
