@@ -35,6 +35,13 @@ type Capture struct {
 	// connections (enc.go): attached once, by whichever wants it first.
 	sysEnterOnce sync.Once
 	sysEnterErr  error
+
+	// The uprobes' removal, once StopHooks started it: done is closed
+	// when it ends, with its error in probesErr.
+	probesMu  sync.Mutex
+	done      chan struct{}
+	probesErr error
+	reported  bool
 }
 
 // Drops returns the ring buffer records of every kind the kernel could not
@@ -65,9 +72,30 @@ func sumPerCPU(m *ebpf.Map) (uint64, error) {
 // Detach removes every hook, so no new records arrive; the ring buffer and
 // counters stay readable until Close.
 func (c *Capture) Detach() error {
+	return errors.Join(c.StopHooks(), c.waitProbes())
+}
+
+// StopHooks removes the tier's hooks at once and starts removing the
+// uprobes (libc resolver calls, TLS libraries) in the background: the
+// kernel removes uprobes one at a time, each after an RCU grace period,
+// and a few dozen of them took two seconds of every stop, before the
+// file could be finished. Until they are gone they may still write
+// records, which nobody reads once the ring is flushed. Detach and Close
+// wait for the removal.
+func (c *Capture) StopHooks() error {
+	c.probesMu.Lock()
+	if c.done == nil {
+		// Through LibcProbes, not c.libc: a Scan may be starting right now.
+		libc, tls := c.LibcProbes(), c.TLSProbes()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.probesErr = errors.Join(libc.detach(), tls.detach())
+		}()
+		c.done = done
+	}
+	c.probesMu.Unlock()
 	var errs []error
-	// Through LibcProbes, not c.libc: a Scan may be starting right now.
-	errs = append(errs, c.LibcProbes().detach(), c.TLSProbes().detach())
 	for i := len(c.links) - 1; i >= 0; i-- {
 		if err := c.links[i].Close(); err != nil {
 			errs = append(errs, fmt.Errorf("detach: %w", err))
@@ -76,6 +104,25 @@ func (c *Capture) Detach() error {
 	c.links = nil
 	c.hooks = nil
 	return errors.Join(errs...)
+}
+
+// waitProbes waits for the uprobes' removal and returns its error the
+// first time.
+func (c *Capture) waitProbes() error {
+	c.probesMu.Lock()
+	done := c.done
+	c.probesMu.Unlock()
+	if done == nil {
+		return nil
+	}
+	<-done
+	c.probesMu.Lock()
+	defer c.probesMu.Unlock()
+	if c.reported {
+		return nil
+	}
+	c.reported = true
+	return c.probesErr
 }
 
 // Close detaches and releases everything.

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -197,6 +199,7 @@ type Store struct {
 	nextProbe int64
 	bootID    string
 	chain     chainState
+	log       *slog.Logger // Finish's phases; nil: none
 }
 
 // queue is what the next Commit writes, in this order.
@@ -978,6 +981,7 @@ func (s *Store) queryID(ctx context.Context, q string, v any) (int64, bool, erro
 // readers can open without creating -wal/-shm, and closes it.
 func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	errs := []error{}
+	ph := s.phases()
 	if err := s.Commit(); err != nil {
 		errs = append(errs, err)
 	}
@@ -994,13 +998,29 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		seq, head := s.Head()
 		s.OnStop(seq, head, s.Messages())
 	}
+	ph.done("commit")
+	// Nothing is written through the dictionaries any more.
+	s.dict = dicts{}
+	// What the recording left of the Go heap goes back to the system
+	// before the finish adds its own: the finish is the recorder's peak.
+	debug.FreeOSMemory()
+	// A small page cache for the finish: CREATE INDEX's sorter keeps that
+	// much in memory before it spills sorted runs to a temporary file, and
+	// the builds read the tables once, in order, which a cache does not
+	// speed up.
+	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", finishCacheKiB)); err != nil {
+		errs = append(errs, fmt.Errorf("set the finish's cache size: %w", err))
+	}
 	if _, err := s.conn.ExecContext(ctx, schema.StopIndexes); err != nil {
 		// The file still answers every query without them, by scanning.
 		errs = append(errs, fmt.Errorf("build indexes: %w", explainFull(err)))
-	} else if err := s.summarize(ctx); err != nil {
-		// who-resolved and resolved-to read the messages instead, as
-		// for a killed recording.
-		errs = append(errs, fmt.Errorf("build the summaries: %w", explainFull(err)))
+	} else {
+		ph.done("indexes")
+		if err := s.summarize(ctx, ph); err != nil {
+			// who-resolved and resolved-to read the messages instead, as
+			// for a killed recording.
+			errs = append(errs, fmt.Errorf("build the summaries: %w", explainFull(err)))
+		}
 	}
 	var sum Summary
 	sum.Path = s.path
@@ -1008,13 +1028,16 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
 		errs = append(errs, fmt.Errorf("count messages: %w", err))
 	}
+	ph.done("count")
 	stayedWAL, err := s.leaveWAL(ctx)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	ph.done("checkpoint")
 	if err := s.close(); err != nil {
 		errs = append(errs, err)
 	}
+	ph.done("close")
 	if err := errors.Join(errs...); err != nil {
 		return sum, err
 	}
@@ -1023,6 +1046,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 		return sum, err
 	}
 	sum.SHA256, sum.Bytes = h, n
+	ph.done("sha256")
 	if stayedWAL {
 		// Closing could not fold the -wal in either (the reader still
 		// holds it): it is part of the evidence.
@@ -1042,7 +1066,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 // replaced, and nothing is left half written. The builders read the file
 // through connections of their own, as `dnsrec query` would, while this
 // one writes.
-func (s *Store) summarize(ctx context.Context) (err error) {
+func (s *Store) summarize(ctx context.Context, ph *phaseTimer) (err error) {
 	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -1074,10 +1098,17 @@ func (s *Store) summarize(ctx context.Context) (err error) {
 			sm.Kind, sum.MsgsMax, sum.RRsMax, time.Now().UnixNano()); err != nil {
 			return fmt.Errorf("%s: %w", sm.Table, err)
 		}
+		ph.done("summary " + sm.Kind)
+		debug.FreeOSMemory()
 	}
 	_, err = s.conn.ExecContext(ctx, "COMMIT")
+	ph.done("summary commit")
 	return err
 }
+
+// finishCacheKiB is the page cache (negative: KiB) of the finish's
+// connection, and so the memory of its index sorts.
+const finishCacheKiB = -1024
 
 // leaveWALTimeout bounds how long a stop waits for readers of the file (a
 // `dnsrec query`, an analyst's sqlite3 shell) to let go before it leaves

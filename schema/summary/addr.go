@@ -44,7 +44,6 @@ const maxNameCache = 200_000
 type addrHit struct {
 	rr, msg, session, ts, recv, obs int64
 	owner, nameID                   sql.NullInt64
-	caddr                           string
 	cport                           int64
 	rdt, flow, rrName               sql.NullInt64 // as stored
 }
@@ -84,38 +83,39 @@ func (f Source) addrs(ctx context.Context, in *input, emit func(vals []any) erro
 		index string
 	}{{dns.TypeA, "rrs_addr4"}, {dns.TypeAAAA, "rrs_addr6"}} {
 		var (
-			hits []addrHit
-			cur  string
+			cur  addrGroups
+			data string
 		)
 		flush := func() error {
-			if len(hits) == 0 {
+			if cur.hits == 0 {
 				return nil
 			}
-			rows, err := summarizeAddr(t.typ, cur, hits, in.owners, qname)
-			if err != nil {
-				return fmt.Errorf("address %s: %w", cur, err)
-			}
-			for _, r := range rows {
+			for _, r := range cur.rows(t.typ, data) {
 				if err := emit(r); err != nil {
 					return err
 				}
 				in.sum.Rows++
 			}
-			hits = hits[:0]
+			cur.reset()
 			return nil
 		}
 		err := f.rawRows(ctx, fmt.Sprintf(addrScanSQL, t.index, t.typ), func(r *rawsqlite.Stmt) error {
-			if data := r.View(0); string(data) != cur || len(hits) == 0 {
+			if v := r.View(0); string(v) != data || cur.hits == 0 {
 				if err := flush(); err != nil {
 					return err
 				}
-				cur = string(data)
+				data = string(v)
 			}
-			if len(hits) >= maxName {
-				return fmt.Errorf("address %s: more than %d answers", cur, maxName)
+			if cur.hits >= maxName {
+				return fmt.Errorf("address %s: more than %d answers", data, maxName)
 			}
-			hits = append(hits, addrHit{rr: r.Int64(1), msg: r.Int64(2), session: r.Int64(3), ts: r.Int64(4), recv: r.Int64(5), obs: r.Int64(6),
-				owner: r.NullInt64(7), nameID: r.NullInt64(8), caddr: string(r.View(9)), cport: r.Int64(10), rdt: r.NullInt64(11), flow: r.NullInt64(12), rrName: r.NullInt64(13)})
+			h := addrHit{rr: r.Int64(1), msg: r.Int64(2), session: r.Int64(3), ts: r.Int64(4), recv: r.Int64(5), obs: r.Int64(6),
+				owner: r.NullInt64(7), nameID: r.NullInt64(8), cport: r.Int64(10), rdt: r.NullInt64(11), flow: r.NullInt64(12), rrName: r.NullInt64(13)}
+			k, err := addrKey(&h, r.View(9), in.owners, qname)
+			if err != nil {
+				return fmt.Errorf("address %s: %w", data, err)
+			}
+			cur.add(k, &h)
 			return nil
 		})
 		if err != nil {
@@ -128,52 +128,80 @@ func (f Source) addrs(ctx context.Context, in *input, emit func(vals []any) erro
 	return nil
 }
 
-// summarizeAddr groups one address's answers as resolvedTo does.
-func summarizeAddr(typ uint16, data string, hits []addrHit, owners map[int64]owner,
-	qname func(sql.NullInt64) (string, error)) ([][]any, error) {
-	sort.Slice(hits, func(i, j int) bool { return hitBefore(&hits[i], &hits[j]) })
-	type group struct {
-		first   *addrHit
-		last, n int64
+// addrKey is the group of one answer as resolvedTo groups them.
+func addrKey(h *addrHit, caddr []byte, owners map[int64]owner, qname func(sql.NullInt64) (string, error)) (addrGroupKey, error) {
+	name, err := qname(h.nameID)
+	if err != nil {
+		return addrGroupKey{}, err
 	}
-	groups := map[addrGroupKey]*group{}
-	var order []*group
-	for i := range hits {
-		h := &hits[i]
-		name, err := qname(h.nameID)
-		if err != nil {
-			return nil, err
+	k := addrGroupKey{session: h.session, qname: name}
+	local := h.obs&2 != 0 && h.obs&8 == 0 && h.owner.Valid
+	if local {
+		k.process = -h.owner.Int64
+		if p := owners[h.owner.Int64].process; p.Valid && p.Int64 != 0 {
+			k.process = p.Int64
 		}
-		k := addrGroupKey{session: h.session, qname: name}
-		local := h.obs&2 != 0 && h.obs&8 == 0 && h.owner.Valid
-		if local {
-			k.process = -h.owner.Int64
-			if p := owners[h.owner.Int64].process; p.Valid && p.Int64 != 0 {
-				k.process = p.Int64
-			}
-		} else if a, err := netip.ParseAddr(h.caddr); err == nil {
-			k.client = a.String()
-		}
-		if g := groups[k]; g != nil {
-			g.n++
-			g.last = h.recv
-			continue
-		}
-		g := &group{first: h, last: h.recv, n: 1}
-		groups[k] = g
+	} else if a, err := netip.ParseAddr(string(caddr)); err == nil {
+		k.client = a.String()
+	}
+	return k, nil
+}
+
+// addrGroups are one address's groups as they are built: each keeps its
+// first and last answer in resolved-to's order and a count, so that an
+// address shared by millions of answers (a CDN's, a sinkhole's) costs a
+// few groups, not its answers.
+type addrGroups struct {
+	groups map[addrGroupKey]*addrGroup
+	hits   int
+}
+
+type addrGroup struct {
+	first, last addrHit
+	n           int64
+}
+
+func (a *addrGroups) add(k addrGroupKey, h *addrHit) {
+	a.hits++
+	if a.groups == nil {
+		a.groups = map[addrGroupKey]*addrGroup{}
+	}
+	g := a.groups[k]
+	if g == nil {
+		a.groups[k] = &addrGroup{first: *h, last: *h, n: 1}
+		return
+	}
+	g.n++
+	if hitBefore(h, &g.first) {
+		g.first = *h
+	}
+	if hitBefore(&g.last, h) {
+		g.last = *h
+	}
+}
+
+func (a *addrGroups) reset() {
+	clear(a.groups)
+	a.hits = 0
+}
+
+// rows are the groups' rows, in the table's order: by the first answer's
+// ids.
+func (a *addrGroups) rows(typ uint16, data string) [][]any {
+	order := make([]*addrGroup, 0, len(a.groups))
+	for _, g := range a.groups {
 		order = append(order, g)
 	}
-	// In the table's order: by the first answer's ids.
 	sort.Slice(order, func(i, j int) bool {
-		a, b := order[i].first, order[j].first
-		return a.msg < b.msg || a.msg == b.msg && a.rr < b.rr
+		x, y := &order[i].first, &order[j].first
+		return x.msg < y.msg || x.msg == y.msg && x.rr < y.rr
 	})
 	out := make([][]any, len(order))
 	for i, g := range order {
-		h := g.first
-		out[i] = []any{int64(typ), data, h.msg, h.rr, sqlValue(h.rrName), h.session, sqlValue(h.nameID), h.ts, sqlValue(h.rdt), h.obs, sqlValue(h.owner), sqlValue(h.flow), g.last, g.n}
+		h := &g.first
+		out[i] = []any{int64(typ), data, h.msg, h.rr, sqlValue(h.rrName), h.session, sqlValue(h.nameID), h.ts, sqlValue(h.rdt), h.obs, sqlValue(h.owner), sqlValue(h.flow), g.last.recv, g.n}
 	}
-	return out, nil
+	return out
 }
 
 // AnswerOrder is an answer's place in resolved-to's order: by its

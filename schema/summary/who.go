@@ -52,22 +52,40 @@ SELECT query_id, CASE WHEN orig_len IS NOT NULL THEN -2 ELSE coalesce(rcode, -3)
 FROM msgs NOT INDEXED WHERE query_id IS NOT NULL`
 
 // outcomes holds what became of each query, by msgs id, as queryStatusSQL
-// gives it: two bytes a message, 0 for no response.
-type outcomes []int16
+// gives it: one byte a message, 0 for no response. A status too large for
+// the byte (an extended rcode, rare) is kept in more, by id: at ten million
+// messages the byte is 10 MB of the finish's memory.
+type outcomes struct {
+	by   []uint8
+	more map[int64]int64
+}
 
 const outcomeBias = 4 // stored status + outcomeBias; statuses start at -3
 
-func (o outcomes) set(id, status int64) {
-	if id > 0 && id < int64(len(o)) && o[id] == 0 && status+outcomeBias > 0 && status+outcomeBias <= math.MaxInt16 {
-		o[id] = int16(status + outcomeBias)
-	}
+func newOutcomes(maxID int64) *outcomes {
+	return &outcomes{by: make([]uint8, maxID+1), more: map[int64]int64{}}
 }
 
-func (o outcomes) of(id int64) int64 {
-	if id > 0 && id < int64(len(o)) && o[id] != 0 {
-		return int64(o[id]) - outcomeBias
+func (o *outcomes) set(id, status int64) {
+	if id <= 0 || id >= int64(len(o.by)) || o.by[id] != 0 || status+outcomeBias <= 0 {
+		return
 	}
-	return -1 // unanswered
+	if status+outcomeBias < math.MaxUint8 {
+		o.by[id] = uint8(status + outcomeBias)
+		return
+	}
+	o.by[id] = math.MaxUint8
+	o.more[id] = status
+}
+
+func (o *outcomes) of(id int64) int64 {
+	if id <= 0 || id >= int64(len(o.by)) || o.by[id] == 0 {
+		return -1 // unanswered
+	}
+	if o.by[id] == math.MaxUint8 {
+		return o.more[id]
+	}
+	return int64(o.by[id]) - outcomeBias
 }
 
 // sumMsg is one message of the name being summarized.
@@ -117,7 +135,7 @@ type sumGroupKey struct {
 
 func (f Source) who(ctx context.Context, in *input, emit func(vals []any) error) error {
 	resolverNames := map[int64]string{}
-	outcome := make(outcomes, in.sum.MsgsMax+1)
+	outcome := newOutcomes(in.sum.MsgsMax)
 	err := f.rawRows(ctx, outcomesSQL, func(r *rawsqlite.Stmt) error {
 		outcome.set(r.Int64(0), r.Int64(1))
 		return nil
