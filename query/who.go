@@ -357,8 +357,13 @@ type whoKey struct {
 
 // WhoResolved lists the processes that looked up name (and, unless
 // opts.Exact, its subdomains), one row per process and queried name, across
-// every file, ordered by first_seen.
+// every file, ordered by first_seen. "", "." and "*" are every name; an IP
+// address is an error that points to ResolvedTo.
 func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptions) ([]WhoResolvedRow, error) {
+	name, err := nameArg(name)
+	if err != nil {
+		return nil, err
+	}
 	pat, err := ParseName(name, !opts.Exact)
 	if err != nil {
 		return nil, err

@@ -39,5 +39,6 @@ func run(ctx context.Context, args []string) error {
 			queryCommand(),
 		},
 	}
+	oneLineUsage(app)
 	return app.RunContext(ctx, interspersed(app, args))
 }

@@ -39,6 +39,9 @@ func recordAction(c *cli.Context) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
 	if err := setMemoryLimit(c); err != nil {
 		return err
 	}
@@ -55,9 +58,6 @@ func recordAction(c *cli.Context) error {
 	}
 	log, status, stop := recordLog(c, opts.Live != nil)
 	defer stop()
-	if os.Geteuid() != 0 {
-		log.Warn("not running as root: loading BPF programs will probably fail")
-	}
 	opts.Logger, opts.Status = log, status.Update
 	opts.Closed = func(sum record.Summary, err error) {
 		if err != nil {
