@@ -36,7 +36,7 @@ var fentryTier = tierDesc{
 func planFentry(spec *ebpf.CollectionSpec, stable bool) ([]attachment, error) {
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
-		return nil, fmt.Errorf("%w: no kernel BTF: %v", ErrTierUnsupported, withoutMemlockHint{err})
+		return nil, fmt.Errorf("%w: no kernel BTF: %v", ErrTierUnsupported, err)
 	}
 	has := func(fn string) bool {
 		var f *btf.Func
