@@ -277,6 +277,7 @@ func whoSQL(version int, name NamePattern, filter *Filter) (rows, answers string
 	// end of the message matches.
 	msgF := *filter
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs = nil, nil, nil, nil
+	msgF.Trees = nil
 	if version < 3 {
 		msgF.Rcodes = nil // no query-response links to follow
 	}

@@ -166,12 +166,15 @@ type tableWriter struct {
 	loc     *time.Location
 	max     int
 	pending int
+	chain   []bool // columns holding a parent chain, cut in the middle
 }
 
 func newTableWriter(w io.Writer, columns []string, loc *time.Location, max int) (*tableWriter, error) {
 	t := &tableWriter{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0), row: make([]string, len(columns)), loc: loc, max: max}
+	t.chain = make([]bool, len(columns))
 	for i, c := range columns {
 		t.row[i] = strings.ToUpper(c)
+		t.chain[i] = strings.HasSuffix(c, "ancestry")
 	}
 	return t, t.line()
 }
@@ -183,7 +186,11 @@ func (t *tableWriter) line() error {
 
 func (t *tableWriter) Row(cells []any) error {
 	for i := range t.row {
-		t.row[i] = cut(sanitize(text(cells[i], "-", t.loc)), t.max)
+		if t.chain[i] {
+			t.row[i] = cutMiddle(sanitize(text(cells[i], "-", t.loc)), t.max)
+		} else {
+			t.row[i] = cut(sanitize(text(cells[i], "-", t.loc)), t.max)
+		}
 	}
 	if err := t.line(); err != nil {
 		return err
@@ -204,6 +211,38 @@ func cut(s string, max int) string {
 	}
 	r := []rune(s)
 	return string(r[:max-1]) + "…"
+}
+
+// cutMiddle shortens s to at most width runes by cutting its middle,
+// marked "…": a parent chain ("sh(812) > sshd(640) > ... > systemd(1)")
+// keeps its nearest parents and its root, which say the most about where a
+// process came from. Whole links are kept where they fit.
+func cutMiddle(s string, width int) string {
+	n := utf8.RuneCountInString
+	if width <= 0 || n(s) <= width {
+		return s
+	}
+	const sep, gap = " > ", " > … > "
+	if links := strings.Split(s, sep); len(links) > 2 {
+		root := links[len(links)-1]
+		head := links[0]
+		if n(head)+n(gap)+n(root) <= width {
+			for _, l := range links[1 : len(links)-1] {
+				if n(head)+n(sep)+n(l)+n(gap)+n(root) > width {
+					break
+				}
+				head += sep + l
+			}
+			return head + gap + root
+		}
+	}
+	if width < 3 {
+		return cut(s, width)
+	}
+	r := []rune(s)
+	right := (width - 1) / 2
+	left := width - 1 - right
+	return string(r[:left]) + "…" + string(r[len(r)-right:])
 }
 
 // sanitize makes a cell safe to print on a terminal. Process names, paths
