@@ -97,6 +97,14 @@ type TimelineOptions struct {
 	// lookup per client query to a local resolver, which a page can
 	// afford and a whole-file export should not (see relay.go).
 	NoLinks bool
+	// Counts, if set, counts the rows written by kind.
+	Counts *TimelineCounts
+}
+
+// TimelineCounts are the rows Timeline wrote: DNS messages (one row each,
+// whether seen at one end or both) and libc calls.
+type TimelineCounts struct {
+	Messages, LibcCalls int64
 }
 
 // Timeline streams every message that passes the filter, and every libc
@@ -117,6 +125,10 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	var last *Cursor
 	n, limit := 0, opts.Limit
 	full := func() bool { return limit > 0 && n >= limit }
+	counts := opts.Counts
+	if counts == nil {
+		counts = &TimelineCounts{}
+	}
 	write := func(row []any, c Cursor) error {
 		if multi {
 			row = append([]any{d.files[c.File].path}, row...)
@@ -126,6 +138,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 		return out.Row(row)
 	}
 	writeRes := func(r *Resolution) error {
+		counts.LibcCalls++
 		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
 	}
 	// A writer that takes cells one by one is spared the []any row.
@@ -154,6 +167,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 				return err
 			}
 		}
+		counts.Messages++
 		if cw != nil {
 			var file string
 			if multi {

@@ -88,22 +88,11 @@ file. An existing FILE is kept unless --force. -o - writes to stdout.
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
-			what := "rows"
-			switch format {
-			case "pcapng":
-				what = "packets"
-			case "ocsf":
-				what = "events"
-			}
 			dest := out
 			if out == "-" {
 				dest = "stdout"
 			}
-			fmt.Fprintf(c.App.ErrWriter, "dnsrec: export: %d %s from %d messages to %s", st.Rows, what, st.Messages, dest)
-			if format != "pcapng" {
-				fmt.Fprintf(c.App.ErrWriter, " (%d queries unanswered, %d responses without their query)", st.Unanswered, st.Alone)
-			}
-			fmt.Fprintln(c.App.ErrWriter)
+			fmt.Fprintf(c.App.ErrWriter, "dnsrec: export: %s to %s\n", export.Summary(format, st), dest)
 			return db.Close()
 		},
 	}

@@ -192,7 +192,7 @@ func printEvidence(log *slog.Logger, sum record.Summary) {
 	printMu.Lock() // rotated-out files are reported from another goroutine
 	defer printMu.Unlock()
 	if sum.Path != "" && sum.SHA256 != "" {
-		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "libc_resolutions", sum.Resolutions, "bytes", sum.Bytes, "sha256", sum.SHA256,
+		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.DNSMessages, "observations", sum.Messages, "libc_calls", sum.Resolutions, "bytes", sum.Bytes, "sha256", sum.SHA256,
 			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
 		fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
 	}

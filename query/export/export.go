@@ -17,9 +17,27 @@ var Formats = []string{"pcapng", "zeek", "ocsf", "parquet", "csv", "jsonl"}
 // Stats counts what an export read and wrote.
 type Stats struct {
 	Messages   int64 // DNS messages read from the evidence
+	LibcCalls  int64 // libc resolver calls written (csv, jsonl: the timeline's rows)
 	Rows       int64 // packets (pcapng), log rows (zeek), events (ocsf) or table rows (parquet) written
 	Unanswered int64 // queries written without a response (transaction formats)
 	Alone      int64 // responses written without their query (transaction formats)
+}
+
+// Summary says what an export in format as wrote, each count in its unit:
+// DNS messages (one however many ends saw it), libc calls, and the
+// format's own rows.
+func Summary(as string, st Stats) string {
+	switch as {
+	case "pcapng":
+		return fmt.Sprintf("%d packets, one per DNS message", st.Rows)
+	case "csv", "jsonl":
+		return fmt.Sprintf("%d rows: %d DNS messages and %d libc calls", st.Rows, st.Messages, st.LibcCalls)
+	}
+	what := "rows"
+	if as == "ocsf" {
+		what = "events"
+	}
+	return fmt.Sprintf("%d %s from %d DNS messages (%d queries unanswered, %d responses without their query)", st.Rows, what, st.Messages, st.Unanswered, st.Alone)
 }
 
 // txnWriter writes transactions in one format.
@@ -94,9 +112,10 @@ func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Form
 		return st, err
 	}
 	counter := query.CountRows(rw, &st.Rows)
-	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true}, counter); err != nil {
+	var n query.TimelineCounts
+	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true, Counts: &n}, counter); err != nil {
 		return st, err
 	}
-	st.Messages = st.Rows
+	st.Messages, st.LibcCalls = n.Messages, n.LibcCalls
 	return st, rw.Close()
 }
