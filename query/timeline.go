@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +98,9 @@ type TimelineOptions struct {
 	// lookup per client query to a local resolver, which a page can
 	// afford and a whole-file export should not (see relay.go).
 	NoLinks bool
+	// Processes adds TimelineProcessColumns: each end's executable,
+	// command line and parent chain, for reports (export csv and jsonl).
+	Processes bool
 	// Counts, if set, counts the rows written by kind.
 	Counts *TimelineCounts
 }
@@ -117,7 +121,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	for _, f := range d.files {
 		files[f.path] = f
 	}
-	res, err := d.resolutions(ctx, &opts.Filter, opts.After)
+	res, err := d.resolutions(ctx, &opts.Filter, opts.After, opts.Processes)
 	if err != nil {
 		return nil, err
 	}
@@ -139,12 +143,16 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	}
 	writeRes := func(r *Resolution) error {
 		counts.LibcCalls++
-		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
+		row := ResolutionTimelineRow(r)
+		if opts.Processes {
+			row = append(append(row, processCells(r.Proc)...), nil, nil, nil)
+		}
+		return write(row, Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: true})
 	}
 	// A writer that takes cells one by one is spared the []any row.
 	cw, _ := out.(format.CellRowWriter)
 	var scratch [64]byte
-	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter()}, func(m *Message) error {
+	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter(), Ancestry: opts.Processes}, func(m *Message) error {
 		c := d.CursorOf(m)
 		for r := res.peek(); r != nil && resolutionFirst(r, m, c.File); r = res.peek() {
 			if full() {
@@ -175,9 +183,27 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 			}
 			last = &c
 			n++
+			if opts.Processes {
+				cells := cw.BeginRow()
+				timelineCells(cells, file, m, via, &scratch)
+				for _, p := range [2]*Party{m.Sender, m.Receiver} {
+					for _, v := range processCells(partyProc(p)) {
+						if v == nil {
+							cells.Null()
+						} else {
+							cells.Str(v.(string))
+						}
+					}
+				}
+				return cw.EndRow()
+			}
 			return messageRow(cw, file, m, via, &scratch)
 		}
-		return write(TimelineRow(m, via), c)
+		row := TimelineRow(m, via)
+		if opts.Processes {
+			row = append(append(row, processCells(partyProc(m.Sender))...), processCells(partyProc(m.Receiver))...)
+		}
+		return write(row, c)
 	})
 	if err != nil && !errors.Is(err, errPageFull) {
 		return last, err
@@ -199,6 +225,32 @@ var errPageFull = errors.New("page full")
 // TimelineColumnsFor returns the timeline's columns for this set of files.
 func (d *DB) TimelineColumnsFor() []string {
 	return d.withFile(TimelineColumns)
+}
+
+// TimelineProcessColumns are what TimelineOptions.Processes adds after
+// TimelineColumns: the sender's, then the receiver's, executable, command
+// line (shell-quoted) and parent chain (nearest first).
+var TimelineProcessColumns = []string{"src_exe", "src_argv", "src_ancestry", "dst_exe", "dst_argv", "dst_ancestry"}
+
+// TimelineColumnsWithProcesses is TimelineColumnsFor plus
+// TimelineProcessColumns.
+func (d *DB) TimelineColumnsWithProcesses() []string {
+	return d.withFile(append(slices.Clone(TimelineColumns), TimelineProcessColumns...))
+}
+
+// processCells are one end's TimelineProcessColumns: strings, or nil.
+func processCells(p *Process) []any {
+	if p == nil {
+		return []any{nil, nil, nil}
+	}
+	return []any{nullString(p.Exe), nullString(ShellQuote(p.Argv)), nullString(p.Ancestry.String())}
+}
+
+func partyProc(p *Party) *Process {
+	if p == nil {
+		return nil
+	}
+	return p.Proc
 }
 
 // withFile prepends a "file" column when several files are queried.

@@ -104,16 +104,17 @@ func cmdLine(p *query.Process) string {
 
 // writeTimeline writes the timeline's rows (one per message) as CSV or
 // JSON lines: the columns of `query timeline`, with the file first when
-// several are open.
+// several are open, then each end's exe, command line and parent chain
+// (query.TimelineProcessColumns), which a report needs.
 func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter) (Stats, error) {
 	var st Stats
-	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsFor(), format.WriteOptions{})
+	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsWithProcesses(), format.WriteOptions{})
 	if err != nil {
 		return st, err
 	}
 	counter := query.CountRows(rw, &st.Rows)
 	var n query.TimelineCounts
-	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true, Counts: &n}, counter); err != nil {
+	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true, Processes: true, Counts: &n}, counter); err != nil {
 		return st, err
 	}
 	st.Messages, st.LibcCalls = n.Messages, n.LibcCalls
