@@ -119,7 +119,7 @@ the kernel skipped (a program already running on that CPU: fentry programs can b
 preempted on kernels with the lazy or full preemption model), decode_errors
 records user space could not read, unattributed messages stored without a
 process.`,
-		Flags: []cli.Flag{dbFlag(), formatFlag()},
+		Flags: []cli.Flag{dbFlag(), formatFlag(), columnsFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return fmt.Errorf("info: takes no arguments, got %q", c.Args().Slice())
@@ -138,7 +138,7 @@ process.`,
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}
-			if err := format.Write(out, as, t); err != nil {
+			if err := format.WriteWith(out, as, t, format.WriteOptions{Columns: format.ParseColumns(c.String("columns"))}); err != nil {
 				return fmt.Errorf("info: write: %w", err)
 			}
 			return db.Close()
@@ -157,10 +157,12 @@ table. Prints the chain head: compare it with the one the recorder printed
 at the stop (or logged while recording). Each problem is printed on stderr;
 with --format json or jsonl a "problems" column also lists every problem
 with its kind (rows-altered, rows-missing, rows-added, link-missing, ...),
-its table and its batch.
+its table and its batch. The sha256 column is the file's SHA-256 as it is
+on disk (a -wal beside it apart), next to the verdict, for the
+chain-of-custody form.
 
    dnsrec query verify --db case.db`,
-		Flags: []cli.Flag{dbFlag(), formatFlag()},
+		Flags: []cli.Flag{dbFlag(), formatFlag(), columnsFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return fmt.Errorf("verify: takes no arguments, got %q", c.Args().Slice())
@@ -179,7 +181,7 @@ its table and its batch.
 			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			if err := format.Write(out, as, query.VerifyTable(reports, as == format.FormatJSON || as == format.FormatJSONL)); err != nil {
+			if err := format.WriteWith(out, as, query.VerifyTable(reports, as == format.FormatJSON || as == format.FormatJSONL), format.WriteOptions{Columns: format.ParseColumns(c.String("columns"))}); err != nil {
 				return fmt.Errorf("verify: write: %w", err)
 			}
 			failed := 0

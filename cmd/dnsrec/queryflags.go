@@ -31,12 +31,18 @@ func filterFlags() []cli.Flag {
 	}
 }
 
-// outputFlags are --format and --local.
+// outputFlags are --format, --columns and --local.
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		formatFlag(),
+		columnsFlag(),
 		&cli.BoolFlag{Name: "local", Usage: "print times in the local time zone instead of UTC"},
 	}
+}
+
+// columnsFlag is --columns.
+func columnsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "columns", Usage: "only these `COLUMNS`, in this order, separated by commas (pid,comm,qname); for table, csv and json alike"}
 }
 
 // parseFilter reads filterFlags.
@@ -116,6 +122,7 @@ func isBoolFlag(c *cli.Context, name string) bool {
 // writeOptions reads outputFlags for out.
 func writeOptions(c *cli.Context, out any) format.WriteOptions {
 	var o format.WriteOptions
+	o.Columns = format.ParseColumns(c.String("columns"))
 	if c.Bool("local") {
 		o.Location = time.Local
 	}

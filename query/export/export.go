@@ -54,6 +54,15 @@ type txnWriter interface {
 // f.Limit counts what is written: packets or transactions. Nothing is
 // written to the evidence, which is opened read-only.
 func Write(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Filter) (Stats, error) {
+	return WriteColumns(ctx, d, w, as, f, nil)
+}
+
+// WriteColumns is Write with only columns, in their order, for csv and
+// jsonl (nil: all); the other formats have fixed fields.
+func WriteColumns(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Filter, columns []string) (Stats, error) {
+	if len(columns) > 0 && as != "csv" && as != "jsonl" {
+		return Stats{}, fmt.Errorf("--columns: %s has fixed fields; columns are picked for csv and jsonl", as)
+	}
 	if err := d.CheckFilter(&f); err != nil {
 		return Stats{}, err
 	}
@@ -64,7 +73,7 @@ func Write(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Fil
 	case "pcapng":
 		return writePcapng(ctx, d, w, f)
 	case "csv", "jsonl":
-		return writeTimeline(ctx, d, w, format.Format(as), f)
+		return writeTimeline(ctx, d, w, format.Format(as), f, columns)
 	}
 	var tw txnWriter
 	raw := false
@@ -106,9 +115,9 @@ func cmdLine(p *query.Process) string {
 // JSON lines: the columns of `query timeline`, with the file first when
 // several are open, then each end's exe, command line and parent chain
 // (query.TimelineProcessColumns), which a report needs.
-func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter) (Stats, error) {
+func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter, columns []string) (Stats, error) {
 	var st Stats
-	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsWithProcesses(), format.WriteOptions{})
+	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsWithProcesses(), format.WriteOptions{Columns: columns})
 	if err != nil {
 		return st, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -84,6 +85,10 @@ type WriteOptions struct {
 	// the cut with "…"; 0 keeps them whole. Only the table format cuts:
 	// CSV and JSON are for machines and always whole.
 	MaxCell int
+	// Columns, if set, are the columns to write, in this order (--columns):
+	// names of the listing's columns. An unknown name is an error that
+	// lists the known ones.
+	Columns []string
 }
 
 // RowWriter writes a listing row by row, so that a command streams its
@@ -96,6 +101,23 @@ type RowWriter interface {
 
 // NewRowWriter starts a listing with the given columns in format f.
 func NewRowWriter(w io.Writer, f Format, columns []string, opts WriteOptions) (RowWriter, error) {
+	if len(opts.Columns) > 0 {
+		pick, err := pickColumns(columns, opts.Columns)
+		if err != nil {
+			return nil, err
+		}
+		picked := make([]string, len(pick))
+		for i, j := range pick {
+			picked[i] = columns[j]
+		}
+		inner := opts
+		inner.Columns = nil
+		rw, err := NewRowWriter(w, f, picked, inner)
+		if err != nil {
+			return nil, err
+		}
+		return &pickingWriter{rw: rw, pick: pick}, nil
+	}
 	loc := opts.Location
 	if loc == nil {
 		loc = time.UTC
@@ -110,6 +132,48 @@ func NewRowWriter(w io.Writer, f Format, columns []string, opts WriteOptions) (R
 	}
 	return nil, fmt.Errorf("unknown format %q", f)
 }
+
+// pickColumns returns the index in columns of each name in want.
+func pickColumns(columns, want []string) ([]int, error) {
+	pick := make([]int, 0, len(want))
+	for _, name := range want {
+		name = strings.TrimSpace(name)
+		i := slices.Index(columns, name)
+		if i < 0 {
+			return nil, fmt.Errorf("no column %q: this listing has %s", name, strings.Join(columns, ","))
+		}
+		pick = append(pick, i)
+	}
+	return pick, nil
+}
+
+// ParseColumns reads --columns: names separated by commas.
+func ParseColumns(s string) []string {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pickingWriter writes the picked cells of each row. It does not take
+// rows cell by cell: the listing then gives whole rows.
+type pickingWriter struct {
+	rw   RowWriter
+	pick []int
+}
+
+func (p *pickingWriter) Row(cells []any) error {
+	row := make([]any, len(p.pick)) // a writer may keep the row
+	for i, j := range p.pick {
+		row[i] = cells[j]
+	}
+	return p.rw.Row(row)
+}
+
+func (p *pickingWriter) Close() error { return p.rw.Close() }
 
 // Write renders t to w in format f, in UTC and without cutting cells.
 func Write(w io.Writer, f Format, t *Table) error {
