@@ -42,6 +42,13 @@ func recordAction(c *cli.Context) error {
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
+	if p := c.String("pidfile"); p != "" {
+		pf, err := writePIDFile(p)
+		if err != nil {
+			return err
+		}
+		defer pf.remove()
+	}
 	if err := setMemoryLimit(c); err != nil {
 		return err
 	}
