@@ -20,7 +20,7 @@ var fentryTier = tierDesc{
 	},
 	refused: func(err error) error {
 		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("hook tier fentry: %w: the kernel refuses BPF trampolines (fentry/fexit) with EPERM (lockdown, or no trampoline support); try --hook kprobe or cgroup: %v", ErrTierUnsupported, err)
+			return fmt.Errorf("hook tier fentry: %w: the kernel refuses BPF trampolines (fentry/fexit) with EPERM: the tier needs a kernel with trampoline support that is not in lockdown (integrity or confidentiality), and root or CAP_BPF+CAP_PERFMON; try --hook kprobe or cgroup: %v", ErrTierUnsupported, withoutMemlockHint{err})
 		}
 		return nil
 	},

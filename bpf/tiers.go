@@ -234,7 +234,7 @@ func open(tier Tier, cfg Config) (c *Capture, err error) {
 			// The full log is what a user will send us.
 			return nil, fmt.Errorf("load %s tier: verifier rejected a program: %+v", tier, ve)
 		}
-		return nil, fmt.Errorf("load %s tier: %w", tier, err)
+		return nil, fmt.Errorf("load %s tier: %w", tier, withoutMemlockHint{err})
 	}
 	c = &Capture{Tier: tier, Events: coll.Maps["events"], drops: coll.Maps["ringbuf_drops"], msgDrops: coll.Maps["msg_drops"], coll: coll}
 	defer func() {

@@ -17,7 +17,11 @@ type Filter struct {
 	Since, Until time.Time // messages at or after Since, before Until; zero: unbounded
 	// Process filters match a message if the process on either side of it
 	// (the sender or the receiver, when local) matches.
-	PIDs  []int64
+	PIDs []int64
+	// Trees match a process with one of these pids and every descendant
+	// of it the recording saw, through processes.parent_id: a script and
+	// everything it ran.
+	Trees []int64
 	Exes  []string // an absolute path matches exe exactly; anything else matches its base name
 	Comms []string // the thread comm the message carried, or the process's comm
 	UIDs  []int64
@@ -139,7 +143,7 @@ func (f *Filter) empty() bool {
 
 // hasProcess tells whether f filters on the process.
 func (f *Filter) hasProcess() bool {
-	return len(f.PIDs) > 0 || len(f.Exes) > 0 || len(f.Comms) > 0 || len(f.UIDs) > 0 || len(f.Containers) > 0
+	return len(f.PIDs) > 0 || len(f.Trees) > 0 || len(f.Exes) > 0 || len(f.Comms) > 0 || len(f.UIDs) > 0 || len(f.Containers) > 0
 }
 
 // ErrNoContainers: a container filter on a file recorded before container
@@ -162,6 +166,12 @@ func (f *Filter) ownerWhere() (string, []any) {
 	var w sqlWhere
 	if len(f.PIDs) > 0 {
 		w.add("o.pid IN ("+placeholders(len(f.PIDs))+")", anys(f.PIDs)...)
+	}
+	if len(f.Trees) > 0 {
+		ph := placeholders(len(f.Trees))
+		// The owner's own pid too: a process the recorder saw only as the
+		// sender of a message has an owner row and no processes row.
+		w.add("(o.pid IN ("+ph+") OR o.process_id IN ("+treeSQL(ph)+"))", append(anys(f.Trees), anys(f.Trees)...)...)
 	}
 	if len(f.UIDs) > 0 {
 		w.add("coalesce(p.uid, o.uid) IN ("+placeholders(len(f.UIDs))+")", anys(f.UIDs)...)
@@ -193,6 +203,13 @@ func (f *Filter) ownerWhere() (string, []any) {
 		w.conds = append(w.conds, "("+strings.Join(ors, " OR ")+")")
 	}
 	return w.String(), w.args
+}
+
+// treeSQL selects the ids of the processes with the pids in ph and of all
+// their descendants. UNION, not UNION ALL: a cycle in parent links (pid
+// reuse across a long recording) ends instead of looping.
+func treeSQL(ph string) string {
+	return "WITH RECURSIVE tree(id) AS (SELECT id FROM processes WHERE pid IN (" + ph + ") UNION SELECT c.id FROM processes c JOIN tree ON c.parent_id = tree.id) SELECT id FROM tree"
 }
 
 // namesIn is the condition that col, a names.id, is one of the names the

@@ -14,9 +14,11 @@ import (
 )
 
 // InfoColumns are the columns of `dnsrec query info`, one row per recording
-// session in each file.
+// session in each file. messages counts DNS messages, observations a
+// message seen at one end (a loopback message is seen at both, so counts
+// twice there), libc_calls the resolver calls through the C library.
 var InfoColumns = []string{
-	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "resolutions", "processes",
+	"file", "size", "host", "hook", "kernel", "version", "started", "stopped", "first_message", "last_message", "messages", "observations", "libc_calls", "processes",
 	"ringbuf_drops", "msg_drops", "hook_misses", "decode_errors", "unattributed", "parse_errors", "unanswered", "filters", "filtered", "part", "ports", "snaplen", "boot_id", "machine_id", "cmdline",
 	"recording_id", "anchors",
 	"events", "blinded", "stopped_by",
@@ -110,16 +112,20 @@ ORDER BY s.started_ns`)
 		var machineID sql.NullString
 		var started, id int64
 		var stopped, drops, decodeErrs, unattributed, first, last sql.Null[int64]
-		var messages, processes, snaplen, parseErrors int64
+		var observations, processes, snaplen, parseErrors int64
+		var messages any // unknown in v1 files, which stored each end apart
 		var unanswered, filtered, part, misses, msgDrops, resolutions sql.Null[int64]
 		var filters sql.NullString
 		var tlsCut, tlsUnbound, dohUnparsed sql.Null[int64]
-		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &messages, &resolutions, &processes,
+		if err := q.Scan(&host, &hook, &kernel, &version, &started, &stopped, &first, &last, &observations, &resolutions, &processes,
 			&drops, &decodeErrs, &unattributed, &parseErrors, &unanswered, &filters, &filtered, &part, &misses, &msgDrops, &ports, &snaplen, &bootID, &machineID, &cmdline, &id, &tlsCut, &tlsUnbound, &dohUnparsed); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
+		if f.version >= 2 {
+			messages = int64(0)
+		}
 		if a := aggs[id]; a != nil {
-			messages, parseErrors = a.n, a.perr
+			observations, messages, parseErrors = a.n, a.rows, a.perr
 			first, last = sql.Null[int64]{V: a.first, Valid: true}, sql.Null[int64]{V: a.last, Valid: true}
 			if f.version >= 3 {
 				unanswered = sql.Null[int64]{V: a.queries - a.answered, Valid: true}
@@ -137,7 +143,7 @@ ORDER BY s.started_ns`)
 		// counter changes.
 		events, blinded, stoppedBy := eventCells(f.version, evs, id)
 		out = append(out, []any{
-			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, nullInt(resolutions), processes,
+			f.path, size, host, hook, kernel, version, time.Unix(0, started).UTC(), stop, nullTime(first), nullTime(last), messages, observations, nullInt(resolutions), processes,
 			drops.V, sinceVersion(f.version, 8, msgDrops), sinceVersion(f.version, 4, misses), decodeErrs.V, unattributed.V, parseErrors, nullInt(unanswered), nullString(filters.String), filteredCount(filters, filtered), nullInt(part), ports, snaplen, bootID, nullString(machineID.String), cmdline,
 			rec, anchors,
 			events, blinded, stoppedBy,
@@ -214,6 +220,7 @@ func eventCells(version int, evs []*Event, session int64) (n, blinded, stoppedBy
 // msgAgg is one session's counts over msgs (see sessionAggs).
 type msgAgg struct {
 	n, perr           int64 // observations, and those of messages that did not parse
+	rows              int64 // messages: a msgs row is one message, seen at one end or both
 	first, last       int64 // the first observation's time, and the last's
 	queries, answered int64 // queries, and those a response names (v3)
 }
@@ -246,6 +253,7 @@ func (f *file) sessionAggs(ctx context.Context) (map[int64]*msgAgg, error) {
 		obs := r.Int64(1)
 		n := obs&1 + obs>>1&1
 		cur.n += n
+		cur.rows++
 		if r.Int64(2) != 0 {
 			cur.perr += n
 		}

@@ -36,6 +36,8 @@ type ProcessRow struct {
 	// LibcNames are the names it resolved through libc (schema v5), with
 	// how many calls asked for each, in first-asked order.
 	LibcNames []NameCount
+	// Depth is the process's depth under the tree's root (ProcessTree).
+	Depth int
 }
 
 // NameCount is a name and how many queries asked for it.
@@ -92,6 +94,11 @@ func (fl *file) processes(ctx context.Context, arg string, f *Filter) ([]Process
 	} else {
 		where, args = "(p.comm = ? OR substr(p.exe, -?) = ?)", []any{arg, len(arg) + 1, "/" + arg}
 	}
+	return fl.processRows(ctx, where, args, f)
+}
+
+// processRows lists the processes p that where selects, as Processes does.
+func (fl *file) processRows(ctx context.Context, where string, args []any, f *Filter) ([]ProcessRow, error) {
 	container := "coalesce(p.container, '')"
 	if fl.version < 4 {
 		container = "''"
@@ -176,6 +183,7 @@ WHERE `+where+` ORDER BY p.id`, args...)
 	// the matching processes.
 	msgF := *f
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs = nil, nil, nil, nil
+	msgF.Trees = nil
 	mw, margs := msgF.msgsWhere(false)
 	nrs, err := fl.db.QueryContext(ctx, `
 SELECT o.process_id, coalesce(n.name, ''), count(*), min(m.ts_ns) AS first
@@ -222,6 +230,93 @@ GROUP BY o.process_id, r.name_id ORDER BY first`, append(ids, rargs...)...)
 		byID[proc].LibcNames = append(byID[proc].LibcNames, nc)
 	}
 	return out, lrs.Err()
+}
+
+// ProcessTree lists the processes with pid and all their descendants the
+// recording saw (through processes.parent_id), each with its command line
+// and the names it asked for, in tree order: each process, then its
+// children by start time. f narrows the names counted.
+func (d *DB) ProcessTree(ctx context.Context, pid int64, f Filter) ([]ProcessRow, error) {
+	if err := d.CheckFilter(&f); err != nil {
+		return nil, err
+	}
+	var out []ProcessRow
+	for _, fl := range d.files {
+		if fl.version < 2 {
+			return nil, fmt.Errorf("%s: %w", fl.path, ErrOldSchema)
+		}
+		rows, err := fl.processRows(ctx, "p.id IN ("+treeSQL("?")+")", []any{pid}, &f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fl.path, err)
+		}
+		out = append(out, treeOrder(rows, pid)...)
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// treeOrder puts rows depth-first, siblings by start time, and sets their
+// depth. Roots are the rows of pid (every image it ran), and rows whose
+// parent is not among them; a parent link back to a root (a corrupt chain,
+// or pid reuse) does not hide the root.
+func treeOrder(rows []ProcessRow, pid int64) []ProcessRow {
+	in := map[int64]bool{}
+	for _, r := range rows {
+		in[r.Proc.ID] = true
+	}
+	kids := map[int64][]int{}
+	var roots []int
+	for i, r := range rows {
+		if r.Proc.PID != pid && r.Proc.ParentID != 0 && in[r.Proc.ParentID] && r.Proc.ParentID != r.Proc.ID {
+			kids[r.Proc.ParentID] = append(kids[r.Proc.ParentID], i)
+		} else {
+			roots = append(roots, i)
+		}
+	}
+	byStart := func(is []int) {
+		sort.SliceStable(is, func(a, b int) bool {
+			ra, rb := rows[is[a]], rows[is[b]]
+			if !ra.Started.Equal(rb.Started) {
+				return ra.Started.Before(rb.Started)
+			}
+			return ra.Proc.ID < rb.Proc.ID
+		})
+	}
+	out := make([]ProcessRow, 0, len(rows))
+	seen := map[int64]bool{}
+	var walk func(i, depth int)
+	walk = func(i, depth int) {
+		if seen[rows[i].Proc.ID] {
+			return
+		}
+		seen[rows[i].Proc.ID] = true
+		r := rows[i]
+		r.Depth = depth
+		out = append(out, r)
+		k := kids[r.Proc.ID]
+		byStart(k)
+		for _, c := range k {
+			walk(c, depth+1)
+		}
+	}
+	byStart(roots)
+	for _, i := range roots {
+		walk(i, 0)
+	}
+	return out
+}
+
+// ProcessTreeTable converts ProcessTree's rows for Write: ProcessTable's
+// columns after a "tree" column that indents each process under its parent.
+func ProcessTreeTable(rows []ProcessRow, withFile bool) *format.Table {
+	t := ProcessTable(rows, withFile)
+	t.Columns = append([]string{"tree"}, t.Columns...)
+	for i, r := range rows {
+		t.Rows[i] = append([]any{strings.Repeat("  ", r.Depth) + Ancestry{{PID: r.Proc.PID, Comm: r.Proc.Comm}}.String()}, t.Rows[i]...)
+	}
+	return t
 }
 
 // ProcessTable converts rows for Write.

@@ -214,7 +214,7 @@ func TestInfoCountsResolutions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col := slices.Index(tab.Columns, "resolutions")
+	col := slices.Index(tab.Columns, "libc_calls")
 	if col < 0 || len(tab.Rows) != 1 || tab.Rows[0][col] != int64(3) {
 		t.Errorf("info: columns %v, rows %v; want 3 resolutions", tab.Columns, tab.Rows)
 	}

@@ -142,10 +142,13 @@ type resSource struct {
 	enc  bool // enc_conns, not resolutions
 	rows *sql.Rows
 	dict *dicts
+	// ancestry: walk each caller's parent chain.
+	ancestry bool
 }
 
-// resolutions opens the stream; close it when done.
-func (d *DB) resolutions(ctx context.Context, f *Filter, after *Cursor) (*resolutionStream, error) {
+// resolutions opens the stream; close it when done. With ancestry each
+// caller's parent chain is filled.
+func (d *DB) resolutions(ctx context.Context, f *Filter, after *Cursor, ancestry bool) (*resolutionStream, error) {
 	s := &resolutionStream{}
 	for i, fl := range d.files {
 		if fl.version < 5 {
@@ -169,7 +172,7 @@ WHERE ` + where + ` ORDER BY r.ts_ns, r.id`
 			s.close()
 			return nil, fmt.Errorf("%s: read libc resolutions: %w", fl.path, err)
 		}
-		src := &resSource{fl: fl, idx: i, rows: rows, dict: fl.dicts()}
+		src := &resSource{fl: fl, idx: i, rows: rows, dict: fl.dicts(), ancestry: ancestry}
 		s.srcs = append(s.srcs, src)
 		head, err := src.next(ctx)
 		if err != nil {
@@ -279,6 +282,11 @@ func (src *resSource) next(ctx context.Context) (*Resolution, error) {
 	if owner.Valid {
 		if r.Proc, err = src.dict.owner(ctx, owner.Int64); err != nil {
 			return nil, err
+		}
+		if p := r.Proc; src.ancestry && p != nil && p.ID != 0 && p.Ancestry == nil {
+			if p.Ancestry, err = src.dict.ancestry(ctx, p.ParentID); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return r, nil

@@ -168,6 +168,7 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	typed, args, exact, _ := typedAddrRanges(prefix, "r")
 	msgF := *f
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs, msgF.Limit = nil, nil, nil, nil, 0
+	msgF.Trees = nil
 	mw, margs := msgF.msgsWhere(false)
 	ownerW, ownerArgs := "1", []any(nil)
 	if f.hasProcess() {

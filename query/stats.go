@@ -19,7 +19,7 @@ import (
 // StatsColumns are the columns of `dnsrec query stats`: one row per
 // figure, grouped by section.
 //
-//	span              first and last message, counts of messages, sessions, processes, names
+//	span              first and last message, counts of messages, observations, libc calls, sessions, processes, names
 //	top_names         names most asked for (client queries)
 //	top_domains       registered domains (public suffix + 1) most asked for, with distinct names under each
 //	top_processes     processes that sent the most queries
@@ -120,7 +120,11 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 		add("span", 0, "last", nil, time.Unix(0, agg.last).UTC(), nil)
 		add("span", 0, "duration", nil, time.Duration(agg.last-agg.first).Round(time.Millisecond).String(), nil)
 	}
-	add("span", 0, "messages", agg.messages, nil, nil)
+	add("span", 0, "messages", agg.messages, nil, "DNS messages; one seen at both ends on this host (loopback) counts once")
+	add("span", 0, "observations", agg.observations, nil, "a message seen at one end: a loopback message is seen at both")
+	if agg.libcKnown {
+		add("span", 0, "libc_calls", agg.libcCalls, nil, "getaddrinfo/gethostbyname* calls recorded")
+	}
 	add("span", 0, "queries", agg.queries, nil, "sent by a client end")
 	add("span", 0, "sessions", agg.sessions, nil, nil)
 	add("span", 0, "processes", int64(len(agg.procs)), nil, "that sent or received a message")
@@ -236,6 +240,9 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 type statsAgg struct {
 	first, last                 int64
 	messages, queries, sessions int64
+	observations                int64
+	libcCalls                   int64
+	libcKnown                   bool             // a file recorded libc calls (schema v5)
 	names                       map[string]int64 // client queries per name
 	procs                       map[procKey]*procStat
 	unanswered                  map[string]int64
@@ -275,6 +282,8 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 	var (
 		first, last    sql.NullInt64
 		sessions, msgs int64
+		obsTotal       int64
+		libc           sql.NullInt64
 		names          []nameRow
 		sent, received []ownRow
 	)
@@ -299,9 +308,9 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 		return func(ctx context.Context) error {
 			// Per name: client queries, the queries a response was linked
 			// to, and observations.
-			rs, err := fl.db.QueryContext(ctx, `SELECT coalesce(n.name, ''), q.queries, q.answered, q.obs FROM
+			rs, err := fl.db.QueryContext(ctx, `SELECT coalesce(n.name, ''), q.queries, q.answered, q.obs, q.n FROM
 				(SELECT m.name_id, sum(m.obs & 5 = 1) AS queries, `+answered+` AS answered,
-				        sum((m.obs & 1) + (m.obs >> 1 & 1)) AS obs
+				        sum((m.obs & 1) + (m.obs >> 1 & 1)) AS obs, count(*) AS n
 				 FROM msgs m WHERE `+cond+` AND `+mw+` GROUP BY m.name_id) q
 				LEFT JOIN names n ON n.id = q.name_id`, append(append([]any{}, cargs...), margs...)...)
 			if err != nil {
@@ -309,14 +318,15 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 			}
 			defer rs.Close()
 			var mine []nameRow
-			var obsSum int64
+			var obsSum, msgSum int64
 			for rs.Next() {
 				var r nameRow
-				var obs int64
-				if err := rs.Scan(&r.name, &r.queries, &r.answered, &obs); err != nil {
+				var obs, n int64
+				if err := rs.Scan(&r.name, &r.queries, &r.answered, &obs, &n); err != nil {
 					return fmt.Errorf("names: %w", err)
 				}
 				obsSum += obs
+				msgSum += n
 				if r.queries > 0 {
 					mine = append(mine, r)
 				}
@@ -327,7 +337,8 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 			mu.Lock()
 			defer mu.Unlock()
 			names = append(names, mine...)
-			msgs += obsSum
+			msgs += msgSum
+			obsTotal += obsSum
 			return nil
 		}
 	}
@@ -343,6 +354,12 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 			}
 			if err := fl.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions`).Scan(&sessions); err != nil {
 				return fmt.Errorf("sessions: %w", err)
+			}
+			if fl.version >= 5 {
+				rw, rargs := f.resWhere()
+				if err := fl.db.QueryRowContext(ctx, `SELECT count(*) FROM resolutions r WHERE `+rw, rargs...).Scan(&libc); err != nil {
+					return fmt.Errorf("libc calls: %w", err)
+				}
 			}
 			return nil
 		},
@@ -382,6 +399,11 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 		agg.last = last.Int64
 	}
 	agg.messages += msgs
+	agg.observations += obsTotal
+	if libc.Valid {
+		agg.libcKnown = true
+		agg.libcCalls += libc.Int64
+	}
 	agg.sessions += sessions
 	for _, r := range names {
 		agg.names[r.name] += r.queries

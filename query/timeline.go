@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +103,17 @@ type TimelineOptions struct {
 	// lookup per client query to a local resolver, which a page can
 	// afford and a whole-file export should not (see relay.go).
 	NoLinks bool
+	// Processes adds TimelineProcessColumns: each end's executable,
+	// command line and parent chain, for reports (export csv and jsonl).
+	Processes bool
+	// Counts, if set, counts the rows written by kind.
+	Counts *TimelineCounts
+}
+
+// TimelineCounts are the rows Timeline wrote: DNS messages (one row each,
+// whether seen at one end or both) and libc calls.
+type TimelineCounts struct {
+	Messages, LibcCalls int64
 }
 
 // Timeline streams every message that passes the filter, and every libc
@@ -120,7 +132,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 		// connection of its time and file.
 		resAfter = &Cursor{TS: resAfter.TS, File: resAfter.File, ID: math.MaxInt64, Enc: true}
 	}
-	res, err := d.resolutions(ctx, &opts.Filter, resAfter)
+	res, err := d.resolutions(ctx, &opts.Filter, resAfter, opts.Processes)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +144,10 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 	var last *Cursor
 	n, limit := 0, opts.Limit
 	full := func() bool { return limit > 0 && n >= limit }
+	counts := opts.Counts
+	if counts == nil {
+		counts = &TimelineCounts{}
+	}
 	write := func(row []any, c Cursor) error {
 		if multi {
 			row = append([]any{d.files[c.File].path}, row...)
@@ -148,7 +164,11 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 				return errPageFull
 			}
 			e := evs[0]
-			if err := write(EventTimelineRow(e), Cursor{TS: e.Time.UnixNano(), File: e.fileIdx, ID: e.ID, Ev: true}); err != nil {
+			row := EventTimelineRow(e)
+			if opts.Processes {
+				row = append(row, nil, nil, nil, nil, nil, nil)
+			}
+			if err := write(row, Cursor{TS: e.Time.UnixNano(), File: e.fileIdx, ID: e.ID, Ev: true}); err != nil {
 				return err
 			}
 			evs = evs[1:]
@@ -162,12 +182,19 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 		if full() {
 			return errPageFull
 		}
-		return write(ResolutionTimelineRow(r), Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: r.Enc == nil, Enc: r.Enc != nil})
+		if r.Enc == nil {
+			counts.LibcCalls++
+		}
+		row := ResolutionTimelineRow(r)
+		if opts.Processes {
+			row = append(append(row, processCells(r.Proc)...), nil, nil, nil)
+		}
+		return write(row, Cursor{TS: r.Time.UnixNano(), File: r.fileIdx, ID: r.ID, Res: r.Enc == nil, Enc: r.Enc != nil})
 	}
 	// A writer that takes cells one by one is spared the []any row.
 	cw, _ := out.(format.CellRowWriter)
 	var scratch [64]byte
-	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter()}, func(m *Message) error {
+	err = d.Messages(ctx, MessageOptions{Filter: opts.Filter, After: opts.After.messagesAfter(), Ancestry: opts.Processes}, func(m *Message) error {
 		c := d.CursorOf(m)
 		for r := res.peek(); r != nil && resolutionFirst(r, m, c.File); r = res.peek() {
 			if full() {
@@ -193,6 +220,7 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 				return err
 			}
 		}
+		counts.Messages++
 		if cw != nil {
 			var file string
 			if multi {
@@ -200,9 +228,27 @@ func (d *DB) Timeline(ctx context.Context, opts TimelineOptions, out format.RowW
 			}
 			last = &c
 			n++
+			if opts.Processes {
+				cells := cw.BeginRow()
+				timelineCells(cells, file, m, via, &scratch)
+				for _, p := range [2]*Party{m.Sender, m.Receiver} {
+					for _, v := range processCells(partyProc(p)) {
+						if v == nil {
+							cells.Null()
+						} else {
+							cells.Str(v.(string))
+						}
+					}
+				}
+				return cw.EndRow()
+			}
 			return messageRow(cw, file, m, via, &scratch)
 		}
-		return write(TimelineRow(m, via), c)
+		row := TimelineRow(m, via)
+		if opts.Processes {
+			row = append(append(row, processCells(partyProc(m.Sender))...), processCells(partyProc(m.Receiver))...)
+		}
+		return write(row, c)
 	})
 	if err != nil && !errors.Is(err, errPageFull) {
 		return last, err
@@ -230,6 +276,32 @@ var errPageFull = errors.New("page full")
 // TimelineColumnsFor returns the timeline's columns for this set of files.
 func (d *DB) TimelineColumnsFor() []string {
 	return d.withFile(TimelineColumns)
+}
+
+// TimelineProcessColumns are what TimelineOptions.Processes adds after
+// TimelineColumns: the sender's, then the receiver's, executable, command
+// line (shell-quoted) and parent chain (nearest first).
+var TimelineProcessColumns = []string{"src_exe", "src_argv", "src_ancestry", "dst_exe", "dst_argv", "dst_ancestry"}
+
+// TimelineColumnsWithProcesses is TimelineColumnsFor plus
+// TimelineProcessColumns.
+func (d *DB) TimelineColumnsWithProcesses() []string {
+	return d.withFile(append(slices.Clone(TimelineColumns), TimelineProcessColumns...))
+}
+
+// processCells are one end's TimelineProcessColumns: strings, or nil.
+func processCells(p *Process) []any {
+	if p == nil {
+		return []any{nil, nil, nil}
+	}
+	return []any{nullString(p.Exe), nullString(ShellQuote(p.Argv)), nullString(p.Ancestry.String())}
+}
+
+func partyProc(p *Party) *Process {
+	if p == nil {
+		return nil
+	}
+	return p.Proc
 }
 
 // withFile prepends a "file" column when several files are queried.

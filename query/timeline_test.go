@@ -3,11 +3,14 @@ package query_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,21 +224,60 @@ func TestParseName(t *testing.T) {
 	}
 }
 
-// TestExportCSVIsTimeline: export --format csv|jsonl writes exactly what
-// the timeline prints in that format.
+// TestExportCSVIsTimeline: export --format csv|jsonl writes the timeline's
+// rows in that format, each followed by both ends' exe, command line and
+// parent chain.
 func TestExportCSVIsTimeline(t *testing.T) {
 	db := incidentDB(t)
-	for _, f := range []format.Format{format.FormatCSV, format.FormatJSONL} {
-		var exp bytes.Buffer
-		st, err := export.Write(context.Background(), db, &exp, string(f), query.Filter{})
-		if err != nil {
+	var exp bytes.Buffer
+	st, err := export.Write(context.Background(), db, &exp, "csv", query.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 19 {
+		t.Errorf("export csv: %d rows, want 19", st.Rows)
+	}
+	got, err := csv.NewReader(&exp).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := csv.NewReader(strings.NewReader(readFile(t, filepath.Join("testdata", "timeline-incident.csv")))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(query.TimelineColumns)
+	if len(got) != len(want) || !slices.Equal(got[0][n:], query.TimelineProcessColumns) {
+		t.Fatalf("export csv: %d rows, header %q", len(got), got[0])
+	}
+	col := func(name string) int { return slices.Index(got[0], name) }
+	curl := 0
+	for i := range got {
+		if !slices.Equal(got[i][:n], want[i]) {
+			t.Errorf("row %d: %q, want the timeline's %q", i, got[i][:n], want[i])
+		}
+		if got[i][col("src_pid")] == "901" {
+			curl++
+			if got[i][col("src_exe")] != "/usr/bin/curl" || got[i][col("src_ancestry")] != "sh(812) > sshd(640) > systemd(1)" || got[i][col("dst_exe")] != "" {
+				t.Errorf("curl's row %d: %q", i, got[i][n:])
+			}
+		}
+	}
+	if curl == 0 {
+		t.Error("no row sent by curl")
+	}
+	var lines bytes.Buffer
+	if _, err := export.Write(context.Background(), db, &lines, "jsonl", query.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(strings.TrimSpace(lines.String()), "\n") {
+		var row map[string]any
+		if err := json.Unmarshal([]byte(l), &row); err != nil {
 			t.Fatal(err)
 		}
-		if want := readFile(t, filepath.Join("testdata", "timeline-incident."+string(f))); exp.String() != want {
-			t.Errorf("export %s:\n%s\nwant the timeline's\n%s", f, exp.String(), want)
-		}
-		if st.Rows != 19 {
-			t.Errorf("export %s: %d rows, want 19", f, st.Rows)
+		for _, c := range append(slices.Clone(query.TimelineColumns), query.TimelineProcessColumns...) {
+			if _, ok := row[c]; !ok {
+				t.Errorf("jsonl line %d has no %s", i, c)
+			}
 		}
 	}
 }

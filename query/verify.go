@@ -2,10 +2,14 @@ package query
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -15,7 +19,7 @@ import (
 )
 
 // VerifyColumns are the columns of `dnsrec query verify`.
-var VerifyColumns = []string{"file", "result", "links", "rows", "head", "problem"}
+var VerifyColumns = []string{"file", "result", "sha256", "links", "rows", "head", "problem"}
 
 // VerifyReport is the verdict on one file.
 type VerifyReport struct {
@@ -24,6 +28,9 @@ type VerifyReport struct {
 	Rows    int64  // rows covered by them
 	Head    string // hash of the last link
 	Stopped bool   // the chain ends with a clean stop
+	// SHA256 is the file's hash as it is on disk (its -wal, if any, apart),
+	// for a chain-of-custody form: what was verified.
+	SHA256 string
 	// Problems are what does not match, first altered or missing batch
 	// first. Empty means the file is as the recorder committed it.
 	Problems []VerifyProblem
@@ -92,13 +99,27 @@ func VerifyTable(rs []VerifyReport, withProblems bool) *format.Table {
 		} else if !r.Stopped {
 			result = "ok, not stopped cleanly"
 		}
-		row := []any{r.Path, result, r.Links, r.Rows, nullString(r.Head), nullString(problem)}
+		row := []any{r.Path, result, nullString(r.SHA256), r.Links, r.Rows, nullString(r.Head), nullString(problem)}
 		if withProblems {
 			row = append(row, slices.Concat([]VerifyProblem{}, r.Problems))
 		}
 		t.Rows = append(t.Rows, row)
 	}
 	return t
+}
+
+// fileSHA256 is the hex SHA-256 of the file at path, as sha256sum prints it.
+func fileSHA256(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // problemFunc records a problem of verify: its kind, table, batch and text.
@@ -109,8 +130,11 @@ type chainRow struct {
 	hash string
 }
 
-func (f *file) verify(ctx context.Context) (VerifyReport, error) {
-	rep := VerifyReport{Path: f.path}
+func (f *file) verify(ctx context.Context) (rep VerifyReport, err error) {
+	rep.Path = f.path
+	if rep.SHA256, err = fileSHA256(f.path); err != nil {
+		return rep, err
+	}
 	if f.version < 3 {
 		rep.Problems = append(rep.Problems, VerifyProblem{Kind: ProblemNoChain,
 			Text: fmt.Sprintf("schema v%d: written before dnsrec kept a hash chain; nothing to verify against", f.version)})

@@ -285,6 +285,7 @@ func whoSQL(version int, name NamePattern, filter *Filter) (rows, answers string
 	// end of the message matches.
 	msgF := *filter
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs = nil, nil, nil, nil
+	msgF.Trees = nil
 	if version < 3 {
 		msgF.Rcodes = nil // no query-response links to follow
 	}
@@ -365,8 +366,13 @@ type whoKey struct {
 
 // WhoResolved lists the processes that looked up name (and, unless
 // opts.Exact, its subdomains), one row per process and queried name, across
-// every file, ordered by first_seen.
+// every file, ordered by first_seen. "", "." and "*" are every name; an IP
+// address is an error that points to ResolvedTo.
 func (d *DB) WhoResolved(ctx context.Context, name string, opts WhoResolvedOptions) ([]WhoResolvedRow, error) {
+	name, err := nameArg(name)
+	if err != nil {
+		return nil, err
+	}
 	pat, err := ParseName(name, !opts.Exact)
 	if err != nil {
 		return nil, err

@@ -152,9 +152,11 @@ func TestWhoResolvedTimes(t *testing.T) {
 	}
 }
 
+// TestWhoResolvedEmptyName: "" and "." are every name (TestWhoResolvedAllNames);
+// the root's subdomains only ("*.") is still no name.
 func TestWhoResolvedEmptyName(t *testing.T) {
 	db := open(t, incident(t, t.TempDir(), "case.db", "web01"))
-	for _, name := range []string{"", "."} {
+	for _, name := range []string{"*.", "*.."} {
 		if _, err := db.WhoResolved(context.Background(), name, query.WhoResolvedOptions{}); err == nil {
 			t.Errorf("WhoResolved(%q): no error", name)
 		}

@@ -123,8 +123,9 @@ func TestCLIRecordAndQuery(t *testing.T) {
 		}
 	}
 	v := query("verify", "--db", path, "--format", "csv")
-	if head == "" || len(v) != 2 || v[1][1] != "ok" || v[1][4] != head {
-		t.Errorf("verify: %q; the recorder logged chain head %q", v, head)
+	vcol := func(name string) string { return v[1][slices.Index(v[0], name)] }
+	if head == "" || len(v) != 2 || vcol("result") != "ok" || vcol("head") != head || vcol("sha256") != sum {
+		t.Errorf("verify: %q; the recorder logged chain head %q and printed SHA-256 %s", v, head, sum)
 	}
 
 	// --hook auto picked a tier and info says which.

@@ -107,7 +107,7 @@ func countPcap(r io.Reader) (int64, error) {
 
 // recInfo is what we take from `dnsrec query info --format json`.
 type recInfo struct {
-	Messages  int64
+	Messages  int64 // observations: each end a message was seen at, what the recorder's work scales with
 	Drops     int64
 	HaveDrops bool
 }
@@ -138,9 +138,13 @@ func parseInfo(out []byte) (recInfo, error) {
 		return ri, errors.New("query info: no object in the JSON output")
 	}
 	for _, o := range objs {
-		m, ok := jsonInt(o["messages"])
+		// "observations" since info counted messages and observations
+		// apart; "messages" meant observations before.
+		m, ok := jsonInt(o["observations"])
 		if !ok {
-			return ri, errors.New(`query info: no numeric "messages" field`)
+			if m, ok = jsonInt(o["messages"]); !ok {
+				return ri, errors.New(`query info: no numeric "observations" field`)
+			}
 		}
 		ri.Messages += m
 		if d, ok := jsonInt(o["ringbuf_drops"]); ok {

@@ -79,12 +79,13 @@ func TestCountPcap(t *testing.T) {
 
 func TestParseInfo(t *testing.T) {
 	arr := `[
-{"file":"/tmp/x.db","hook":"cgroup","messages":60000,"processes":8,"ringbuf_drops":3,"decode_errors":0}
+{"file":"/tmp/x.db","hook":"cgroup","messages":30000,"observations":60000,"processes":8,"ringbuf_drops":3,"decode_errors":0}
 ]`
 	ri, err := parseInfo([]byte(arr))
 	if err != nil || ri.Messages != 60000 || ri.Drops != 3 || !ri.HaveDrops {
 		t.Fatalf("array: %+v, %v", ri, err)
 	}
+	// An older dnsrec, whose "messages" were observations.
 	ri, err = parseInfo([]byte(`{"messages":5}`))
 	if err != nil || ri.Messages != 5 || ri.HaveDrops {
 		t.Fatalf("object: %+v, %v", ri, err)

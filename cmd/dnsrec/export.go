@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dnsrec/dnsrec/query/export"
+	qformat "github.com/dnsrec/dnsrec/query/format"
 )
 
 func exportCommand() *cli.Command {
@@ -34,6 +35,9 @@ analyst already has:
             line and per query and response; the process is actor.process.
    parquet  one flat table, one row per query and its response, with the
             processes as columns; for DuckDB, Trino, Athena, Spark.
+   csv      the timeline's rows (messages and libc calls), then each
+   jsonl    end's exe, command line and parent chain; --columns picks
+            and orders the columns.
 
 query/EXPORTS.md documents every field. --limit counts packets (pcapng) or
 transactions (the others). The evidence is only read: FILE is written as
@@ -51,6 +55,7 @@ file. An existing FILE is kept unless --force. -o - writes to stdout.
 			&cli.StringFlag{Name: "format", Usage: "`FORMAT` to write: " + strings.Join(export.Formats, ", ") + " (required)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`FILE` to write; - for stdout (required)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists"},
+			&cli.StringFlag{Name: "columns", Usage: "csv and jsonl: only these `COLUMNS`, in this order, separated by commas (time,src_pid,src_exe,src_argv,qname)"},
 		}, filterFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
@@ -83,31 +88,22 @@ file. An existing FILE is kept unless --force. -o - writes to stdout.
 			}
 			defer db.Close()
 			st, err := writeExport(out, func(w io.Writer) (export.Stats, error) {
-				return export.Write(c.Context, db, w, format, filter)
+				return export.WriteColumns(c.Context, db, w, format, filter, fmtColumns(c))
 			}, c.App.Writer)
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
-			}
-			what := "rows"
-			switch format {
-			case "pcapng":
-				what = "packets"
-			case "ocsf":
-				what = "events"
 			}
 			dest := out
 			if out == "-" {
 				dest = "stdout"
 			}
-			fmt.Fprintf(c.App.ErrWriter, "dnsrec: export: %d %s from %d messages to %s", st.Rows, what, st.Messages, dest)
-			if format != "pcapng" {
-				fmt.Fprintf(c.App.ErrWriter, " (%d queries unanswered, %d responses without their query)", st.Unanswered, st.Alone)
-			}
-			fmt.Fprintln(c.App.ErrWriter)
+			fmt.Fprintf(c.App.ErrWriter, "dnsrec: export: %s to %s\n", export.Summary(format, st), dest)
 			return db.Close()
 		},
 	}
 }
+
+func fmtColumns(c *cli.Context) []string { return qformat.ParseColumns(c.String("columns")) }
 
 // checkOutput refuses an output that exists (unless force) and one that is
 // an evidence file or a file SQLite keeps beside it, existing or not.

@@ -18,10 +18,11 @@ func TestQueryExport(t *testing.T) {
 	db := build(t, dir, "case.db", querytest.Incident, "web01")
 	before := querytest.Sum(t, db)
 	for _, tc := range []struct{ format, head, stderr string }{
-		{"pcapng", "\x0a\x0d\x0d\x0a", "19 packets from 19 messages"},
-		{"zeek", "#separator \\x09\n", "13 rows from 19 messages"},
-		{"ocsf", `{"activity_id":`, "13 events from 19 messages"},
-		{"parquet", "PAR1", "13 rows from 19 messages"},
+		{"pcapng", "\x0a\x0d\x0d\x0a", "19 packets, one per DNS message"},
+		{"zeek", "#separator \\x09\n", "13 rows from 19 DNS messages"},
+		{"ocsf", `{"activity_id":`, "13 events from 19 DNS messages"},
+		{"parquet", "PAR1", "13 rows from 19 DNS messages"},
+		{"csv", "time,", "19 rows: 19 DNS messages and 0 libc calls"},
 	} {
 		t.Run(tc.format, func(t *testing.T) {
 			out := filepath.Join(dir, "out."+tc.format)

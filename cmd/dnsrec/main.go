@@ -40,5 +40,6 @@ func run(ctx context.Context, args []string) error {
 			keygenCommand(),
 		},
 	}
+	oneLineUsage(app)
 	return app.RunContext(ctx, interspersed(app, args))
 }

@@ -11,6 +11,17 @@ import (
 	"github.com/dnsrec/dnsrec/query/format"
 )
 
+// withoutFlag is flags without the one named name.
+func withoutFlag(flags []cli.Flag, name string) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range flags {
+		if f.Names()[0] != name {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func processCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "process",
@@ -24,12 +35,19 @@ and the names it asked for with how many queries each.
 --names lists instead one row per name it resolved, with query types,
 answers and status, as who-resolved shows them.
 
+--tree lists the process PID and every descendant the recording saw (the
+children it started, theirs, ...), one row each in tree order, the tree
+column indented under its parent, with its command line and the names it
+resolved. With --names, one row per name resolved anywhere in the tree.
+
    dnsrec query process 4242
    dnsrec query process /tmp/.x/beacon --format json
-   dnsrec query process curl --names --since 1h`,
+   dnsrec query process curl --names --since 1h
+   dnsrec query process 24230 --tree`,
 		Flags: append(append([]cli.Flag{dbFlag(),
 			&cli.BoolFlag{Name: "names", Usage: "one row per name the process resolved, with answers and status"},
-		}, outputFlags()...), filterFlags()...),
+			&cli.BoolFlag{Name: "tree", Usage: "the process PID and all its descendants, each with its command line and the names it resolved"},
+		}, outputFlags()...), withoutFlag(filterFlags(), "tree")...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("process: want one PID, executable or name, got %d arguments %q (see --help)", c.NArg(), c.Args().Slice())
@@ -42,9 +60,16 @@ answers and status, as who-resolved shows them.
 			defer l.db.Close()
 			multi := len(l.db.Paths()) > 1
 			var t *format.Table
+			tree := c.Bool("tree")
+			pid, pidErr := strconv.ParseInt(arg, 10, 64)
+			if tree && (pidErr != nil || pid <= 0) {
+				return fmt.Errorf("process %s --tree: give the PID of the tree's root (a name can match several processes)", arg)
+			}
 			if c.Bool("names") {
 				f := l.filter
-				if pid, err := strconv.ParseInt(arg, 10, 64); err == nil {
+				if tree {
+					f.Trees = append(f.Trees, pid)
+				} else if pidErr == nil {
 					f.PIDs = append(f.PIDs, pid)
 				} else if strings.HasPrefix(arg, "/") {
 					f.Exes = append(f.Exes, arg)
@@ -59,6 +84,12 @@ answers and status, as who-resolved shows them.
 					rows = rows[:n]
 				}
 				t = query.WhoResolvedTable(rows, multi)
+			} else if tree {
+				rows, err := l.db.ProcessTree(c.Context, pid, l.filter)
+				if err != nil {
+					return fmt.Errorf("process %s --tree: %w", arg, err)
+				}
+				t = query.ProcessTreeTable(rows, multi)
 			} else {
 				rows, err := l.db.Processes(c.Context, arg, l.filter)
 				if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func whoResolvedCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "who-resolved",
 		Usage:     "which processes looked up NAME or its subdomains",
-		ArgsUsage: "NAME",
+		ArgsUsage: "[NAME]",
 		Description: `One row per process and name asked: the process, its command line and its
 parents, the query types, when it first and last asked, how many queries it
 sent, the answers it got (typed, CNAME chain in order) and what became of its
@@ -70,21 +71,23 @@ own with via "libc getaddrinfo", the addresses the calls returned as
 answers, and their outcome (answered, EAI_NONAME, ...) as status.
 
 NAME matches itself and its subdomains; *.NAME its subdomains only; a glob
-such as 'c2-*.evil.test' whole names. Internationalised names may be typed
+such as 'c2-*.evil.test' whole names. With no NAME, or with . or '*', every
+name is listed. An IP address is not a name: resolved-to answers for it. Internationalised names may be typed
 as they read (bücher.evil.test) or in their xn-- form.
 
    dnsrec query who-resolved evil.test
    dnsrec query who-resolved --exact www.evil.test --format json
    dnsrec query who-resolved '*.evil.test' --since 24h --exe curl
-   dnsrec query who-resolved evil.test --resolvers`,
+   dnsrec query who-resolved evil.test --resolvers
+   dnsrec query who-resolved --pid 4242          (every name, of one process)`,
 		Flags: append(append([]cli.Flag{
 			dbFlag(),
 			&cli.BoolFlag{Name: "exact", Usage: "match NAME only, not its subdomains"},
 			&cli.BoolFlag{Name: "resolvers", Usage: "also list local resolvers for the names they only asked on behalf of their clients"},
 		}, outputFlags()...), filterFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return fmt.Errorf("who-resolved: want one NAME, got %d arguments %q (see --help)", c.NArg(), c.Args().Slice())
+			if c.NArg() > 1 {
+				return fmt.Errorf("who-resolved: want one NAME (none for every name), got %d arguments %q (see --help)", c.NArg(), c.Args().Slice())
 			}
 			name := c.Args().First()
 			l, err := openListing(c, "who-resolved")
@@ -165,7 +168,7 @@ process. Of DNS over TLS and HTTPS read in clear: tls_cut counts library
 calls too large for the kernel to copy whole (the stream they belong to is
 lost), tls_unbound plaintext never tied to a socket, doh_unparsed HTTP of a
 DoH connection that could not be parsed.`,
-		Flags: []cli.Flag{dbFlag(), formatFlag()},
+		Flags: []cli.Flag{dbFlag(), formatFlag(), columnsFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return fmt.Errorf("info: takes no arguments, got %q", c.Args().Slice())
@@ -184,7 +187,7 @@ DoH connection that could not be parsed.`,
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}
-			if err := format.Write(out, as, t); err != nil {
+			if err := format.WriteWith(out, as, t, format.WriteOptions{Columns: format.ParseColumns(c.String("columns"))}); err != nil {
 				return fmt.Errorf("info: write: %w", err)
 			}
 			return db.Close()
@@ -203,7 +206,9 @@ table. Prints the chain head: compare it with the one the recorder printed
 at the stop (or logged while recording). Each problem is printed on stderr;
 with --format json or jsonl a "problems" column also lists every problem
 with its kind (rows-altered, rows-missing, rows-added, link-missing, ...),
-its table and its batch.
+its table and its batch. The sha256 column is the file's SHA-256 as it is
+on disk (a -wal beside it apart), next to the verdict, for the
+chain-of-custody form.
 
 This checks the file against itself only: a file cut at a batch boundary,
 or rewritten with its chain rebuilt, passes. With --anchors FILE (what a
@@ -215,7 +220,7 @@ between checkpoints, checkpoints that end without a stop (docs/anchoring.md).
 
    dnsrec query verify --db case.db
    dnsrec query verify --db case.db --anchors /var/log/remote/dnsrec.log`,
-		Flags: []cli.Flag{dbFlag(), formatFlag(),
+		Flags: []cli.Flag{dbFlag(), formatFlag(), columnsFlag(),
 			&cli.StringFlag{Name: "anchors", Usage: "also check against the signed checkpoints in `FILE` (written by a --anchor: a file: anchor's output, or a syslog receiver's file)"},
 			&cli.StringFlag{Name: "anchor-key", Usage: "with --anchors, the verifier `KEY` the checkpoints must be signed by (the public key of a --sign-key); otherwise the key chain starts at the file's own first key"},
 		},
@@ -237,7 +242,7 @@ between checkpoints, checkpoints that end without a stop (docs/anchoring.md).
 			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			if err := format.Write(out, as, query.VerifyTable(reports, as == format.FormatJSON || as == format.FormatJSONL)); err != nil {
+			if err := format.WriteWith(out, as, query.VerifyTable(reports, as == format.FormatJSON || as == format.FormatJSONL), format.WriteOptions{Columns: format.ParseColumns(c.String("columns"))}); err != nil {
 				return fmt.Errorf("verify: write: %w", err)
 			}
 			failed := 0
@@ -270,8 +275,12 @@ between checkpoints, checkpoints that end without a stop (docs/anchoring.md).
 // openEvidence opens the --db files and tells the user on stderr what to
 // know about them before trusting the answers.
 func openEvidence(c *cli.Context) (*query.DB, error) {
-	db, err := query.Open(c.Context, dbPaths(c))
+	paths, defaulted := dbPathsFrom(c)
+	db, err := query.Open(c.Context, paths)
 	if err != nil {
+		if defaulted && errors.Is(err, query.ErrNoFile) {
+			return nil, fmt.Errorf("%w: %s is the file read when neither --db nor $%s names one; name the evidence with --db FILE (or a glob, 'case-*.db'), or set $%s", err, defaultDB, dbEnv, dbEnv)
+		}
 		return nil, err
 	}
 	warnings, err := db.Warnings(c.Context)
@@ -302,7 +311,8 @@ func (p *pathList) Set(v string) error {
 				return fmt.Errorf("%q: bad pattern: %v", v, err)
 			}
 			if len(matches) == 0 {
-				return fmt.Errorf("%q matches no file", v)
+				dir, _ := filepath.Abs(filepath.Dir(v))
+				return fmt.Errorf("%q: the glob matches no file in %s", v, dir)
 			}
 			p.paths = append(p.paths, matches...)
 			return nil
@@ -332,16 +342,22 @@ func dbFlag() cli.Flag {
 // dbPaths applies the precedence: --db, else $DNSREC_DB, else case.db. The
 // environment holds one file name, taken whole; several hosts need --db.
 func dbPaths(c *cli.Context) []string {
+	p, _ := dbPathsFrom(c)
+	return p
+}
+
+// dbPathsFrom is dbPaths, and whether it fell back to case.db.
+func dbPathsFrom(c *cli.Context) (paths []string, defaulted bool) {
 	// The subcommand's --db, else the one given to `query` itself.
 	for _, cc := range c.Lineage() {
 		if p, ok := cc.Generic("db").(*pathList); ok && len(p.paths) > 0 {
-			return p.paths
+			return p.paths, false
 		}
 	}
 	if env := os.Getenv(dbEnv); env != "" {
-		return []string{env}
+		return []string{env}, false
 	}
-	return []string{defaultDB}
+	return []string{defaultDB}, true
 }
 
 // formatFlag is --format, shared by every query subcommand.

@@ -175,19 +175,17 @@ func TestQueryErrors(t *testing.T) {
 		stderr string
 	}{
 		{"default file missing", []string{"query", "who-resolved", "evil.com"},
-			"dnsrec: who-resolved: open case.db: no such file\n"},
+			"dnsrec: who-resolved: open case.db: no such file: case.db is the file read when neither --db nor $DNSREC_DB names one; name the evidence with --db FILE"},
 		{"named file missing", []string{"query", "who-resolved", "evil.com", "--db", "gone.db"},
 			"dnsrec: who-resolved: open gone.db: no such file\n"},
 		{"foreign file", []string{"query", "who-resolved", "evil.com", "--db", foreign},
 			"not a dnsrec database"},
-		{"no name", []string{"query", "who-resolved", "--db", web},
-			"dnsrec: who-resolved: want one NAME, got 0 arguments [] (see --help)\n"},
 		{"two names", []string{"query", "who-resolved", "a.com", "b.com", "--db", web},
-			"want one NAME, got 2 arguments"},
+			"want one NAME (none for every name), got 2 arguments"},
 		{"bad format", []string{"query", "who-resolved", "evil.com", "--db", web, "--format", "xml"},
 			`dnsrec: who-resolved: --format: unknown format "xml": want one of table, csv, json, jsonl` + "\n"},
-		{"empty name", []string{"query", "who-resolved", "--db", web, "--", "."},
-			`dnsrec: who-resolved ".": empty name` + "\n"},
+		{"address", []string{"query", "who-resolved", "--db", web, "203.0.113.7"},
+			"203.0.113.7 is an address, not a name: try resolved-to 203.0.113.7\n"},
 		// The dangling flag stays last, so it cannot take the name as its value.
 		{"--db without a value", []string{"query", "who-resolved", "evil.com", "--db"},
 			`got 2 arguments ["evil.com" "--db"]`},

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -18,6 +19,7 @@ func filterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "since", Usage: "only messages at or after `TIME`: RFC 3339 (2024-05-01T10:00:00Z), a date, or a duration before now (2h, 30m, 7d)", Category: "Filters"},
 		&cli.StringFlag{Name: "until", Usage: "only messages before `TIME` (same forms as --since)", Category: "Filters"},
 		&cli.Int64SliceFlag{Name: "pid", Usage: "only messages of process `PID` (either end); repeatable", Category: "Filters"},
+		&cli.Int64SliceFlag{Name: "tree", Usage: "only messages of process `PID` and all its descendants (the children it started, theirs, ...); repeatable", Category: "Filters"},
 		&cli.StringSliceFlag{Name: "container", Usage: "only messages of processes in the container whose id starts with `ID` (docker's short ids work) or the systemd-nspawn machine so named; repeatable", Category: "Filters"},
 		&cli.StringSliceFlag{Name: "exe", Usage: "only messages of processes whose executable is `PATH` (absolute) or has that base name; repeatable", Category: "Filters"},
 		&cli.StringSliceFlag{Name: "comm", Usage: "only messages of processes named `COMM`; repeatable", Category: "Filters"},
@@ -29,12 +31,18 @@ func filterFlags() []cli.Flag {
 	}
 }
 
-// outputFlags are --format and --local.
+// outputFlags are --format, --columns and --local.
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		formatFlag(),
+		columnsFlag(),
 		&cli.BoolFlag{Name: "local", Usage: "print times in the local time zone instead of UTC"},
 	}
+}
+
+// columnsFlag is --columns.
+func columnsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "columns", Usage: "only these `COLUMNS`, in this order, separated by commas (pid,comm,qname); for table, csv and json alike"}
 }
 
 // parseFilter reads filterFlags.
@@ -57,6 +65,14 @@ func parseFilter(c *cli.Context) (query.Filter, error) {
 		return f, fmt.Errorf("--until %s is not after --since %s", f.Until.UTC().Format(time.RFC3339), f.Since.UTC().Format(time.RFC3339))
 	}
 	f.PIDs = c.Int64Slice("pid")
+	if !isBoolFlag(c, "tree") {
+		f.Trees = c.Int64Slice("tree")
+	}
+	for _, p := range append(append([]int64(nil), f.PIDs...), f.Trees...) {
+		if p <= 0 {
+			return f, fmt.Errorf("--pid/--tree %d: not a process id", p)
+		}
+	}
 	f.UIDs = c.Int64Slice("uid")
 	f.Exes = c.StringSlice("exe")
 	f.Comms = c.StringSlice("comm")
@@ -89,9 +105,24 @@ func parseFilter(c *cli.Context) (query.Filter, error) {
 	return f, nil
 }
 
+// isBoolFlag tells whether c's command has a boolean flag name (process's
+// --tree is one; everywhere else it takes a PID).
+func isBoolFlag(c *cli.Context, name string) bool {
+	if c.Command == nil {
+		return false
+	}
+	for _, f := range c.Command.Flags {
+		if _, ok := f.(*cli.BoolFlag); ok && slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
+}
+
 // writeOptions reads outputFlags for out.
 func writeOptions(c *cli.Context, out any) format.WriteOptions {
 	var o format.WriteOptions
+	o.Columns = format.ParseColumns(c.String("columns"))
 	if c.Bool("local") {
 		o.Location = time.Local
 	}

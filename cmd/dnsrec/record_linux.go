@@ -39,6 +39,16 @@ func recordAction(c *cli.Context) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
+	if p := c.String("pidfile"); p != "" {
+		pf, err := writePIDFile(p)
+		if err != nil {
+			return err
+		}
+		defer pf.remove()
+	}
 	if err := setMemoryLimit(c); err != nil {
 		return err
 	}
@@ -55,9 +65,6 @@ func recordAction(c *cli.Context) error {
 	}
 	log, status, stop := recordLog(c, opts.Live != nil)
 	defer stop()
-	if os.Geteuid() != 0 {
-		log.Warn("not running as root: loading BPF programs will probably fail")
-	}
 	opts.Logger, opts.Status = log, status.Update
 	opts.Closed = func(sum record.Summary, err error) {
 		if err != nil {
@@ -204,7 +211,7 @@ func printEvidence(log *slog.Logger, sum record.Summary) {
 	printMu.Lock() // rotated-out files are reported from another goroutine
 	defer printMu.Unlock()
 	if sum.Path != "" && sum.SHA256 != "" {
-		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.Messages, "libc_resolutions", sum.Resolutions, "bytes", sum.Bytes, "sha256", sum.SHA256,
+		log.Info("wrote evidence", "stopped", cmp.Or(sum.Stopped, "signal"), "output", sum.Path, "messages", sum.DNSMessages, "observations", sum.Messages, "libc_calls", sum.Resolutions, "bytes", sum.Bytes, "sha256", sum.SHA256,
 			"chain_links", sum.ChainSeq, "chain_head", sum.ChainHead)
 		fmt.Printf("%s  %s\n", sum.SHA256, sum.Path)
 	}

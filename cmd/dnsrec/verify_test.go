@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -21,7 +22,8 @@ func TestQueryVerify(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", r.code, r.stderr)
 	}
-	if want := "file,result,links,rows,head,problem\n" + web + ",FAILED,0,0,," + first + " (and 7 more)\n"; r.stdout != want {
+	sum := querytest.Sum(t, web)
+	if want := "file,result,sha256,links,rows,head,problem\n" + web + ",FAILED," + hex.EncodeToString(sum[:]) + ",0,0,," + first + " (and 7 more)\n"; r.stdout != want {
 		t.Errorf("csv:\n%s\nwant:\n%s", r.stdout, want)
 	}
 	for _, line := range []string{

@@ -28,9 +28,9 @@ var DefaultStart = time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)
 
 // Config sizes a generated file.
 type Config struct {
-	// Messages is the number of observations to write, as the recorder
-	// and `dnsrec query info` count messages: a loopback message seen by
-	// its sender and its receiver counts twice. 0 is DefaultMessages.
+	// Messages is the number of observations to write, as the recorder's
+	// Summary.Messages and `dnsrec query info`'s observations count them: a
+	// loopback message seen by its sender and its receiver counts twice. 0 is DefaultMessages.
 	Messages int64
 	// Seed makes the traffic; the same seed and size give the same rows.
 	// 0 is DefaultSeed.
@@ -74,7 +74,7 @@ type Facts struct {
 	Host        string
 	Start, Stop time.Time // the session's started_ns and stopped_ns
 
-	Messages     int64 // observations: `dnsrec query info`'s messages
+	Messages     int64 // observations: `dnsrec query info`'s observations
 	Rows         int64 // msgs rows
 	RRs          int64 // rrs rows (answer-section records)
 	Names        int64 // names rows

@@ -56,7 +56,7 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("info: %d sessions, want 1", len(info.Rows))
 	}
 	col := func(name string) any { return info.Rows[0][slices.Index(query.InfoColumns, name)] }
-	for name, want := range map[string]any{"messages": f.Messages, "processes": f.Processes, "host": f.Host, "unattributed": f.Unattributed} {
+	for name, want := range map[string]any{"observations": f.Messages, "processes": f.Processes, "host": f.Host, "unattributed": f.Unattributed} {
 		if got := col(name); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("info %s = %v, Facts say %v", name, got, want)
 		}

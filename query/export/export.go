@@ -17,9 +17,27 @@ var Formats = []string{"pcapng", "zeek", "ocsf", "parquet", "csv", "jsonl"}
 // Stats counts what an export read and wrote.
 type Stats struct {
 	Messages   int64 // DNS messages read from the evidence
+	LibcCalls  int64 // libc resolver calls written (csv, jsonl: the timeline's rows)
 	Rows       int64 // packets (pcapng), log rows (zeek), events (ocsf) or table rows (parquet) written
 	Unanswered int64 // queries written without a response (transaction formats)
 	Alone      int64 // responses written without their query (transaction formats)
+}
+
+// Summary says what an export in format as wrote, each count in its unit:
+// DNS messages (one however many ends saw it), libc calls, and the
+// format's own rows.
+func Summary(as string, st Stats) string {
+	switch as {
+	case "pcapng":
+		return fmt.Sprintf("%d packets, one per DNS message", st.Rows)
+	case "csv", "jsonl":
+		return fmt.Sprintf("%d rows: %d DNS messages and %d libc calls", st.Rows, st.Messages, st.LibcCalls)
+	}
+	what := "rows"
+	if as == "ocsf" {
+		what = "events"
+	}
+	return fmt.Sprintf("%d %s from %d DNS messages (%d queries unanswered, %d responses without their query)", st.Rows, what, st.Messages, st.Unanswered, st.Alone)
 }
 
 // txnWriter writes transactions in one format.
@@ -36,6 +54,15 @@ type txnWriter interface {
 // f.Limit counts what is written: packets or transactions. Nothing is
 // written to the evidence, which is opened read-only.
 func Write(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Filter) (Stats, error) {
+	return WriteColumns(ctx, d, w, as, f, nil)
+}
+
+// WriteColumns is Write with only columns, in their order, for csv and
+// jsonl (nil: all); the other formats have fixed fields.
+func WriteColumns(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Filter, columns []string) (Stats, error) {
+	if len(columns) > 0 && as != "csv" && as != "jsonl" {
+		return Stats{}, fmt.Errorf("--columns: %s has fixed fields; columns are picked for csv and jsonl", as)
+	}
 	if err := d.CheckFilter(&f); err != nil {
 		return Stats{}, err
 	}
@@ -46,7 +73,7 @@ func Write(ctx context.Context, d *query.DB, w io.Writer, as string, f query.Fil
 	case "pcapng":
 		return writePcapng(ctx, d, w, f)
 	case "csv", "jsonl":
-		return writeTimeline(ctx, d, w, format.Format(as), f)
+		return writeTimeline(ctx, d, w, format.Format(as), f, columns)
 	}
 	var tw txnWriter
 	raw := false
@@ -86,17 +113,19 @@ func cmdLine(p *query.Process) string {
 
 // writeTimeline writes the timeline's rows (one per message) as CSV or
 // JSON lines: the columns of `query timeline`, with the file first when
-// several are open.
-func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter) (Stats, error) {
+// several are open, then each end's exe, command line and parent chain
+// (query.TimelineProcessColumns), which a report needs.
+func writeTimeline(ctx context.Context, d *query.DB, w io.Writer, as format.Format, f query.Filter, columns []string) (Stats, error) {
 	var st Stats
-	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsFor(), format.WriteOptions{})
+	rw, err := format.NewRowWriter(w, as, d.TimelineColumnsWithProcesses(), format.WriteOptions{Columns: columns})
 	if err != nil {
 		return st, err
 	}
 	counter := query.CountRows(rw, &st.Rows)
-	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true}, counter); err != nil {
+	var n query.TimelineCounts
+	if _, err := d.Timeline(ctx, query.TimelineOptions{Filter: f, NoLinks: true, Processes: true, Counts: &n}, counter); err != nil {
 		return st, err
 	}
-	st.Messages = st.Rows
+	st.Messages, st.LibcCalls = n.Messages, n.LibcCalls
 	return st, rw.Close()
 }

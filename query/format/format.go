@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -84,6 +85,10 @@ type WriteOptions struct {
 	// the cut with "…"; 0 keeps them whole. Only the table format cuts:
 	// CSV and JSON are for machines and always whole.
 	MaxCell int
+	// Columns, if set, are the columns to write, in this order (--columns):
+	// names of the listing's columns. An unknown name is an error that
+	// lists the known ones.
+	Columns []string
 }
 
 // RowWriter writes a listing row by row, so that a command streams its
@@ -96,6 +101,23 @@ type RowWriter interface {
 
 // NewRowWriter starts a listing with the given columns in format f.
 func NewRowWriter(w io.Writer, f Format, columns []string, opts WriteOptions) (RowWriter, error) {
+	if len(opts.Columns) > 0 {
+		pick, err := pickColumns(columns, opts.Columns)
+		if err != nil {
+			return nil, err
+		}
+		picked := make([]string, len(pick))
+		for i, j := range pick {
+			picked[i] = columns[j]
+		}
+		inner := opts
+		inner.Columns = nil
+		rw, err := NewRowWriter(w, f, picked, inner)
+		if err != nil {
+			return nil, err
+		}
+		return &pickingWriter{rw: rw, pick: pick}, nil
+	}
 	loc := opts.Location
 	if loc == nil {
 		loc = time.UTC
@@ -110,6 +132,48 @@ func NewRowWriter(w io.Writer, f Format, columns []string, opts WriteOptions) (R
 	}
 	return nil, fmt.Errorf("unknown format %q", f)
 }
+
+// pickColumns returns the index in columns of each name in want.
+func pickColumns(columns, want []string) ([]int, error) {
+	pick := make([]int, 0, len(want))
+	for _, name := range want {
+		name = strings.TrimSpace(name)
+		i := slices.Index(columns, name)
+		if i < 0 {
+			return nil, fmt.Errorf("no column %q: this listing has %s", name, strings.Join(columns, ","))
+		}
+		pick = append(pick, i)
+	}
+	return pick, nil
+}
+
+// ParseColumns reads --columns: names separated by commas.
+func ParseColumns(s string) []string {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pickingWriter writes the picked cells of each row. It does not take
+// rows cell by cell: the listing then gives whole rows.
+type pickingWriter struct {
+	rw   RowWriter
+	pick []int
+}
+
+func (p *pickingWriter) Row(cells []any) error {
+	row := make([]any, len(p.pick)) // a writer may keep the row
+	for i, j := range p.pick {
+		row[i] = cells[j]
+	}
+	return p.rw.Row(row)
+}
+
+func (p *pickingWriter) Close() error { return p.rw.Close() }
 
 // Write renders t to w in format f, in UTC and without cutting cells.
 func Write(w io.Writer, f Format, t *Table) error {
@@ -166,12 +230,15 @@ type tableWriter struct {
 	loc     *time.Location
 	max     int
 	pending int
+	chain   []bool // columns holding a parent chain, cut in the middle
 }
 
 func newTableWriter(w io.Writer, columns []string, loc *time.Location, max int) (*tableWriter, error) {
 	t := &tableWriter{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0), row: make([]string, len(columns)), loc: loc, max: max}
+	t.chain = make([]bool, len(columns))
 	for i, c := range columns {
 		t.row[i] = strings.ToUpper(c)
+		t.chain[i] = strings.HasSuffix(c, "ancestry")
 	}
 	return t, t.line()
 }
@@ -183,7 +250,11 @@ func (t *tableWriter) line() error {
 
 func (t *tableWriter) Row(cells []any) error {
 	for i := range t.row {
-		t.row[i] = cut(sanitize(text(cells[i], "-", t.loc)), t.max)
+		if t.chain[i] {
+			t.row[i] = cutMiddle(sanitize(text(cells[i], "-", t.loc)), t.max)
+		} else {
+			t.row[i] = cut(sanitize(text(cells[i], "-", t.loc)), t.max)
+		}
 	}
 	if err := t.line(); err != nil {
 		return err
@@ -204,6 +275,38 @@ func cut(s string, max int) string {
 	}
 	r := []rune(s)
 	return string(r[:max-1]) + "…"
+}
+
+// cutMiddle shortens s to at most width runes by cutting its middle,
+// marked "…": a parent chain ("sh(812) > sshd(640) > ... > systemd(1)")
+// keeps its nearest parents and its root, which say the most about where a
+// process came from. Whole links are kept where they fit.
+func cutMiddle(s string, width int) string {
+	n := utf8.RuneCountInString
+	if width <= 0 || n(s) <= width {
+		return s
+	}
+	const sep, gap = " > ", " > … > "
+	if links := strings.Split(s, sep); len(links) > 2 {
+		root := links[len(links)-1]
+		head := links[0]
+		if n(head)+n(gap)+n(root) <= width {
+			for _, l := range links[1 : len(links)-1] {
+				if n(head)+n(sep)+n(l)+n(gap)+n(root) > width {
+					break
+				}
+				head += sep + l
+			}
+			return head + gap + root
+		}
+	}
+	if width < 3 {
+		return cut(s, width)
+	}
+	r := []rune(s)
+	right := (width - 1) / 2
+	left := width - 1 - right
+	return string(r[:left]) + "…" + string(r[len(r)-right:])
 }
 
 // sanitize makes a cell safe to print on a terminal. Process names, paths

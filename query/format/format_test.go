@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestWriteCells(t *testing.T) {
@@ -137,3 +138,23 @@ func TestAppendJSONCell(t *testing.T) {
 type stringer string
 
 func (s stringer) String() string { return string(s) }
+
+// TestTableCutsAncestryInTheMiddle: on a terminal a long parent chain keeps
+// its nearest parent and its root; other cells keep their start.
+func TestTableCutsAncestryInTheMiddle(t *testing.T) {
+	chain := "python3(950) > sh(812) > bash(700) > tmux(600) > sshd(640) > systemd(1)"
+	var b strings.Builder
+	err := WriteWith(&b, FormatTable, &Table{Columns: []string{"argv", "ancestry", "src_ancestry"}, Rows: [][]any{{chain, chain, "sh(1) > init(1)"}}}, WriteOptions{MaxCell: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(b.String(), "\n")[1]
+	want := "python3(950) > sh(812) > bash…  python3(950) > … > systemd(1)  sh(1) > init(1)"
+	if strings.TrimRight(got, " ") != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	// Too narrow for whole links: runes from both ends.
+	if c := cutMiddle("a-very-long-parent(1) > b(2) > the-root-process(1)", 20); c != "a-very-lon…rocess(1)" || utf8.RuneCountInString(c) > 20 {
+		t.Errorf("%q", c)
+	}
+}

@@ -257,6 +257,8 @@ type Summary struct {
 	Path     string
 	Bytes    int64
 	Messages int64 // observations: a message seen by its sender and its receiver counts twice
+	// DNSMessages counts messages: one seen at both ends counts once.
+	DNSMessages int64
 	// Resolutions are the libc resolver calls stored.
 	Resolutions int64
 	SHA256      string
@@ -1025,7 +1027,7 @@ func (s *Store) Finish(ctx context.Context, stoppedNs int64) (Summary, error) {
 	var sum Summary
 	sum.Path = s.path
 	sum.ChainSeq, sum.ChainHead = s.Head()
-	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages); err != nil {
+	if err := s.conn.QueryRowContext(ctx, `SELECT coalesce(sum((obs & 1) + (obs >> 1 & 1)), 0), count(*) FROM msgs WHERE session_id = ?`, s.sessionID).Scan(&sum.Messages, &sum.DNSMessages); err != nil {
 		errs = append(errs, fmt.Errorf("count messages: %w", err))
 	}
 	ph.done("count")
