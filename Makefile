@@ -74,11 +74,14 @@ check-deps:
 	for p in dig:dnsutils getent:libc-bin unbound:unbound tshark:tshark qemu-system-x86_64:qemu-system-x86 \
 		qemu-system-aarch64:qemu-system-arm \
 		cpio:cpio gcc:gcc node:nodejs npm:npm unshare:util-linux ip:iproute2 dnsmasq:dnsmasq-base python3:python3 \
-		kdig:knot-dnsutils openssl:openssl; do \
+		kdig:knot-dnsutils openssl:openssl curl:curl rsyslogd:rsyslog; do \
 		command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "make test needs:$$missing; run: sudo apt-get install -y$$missing (then npm install --prefix .cache/duckdb @duckdb/node-api@$(DUCKDB_VERSION)), or .ci/run, which does both" >&2; exit 1; \
+	fi; \
+	if ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then \
+		echo "make test needs rsyslog's TLS driver: run: sudo apt-get install -y rsyslog-gnutls (or .ci/run)" >&2; exit 1; \
 	fi; \
 	if [ ! -d .cache/duckdb/node_modules/@duckdb/node-api ]; then \
 		echo "make test needs DuckDB for node: run npm install --prefix .cache/duckdb @duckdb/node-api@$(DUCKDB_VERSION) (or .ci/run)" >&2; exit 1; \
