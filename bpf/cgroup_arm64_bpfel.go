@@ -199,15 +199,16 @@ type cgroupSignalEvent struct {
 }
 
 type cgroupTlsCall struct {
-	_      structs.HostLayout
-	Obj    uint64
-	Buf    uint64
-	Outlen uint64
-	Dir    uint8
-	Lib    uint8
-	Bound  uint8
-	Pad    [5]uint8
-	Conn   cgroupTlsConn
+	_       structs.HostLayout
+	Obj     uint64
+	Buf     uint64
+	Outlen  uint64
+	Dir     uint8
+	Lib     uint8
+	Bound   uint8
+	Pad     [5]uint8
+	StartNs uint64
+	Conn    cgroupTlsConn
 }
 
 type cgroupTlsConn struct {

@@ -123,15 +123,16 @@ type fentryTcpRecv struct {
 }
 
 type fentryTlsCall struct {
-	_      structs.HostLayout
-	Obj    uint64
-	Buf    uint64
-	Outlen uint64
-	Dir    uint8
-	Lib    uint8
-	Bound  uint8
-	Pad    [5]uint8
-	Conn   fentryTlsConn
+	_       structs.HostLayout
+	Obj     uint64
+	Buf     uint64
+	Outlen  uint64
+	Dir     uint8
+	Lib     uint8
+	Bound   uint8
+	Pad     [5]uint8
+	StartNs uint64
+	Conn    fentryTlsConn
 }
 
 type fentryTlsConn struct {

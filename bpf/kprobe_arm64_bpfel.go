@@ -123,15 +123,16 @@ type kprobeTcpRecv struct {
 }
 
 type kprobeTlsCall struct {
-	_      structs.HostLayout
-	Obj    uint64
-	Buf    uint64
-	Outlen uint64
-	Dir    uint8
-	Lib    uint8
-	Bound  uint8
-	Pad    [5]uint8
-	Conn   kprobeTlsConn
+	_       structs.HostLayout
+	Obj     uint64
+	Buf     uint64
+	Outlen  uint64
+	Dir     uint8
+	Lib     uint8
+	Bound   uint8
+	Pad     [5]uint8
+	StartNs uint64
+	Conn    kprobeTlsConn
 }
 
 type kprobeTlsConn struct {

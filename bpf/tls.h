@@ -87,6 +87,7 @@ struct tls_call {
 	__u8 lib;
 	__u8 bound; // conn holds the socket of a system call made inside the call
 	__u8 _pad[5];
+	__u64 start_ns; // boot time at the call's entry
 	struct tls_conn conn;
 };
 
@@ -556,7 +557,7 @@ int BPF_PROG(tls_sys_enter, struct pt_regs *regs, long nr)
 static __always_inline void tls_enter(__u64 obj, __u64 buf, __u64 outlen, __u8 dir, __u8 lib)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call c = {.obj = obj, .buf = buf, .outlen = outlen, .dir = dir, .lib = lib};
+	struct tls_call c = {.obj = obj, .buf = buf, .outlen = outlen, .dir = dir, .lib = lib, .start_ns = bpf_ktime_get_boot_ns()};
 	bpf_map_update_elem(&tls_active, &id, &c, BPF_ANY);
 }
 
@@ -620,7 +621,10 @@ static __always_inline void tls_data(__u64 id, const struct tls_call *cp, __u64 
 	h.lib = c.lib;
 	h.obj = c.obj;
 	h.len = n;
-	h.boot_ns = bpf_ktime_get_boot_ns();
+	// Plaintext handed to a write is sent from the call's entry on (the
+	// peer may answer before the library returns); a read's is received
+	// at its return.
+	h.boot_ns = c.dir == DIR_SEND && c.start_ns ? c.start_ns : bpf_ktime_get_boot_ns();
 	if (c.bound) {
 		h.flags |= TLS_F_SYSCALL;
 		h.conn = c.conn;

@@ -124,39 +124,15 @@ func dohTestServer(t *testing.T, dir string, plain string) (port int) {
 func TestDoH(t *testing.T) {
 	requireRoot(t)
 	curl, dig, sh, py := lookExe(t, "curl"), lookExe(t, "dig"), lookExe(t, "sh"), pythonExe(t)
-	for _, tool := range []string{"unbound", "openssl"} {
-		lookExe(t, tool)
-	}
-	dir := t.TempDir()
-	bed, err := filepath.Abs("testdata/tls/setup.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
 	getPy, err := filepath.Abs("testdata/tls/doh_get.py")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
 	const plain, httpPort = "5396", "8094"
-	env := append(os.Environ(), "PLAIN="+plain, "DOT=8854", "DOH=8443", "HTTP="+httpPort)
-	logf, err := os.Create(filepath.Join(dir, "bed.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	t.Cleanup(func() {
-		stop := exec.Command(sh, bed, "stop", dir)
-		stop.Env = env
-		stop.Run()
-	})
-	start := exec.Command(sh, bed, "start", dir)
-	start.Env, start.Stdout, start.Stderr = env, logf, logf
-	if err := start.Run(); err != nil {
-		out, _ := os.ReadFile(logf.Name())
-		t.Fatalf("test bed (unbound with DoH on 127.0.0.1:8443): %v\n%s", err, out)
-	}
+	cert := startTLSBed(t, dir, "PLAIN="+plain, "DOT=8854", "DOH=8443", "HTTP="+httpPort)
 	goPort := dohTestServer(t, dir, "127.0.0.1:"+plain)
 	goHost := "127.0.0.1:" + strconv.Itoa(goPort)
-	cert := filepath.Join(dir, "cert.pem")
 
 	// The secret is in a file, not on a command line: argv is evidence.
 	secretBytes := make([]byte, 16)

@@ -181,36 +181,3 @@ func TestGoDoT(t *testing.T) {
 	}
 	t.Logf("Go toolchains covered: %s", strings.Join(names, ", "))
 }
-
-// startDoTBed starts unbound serving DoT on 127.0.0.1:853 with a
-// certificate for dns.test made in dir (testdata/tls/setup.sh), until the
-// test ends; it returns the certificate's path.
-func startDoTBed(t *testing.T, dir string) string {
-	t.Helper()
-	sh := lookExe(t, "sh")
-	for _, tool := range []string{"unbound", "openssl", "dig"} {
-		lookExe(t, tool)
-	}
-	bed, err := filepath.Abs("testdata/tls/setup.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "PLAIN=5398", "DOT=853", "DOH=8453", "HTTP=8093")
-	logf, err := os.Create(filepath.Join(dir, "bed.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stop := exec.Command(sh, bed, "stop", dir)
-		stop.Env = env
-		stop.Run()
-		logf.Close()
-	})
-	start := exec.Command(sh, bed, "start", dir)
-	start.Env, start.Stdout, start.Stderr = env, logf, logf
-	if err := start.Run(); err != nil {
-		out, _ := os.ReadFile(logf.Name())
-		t.Fatalf("test bed (unbound with DoT on 127.0.0.1:853): %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "cert.pem")
-}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,7 +78,9 @@ func TestCLIBlindingOnRecord(t *testing.T) {
 	const after = "after.blind.test"
 	startServer(t, after)
 	path := filepath.Join(dir, "case.db")
-	rec := startRecorderCLI(t, bin, "record", "-o", path, "--hook", "cgroup", "--no-libc", "--no-tls", "--watch-every", "200ms")
+	anchorLog := filepath.Join(filepath.Dir(path), "anchor.log")
+	rec := startRecorderCLI(t, bin, "record", "-o", path, "--hook", "cgroup", "--no-libc", "--no-tls", "--watch-every", "200ms",
+		"--anchor", "file:"+anchorLog, "--checkpoint-every", "500ms")
 
 	id := recorderLink(t, rec.cmd.Process.Pid, "dns_egress")
 	l, err := link.NewFromID(id)
@@ -170,7 +173,34 @@ func TestCLIBlindingOnRecord(t *testing.T) {
 		t.Errorf("%d messages of %s after the re-attachment (%v): capture did not resume", n, after, err)
 	}
 	db.Close()
-	if out, err := exec.Command(bin, "query", "verify", "--db", path).CombinedOutput(); err != nil {
-		t.Errorf("verify: %v\n%s", err, out)
+	if out, err := exec.Command(bin, "query", "verify", "--db", path, "--anchors", anchorLog).CombinedOutput(); err != nil {
+		t.Errorf("verify --anchors: %v\n%s", err, out)
+	}
+	// The signed checkpoints that left the host carry the events: the
+	// stop's counts every one in the file, and one made after the
+	// detachment already counts it.
+	total := 0
+	for _, d := range events {
+		total += len(d)
+	}
+	b, err := os.ReadFile(anchorLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopEvents, maxBefore int = -1, 0
+	for _, l := range strings.Split(string(b), "\n") {
+		m := regexp.MustCompile(` events=(\d+) .* reason=(\S+)`).FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		if m[2] == "stop" {
+			stopEvents = n
+		} else {
+			maxBefore = max(maxBefore, n)
+		}
+	}
+	if stopEvents != total || maxBefore < 3 {
+		t.Errorf("checkpoints: the stop's counts %d events (want %d, every one in the file), the others at most %d (want the start, the detachment and its re-attachment: 3 or more)\n%s", stopEvents, total, maxBefore, b)
 	}
 }

@@ -183,7 +183,7 @@ func Run(ctx context.Context, opts Options) (sum Summary, err error) {
 // the recorder's peak.
 func (p *pipeline) release() {
 	p.procs, p.streams, p.held, p.heldBy, p.rows, p.pairs = nil, nil, nil, nil, nil, nil
-	p.firstSpeaker, p.outstanding, p.procOwners = nil, nil, nil
+	p.firstSpeaker, p.outstanding, p.procOwners, p.early = nil, nil, nil, nil
 	p.ifNames, p.cgroups, p.sockOwners = nil, nil, nil
 }
 
@@ -261,6 +261,10 @@ type pipeline struct {
 	// sent first (see senderIsServer).
 	firstSpeaker map[speakerKey]struct{}
 	outstanding  map[txKey]outstandingQuery // queries waiting for a response
+	// early are responses that came before their query: over TLS the
+	// client's write is seen when the library returns, and a local server
+	// may have answered by then.
+	early map[txKey]*msgRow
 	lastMsgID    int64
 	seed         maphash.Seed
 
@@ -866,20 +870,43 @@ func (p *pipeline) transaction(m *msgRow) {
 	}
 	if !m.senderServer {
 		k.client, k.server = m.Src, m.Dst
+		if r := p.early[k]; r != nil {
+			delete(p.early, k)
+			if !r.written && r.QueryID == 0 && r.First()-m.First() < int64(earlyWindow) {
+				r.AnswerQuery(m.ID, m.First(), m.Send.Seen)
+				return
+			}
+		}
 		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.First(), send: m.Send.Seen}
 		return
 	}
 	k.client, k.server = m.Dst, m.Src
 	q, ok := p.outstanding[k]
 	if !ok {
+		if m.Proto == "dot" || m.Proto == "doh" {
+			if p.early == nil {
+				p.early = map[txKey]*msgRow{}
+			}
+			p.early[k] = m
+		}
 		return
 	}
 	delete(p.outstanding, k)
 	m.AnswerQuery(q.id, q.tsNs, q.send)
 }
 
-// expireQueries forgets queries that waited longer than queryTimeout.
+// earlyWindow is how much later than its response a query over TLS may
+// be seen and still be linked to it.
+const earlyWindow = time.Second
+
+// expireQueries forgets queries that waited longer than queryTimeout, and
+// responses that waited for their query.
 func (p *pipeline) expireQueries() {
+	for k, r := range p.early {
+		if r.written {
+			delete(p.early, k)
+		}
+	}
 	cutoff := p.wall(p.lastBootNs) - int64(queryTimeout)
 	for k, q := range p.outstanding {
 		if q.tsNs < cutoff {
@@ -927,6 +954,7 @@ func (p *pipeline) flushRows(ctx context.Context, all bool) error {
 		if m.Recv.Seen {
 			p.flushedObs++
 		}
+		m.written = true
 		if err := p.store.InsertMessage(ctx, &m.MsgRow); err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ func TestDecodeResolution(t *testing.T) {
 	if !ok {
 		t.Fatalf("Decode = %T, want *Resolution", got)
 	}
-	want := &Resolution{Func: "getaddrinfo", BootNs: 9_000_000_900, CallNs: 9_000_000_100, Name: "only-in-hosts.test", AddrsCut: true,
+	want := &Resolution{Func: "getaddrinfo", BootNs: 9_000_000_900, CallNs: 9_000_000_100, Name: "only-in-hosts.test", Spelling: "Only-In-Hosts.TEST", AddrsCut: true,
 		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.55"), netip.MustParseAddr("2001:db8::55")},
 		Ident: &Identity{PID: 4321, TID: 4322, UID: 1000, GID: 1001, StartNs: 5_000_000_123, Comm: "getent", CgroupID: 0x1234_5678_9abc,
 			MntNS: 4026531841, NetNS: 4026531840, PidNS: 4026531836, NSPID: 7, Ancestors: []Ancestor{{PID: 900, StartNs: 400, Comm: "bash"}}}}

@@ -28,6 +28,7 @@ type msgRow struct {
 	senderServer bool    // the pipeline's reading of the transport, for the second side
 	pairSum      uint64  // the hash its pairing index holds it under
 	pairNext     *msgRow // the next row waiting under the same key
+	written      bool    // handed to the store: no longer to be changed
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -30,39 +30,12 @@ import (
 func TestDoT(t *testing.T) {
 	requireRoot(t)
 	kdig, dig, sh, py := lookExe(t, "kdig"), lookExe(t, "dig"), lookExe(t, "sh"), pythonExe(t)
-	for _, tool := range []string{"unbound", "openssl"} {
-		lookExe(t, tool)
-	}
-	dir := t.TempDir()
-	bed, err := filepath.Abs("testdata/tls/setup.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dotPy, err := filepath.Abs("testdata/tls/dot.py")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// DoT on the default port, the other services out of the way.
-	env := append(os.Environ(), "PLAIN=5398", "DOT=853", "DOH=8453", "HTTP=8093")
-	// The servers outlive the script: they get a file, not a pipe that
-	// Wait would wait on.
-	logf, err := os.Create(filepath.Join(dir, "bed.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	t.Cleanup(func() {
-		stop := exec.Command(sh, bed, "stop", dir)
-		stop.Env = env
-		stop.Run()
-	})
-	start := exec.Command(sh, bed, "start", dir)
-	start.Env, start.Stdout, start.Stderr = env, logf, logf
-	if err := start.Run(); err != nil {
-		out, _ := os.ReadFile(logf.Name())
-		t.Fatalf("test bed (unbound with DoT on 127.0.0.1:853): %v\n%s", err, out)
-	}
-	cert := filepath.Join(dir, "cert.pem")
+	dir := t.TempDir()
+	cert := startDoTBed(t, dir)
 	kdigArgv := []string{kdig, "+tls", "+tls-ca=" + cert, "+tls-hostname=dns.test", "@127.0.0.1", "c2.evil.test", "A"}
 	digArgv := []string{dig, "+tls", "+tls-ca=" + cert, "+tls-hostname=dns.test", "@127.0.0.1", "c2.evil.test", "A"}
 	pyArgv := []string{py, dotPy, "127.0.0.1", "853", cert, "c2.evil.test"}
@@ -204,4 +177,48 @@ func timelineRows(t *testing.T, db *query.DB, pid int) []map[string]string {
 		rows = append(rows, m)
 	}
 	return rows
+}
+
+// startDoTBed starts unbound serving DoT on 127.0.0.1:853 with a
+// certificate for dns.test made in dir, until the test ends; it returns
+// the certificate's path.
+func startDoTBed(t *testing.T, dir string) string {
+	t.Helper()
+	return startTLSBed(t, dir, "PLAIN=5398", "DOT=853", "DOH=8453", "HTTP=8093")
+}
+
+// startTLSBed runs testdata/tls/setup.sh in dir, with its ports (PLAIN,
+// DOT, DOH, HTTP) set by env, until the test ends: unbound serving the
+// test zone in clear, over DoT and over DoH, and an HTTP server. It returns
+// the path of the certificate made for dns.test and 127.0.0.1.
+func startTLSBed(t *testing.T, dir string, env ...string) string {
+	t.Helper()
+	sh := lookExe(t, "sh")
+	for _, tool := range []string{"unbound", "openssl", "dig"} {
+		lookExe(t, tool)
+	}
+	bed, err := filepath.Abs("testdata/tls/setup.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = append(os.Environ(), env...)
+	// The servers outlive the script: they get a file, not a pipe that
+	// Wait would wait on.
+	logf, err := os.Create(filepath.Join(dir, "bed.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop := exec.Command(sh, bed, "stop", dir)
+		stop.Env = env
+		stop.Run()
+		logf.Close()
+	})
+	start := exec.Command(sh, bed, "start", dir)
+	start.Env, start.Stdout, start.Stderr = env, logf, logf
+	if err := start.Run(); err != nil {
+		out, _ := os.ReadFile(logf.Name())
+		t.Fatalf("test bed (unbound with DoT and DoH, %s): %v\n%s", strings.Join(env[len(env)-4:], " "), err, out)
+	}
+	return filepath.Join(dir, "cert.pem")
 }

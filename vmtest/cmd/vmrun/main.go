@@ -620,7 +620,10 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 		console = "ttyAMA0" // the virt machine's PL011
 	}
 	appendLine := strings.Join([]string{
-		"console=" + console, "quiet", "panic=-1", "oops=panic",
+		// quiet keeps the boot short; loglevel=5 still shows the
+		// registers and call trace of a stall report (printed at the
+		// default level, which quiet hides).
+		"console=" + console, "quiet", "loglevel=5", "panic=-1", "oops=panic",
 		"vmtest.id=" + id,
 		"vmtest.args=" + encodeList(r.Args),
 		"vmtest.env=" + encodeList(c.env),
