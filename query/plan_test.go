@@ -153,7 +153,7 @@ func TestResolvedToUsesIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, args, _ := resolvedToSQL(prefix, &Filter{})
+		q, args, _ := resolvedToSQL(db.files[0].version, prefix, &Filter{})
 		plan := planOf(t, db.files[0], q, args)
 		if !strings.Contains(plan, "USING INDEX rrs_addr") || strings.Contains(plan, "SCAN r") {
 			t.Errorf("%s: plan\n%s", arg, plan)

@@ -185,51 +185,85 @@ WHERE `+where+` ORDER BY p.id`, args...)
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs = nil, nil, nil, nil
 	msgF.Trees = nil
 	mw, margs := msgF.msgsWhere(false)
+	// One row per name and spelling (schema v15): spelledNames adds the
+	// spellings of a name up.
+	spelling, spJoin, spGroup := "NULL", "", ""
+	if fl.hasSpellings() {
+		spelling, spJoin, spGroup = "sp.name", " LEFT JOIN spellings sp ON sp.id = m.spelling_id", ", m.spelling_id"
+	}
 	nrs, err := fl.db.QueryContext(ctx, `
-SELECT o.process_id, coalesce(n.name, ''), count(*), min(m.ts_ns) AS first
-FROM msgs m JOIN owners o ON o.id = m.s_owner LEFT JOIN names n ON n.id = m.name_id
+SELECT o.process_id, m.name_id, coalesce(n.name, ''), `+spelling+`, count(*), min(m.ts_ns) AS first
+FROM msgs m JOIN owners o ON o.id = m.s_owner LEFT JOIN names n ON n.id = m.name_id`+spJoin+`
 WHERE m.obs & 5 = 1 AND m.s_owner IN (SELECT id FROM owners WHERE process_id IN (`+placeholders(len(ids))+`)) AND `+mw+`
-GROUP BY o.process_id, m.name_id ORDER BY first`, append(ids, margs...)...)
+GROUP BY o.process_id, m.name_id`+spGroup+` ORDER BY first`, append(ids, margs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read names: %w", err)
 	}
-	defer nrs.Close()
-	for nrs.Next() {
-		var proc, first int64
-		var nc NameCount
-		if err := nrs.Scan(&proc, &nc.Name, &nc.Count, &first); err != nil {
-			return nil, fmt.Errorf("read names: %w", err)
-		}
-		r := byID[proc]
-		r.Names = append(r.Names, nc)
-		r.Queries += nc.Count
-	}
-	if err := nrs.Err(); err != nil {
+	err = spelledNames(nrs, func(proc int64) *[]NameCount { return &byID[proc].Names })
+	if err != nil {
 		return nil, fmt.Errorf("read names: %w", err)
 	}
-	nrs.Close()
+	for i := range out {
+		for _, nc := range out[i].Names {
+			out[i].Queries += nc.Count
+		}
+	}
 	if fl.version < 5 {
 		return out, nil
 	}
 	rw, rargs := msgF.resWhere()
+	spJoin = strings.ReplaceAll(spJoin, "m.", "r.")
+	spGroup = strings.ReplaceAll(spGroup, "m.", "r.")
 	lrs, err := fl.db.QueryContext(ctx, `
-SELECT o.process_id, coalesce(n.name, ''), count(*), min(r.ts_ns) AS first
-FROM resolutions r JOIN owners o ON o.id = r.owner LEFT JOIN names n ON n.id = r.name_id
+SELECT o.process_id, r.name_id, coalesce(n.name, ''), `+spelling+`, count(*), min(r.ts_ns) AS first
+FROM resolutions r JOIN owners o ON o.id = r.owner LEFT JOIN names n ON n.id = r.name_id`+spJoin+`
 WHERE r.owner IN (SELECT id FROM owners WHERE process_id IN (`+placeholders(len(ids))+`)) AND `+rw+`
-GROUP BY o.process_id, r.name_id ORDER BY first`, append(ids, rargs...)...)
+GROUP BY o.process_id, r.name_id`+spGroup+` ORDER BY first`, append(ids, rargs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read libc resolutions: %w", err)
 	}
-	defer lrs.Close()
-	for lrs.Next() {
-		var proc, first int64
-		var nc NameCount
-		if err := lrs.Scan(&proc, &nc.Name, &nc.Count, &first); err != nil {
-			return nil, fmt.Errorf("read libc resolutions: %w", err)
-		}
-		byID[proc].LibcNames = append(byID[proc].LibcNames, nc)
+	err = spelledNames(lrs, func(proc int64) *[]NameCount { return &byID[proc].LibcNames })
+	if err != nil {
+		return nil, fmt.Errorf("read libc resolutions: %w", err)
 	}
-	return out, lrs.Err()
+	return out, nil
+}
+
+// spelledNames reads rows of (process, name id, name, spelling, count,
+// first) in first-seen order into the lists of names at list(process):
+// one entry per name, whatever its case, counting all its spellings and
+// showing the first that was not lowercase, as who-resolved does.
+func spelledNames(rs *sql.Rows, list func(proc int64) *[]NameCount) error {
+	defer rs.Close()
+	type key struct{ proc, name int64 }
+	at := map[key]int{}
+	spelled := map[key]bool{}
+	for rs.Next() {
+		var (
+			proc, first int64
+			name        sql.NullInt64
+			sent        sql.NullString
+			nc          NameCount
+		)
+		if err := rs.Scan(&proc, &name, &nc.Name, &sent, &nc.Count, &first); err != nil {
+			return err
+		}
+		names := list(proc)
+		k := key{proc, name.Int64}
+		i, ok := at[k]
+		if !ok {
+			i = len(*names)
+			at[k] = i
+			*names = append(*names, NameCount{Name: nc.Name})
+		}
+		e := &(*names)[i]
+		e.Count += nc.Count
+		if sent.Valid && !spelled[k] {
+			e.Name = sent.String
+			spelled[k] = true
+		}
+	}
+	return rs.Err()
 }
 
 // ProcessTree lists the processes with pid and all their descendants the

@@ -164,7 +164,7 @@ func typedAddrRanges(prefix netip.Prefix, alias string) (where string, args []an
 // resolvedToSQL is the statement that finds the answers inside prefix,
 // its arguments, and whether the SQL alone decides (else each address is
 // checked against prefix).
-func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
+func resolvedToSQL(version int, prefix netip.Prefix, f *Filter) (string, []any, bool) {
 	typed, args, exact, _ := typedAddrRanges(prefix, "r")
 	msgF := *f
 	msgF.PIDs, msgF.Exes, msgF.Comms, msgF.UIDs, msgF.Limit = nil, nil, nil, nil, 0
@@ -176,11 +176,16 @@ func resolvedToSQL(prefix netip.Prefix, f *Filter) (string, []any, bool) {
 		ownerW, ownerArgs = "m.r_owner IN (SELECT o.id FROM owners o LEFT JOIN processes p ON p.id = o.process_id WHERE "+c+")", a
 	}
 	// Responses received by a client, or sent by a local server to a
-	// remote one: the answers someone asked for.
+	// remote one: the answers someone asked for. The question as sent
+	// (schema v15) follows the client end's columns.
+	sent, spJoin := "NULL", ""
+	if version >= 15 {
+		sent, spJoin = "sp.name", " LEFT JOIN spellings sp ON sp.id = m.spelling_id"
+	}
 	q := `
 SELECT r.data, m.id, m.session_id, m.ts_ns + coalesce(m.r_dt_ns, 0), m.obs, m.r_owner, coalesce(n.name, ''),
-       ` + summary.ClientEnd("m") + `
-FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id
+       ` + summary.ClientEnd("m") + `, ` + sent + `
+FROM rrs r JOIN msgs m ON m.id = r.message_id LEFT JOIN names n ON n.id = m.name_id LEFT JOIN flows f ON f.id = m.flow_id` + spJoin + `
 WHERE ` + typed + ` AND ` + mw + ` AND ` + ownerW + `
 ORDER BY m.ts_ns, m.id, r.id`
 	return q, concat(args, margs, ownerArgs), exact
@@ -192,8 +197,14 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		return nil, err
 	}
 	// Without filters, and without libc resolutions to merge in, a file
-	// that stopped cleanly answers from its summary (summary_addr.go).
-	if f.empty() && len(libc) == 0 {
+	// that stopped cleanly answers from its summary (summary_addr.go). The
+	// summary keeps the lowercase names only: a file where some name was
+	// sent in another case answers from the messages, to show it as sent.
+	spelled, err := fl.anySpelling(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.empty() && len(libc) == 0 && !spelled {
 		ok, err := fl.summarized(ctx, summary.Addr)
 		if err != nil {
 			return nil, err
@@ -202,7 +213,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 			return fl.resolvedToSummary(ctx, prefix)
 		}
 	}
-	q, all, exact := resolvedToSQL(prefix, f)
+	q, all, exact := resolvedToSQL(fl.version, prefix, f)
 	rs, err := fl.db.QueryContext(ctx, q, all...)
 	if err != nil {
 		return nil, fmt.Errorf("read answers: %w", err)
@@ -212,7 +223,7 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		var h resolvedHit
 		var data, qname, caddr string
 		var cport int64
-		if err := rs.Scan(&data, &h.msg, &h.key.session, &h.ts, &h.obs, &h.owner, &qname, &caddr, &cport); err != nil {
+		if err := rs.Scan(&data, &h.msg, &h.key.session, &h.ts, &h.obs, &h.owner, &qname, &caddr, &cport, &h.sent); err != nil {
 			rs.Close()
 			return nil, fmt.Errorf("read answers: %w", err)
 		}
@@ -261,6 +272,9 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 		if g, ok := groups[k]; ok {
 			g.Count++
 			g.LastSeen = ts
+			if h.sent.Valid && g.QName == k.qname {
+				g.QName, g.Chain = spelledChain(g.Chain, k.qname, h.sent.String)
+			}
 			continue
 		}
 		row := &ResolvedToRow{File: fl.path, Address: k.addr, QName: k.qname, Client: client, FirstSeen: ts, LastSeen: ts, Count: 1}
@@ -279,6 +293,9 @@ func (fl *file) resolvedTo(ctx context.Context, prefix netip.Prefix, f *Filter) 
 			row.Chain = k.qname + " > " + libcSource(k.libc) + " > " + dnstext.AddrAnswer(k.addr)
 		} else if row.Chain, err = fl.chainOf(ctx, h.msg, k.qname, k.addr); err != nil {
 			return nil, err
+		}
+		if h.sent.Valid {
+			row.QName, row.Chain = spelledChain(row.Chain, k.qname, h.sent.String)
 		}
 		groups[k] = row
 		order = append(order, k)
@@ -299,6 +316,14 @@ type resolvedHit struct {
 	owner  sql.NullInt64
 	obs    int64
 	client netip.AddrPort
+	sent   sql.NullString // the question as sent, when its case differs from key.qname
+}
+
+// spelledChain shows a resolved-to row's name as sent: the rows of a name
+// are one whatever its case, and show the first spelling that was not
+// lowercase, as who-resolved does. The chain starts from the name.
+func spelledChain(chain, qname, sent string) (string, string) {
+	return sent, sent + strings.TrimPrefix(chain, qname)
 }
 
 // resolvedToLibc is the addresses inside prefix that libc resolutions
@@ -312,9 +337,13 @@ func (fl *file) resolvedToLibc(ctx context.Context, prefix netip.Prefix, f *Filt
 		conds[i] = strings.ReplaceAll(conds[i], "r.data", "a.addr")
 	}
 	rw, rargs := f.resWhere()
+	sent, spJoin := "NULL", ""
+	if fl.hasSpellings() {
+		sent, spJoin = "sp.name", " LEFT JOIN spellings sp ON sp.id = r.spelling_id"
+	}
 	rs, err := fl.db.QueryContext(ctx, `
-SELECT a.addr, r.session_id, r.ts_ns, r.owner, coalesce(n.name, ''), r.func
-FROM resolution_addrs a JOIN resolutions r ON r.id = a.resolution_id LEFT JOIN names n ON n.id = r.name_id
+SELECT a.addr, r.session_id, r.ts_ns, r.owner, coalesce(n.name, ''), r.func, `+sent+`
+FROM resolution_addrs a JOIN resolutions r ON r.id = a.resolution_id LEFT JOIN names n ON n.id = r.name_id`+spJoin+`
 WHERE (`+strings.Join(conds, " OR ")+`) AND `+rw+`
 ORDER BY r.ts_ns, r.id`, concat(args, rargs)...)
 	if err != nil {
@@ -324,7 +353,7 @@ ORDER BY r.ts_ns, r.id`, concat(args, rargs)...)
 	var hits []resolvedHit
 	for rs.Next() {
 		var h resolvedHit
-		if err := rs.Scan(&h.key.addr, &h.key.session, &h.ts, &h.owner, &h.key.qname, &h.key.libc); err != nil {
+		if err := rs.Scan(&h.key.addr, &h.key.session, &h.ts, &h.owner, &h.key.qname, &h.key.libc, &h.sent); err != nil {
 			return nil, fmt.Errorf("read libc resolutions: %w", err)
 		}
 		if a, err := netip.ParseAddr(h.key.addr); err != nil || (!exact && !prefix.Contains(a)) || a.Is4() != prefix.Addr().Is4() {

@@ -26,6 +26,24 @@ func (f *file) qnameCol() (col, join string) {
 	return "coalesce(sp.name, n.name)", " LEFT JOIN spellings sp ON sp.id = m.spelling_id"
 }
 
+// anySpelling tells whether some name in the file was sent in another
+// case than its names row: the common file has none, and its questions
+// need not look.
+func (f *file) anySpelling(ctx context.Context) (bool, error) {
+	if !f.hasSpellings() {
+		return false, nil
+	}
+	var one int
+	err := f.db.QueryRowContext(ctx, "SELECT 1 FROM spellings LIMIT 1").Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read spellings: %w", err)
+	}
+	return true, nil
+}
+
 // spellKey is who-resolved's grouping, without the session: a process
 // (or, unidentified, a pid and comm) and a lowercased name.
 type spellKey struct {
@@ -63,16 +81,11 @@ ORDER BY first`
 // first spelling that was not lowercase, and all of them in Spellings when
 // there were several. libc: the rows are of libc calls.
 func (f *file) spell(ctx context.Context, pat NamePattern, rows []WhoResolvedRow, libc bool) error {
-	if !f.hasSpellings() || len(rows) == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
-	var one int
-	err := f.db.QueryRowContext(ctx, "SELECT 1 FROM spellings LIMIT 1").Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil // nothing was sent in another case: the common file
-	}
-	if err != nil {
-		return fmt.Errorf("read spellings: %w", err)
+	if ok, err := f.anySpelling(ctx); err != nil || !ok {
+		return err // !ok: nothing was sent in another case, the common file
 	}
 	q := spellMsgsSQL
 	if libc {

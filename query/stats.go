@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +107,7 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 	agg.names = map[string]int64{}
 	agg.procs = map[procKey]*procStat{}
 	agg.unanswered = map[string]int64{}
+	agg.spellings = map[string][]string{}
 	for _, fl := range d.files {
 		if fl.version < 2 {
 			return nil, fmt.Errorf("%s: %w", fl.path, ErrOldSchema)
@@ -136,13 +138,24 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 	encTotal, encServers := encryptedStats(enc)
 	add("span", 0, "encrypted_connections", encTotal, nil, "to encrypted-DNS servers: see query encrypted")
 
+	// Names are counted whatever their case and shown as sent: the first
+	// spelling that was not lowercase, as who-resolved shows them.
+	shown := func(name string) string {
+		if sp := agg.spellings[name]; len(sp) > 0 {
+			return sp[0]
+		}
+		return name
+	}
 	for i, kv := range topCounts(agg.names, StatsTop) {
-		add("top_names", i+1, kv.key, kv.n, nil, nil)
+		add("top_names", i+1, shown(kv.key), kv.n, nil, nil)
 	}
 	// One pass over the names: their domains, and the labels that look
-	// random.
+	// random. A label is scored as it was sent: case can carry the data
+	// (base64), and lowercasing it lowers its entropy. A name sent in
+	// several spellings scores as its highest.
 	type scored struct {
-		name  string
+		name  string // lowercase: the key
+		sent  string // the spelling scored
 		label string
 		bits  float64
 	}
@@ -158,8 +171,15 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 		if len(label) < entropyMinLen {
 			continue
 		}
-		if b := Entropy(label); b >= entropyMinBits {
-			high = append(high, scored{name, label, b})
+		best := scored{name, name, label, Entropy(label)}
+		for _, sent := range agg.spellings[name] {
+			l := longestLabelIn(sent, dom)
+			if b := Entropy(l); b > best.bits {
+				best = scored{name, sent, l, b}
+			}
+		}
+		if best.bits >= entropyMinBits {
+			high = append(high, best)
 			suspects[dom]++
 		}
 	}
@@ -203,7 +223,7 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 			fmt.Sprintf("NXDOMAIN of %d responses", p.responses))
 	}
 	for i, kv := range topCounts(agg.unanswered, StatsTop) {
-		add("unanswered", i+1, kv.key, kv.n, nil, "queries with no response linked")
+		add("unanswered", i+1, shown(kv.key), kv.n, nil, "queries with no response linked")
 	}
 	// Names by length, then by entropy (ties: the longer name, then in
 	// order).
@@ -213,7 +233,7 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 		}
 		return a < b
 	}) {
-		add("long_names", i+1, n, agg.names[n], int64(len(n)), "characters")
+		add("long_names", i+1, shown(n), agg.names[n], int64(len(n)), "characters")
 	}
 	high = top(high, StatsTop, func(a, b scored) bool {
 		if a.bits != b.bits {
@@ -225,8 +245,11 @@ func (d *DB) Stats(ctx context.Context, f Filter) (*format.Table, error) {
 		return a.name < b.name
 	})
 	for i, h := range high {
-		add("high_entropy", i+1, h.name, agg.names[h.name], strconv.FormatFloat(h.bits, 'f', 2, 64),
-			fmt.Sprintf("bits per character of %q", h.label))
+		detail := fmt.Sprintf("bits per character of %q", h.label)
+		if n := len(agg.spellings[h.name]); n > 1 {
+			detail += fmt.Sprintf(", the highest of %d spellings", n)
+		}
+		add("high_entropy", i+1, h.sent, agg.names[h.name], strconv.FormatFloat(h.bits, 'f', 2, 64), detail)
 	}
 	for i, kv := range topCounts(suspects, StatsTop) {
 		add("tunnel_suspects", i+1, kv.key, kv.n, nil, fmt.Sprintf("distinct high-entropy names of %d", distinct[kv.key]))
@@ -246,6 +269,9 @@ type statsAgg struct {
 	names                       map[string]int64 // client queries per name
 	procs                       map[procKey]*procStat
 	unanswered                  map[string]int64
+	// spellings are, per lowercase name, the spellings its client queries
+	// were sent in when not lowercase (schema v15), first seen first.
+	spellings map[string][]string
 }
 
 // procKey identifies a process across files.
@@ -385,6 +411,16 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 	for i, c := range nameRanges {
 		passes = append(passes, namePass(c, rangeArgs[i]))
 	}
+	var spelled [][2]string // lowercase name, as sent
+	if ok, err := fl.anySpelling(ctx); err != nil {
+		return err
+	} else if ok {
+		passes = append(passes, func(ctx context.Context) error {
+			var err error
+			spelled, err = fl.statsSpellings(ctx, mw, margs)
+			return err
+		})
+	}
 	// The senders and receivers are most of the owners.
 	dict := fl.dicts()
 	passes = append(passes, dict.loadOwners)
@@ -413,6 +449,11 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 			agg.unanswered[r.name] += u
 		}
 	}
+	for _, sp := range spelled {
+		if !slices.Contains(agg.spellings[sp[0]], sp[1]) {
+			agg.spellings[sp[0]] = append(agg.spellings[sp[0]], sp[1])
+		}
+	}
 	for i, rows := range [][]ownRow{sent, received} {
 		for _, o := range rows {
 			ps, err := agg.proc(ctx, fl, dict, o.own)
@@ -428,6 +469,37 @@ func (fl *file) stats(ctx context.Context, f *Filter, agg *statsAgg) error {
 		}
 	}
 	return nil
+}
+
+// statsSpellingsSQL lists the spellings of the client queries matching
+// %s, first seen first. Only the names some spelling lowercases to are
+// read (through msgs_name): the spellings are few, the messages many. The
+// names are presentation forms, ASCII, which lower() lowercases as the
+// recorder does.
+const statsSpellingsSQL = `
+WITH s AS (SELECT id, name FROM names WHERE name IN (SELECT lower(name) FROM spellings))
+SELECT s.name, sp.name, min(m.ts_ns) AS first
+FROM s JOIN msgs m ON m.name_id = s.id JOIN spellings sp ON sp.id = m.spelling_id
+WHERE m.obs & 5 = 1 AND %s
+GROUP BY m.name_id, m.spelling_id ORDER BY first`
+
+// statsSpellings reads the spellings of the client queries matching mw.
+func (fl *file) statsSpellings(ctx context.Context, mw string, margs []any) ([][2]string, error) {
+	rs, err := fl.db.QueryContext(ctx, fmt.Sprintf(statsSpellingsSQL, mw), margs...)
+	if err != nil {
+		return nil, fmt.Errorf("spellings: %w", err)
+	}
+	defer rs.Close()
+	var out [][2]string
+	for rs.Next() {
+		var sp [2]string
+		var first int64
+		if err := rs.Scan(&sp[0], &sp[1], &first); err != nil {
+			return nil, fmt.Errorf("spellings: %w", err)
+		}
+		out = append(out, sp)
+	}
+	return out, rs.Err()
 }
 
 // proc returns the figures of the process behind owner (one entry per
@@ -546,9 +618,13 @@ func registered(name string) string {
 }
 
 // longestLabelIn is the longest label of name below dom, its registered
-// domain.
+// domain (lowercase; name may be a spelling of another case).
 func longestLabelIn(name, dom string) string {
-	sub := strings.TrimSuffix(strings.TrimSuffix(name, dom), ".")
+	sub := name
+	if n := len(name) - len(dom); n >= 0 && strings.EqualFold(name[n:], dom) {
+		sub = name[:n]
+	}
+	sub = strings.TrimSuffix(sub, ".")
 	best := ""
 	for _, l := range strings.Split(sub, ".") {
 		if len(l) > len(best) {

@@ -31,6 +31,13 @@ type Builder struct {
 	// message packed from its fields (see Pack) instead of a one-byte
 	// placeholder: for tests of what reads the bytes (pcapng exports).
 	RealRaw bool
+
+	// Spellings makes Message and Resolution keep a name given in another
+	// case than its lowercase names row as the recorder does (schema v15):
+	// a spellings row the message or call points at. Off, the name is
+	// stored lowercased only.
+	Spellings bool
+	spellings map[string]int64
 }
 
 // NewAtVersion creates an evidence file of an older schema version, for
@@ -274,6 +281,9 @@ func (b *Builder) Message(m Message) int64 {
 		name_id, qtype, qclass, ancount, raw)
 		VALUES (?, ?, ?, ?, ?, ?, 0, 4242, ?, ?, ?, ?, 1, ?, ?)`,
 		m.Session, m.TS.UnixNano(), flow, obs, sOwner, rOwner, qr<<15|m.Rcode, m.Rcode, b.name(qname), m.QType, len(m.Answers), raw)
+	if sp := b.spelling(m.QName, qname); sp != nil {
+		b.Exec(`UPDATE msgs SET spelling_id = ? WHERE id = ?`, sp, id)
+	}
 	// A client's response answers its last query for the name.
 	if b.version >= 3 && m.Role == "client" {
 		k := fmt.Sprint(m.Session, m.Process, m.PID, qname)
@@ -313,6 +323,27 @@ func (b *Builder) name(n string) int64 {
 	return b.Exec(`INSERT INTO names (name, rev) VALUES (?, ?)`, n, schema.ReverseName(n))
 }
 
+// spelling returns the spellings row of name as given (presentation form)
+// when Spellings is set and its case differs from norm, its normalized
+// form; else nil. As the recorder, it keeps the name without its trailing
+// dot: lowercasing keeps the length.
+func (b *Builder) spelling(name, norm string) any {
+	b.tb.Helper()
+	if !b.Spellings || len(name) < len(norm) || name[:len(norm)] == norm {
+		return nil
+	}
+	sent := name[:len(norm)]
+	if id, ok := b.spellings[sent]; ok {
+		return id
+	}
+	if b.spellings == nil {
+		b.spellings = map[string]int64{}
+	}
+	id := b.Exec(`INSERT INTO spellings (name) VALUES (?)`, sent)
+	b.spellings[sent] = id
+	return id
+}
+
 // null turns zero values into SQL NULL.
 func null[T comparable](v T) any {
 	var zero T
@@ -343,8 +374,12 @@ func (b *Builder) Resolution(r Resolution) int64 {
 		r.Func = "getaddrinfo"
 	}
 	owner := b.Exec(`INSERT INTO owners (process_id, pid, tid, comm) VALUES (?, ?, ?, ?)`, null(r.Process), r.PID, r.PID, null(r.Comm))
+	norm := schema.NormalizeName(r.Name)
 	id := b.Exec(`INSERT INTO resolutions (session_id, ts_ns, dur_ns, owner, func, name_id, rc, flags) VALUES (?, ?, 1000, ?, ?, ?, ?, 0)`,
-		r.Session, r.TS.UnixNano(), owner, r.Func, b.name(schema.NormalizeName(r.Name)), r.RC)
+		r.Session, r.TS.UnixNano(), owner, r.Func, b.name(norm), r.RC)
+	if sp := b.spelling(r.Name, norm); sp != nil {
+		b.Exec(`UPDATE resolutions SET spelling_id = ? WHERE id = ?`, sp, id)
+	}
 	for _, a := range r.Addrs {
 		b.Exec(`INSERT INTO resolution_addrs (resolution_id, addr) VALUES (?, ?)`, id, a)
 	}

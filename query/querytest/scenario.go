@@ -1,6 +1,7 @@
 package querytest
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,4 +108,48 @@ func SecondHost(b *Builder, host string) {
 		Direction: "send", QName: "www.evil.com"})
 	b.Message(Message{Session: s, Process: wget, PID: 77, Comm: "wget", UID: UID(0), TS: At(1510 * time.Millisecond),
 		Direction: "recv", Response: true, QName: "www.evil.com", Answers: []Answer{{Data: "203.0.113.7"}}})
+}
+
+// Spelled names, as Spelled sends them: base64 in the case of a label,
+// whose entropy lowercasing lowers ("root:x:0:0" and "hello world").
+const (
+	SpelledRoot  = "cm9vdDp4OjA6MA.evil.test"
+	SpelledHello = "exfil-aGVsbG8gd29ybGQ.evil.test"
+	SpelledLibc  = "Beacon-C2.Evil.Test"
+)
+
+// Spelled records, with spellings kept (schema v15), a beacon,
+// python3(4100) < sh(4000), sending names in mixed case:
+//
+//   - SpelledHello (TXT) at 1s, NXDOMAIN;
+//   - SpelledRoot at 2s lowercased, at 3s as spelled, each answered
+//     203.0.113.7;
+//   - www.example.test at 4s, answered 192.0.2.1;
+//   - SpelledLibc through getaddrinfo at 5s, which returns 203.0.113.9.
+func Spelled(b *Builder, host string) {
+	b.Spellings = true
+	s := b.Session(host, Base)
+	sh := b.Process(Process{Session: s, PID: 4000, Comm: "sh", Exe: "/usr/bin/dash", UID: UID(1000)})
+	py := b.Process(Process{Session: s, PID: 4100, Parent: sh, Comm: "python3", Exe: "/usr/bin/python3.11", UID: UID(1000)})
+	ask := func(at time.Duration, name string, qtype, rcode int, answers ...Answer) {
+		b.Message(Message{Session: s, Process: py, PID: 4100, Comm: "python3", TS: At(at), Direction: "send", QName: name, QType: qtype})
+		b.Message(Message{Session: s, Process: py, PID: 4100, Comm: "python3", TS: At(at + time.Millisecond), Direction: "recv",
+			Response: true, QName: name, QType: qtype, Rcode: rcode, Answers: answers})
+	}
+	ask(time.Second, SpelledHello, 16, 3)
+	ask(2*time.Second, strings.ToLower(SpelledRoot), 1, 0, Answer{Data: "203.0.113.7"})
+	ask(3*time.Second, SpelledRoot, 1, 0, Answer{Data: "203.0.113.7"})
+	ask(4*time.Second, "www.example.test", 1, 0, Answer{Data: "192.0.2.1"})
+	b.Resolution(Resolution{Session: s, Process: py, PID: 4100, Comm: "python3", TS: At(5 * time.Second),
+		Name: SpelledLibc, Addrs: []string{"203.0.113.9"}})
+}
+
+// SpelledFile writes Spelled for host into a new file at path, closed
+// cleanly, and returns path.
+func SpelledFile(tb testing.TB, path, host string) string {
+	tb.Helper()
+	b := New(tb, path)
+	Spelled(b, host)
+	b.Close()
+	return path
 }
