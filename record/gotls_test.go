@@ -18,28 +18,33 @@ import (
 	"github.com/dnsrec/dnsrec/record"
 )
 
-// goDoTClient is testdata/gotls built with one toolchain.
-type goDoTClient struct {
+// goClient is a Go program of testdata built with one toolchain.
+type goClient struct {
 	name string // "go1.26.8", "go1.26.8 stripped", "go1.21.13"
 	exe  string
 }
 
-// buildGoDoTClients builds testdata/gotls with this machine's go, the same
-// stripped of .symtab, and with an older toolchain (register ABI) fetched
-// through the module proxy when it can be.
-func buildGoDoTClients(t *testing.T) []goDoTClient {
+// buildGoDoTClients builds testdata/gotls (goClients).
+func buildGoDoTClients(t *testing.T) []goClient {
+	return buildGoClients(t, "gotls", "dotclient")
+}
+
+// buildGoClients builds testdata/SRC/main.go as the executable NAME with
+// this machine's go, the same stripped of .symtab, and with an older
+// toolchain (register ABI) fetched through the module proxy when it can be.
+func buildGoClients(t *testing.T, src, name string) []goClient {
 	t.Helper()
 	goBin := lookExe(t, "go")
-	src, err := os.ReadFile("testdata/gotls/main.go")
+	code, err := os.ReadFile(filepath.Join("testdata", src, "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), code, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// Its own module, so that an older toolchain may build it.
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module dotclient\n\ngo 1.21\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.21\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	build := func(out, toolchain string, flags ...string) error {
@@ -53,18 +58,18 @@ func buildGoDoTClients(t *testing.T) []goDoTClient {
 		return err
 	}
 	v := runtime.Version()
-	clients := []goDoTClient{
-		{v, filepath.Join(dir, "dotclient-"+v)},
-		{v + " stripped", filepath.Join(dir, "dotclient-"+v+"-stripped")},
+	clients := []goClient{
+		{v, filepath.Join(dir, name+"-"+v)},
+		{v + " stripped", filepath.Join(dir, name+"-"+v+"-stripped")},
 	}
 	if build(clients[0].exe, "local") != nil || build(clients[1].exe, "local", "-ldflags=-s -w") != nil {
-		t.Fatal("could not build testdata/gotls")
+		t.Fatalf("could not build testdata/%s", src)
 	}
 	const old = "go1.21.13"
-	if err := build(filepath.Join(dir, "dotclient-"+old), old); err != nil {
+	if err := build(filepath.Join(dir, name+"-"+old), old); err != nil {
 		t.Logf("%s could not be fetched or run through the module proxy: its client is left out", old)
 	} else {
-		clients = append(clients, goDoTClient{old, filepath.Join(dir, "dotclient-"+old)})
+		clients = append(clients, goClient{old, filepath.Join(dir, name+"-"+old)})
 	}
 	return clients
 }
