@@ -264,9 +264,9 @@ type pipeline struct {
 	// early are responses that came before their query: over TLS the
 	// client's write is seen when the library returns, and a local server
 	// may have answered by then.
-	early map[txKey]*msgRow
-	lastMsgID    int64
-	seed         maphash.Seed
+	early     map[txKey]*msgRow
+	lastMsgID int64
+	seed      maphash.Seed
 
 	ifNames    *ifNames
 	cgroups    *cgroupNames
