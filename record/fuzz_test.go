@@ -36,7 +36,7 @@ func FuzzDecode(f *testing.F) {
 			if e.Ident != nil && len(e.Ident.Ancestors) > len(bpf.Ident{}.Anc) {
 				t.Fatalf("%d ancestors", len(e.Ident.Ancestors))
 			}
-		case *Exec:
+		case *Exec, *Resolution, *TLSData, *Signal, *EncEvent:
 		default:
 			t.Fatalf("Decode returned %T", ev)
 		}
