@@ -70,4 +70,9 @@ func TestCountUnits(t *testing.T) {
 	if got, want := export.Summary("csv", st), "7 rows: 4 DNS messages and 3 libc calls"; got != want {
 		t.Errorf("csv export: %q, want %q", got, want)
 	}
+	// The recorder's events and encrypted-DNS connections are rows too.
+	st.Rows += 2
+	if got, want := export.Summary("csv", st), "9 rows: 4 DNS messages, 3 libc calls and 2 of the recorder's events and encrypted-DNS connections"; got != want {
+		t.Errorf("csv export with other rows: %q, want %q", got, want)
+	}
 }

@@ -31,6 +31,9 @@ func Summary(as string, st Stats) string {
 	case "pcapng":
 		return fmt.Sprintf("%d packets, one per DNS message", st.Rows)
 	case "csv", "jsonl":
+		if other := st.Rows - st.Messages - st.LibcCalls; other > 0 {
+			return fmt.Sprintf("%d rows: %d DNS messages, %d libc calls and %d of the recorder's events and encrypted-DNS connections", st.Rows, st.Messages, st.LibcCalls, other)
+		}
 		return fmt.Sprintf("%d rows: %d DNS messages and %d libc calls", st.Rows, st.Messages, st.LibcCalls)
 	}
 	what := "rows"
