@@ -59,7 +59,7 @@ int BPF_PROG(guard_signal, int sig, struct kernel_siginfo *info, struct task_str
 	e->target_tid = task->pid;
 	e->_pad2 = 0;
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	struct task_struct *cur = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task(); // not the _btf form: Linux 5.10 lacks it
 	e->start_ns = BPF_CORE_READ(cur, group_leader, start_boottime);
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
