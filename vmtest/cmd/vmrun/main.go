@@ -640,7 +640,16 @@ func runVM(c *config, k kernel, r runSpec, initrd string) outcome {
 		// TCG emulates arm64 on the x86 machines, whatever -accel says.
 		args = []string{"-machine", "virt", "-accel", "tcg", "-cpu", "max"}
 	} else {
-		args = []string{"-accel", c.accel, "-cpu", "max"}
+		accel := c.accel
+		if accel == "tcg" {
+			// One host thread runs both vCPUs. With a thread per vCPU
+			// (MTTCG) a guest CPU could keep running stale code while the
+			// kernel live-patched the sys_enter tracepoint our programs
+			// attach to: both vCPUs then spun in syscall_trace_enter
+			// (soft lockups, about one 6.1 fentry run in three here).
+			accel = "tcg,thread=single"
+		}
+		args = []string{"-accel", accel, "-cpu", "max"}
 	}
 	args = append(args,
 		"-smp", strconv.Itoa(c.smp), "-m", strconv.Itoa(c.mem),
