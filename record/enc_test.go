@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,13 +81,7 @@ func TestEncryptedConns(t *testing.T) {
 	shell, out := run(t, exec.Command(sh, "-c", script))
 	time.Sleep(200 * time.Millisecond)
 	stop()
-	var pids []int
-	for _, l := range strings.Split(out, "\n") {
-		if p, ok := strings.CutPrefix(l, "pid "); ok {
-			n, _ := strconv.Atoi(p)
-			pids = append(pids, n)
-		}
-	}
+	pids := shellPIDs(out)
 	if len(pids) != 4 {
 		t.Fatalf("clients: %q", out)
 	}
@@ -221,13 +214,7 @@ func TestEncryptedLearnt(t *testing.T) {
 	stop := startRecorder(t, path, record.Options{Ports: []uint16{53, 5397}, DoHServers: []string{"doh.example.test"}})
 	shell, out := run(t, exec.Command(sh, "-c", script))
 	stop()
-	var pids []int
-	for _, l := range strings.Split(out, "\n") {
-		if p, ok := strings.CutPrefix(l, "pid "); ok {
-			n, _ := strconv.Atoi(p)
-			pids = append(pids, n)
-		}
-	}
+	pids := shellPIDs(out)
 	if len(pids) != 2 || !strings.Contains(out, "127.0.0.4") {
 		t.Fatalf("clients: %q", out)
 	}

@@ -56,13 +56,7 @@ func TestGoDoH(t *testing.T) {
 	stop := startRecorder(t, path, record.Options{DoHPorts: []uint16{dohPort}})
 	shell, out := run(t, exec.Command(sh, "-c", script))
 	stop()
-	var pids []int
-	for _, l := range strings.Split(out, "\n") {
-		if p, ok := strings.CutPrefix(l, "pid "); ok {
-			n, _ := strconv.Atoi(p)
-			pids = append(pids, n)
-		}
-	}
+	pids := shellPIDs(out)
 	if len(pids) != len(clients) {
 		t.Fatalf("shell output: %q, want %d pids", out, len(clients))
 	}

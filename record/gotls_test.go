@@ -107,13 +107,7 @@ func TestGoDoT(t *testing.T) {
 	stop := startRecorder(t, path, record.Options{})
 	shell, out := run(t, exec.Command(sh, "-c", script))
 	stop()
-	var pids []int
-	for _, l := range strings.Split(out, "\n") {
-		if p, ok := strings.CutPrefix(l, "pid "); ok {
-			n, _ := strconv.Atoi(p)
-			pids = append(pids, n)
-		}
-	}
+	pids := shellPIDs(out)
 	if len(pids) != len(clients) || strings.Count(out, "127.0.0.1") != len(clients) {
 		t.Fatalf("Go clients did not resolve c2.evil.test over DoT:\n%s", out)
 	}

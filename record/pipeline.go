@@ -870,12 +870,8 @@ func (p *pipeline) transaction(m *msgRow) {
 	}
 	if !m.senderServer {
 		k.client, k.server = m.Src, m.Dst
-		if r := p.early[k]; r != nil {
-			delete(p.early, k)
-			if !r.written && r.QueryID == 0 && r.First()-m.First() < int64(earlyWindow) {
-				r.AnswerQuery(m.ID, m.First(), m.Send.Seen)
-				return
-			}
+		if p.answeredEarly(k, m) {
+			return
 		}
 		p.outstanding[k] = outstandingQuery{id: m.ID, tsNs: m.First(), send: m.Send.Seen}
 		return
@@ -893,6 +889,25 @@ func (p *pipeline) transaction(m *msgRow) {
 	}
 	delete(p.outstanding, k)
 	m.AnswerQuery(q.id, q.tsNs, q.send)
+}
+
+// answeredEarly links query m to a response of it seen before it, if one
+// is waiting (only over TLS: the map is empty otherwise, and the common
+// path does not hash the key).
+func (p *pipeline) answeredEarly(k txKey, m *msgRow) bool {
+	if len(p.early) == 0 {
+		return false
+	}
+	r := p.early[k]
+	if r == nil {
+		return false
+	}
+	delete(p.early, k)
+	if r.written || r.QueryID != 0 || r.First()-m.First() >= int64(earlyWindow) {
+		return false
+	}
+	r.AnswerQuery(m.ID, m.First(), m.Send.Seen)
+	return true
 }
 
 // earlyWindow is how much later than its response a query over TLS may

@@ -222,3 +222,16 @@ func startTLSBed(t *testing.T, dir string, env ...string) string {
 	}
 	return filepath.Join(dir, "cert.pem")
 }
+
+// shellPIDs are the pids a test's shell printed, one "pid N" line per
+// client it started, in order.
+func shellPIDs(out string) []int {
+	var pids []int
+	for _, l := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(l, "pid "); ok {
+			n, _ := strconv.Atoi(p)
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
